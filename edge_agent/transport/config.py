@@ -1,0 +1,42 @@
+"""Config sections of the transport: the broker connection, the outbox and health reporting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from hub_protocol.topics import check_prefix
+from hub_protocol.validation import StrictModel
+
+
+class MqttConfig(StrictModel):
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=253, description="Broker host name")
+    port: int = Field(default=8883, ge=1, le=65535, description="Broker port (8883 with TLS, 1883 without)")
+    prefix: str = Field(default="cot", max_length=128, description="First level(s) of every topic")
+    username: str | None = Field(default=None, max_length=64, description="Broker user; default: the device id")
+    password_file: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="Path of the file holding the broker password, or a systemd credential name",
+    )
+    tls: bool = Field(default=True, description="Connect with TLS")
+    ca_file: Path | None = Field(default=None, description="CA certificate for TLS; default: the system's CAs")
+    keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keepalive; the will fires after 1.5x")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_levels(cls, value: str) -> str:
+        return check_prefix(value)
+
+
+class OutboxConfig(StrictModel):
+    max_events: int = Field(default=100_000, ge=10, le=10_000_000, description="Cap on stored, unacked events")
+    overflow: Literal["drop-oldest", "drop-newest"] = Field(
+        default="drop-oldest", description="What to drop at the cap (always counted and reported)"
+    )
+
+
+class HealthConfig(StrictModel):
+    interval_s: float = Field(default=60, ge=1, le=3600, description="Seconds between health messages")

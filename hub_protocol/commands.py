@@ -1,0 +1,81 @@
+"""Commands from the hub to one device, on that device's ``cmd`` topic.
+
+Every command carries an id and an expiry: the device refuses expired or already-seen ids, executes each
+id at most once, and answers with a ``CommandResult`` event.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from hub_protocol.lockers import CompartmentState
+from hub_protocol.validation import Identifier, StrictModel
+
+HASH_PATTERN = r"^[0-9a-f]{64}$"
+
+
+class CommandBase(StrictModel):
+    v: Literal[1] = Field(default=1, description="Payload version")
+    id: Identifier = Field(description="Unique command id; a device executes each id at most once")
+    device: Identifier = Field(description="Device the command is for")
+    issued_at: AwareDatetime = Field(description="When the hub issued it")
+    expires_at: AwareDatetime = Field(description="The device refuses it after this time")
+    operator: str | None = Field(default=None, max_length=64, description="Operator id, for the audit trail")
+
+    @model_validator(mode="after")
+    def _expiry_after_issue(self) -> CommandBase:
+        if self.expires_at <= self.issued_at:
+            raise ValueError("expires_at must be after issued_at")
+        return self
+
+
+class ReloadConfig(CommandBase):
+    action: Literal["reload-config"] = Field(description="Re-read the config file from disk")
+
+
+class PushConfig(CommandBase):
+    action: Literal["push-config"] = Field(description="Validate, apply, roll back if the agent fails")
+    config_toml: str = Field(max_length=32_000, description="The complete new agent config as TOML text")
+
+
+class LockerOpen(CommandBase):
+    action: Literal["locker-open"] = Field(description="Open one compartment for maintenance")
+    compartment: int = Field(ge=1, le=999, description="Compartment number")
+
+
+class LockerSetService(CommandBase):
+    action: Literal["locker-service"] = Field(description="Take a compartment out of service or back in")
+    compartment: int = Field(ge=1, le=999, description="Compartment number")
+    in_service: bool = Field(description="False marks it out of service")
+
+
+class CodeHash(StrictModel):
+    """A code as the device sees it: a salted hash, never the digits."""
+
+    salt: str = Field(pattern=r"^[0-9a-f]{32}$", description="Random salt, hex")
+    sha256: str = Field(pattern=HASH_PATTERN, description="hex(sha256(salt_bytes + code_digits))")
+    expires_at: AwareDatetime = Field(description="The code is refused after this time")
+
+
+class ReservationSet(CommandBase):
+    action: Literal["reservation-set"] = Field(description="Reserve a compartment with drop-off/pickup codes")
+    compartment: int = Field(ge=1, le=999, description="Compartment number")
+    reservation: Identifier = Field(description="Reservation id (the hub's delivery id)")
+    purpose: Literal["dropoff", "pickup", "return"] = Field(description="Which code the hub is issuing now")
+    code: CodeHash = Field(description="Hash of the code that opens the compartment for this purpose")
+    state_after: CompartmentState = Field(
+        default=CompartmentState.RESERVED, description="State to enter (reserved for drop-off, occupied else)"
+    )
+
+
+class ReservationCancel(CommandBase):
+    action: Literal["reservation-cancel"] = Field(description="Cancel a reservation and free its compartment")
+    reservation: Identifier = Field(description="Reservation id")
+
+
+Command = Annotated[
+    ReloadConfig | PushConfig | LockerOpen | LockerSetService | ReservationSet | ReservationCancel,
+    Field(discriminator="action"),
+]

@@ -1,0 +1,103 @@
+"""Messages every device sends or receives, whatever it does: availability, events' header, health, acks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from hub_protocol.validation import Identifier, StrictModel
+
+MAX_SEQ = 2**53 - 1
+"""Sequence numbers stay within what JSON readers represent exactly."""
+
+
+class EventHeader(StrictModel):
+    """Carried by every event: who sent it, in which boot, and its place in that boot's sequence."""
+
+    v: Literal[1] = Field(default=1, description="Payload version")
+    device: Identifier = Field(description="Device id")
+    boot: Identifier = Field(description="Random id chosen at each start of the agent")
+    seq: int = Field(ge=1, le=MAX_SEQ, description="Per-boot sequence number, from 1, no gaps at the source")
+
+
+class AvailabilityState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Availability(StrictModel):
+    """Retained on ``status``: ``online`` at every connect; ``offline`` as last will and on a clean stop."""
+
+    v: Literal[1] = Field(default=1, description="Payload version")
+    device: Identifier = Field(description="Device id")
+    boot: Identifier = Field(description="Boot id of the agent that set this state")
+    state: AvailabilityState = Field(description="online or offline")
+    graceful: bool = Field(default=False, description="True when a clean stop, not the last will, set offline")
+
+
+class Ack(StrictModel):
+    """Hub to device on ``ack``: every event of ``boot`` up to ``upto`` is stored; delete them."""
+
+    v: Literal[1] = Field(default=1, description="Payload version")
+    boot: Identifier = Field(description="Boot whose events are acknowledged")
+    upto: int = Field(ge=0, le=MAX_SEQ, description="Watermark: every sequence number <= upto is stored")
+
+
+class CameraState(StrEnum):
+    ABSENT = "absent"
+    OK = "ok"
+    REOPENING = "reopening"
+    FAILED = "failed"
+
+
+class Health(StrictModel):
+    """Telemetry on ``health`` every interval; not an event (the latest one is all that matters)."""
+
+    v: Literal[1] = Field(default=1, description="Payload version")
+    device: Identifier = Field(description="Device id")
+    boot: Identifier = Field(description="Boot id")
+    at: AwareDatetime = Field(description="When the figures were read")
+    uptime_s: float = Field(ge=0, description="Seconds since the agent started")
+    version: str = Field(max_length=32, description="Agent version")
+    cpu_temp_c: float | None = Field(default=None, ge=-60, le=150, description="CPU temperature, if known")
+    load1: float = Field(ge=0, description="One-minute load average")
+    mem_used_fraction: float = Field(ge=0, le=1, description="Share of memory in use")
+    disk_free_bytes: int = Field(ge=0, description="Free bytes on the state directory's file system")
+    outbox_depth: int = Field(ge=0, description="Events stored and not yet acknowledged")
+    outbox_oldest_age_s: float = Field(ge=0, description="Age of the oldest unacknowledged event (0 if none)")
+    dropped_total: int = Field(ge=0, description="Events the outbox dropped at its cap since install")
+    camera_state: CameraState = Field(description="Camera state (absent when the device counts nothing)")
+    fps: float = Field(ge=0, description="Frames processed per second, recent average")
+
+
+class OutboxGap(EventHeader):
+    """Event on ``gap``: the outbox dropped events at its cap; the hub counts them and moves its watermark."""
+
+    dropped_boot: Identifier = Field(description="Boot of the dropped events")
+    first_seq: int = Field(ge=1, le=MAX_SEQ, description="First dropped sequence number")
+    last_seq: int = Field(ge=1, le=MAX_SEQ, description="Last dropped sequence number (inclusive)")
+    dropped_total: int = Field(ge=0, description="All events dropped since install, this notice included")
+
+
+class ResultStatus(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    REFUSED_EXPIRED = "refused-expired"
+    REFUSED_REPLAY = "refused-replay"
+    REFUSED_INVALID = "refused-invalid"
+
+
+class CommandResult(EventHeader):
+    """Event on ``result``: what the device did with one command id."""
+
+    command_id: Identifier = Field(description="Id of the command answered")
+    status: ResultStatus = Field(description="Outcome")
+    detail: str = Field(default="", max_length=500, description="Plain-language reason or outcome")
+    at: AwareDatetime = Field(description="When the device decided")
+
+
+def utc_iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")

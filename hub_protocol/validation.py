@@ -1,0 +1,75 @@
+"""Strict pydantic base model and human-readable validation errors, shared by configs and payloads."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+IDENTIFIER_PATTERN = r"^[a-z0-9-]{1,64}$"
+
+Identifier = Annotated[
+    str,
+    Field(pattern=IDENTIFIER_PATTERN, description="Lower-case letters, digits and '-', 1 to 64 characters"),
+]
+"""Device, site, boot, line and command ids all share this alphabet, so they are safe in topics and paths."""
+
+
+class StrictModel(BaseModel):
+    """Base of every config and payload model: unknown keys are an error, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ConfigError(ValueError):
+    """A configuration or input that failed validation; ``problems`` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One ``key.path: message`` line per problem, in the order pydantic found them."""
+    lines = []
+    for item in error.errors(include_url=False):
+        # Union and function validators add their own names to the location; drop them for readers.
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        lines.append(f"{_location(loc)}: {item['msg']}")
+    return lines
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_toml_model(model: type[ModelT], path: Path) -> ModelT:
+    """Read a TOML file into ``model``; every failure becomes a ConfigError naming the file and keys."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from None
+    try:
+        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+    return validate_data(model, data, str(path))
+
+
+def validate_data(model: type[ModelT], data: Any, source: str) -> ModelT:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, describe_errors(exc)) from None

@@ -1,0 +1,163 @@
+"""A private Mosquitto for the demo, the tests and the benchmarks: own port, password file, ACL, persistence.
+
+Production uses the system Mosquitto configured from ``systemd/mosquitto-hub.conf``; this runner writes the
+same kind of configuration into a folder of its own and runs ``mosquitto`` as a child process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class BrokerError(RuntimeError):
+    """Mosquitto could not be found, configured or started."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_binary(name: str) -> str:
+    path = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+    )
+    if path is None:
+        raise BrokerError(f"{name} not found: install Mosquitto (apt-get install mosquitto mosquitto-clients)")
+    return path
+
+
+def write_password_file(path: Path, users: dict[str, str]) -> None:
+    """Hash every password with ``mosquitto_passwd`` (never stored in clear)."""
+    tool = find_binary("mosquitto_passwd")
+    path.write_text("")
+    path.chmod(0o600)
+    for user, password in users.items():
+        subprocess.run([tool, "-b", str(path), user, password], check=True, capture_output=True, timeout=30)  # noqa: S603
+
+
+@dataclass
+class PrivateBroker:
+    """One mosquitto process on 127.0.0.1; ``users`` maps name to password, ``acl`` is the ACL file's lines."""
+
+    folder: Path
+    users: dict[str, str]
+    acl: list[str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def config_path(self) -> Path:
+        return self.folder / "mosquitto.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "mosquitto.log"
+
+    def write_config(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "data").mkdir(exist_ok=True)
+        write_password_file(self.folder / "passwd", self.users)
+        (self.folder / "acl").write_text("\n".join(self.acl) + "\n")
+        self.config_path.write_text(
+            "\n".join(
+                [
+                    # Started as root (CI containers), mosquitto would switch to its own user, which cannot
+                    # read this private folder; a private broker keeps the caller's identity instead.
+                    *(["user root"] if os.geteuid() == 0 else []),
+                    "per_listener_settings false",
+                    f"listener {self.port} 127.0.0.1",
+                    "allow_anonymous false",
+                    f"password_file {self.folder / 'passwd'}",
+                    f"acl_file {self.folder / 'acl'}",
+                    "persistence true",
+                    f"persistence_location {self.folder / 'data'}/",
+                    "autosave_interval 1",
+                    "max_queued_messages 1000",
+                    f"log_dest file {self.log_path}",
+                    "log_type error",
+                    "log_type warning",
+                    "log_type notice",
+                    "",
+                ]
+            )
+        )
+
+    def start(self, timeout: float = 10.0) -> None:
+        if not self.config_path.exists():
+            self.write_config()
+        binary = find_binary("mosquitto")
+        self.process = subprocess.Popen(  # noqa: S603
+            [binary, "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+                raise BrokerError(f"mosquitto exited at start: {err.strip()} {log.strip()[-500:]}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BrokerError(f"mosquitto did not listen on port {self.port} within {timeout} s")
+
+    def reload(self) -> None:
+        """Re-read password file and ACL (SIGHUP), as provisioning does after a device change."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
+
+    def add_user(self, user: str, password: str, acl_lines: list[str]) -> None:
+        self.users[user] = password
+        tool = find_binary("mosquitto_passwd")
+        subprocess.run(  # noqa: S603
+            [tool, "-b", str(self.folder / "passwd"), user, password],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        self.acl.extend(acl_lines)
+        (self.folder / "acl").write_text("\n".join(self.acl) + "\n")
+        self.reload()
+
+    def kill(self) -> None:
+        """SIGKILL: what a power cut does to the broker (unsaved state is lost)."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.process and self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+    def __enter__(self) -> PrivateBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

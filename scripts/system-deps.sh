@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the system packages the project needs that pip cannot: Mosquitto always; Chromium for the tests.
+# Usage: scripts/system-deps.sh [--browser]
+set -euo pipefail
+want=(mosquitto:mosquitto mosquitto_passwd:mosquitto-clients)
+[ "${1:-}" = "--browser" ] && want+=(chromium:chromium)
+missing=()
+for pair in "${want[@]}"; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "Installing system packages: ${missing[*]}"
+sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The Debian package starts a system-wide broker on port 1883; the project runs private brokers and needs none.
