@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
+from edge_agent.deploy.migrate import migrate_config
 from edge_agent.transport.config import HealthConfig, MqttConfig, OutboxConfig
-from hub_protocol.validation import Identifier, StrictModel, load_toml_model
+from hub_protocol.validation import Identifier, StrictModel, read_toml, validate_data
 
 CONFIG_VERSION = 1
 
@@ -29,4 +32,15 @@ class AgentConfig(StrictModel):
 
 
 def load_agent_config(path: Path) -> AgentConfig:
-    return load_toml_model(AgentConfig, path)
+    """Read, upgrade an older layout (with a notice on stderr), then validate."""
+    return parse_agent_config(read_toml(path), str(path))
+
+
+def parse_agent_config(data: dict[str, Any], source: str, notices: list[str] | None = None) -> AgentConfig:
+    """Validate a TOML dictionary; upgrade notices go to ``notices`` when given, else to stderr."""
+    data, changes = migrate_config(data)
+    if notices is not None:
+        notices.extend(changes)
+    for change in changes if notices is None else ():
+        print(f"{source}: notice: {change}", file=sys.stderr)
+    return validate_data(AgentConfig, data, source)

@@ -57,15 +57,24 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 def load_toml_model(model: type[ModelT], path: Path) -> ModelT:
     """Read a TOML file into ``model``; every failure becomes a ConfigError naming the file and keys."""
+    return validate_data(model, read_toml(path), str(path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dictionary, or a ConfigError naming the file."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from None
+    return parse_toml(raw, str(path))
+
+
+def parse_toml(raw: bytes | str, source: str) -> dict[str, Any]:
+    """TOML text (e.g. pushed by the hub) as a dictionary, or a ConfigError naming ``source``."""
     try:
-        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
-    return validate_data(model, data, str(path))
+        raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
 
 
 def validate_data(model: type[ModelT], data: Any, source: str) -> ModelT:
