@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from hub_protocol.topics import check_prefix
 from hub_protocol.validation import StrictModel, load_toml_model
@@ -45,11 +45,92 @@ class StoreConfig(StrictModel):
     path: Path = Field(default=Path("/var/lib/hub-server/hub.sqlite3"), description="SQLite database file")
 
 
+class AuthConfig(StrictModel):
+    session_hours: float = Field(
+        default=12, gt=0, le=24 * 30, description="An operator session ends this long after login"
+    )
+    idle_minutes: float = Field(default=60, ge=1, le=24 * 60, description="...or after this long without a request")
+    login_failures_per_user: int = Field(
+        default=5, ge=1, le=100, description="Failed logins per user name in the window before refusing"
+    )
+    login_failures_per_address: int = Field(
+        default=20, ge=1, le=1000, description="Failed logins per client address in the window before refusing"
+    )
+    login_window_minutes: float = Field(default=15, ge=1, le=24 * 60, description="Window of the login limits")
+
+
+class ProvisioningConfig(StrictModel):
+    """Where ``hub-server device add/revoke`` writes the broker's password file and ACL, and how it reloads it."""
+
+    passwd_file: Path = Field(description="Mosquitto password_file the hub maintains")
+    acl_file: Path = Field(description="Mosquitto acl_file the hub maintains (written whole at each change)")
+    reload_command: list[str] | None = Field(
+        default=None, max_length=20, description="Command that makes Mosquitto re-read both, e.g. systemctl reload"
+    )
+    pid_file: Path | None = Field(default=None, description="Else: Mosquitto's pid file, sent SIGHUP")
+    output_dir: Path = Field(description="Folder where each device's config and credential file are written")
+    agent_mqtt_host: str = Field(min_length=1, max_length=253, description="Broker host name as agents reach it")
+    agent_mqtt_port: int = Field(default=8883, ge=1, le=65535, description="Broker port as agents reach it")
+    agent_tls: bool = Field(default=True, description="Agents connect with TLS")
+
+    @model_validator(mode="after")
+    def _one_reload_way(self) -> ProvisioningConfig:
+        if self.reload_command is not None and self.pid_file is not None:
+            raise ValueError("give reload_command or pid_file, not both")
+        return self
+
+
+class LogisticsConfig(StrictModel):
+    pickup_days: int = Field(default=7, ge=1, le=60, description="Days a resident has to collect after drop-off")
+    extend_days: int = Field(default=3, ge=0, le=30, description="Days one extension adds (0: residents cannot extend)")
+    dropoff_hours: int = Field(default=72, ge=1, le=24 * 30, description="Hours a drop-off code stays valid")
+    return_days: int = Field(default=7, ge=1, le=60, description="Days a return code stays valid after expiry")
+    personal_data_days: int = Field(
+        default=14, ge=0, le=365, description="Days after collection, return or cancel before name and contact go"
+    )
+    code_digits: int = Field(default=8, ge=6, le=12, description="Digits of every locker code")
+    webhook_url: str | None = Field(
+        default=None, max_length=500, pattern=r"^https?://", description="Where resident notifications are posted"
+    )
+    command_ttl_s: int = Field(
+        default=3600, ge=60, le=7 * 86_400, description="Device refuses a command older than this"
+    )
+    check_interval_s: float = Field(default=60, ge=0.1, le=3600, description="How often expiry and resends run")
+
+
+class AlarmsConfig(StrictModel):
+    offline_after_s: int = Field(default=300, ge=10, le=7 * 86_400, description="Offline this long raises an alarm")
+    health_silence_s: int = Field(
+        default=900, ge=30, le=7 * 86_400, description="No health message for this long counts as offline too"
+    )
+    door_open_s: int = Field(
+        default=300, ge=10, le=86_400, description="Door open this long (by locker events) raises door-left-open"
+    )
+    outbox_backlog_s: int = Field(
+        default=3600, ge=60, le=30 * 86_400, description="Oldest unacknowledged event older than this raises an alarm"
+    )
+    evaluate_interval_s: float = Field(default=30, ge=0.1, le=3600, description="How often alarms are evaluated")
+
+
+class RetentionConfig(StrictModel):
+    raw_days: int = Field(default=90, ge=1, le=3650, description="Days flow windows are kept as received")
+    hourly_days: int = Field(default=730, ge=1, le=36_500, description="Days hourly roll-ups are kept (daily: forever)")
+    alarm_days: int = Field(default=365, ge=1, le=3650, description="Days ended alarms are kept")
+    run_at_hour: int = Field(default=3, ge=0, le=23, description="UTC hour of the daily run")
+
+
 class HubConfig(StrictModel):
     config_version: int = Field(default=1, ge=1, le=1, description="Config format")
     mqtt: HubMqttConfig = Field(description="Connection to the broker")
     http: HttpConfig = Field(description="Web server")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Storage")
+    logistics: LogisticsConfig = Field(default_factory=LogisticsConfig, description="Locker deliveries and shares")
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarm thresholds")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long data is kept")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Operator sessions and login limits")
+    provisioning: ProvisioningConfig | None = Field(
+        default=None, description="Device credentials on the broker (absent: device add/revoke are refused)"
+    )
 
 
 def load_hub_config(path: Path) -> HubConfig:

@@ -1,0 +1,21 @@
+"""Typed keys of what ``create_app`` puts on the application (import them from here or from ``hub_server.app``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from hub_server.config import HubConfig
+from hub_server.live import LiveRegistry
+from hub_server.store.db import Database
+
+if TYPE_CHECKING:
+    from hub_server.api.registry import ApiRegistry
+    from hub_server.auth import AuthState
+
+CONFIG_KEY = web.AppKey("config", HubConfig)
+DB_KEY = web.AppKey("db", Database)
+LIVE_KEY = web.AppKey("live", LiveRegistry)
+AUTH_KEY: web.AppKey[AuthState] = web.AppKey("auth")
+API_KEY: web.AppKey[ApiRegistry] = web.AppKey("api")

@@ -1,0 +1,86 @@
+"""What the hub knows right now about each device, filled by the ingest, read by the API and the pages.
+
+Kept in memory: it is rebuilt from retained ``status``/``health`` messages within seconds of a restart. Listeners
+get every change (for live pages); ``notify`` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from hub_protocol.envelope import Health
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, dict[str, Any]], None]
+"""``listener(kind, data)``: kind is e.g. ``availability``, ``health``, ``flow``, ``locker``, ``alarm``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLive:
+    device: str
+    site: str
+    online: bool | None = None
+    boot: str | None = None
+    last_seen: datetime | None = None
+    health: Health | None = None
+
+
+@dataclass
+class LiveRegistry:
+    devices: dict[str, DeviceLive] = field(default_factory=dict)
+    revoked: frozenset[str] = frozenset()
+    broker_connected: bool | None = None  # set by the ingest; None while it does not run
+    _listeners: list[tuple[Listener, asyncio.AbstractEventLoop | None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def is_revoked(self, device: str) -> bool:
+        """The ingest drops every message of a revoked device (the broker refuses it too, this is the second lock)."""
+        return device in self.revoked
+
+    def seen(self, device: str, site: str, *, at: datetime | None = None, **changes: Any) -> DeviceLive:
+        """Record a message from ``device``; ``changes`` sets ``online``, ``boot`` or ``health``."""
+        with self._lock:
+            current = self.devices.get(device) or DeviceLive(device, site)
+            updated = replace(current, site=site, last_seen=at or datetime.now(UTC), **changes)
+            self.devices[device] = updated
+            return updated
+
+    def snapshot(self) -> list[DeviceLive]:
+        with self._lock:
+            return sorted(self.devices.values(), key=lambda d: d.device)
+
+    def get(self, device: str) -> DeviceLive | None:
+        with self._lock:
+            return self.devices.get(device)
+
+    def subscribe(self, listener: Listener, loop: asyncio.AbstractEventLoop | None = None) -> Callable[[], None]:
+        """Add a listener; with ``loop`` it is called in that loop's thread. Returns the unsubscribe function."""
+        entry = (listener, loop)
+        with self._lock:
+            self._listeners.append(entry)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if entry in self._listeners:
+                    self._listeners.remove(entry)
+
+        return unsubscribe
+
+    def notify(self, kind: str, data: dict[str, Any]) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener, loop in listeners:
+            try:
+                if loop is None:
+                    listener(kind, data)
+                elif not loop.is_closed():
+                    loop.call_soon_threadsafe(listener, kind, data)
+            except Exception:  # one broken listener must not stop the ingest
+                log.exception("live listener failed on %s", kind)

@@ -1,0 +1,70 @@
+"""Devices that hold broker credentials issued by the hub, and which of them were revoked."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from hub_server.store.accounts import to_text, utc_now
+
+
+class ProvisioningError(ValueError):
+    """A device request that cannot be carried out (exists already, unknown, revoked)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionedDevice:
+    device: str
+    site: str
+    username: str
+    created_at: str
+    created_by: str
+    revoked_at: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def _row(row: sqlite3.Row) -> ProvisionedDevice:
+    return ProvisionedDevice(
+        row["device"], row["site"], row["username"], row["created_at"], row["created_by"], row["revoked_at"]
+    )
+
+
+def add(conn: sqlite3.Connection, device: str, site: str, username: str, created_by: str) -> ProvisionedDevice:
+    existing = get(conn, device)
+    if existing is not None:
+        state = "revoked; a revoked id is never reused" if existing.revoked_at else "provisioned already"
+        raise ProvisioningError(f"device {device!r} is {state}")
+    conn.execute(
+        "INSERT INTO provisioned_devices (device, site, username, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+        (device, site, username, to_text(utc_now()), created_by),
+    )
+    found = get(conn, device)
+    assert found is not None
+    return found
+
+
+def get(conn: sqlite3.Connection, device: str) -> ProvisionedDevice | None:
+    row = conn.execute("SELECT * FROM provisioned_devices WHERE device = ?", (device,)).fetchone()
+    return _row(row) if row else None
+
+
+def list_all(conn: sqlite3.Connection) -> list[ProvisionedDevice]:
+    return [_row(r) for r in conn.execute("SELECT * FROM provisioned_devices ORDER BY site, device")]
+
+
+def revoke(conn: sqlite3.Connection, device: str) -> ProvisionedDevice:
+    found = get(conn, device)
+    if found is None:
+        raise ProvisioningError(f"no provisioned device {device!r}")
+    if found.revoked_at is None:
+        conn.execute("UPDATE provisioned_devices SET revoked_at = ? WHERE device = ?", (to_text(utc_now()), device))
+    updated = get(conn, device)
+    assert updated is not None
+    return updated
+
+
+def revoked_devices(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT device FROM provisioned_devices WHERE revoked_at IS NOT NULL")}

@@ -1,0 +1,81 @@
+"""Fixtures of the hub core tests: a hub config in a temporary folder, the app, users and tokens."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from hub_server.app import create_app
+from hub_server.config import HubConfig
+from hub_server.store import accounts
+from hub_server.store.accounts import Role
+from hub_server.store.db import Database
+
+PASSWORD = "correct horse battery"
+
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+def write_secret(path: Path, value: str) -> Path:
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def hub_config_data(folder: Path, **sections: Any) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = {
+        "mqtt": {"password_file": str(write_secret(folder / "mqtt.pw", secrets.token_urlsafe(18)))},
+        "http": {"session_key_file": str(write_secret(folder / "session.key", secrets.token_urlsafe(48)))},
+        "store": {"path": str(folder / "hub.sqlite3")},
+    }
+    for name, value in sections.items():
+        data[name] = {**data.get(name, {}), **value}
+    return data
+
+
+@pytest.fixture
+def hub_config(tmp_path: Path) -> HubConfig:
+    return HubConfig.model_validate(hub_config_data(tmp_path / "hub"))
+
+
+@pytest.fixture
+def db(hub_config: HubConfig) -> Database:
+    return Database(hub_config.store.path)
+
+
+def add_user(db: Database, name: str, role: Role, password: str = PASSWORD) -> None:
+    with db.write() as conn:
+        accounts.add_user(conn, name, role, password)
+
+
+def add_token(db: Database, role: Role, name: str = "integration") -> str:
+    token = "hubt_" + secrets.token_urlsafe(32)
+    with db.write() as conn:
+        accounts.add_token(conn, name, role, token, "test")
+    return token
+
+
+@pytest.fixture
+async def app(hub_config: HubConfig, db: Database) -> web.Application:
+    return create_app(hub_config, database=db, background=False, pages=False)
+
+
+@pytest.fixture
+async def client(app: web.Application, aiohttp_client: ClientFactory) -> TestClient[Any, Any]:
+    return await aiohttp_client(app)
+
+
+async def login(client: TestClient[Any, Any], name: str, password: str = PASSWORD) -> str:
+    """Log in through the API; returns the CSRF token to send on state-changing requests."""
+    response = await client.post("/api/v1/session", json={"username": name, "password": password})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    token: str = body["csrf_token"]
+    return token
