@@ -1,0 +1,707 @@
+"""Locker logistics at the hub: compartments, deliveries and shares, codes, status, expiry, notifications.
+
+Life cycle of a delivery (a share is the same, for an item a neighbour lends)::
+
+    awaiting-dropoff --dropoff event--> ready-for-pickup --pickup event--> collected
+          |                                  |  (pickup_days, + extend_days once)
+          | dropoff_hours pass / cancel      +--expiry--> expired --return event--> returned
+          v
+      cancelled
+
+Both codes are made at creation and shown once (drop-off code for the carrier or lender, pickup code for the
+resident); the hub keeps their salted hashes only. The device gets the drop-off hash at once and the pickup
+hash when it reports the drop-off, so it verifies both offline. Status follows the device's locker events
+only: the hub never assumes a door opened. Commands are stored before they are published and published
+again until the device answers, so a broker outage delays them but does not lose them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from hub_protocol.codec import decode, encode
+from hub_protocol.commands import CommandBase, ReservationCancel, ReservationSet
+from hub_protocol.envelope import CommandResult, ResultStatus
+from hub_protocol.lockers import CodePurpose, CompartmentSize, CompartmentState, LockerEvent
+from hub_protocol.topics import Channel
+from hub_protocol.validation import Identifier, StrictModel
+from hub_server import codes
+from hub_server.config import LogisticsConfig
+from hub_server.notifications import Notification, NotificationError, NotificationEvent, Notifier
+from hub_server.store import logistics as store
+from hub_server.store.db import Database
+
+log = logging.getLogger(__name__)
+
+RESIDENT_PATH = "/r/"
+"""Residents' pages live under ``{public_url}/r/{token}``."""
+
+RESEND_AFTER = timedelta(minutes=5)
+NOTIFY_MAX_ATTEMPTS = 10
+_SIZES = [CompartmentSize.S, CompartmentSize.M, CompartmentSize.L]
+
+
+class DeliveryStatus(StrEnum):
+    AWAITING_DROPOFF = "awaiting-dropoff"
+    READY = "ready-for-pickup"
+    COLLECTED = "collected"
+    EXPIRED = "expired"
+    RETURNED = "returned"
+    CANCELLED = "cancelled"
+
+
+class CommandPublisher(Protocol):
+    """Sends one command to its device (the hub's MQTT client); raises when it cannot hand it to the broker."""
+
+    def publish_command(self, command: CommandBase) -> None: ...
+
+
+class LogisticsError(ValueError):
+    """A request that cannot be done in the current state; ``status`` is the HTTP status that fits."""
+
+    status = 409
+
+
+class NotFound(LogisticsError):
+    status = 404
+
+
+class NoCompartmentFree(LogisticsError):
+    status = 409
+
+
+# --- input and output models --------------------------------------------------------------------------------
+
+
+class CompartmentSpec(StrictModel):
+    number: int = Field(ge=1, le=999, description="Compartment number, as wired on the device")
+    size: CompartmentSize = Field(description="S, M or L")
+    accessible: bool = Field(default=False, description="Within easy reach from a wheelchair")
+
+
+class LockerSpec(StrictModel):
+    compartments: list[CompartmentSpec] = Field(min_length=1, max_length=999, description="Every compartment")
+
+
+class DeliveryRequest(StrictModel):
+    kind: Literal["delivery", "share"] = Field(default="delivery", description="A parcel, or an item a neighbour lends")
+    size: CompartmentSize = Field(description="Smallest compartment size the item fits in")
+    accessible: bool = Field(default=False, description="The resident needs a compartment within easy reach")
+    device: Identifier | None = Field(default=None, description="Locker bank to use (any when omitted)")
+    resident_name: str = Field(min_length=1, max_length=100, description="Name on the parcel (deleted later)")
+    resident_contact: str | None = Field(
+        default=None, min_length=3, max_length=200, description="E-mail or phone for the 'ready' message"
+    )
+
+
+class Compartment(BaseModel):
+    device: str
+    number: int
+    size: CompartmentSize | None
+    accessible: bool
+    state: CompartmentState | None = Field(description="As last reported by the device; null before any report")
+    door_open: bool | None
+    reported_at: datetime | None
+    delivery: str | None = Field(description="Delivery or share holding it")
+
+
+class Delivery(BaseModel):
+    id: str
+    kind: str
+    device: str
+    compartment: int
+    size: CompartmentSize
+    status: DeliveryStatus
+    created_at: datetime
+    created_by: str | None
+    dropoff_expires_at: datetime
+    dropped_at: datetime | None
+    pickup_expires_at: datetime | None
+    extended: bool
+    finished_at: datetime | None
+    expired_at: datetime | None
+    resident_name: str | None = Field(description="Null once personal data is deleted")
+    resident_contact: str | None
+    personal_data_deleted_at: datetime | None
+
+
+class CreatedDelivery(BaseModel):
+    """Returned once at creation: the codes are not stored anywhere in clear and cannot be shown again."""
+
+    delivery: Delivery
+    dropoff_code: str
+    pickup_code: str
+    resident_link: str
+
+
+class IssuedCode(BaseModel):
+    delivery: str
+    purpose: Literal["dropoff", "pickup", "return"]
+    code: str
+    expires_at: datetime
+
+
+class ResidentView(BaseModel):
+    """What a resident's page shows: no contact data, no codes."""
+
+    delivery: str
+    kind: str
+    status: DeliveryStatus
+    locker: str
+    compartment: int
+    dropped_at: datetime | None
+    pickup_expires_at: datetime | None
+    can_extend: bool
+    extend_days: int
+
+
+def _delivery(row: store.DeliveryRow) -> Delivery:
+    return Delivery(
+        id=row.id,
+        kind=row.kind,
+        device=row.device,
+        compartment=row.compartment,
+        size=CompartmentSize(row.size),
+        status=DeliveryStatus(row.status),
+        created_at=row.created_at,
+        created_by=row.created_by,
+        dropoff_expires_at=row.dropoff_expires_at,
+        dropped_at=row.dropped_at,
+        pickup_expires_at=row.pickup_expires_at,
+        extended=row.extended,
+        finished_at=row.finished_at,
+        expired_at=row.expired_at,
+        resident_name=row.resident_name,
+        resident_contact=row.resident_contact,
+        personal_data_deleted_at=row.personal_data_deleted_at,
+    )
+
+
+def _compartment(row: store.CompartmentRow) -> Compartment:
+    return Compartment(
+        device=row.device,
+        number=row.number,
+        size=None if row.size is None else CompartmentSize(row.size),
+        accessible=row.accessible,
+        state=None if row.state is None else CompartmentState(row.state),
+        door_open=row.door_open,
+        reported_at=row.reported_at,
+        delivery=row.delivery,
+    )
+
+
+def token_hash(token: str) -> str:
+    # The token has 256 random bits: a plain hash suffices, no salt or slow hash needed.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def choose_compartment(
+    candidates: list[store.CompartmentRow], size: CompartmentSize, accessible: bool
+) -> store.CompartmentRow | None:
+    """Smallest free compartment the item fits in; accessible ones only when asked, and last otherwise."""
+    wanted = _SIZES.index(size)
+    fitting = [
+        c
+        for c in candidates
+        if c.size is not None
+        and _SIZES.index(CompartmentSize(c.size)) >= wanted
+        and c.state == CompartmentState.FREE
+        and c.delivery is None
+        and (c.accessible or not accessible)
+    ]
+    if not fitting:
+        return None
+    # Keep accessible compartments for residents who need them: use them for others only when nothing else fits.
+    return min(fitting, key=lambda c: (_SIZES.index(CompartmentSize(c.size or "L")), c.accessible, c.device, c.number))
+
+
+# --- the service --------------------------------------------------------------------------------------------
+
+
+class Logistics:
+    def __init__(
+        self,
+        db: Database,
+        config: LogisticsConfig,
+        publisher: CommandPublisher | None,
+        public_url: str,
+        link_key: bytes,
+        notify: bool | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.publisher = publisher
+        self.public_url = public_url.rstrip("/")
+        if len(link_key) < 16:
+            raise ValueError("link_key needs at least 16 bytes")
+        self._link_key = link_key
+        self.notify = config.webhook_url is not None if notify is None else notify
+        self.clock = clock
+
+    # compartments
+
+    def set_compartments(self, device: str, spec: LockerSpec) -> list[Compartment]:
+        numbers = [c.number for c in spec.compartments]
+        if len(numbers) != len(set(numbers)):
+            raise LogisticsError("compartments: a number appears twice")
+        with self.db.write() as conn:
+            for c in spec.compartments:
+                store.upsert_compartment(conn, device, c.number, c.size.value, c.accessible)
+        return self.compartments(device)
+
+    def compartments(self, device: str | None = None) -> list[Compartment]:
+        return [_compartment(r) for r in store.compartments(self.db.conn, device)]
+
+    def lockers(self) -> dict[str, list[Compartment]]:
+        result: dict[str, list[Compartment]] = {}
+        for c in self.compartments():
+            result.setdefault(c.device, []).append(c)
+        return result
+
+    # deliveries
+
+    def create(self, request: DeliveryRequest, operator: str | None = None) -> CreatedDelivery:
+        now = self.clock()
+        delivery_id = "d-" + secrets.token_hex(8)
+        token = self._token_for(delivery_id)
+        with self.db.write() as conn:
+            chosen = choose_compartment(store.compartments(conn, request.device), request.size, request.accessible)
+            if chosen is None:
+                where = f" in locker {request.device}" if request.device else ""
+                need = " accessible" if request.accessible else ""
+                raise NoCompartmentFree(f"no free{need} compartment of size {request.size.value} or larger{where}")
+            live = store.live_codes(conn, chosen.device)
+            dropoff_code = codes.generate_code(self.config.code_digits, live)
+            dropoff = codes.hash_code(dropoff_code)
+            pickup_code = codes.generate_code(self.config.code_digits, [*live, dropoff])
+            pickup = codes.hash_code(pickup_code)
+            dropoff_expires = now + timedelta(hours=self.config.dropoff_hours)
+            store.insert_delivery(
+                conn,
+                {
+                    "id": delivery_id,
+                    "kind": request.kind,
+                    "device": chosen.device,
+                    "compartment": chosen.number,
+                    "size": request.size.value,
+                    "status": DeliveryStatus.AWAITING_DROPOFF.value,
+                    "created_at": store.ts(now),
+                    "created_by": operator,
+                    "dropoff_expires_at": store.ts(dropoff_expires),
+                    "resident_name": request.resident_name,
+                    "resident_contact": request.resident_contact,
+                    "token_hash": token_hash(token),
+                },
+            )
+            store.put_code(conn, delivery_id, "dropoff", dropoff, now)
+            store.put_code(conn, delivery_id, "pickup", pickup, now)
+            command = self._reservation(
+                conn, delivery_id, chosen.device, chosen.number, "dropoff", dropoff, dropoff_expires, operator
+            )
+            row = store.delivery(conn, delivery_id)
+        assert row is not None
+        self._publish([command])
+        return CreatedDelivery(
+            delivery=_delivery(row),
+            dropoff_code=dropoff_code,
+            pickup_code=pickup_code,
+            resident_link=self.resident_link(token),
+        )
+
+    def resident_link(self, token: str) -> str:
+        return f"{self.public_url}{RESIDENT_PATH}{token}"
+
+    def get(self, delivery_id: str) -> Delivery:
+        row = store.delivery(self.db.conn, delivery_id)
+        if row is None:
+            raise NotFound(f"no delivery {delivery_id!r}")
+        return _delivery(row)
+
+    def list_deliveries(
+        self, status: DeliveryStatus | None = None, device: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Delivery]:
+        rows = store.deliveries(self.db.conn, None if status is None else status.value, device, limit, offset)
+        return [_delivery(r) for r in rows]
+
+    def cancel(self, delivery_id: str, operator: str | None = None) -> Delivery:
+        now = self.clock()
+        with self.db.write() as conn:
+            row = self._row(conn, delivery_id)
+            if row.status not in (DeliveryStatus.AWAITING_DROPOFF, DeliveryStatus.READY, DeliveryStatus.EXPIRED):
+                raise LogisticsError(f"delivery {delivery_id} is {row.status}: nothing to cancel")
+            store.update_delivery(conn, delivery_id, status=DeliveryStatus.CANCELLED.value, finished_at=store.ts(now))
+            command = self._cancel_command(conn, row, operator)
+            updated = self._row(conn, delivery_id)
+        self._publish([command])
+        return _delivery(updated)
+
+    def issue_return_code(self, delivery_id: str, operator: str | None = None) -> IssuedCode:
+        """A fresh return code for an expired item (replaces the previous one on the device); shown once."""
+        with self.db.write() as conn:
+            row = self._row(conn, delivery_id)
+            if row.status != DeliveryStatus.EXPIRED:
+                raise LogisticsError(f"delivery {delivery_id} is {row.status}: return codes are for expired items")
+            issued, command = self._new_return_code(conn, row, operator)
+        self._publish([command])
+        return issued
+
+    def extend(self, delivery_id: str) -> Delivery:
+        with self.db.write() as conn:
+            row = self._row(conn, delivery_id)
+            command = self._extend(conn, row)
+            updated = self._row(conn, delivery_id)
+        self._publish([command])
+        return _delivery(updated)
+
+    # residents
+
+    def resident_view(self, token: str) -> ResidentView | None:
+        """The data of a resident's page, or None for an unknown or erased token (show one 'not found')."""
+        if not 20 <= len(token) <= 100:
+            return None
+        row = store.delivery_by_token(self.db.conn, token_hash(token))
+        return None if row is None else self._view(row)
+
+    def extend_by_token(self, token: str) -> ResidentView:
+        """The resident's 'extend once' button; raises LogisticsError when not allowed (page shows the reason)."""
+        with self.db.write() as conn:
+            row = store.delivery_by_token(conn, token_hash(token)) if 20 <= len(token) <= 100 else None
+            if row is None:
+                raise NotFound("unknown link")
+            command = self._extend(conn, row)
+            updated = self._row(conn, row.id)
+        self._publish([command])
+        return self._view(updated)
+
+    def _view(self, row: store.DeliveryRow) -> ResidentView:
+        return ResidentView(
+            delivery=row.id,
+            kind=row.kind,
+            status=DeliveryStatus(row.status),
+            locker=row.device,
+            compartment=row.compartment,
+            dropped_at=row.dropped_at,
+            pickup_expires_at=row.pickup_expires_at,
+            can_extend=self._can_extend(row),
+            extend_days=self.config.extend_days,
+        )
+
+    def _can_extend(self, row: store.DeliveryRow) -> bool:
+        return row.status == DeliveryStatus.READY and not row.extended and self.config.extend_days > 0
+
+    def _extend(self, conn: Any, row: store.DeliveryRow) -> CommandBase:
+        if self.config.extend_days == 0:
+            raise LogisticsError("extending is switched off at this hub")
+        if row.status != DeliveryStatus.READY:
+            raise LogisticsError(f"only an item ready for pickup can be extended; this one is {row.status}")
+        if row.extended:
+            raise LogisticsError("this item was extended once already")
+        assert row.pickup_expires_at is not None
+        new_expiry = row.pickup_expires_at + timedelta(days=self.config.extend_days)
+        pickup = store.get_code(conn, row.id, "pickup")
+        assert pickup is not None
+        store.update_delivery(conn, row.id, extended=1, pickup_expires_at=store.ts(new_expiry))
+        return self._reservation(conn, row.id, row.device, row.compartment, "pickup", pickup, new_expiry, None)
+
+    # device events
+
+    def on_event(self, event: Any) -> None:
+        """Apply one event from ingest (LockerEvent, CommandResult; others are ignored). Never raises on content."""
+        try:
+            if isinstance(event, LockerEvent):
+                self.on_locker_event(event)
+            elif isinstance(event, CommandResult):
+                self.on_command_result(event)
+        except Exception:  # an event handler must not break ingest
+            log.exception("logistics could not apply event %s/%s/%s", event.device, event.boot, event.seq)
+
+    def on_command_result(self, result: CommandResult) -> None:
+        with self.db.write() as conn:
+            store.record_command_result(
+                conn, result.command_id, result.device, result.status.value, result.detail, result.at
+            )
+        if result.status not in (ResultStatus.DONE, ResultStatus.REFUSED_REPLAY):
+            log.warning("device %s refused command %s: %s", result.device, result.command_id, result.status)
+
+    def on_locker_event(self, event: LockerEvent) -> None:
+        now = self.clock()
+        commands: list[CommandBase] = []
+        with self.db.write() as conn:
+            if not store.mark_event_seen(conn, event.device, event.boot, event.seq, now):
+                return
+            store.record_compartment_state(
+                conn,
+                event.device,
+                event.compartment,
+                event.state.value,
+                event.door_open,
+                event.at,
+                event.boot,
+                event.seq,
+            )
+            if event.reservation is None:
+                return
+            row = store.active_delivery_for(conn, event.device, event.reservation)
+            if row is None or row.compartment != event.compartment:
+                log.warning("locker event for unknown reservation %s on %s", event.reservation, event.device)
+                return
+            status = DeliveryStatus(row.status)
+            if status == DeliveryStatus.AWAITING_DROPOFF and event.state == CompartmentState.OCCUPIED:
+                commands.append(self._mark_ready(conn, row, event, now))
+            elif event.state == CompartmentState.FREE and status in (DeliveryStatus.READY, DeliveryStatus.EXPIRED):
+                final = DeliveryStatus.COLLECTED if status == DeliveryStatus.READY else DeliveryStatus.RETURNED
+                if event.cause == "return":
+                    final = DeliveryStatus.RETURNED
+                store.update_delivery(conn, row.id, status=final.value, finished_at=store.ts(event.at))
+            elif event.state == CompartmentState.FREE and status == DeliveryStatus.AWAITING_DROPOFF:
+                # Freed before any drop-off: cancelled on the device (operator at the locker, or expiry there).
+                store.update_delivery(
+                    conn, row.id, status=DeliveryStatus.CANCELLED.value, finished_at=store.ts(event.at)
+                )
+        self._publish(commands)
+
+    def _mark_ready(self, conn: Any, row: store.DeliveryRow, event: LockerEvent, now: datetime) -> CommandBase:
+        pickup_expires = now + timedelta(days=self.config.pickup_days)
+        store.update_delivery(
+            conn,
+            row.id,
+            status=DeliveryStatus.READY.value,
+            dropped_at=store.ts(event.at),
+            pickup_expires_at=store.ts(pickup_expires),
+        )
+        pickup = store.get_code(conn, row.id, "pickup")
+        assert pickup is not None
+        command = self._reservation(conn, row.id, row.device, row.compartment, "pickup", pickup, pickup_expires, None)
+        self._queue(conn, row, NotificationEvent.READY, pickup_expires, now)
+        return command
+
+    # periodic work
+
+    def expire_due(self) -> list[IssuedCode]:
+        """Cancel unused drop-offs past their time and expire uncollected items; returns the new return codes."""
+        now = self.clock()
+        commands: list[CommandBase] = []
+        issued: list[IssuedCode] = []
+        with self.db.write() as conn:
+            for row in store.due(conn, DeliveryStatus.AWAITING_DROPOFF.value, "dropoff_expires_at", now):
+                store.update_delivery(conn, row.id, status=DeliveryStatus.CANCELLED.value, finished_at=store.ts(now))
+                commands.append(self._cancel_command(conn, row, None))
+            for row in store.due(conn, DeliveryStatus.READY.value, "pickup_expires_at", now):
+                store.update_delivery(conn, row.id, status=DeliveryStatus.EXPIRED.value, expired_at=store.ts(now))
+                code, command = self._new_return_code(conn, row, None)
+                issued.append(code)
+                commands.append(command)
+                self._queue(conn, row, NotificationEvent.EXPIRED, None, now)
+            store.expire_commands(conn, now)
+        self._publish(commands)
+        return issued
+
+    def resend_pending(self) -> int:
+        """Publish commands never sent (broker was down) or sent long ago without an answer; returns how many."""
+        now = self.clock()
+        pending = store.commands_to_send(self.db.conn, now, now - RESEND_AFTER)
+        sent = 0
+        for row in pending:
+            if self._send_stored(row.id, row.payload):
+                sent += 1
+        return sent
+
+    def purge_personal_data(self) -> int:
+        """Delete name, contact and page link of items finished more than ``personal_data_days`` ago."""
+        now = self.clock()
+        with self.db.write() as conn:
+            erased = store.erase_personal_data(conn, now - timedelta(days=self.config.personal_data_days), now)
+            store.forget_seen_events(conn, now - timedelta(days=30))
+        return len(erased)
+
+    async def dispatch_notifications(self, notifier: Notifier) -> int:
+        """Send queued messages; failures are retried later with growing delays. Returns how many went out."""
+        now = self.clock()
+        sent = 0
+        for item in await asyncio.to_thread(store.notifications_due, self.db.conn, now):
+            assert item.payload is not None
+            try:
+                await notifier.send(Notification.from_json(item.payload))
+            except NotificationError as exc:
+                retry = None
+                if item.attempts + 1 < NOTIFY_MAX_ATTEMPTS:
+                    retry = now + min(timedelta(seconds=30 * 2**item.attempts), timedelta(hours=1))
+                with self.db.write() as conn:
+                    store.notification_failed(conn, item.id, str(exc), retry, now)
+                log.warning("notification %s for %s not delivered: %s", item.id, item.delivery_id, exc)
+                continue
+            with self.db.write() as conn:
+                store.notification_sent(conn, item.id, now)
+            sent += 1
+        return sent
+
+    async def run(self, notifier: Notifier | None) -> None:
+        """Background loop: expiry, command resends, notifications. Cancel the task to stop it."""
+        while True:
+            try:
+                issued = await asyncio.to_thread(self.expire_due)
+                await asyncio.to_thread(self.resend_pending)
+                if notifier is not None:
+                    await self._hand_over_return_codes(notifier, issued)
+                    await self.dispatch_notifications(notifier)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("logistics loop failed; trying again next round")
+            await asyncio.sleep(self.config.check_interval_s)
+
+    async def _hand_over_return_codes(self, notifier: Notifier, issued: list[IssuedCode]) -> None:
+        # Return codes go to the operators' receiver straight from memory and are never queued in clear;
+        # if that fails an operator issues a new one (POST /api/v1/deliveries/{id}/return-code).
+        for code in issued:
+            row = store.delivery(self.db.conn, code.delivery)
+            if row is None:
+                continue
+            message = Notification(
+                event=NotificationEvent.RETURN_CODE,
+                delivery=row.id,
+                kind=row.kind,
+                locker=row.device,
+                compartment=row.compartment,
+                return_code=code.code,
+                pickup_by=code.expires_at.isoformat(),
+            )
+            try:
+                await notifier.send(message)
+            except NotificationError as exc:
+                log.warning("return code for %s not handed over (%s): issue a new one", row.id, exc)
+
+    # helpers
+
+    def _row(self, conn: Any, delivery_id: str) -> store.DeliveryRow:
+        row = store.delivery(conn, delivery_id)
+        if row is None:
+            raise NotFound(f"no delivery {delivery_id!r}")
+        return row
+
+    def _queue(
+        self, conn: Any, row: store.DeliveryRow, event: NotificationEvent, pickup_by: datetime | None, now: datetime
+    ) -> None:
+        if not self.notify or row.resident_contact is None:
+            return
+        message = Notification(
+            event=event,
+            delivery=row.id,
+            kind=row.kind,
+            locker=row.device,
+            compartment=row.compartment,
+            link=self._link_for(row),
+            resident_name=row.resident_name,
+            resident_contact=row.resident_contact,
+            pickup_by=None if pickup_by is None else pickup_by.isoformat(),
+        )
+        store.queue_notification(conn, row.id, event.value, message.to_json(), now)
+
+    def _token_for(self, delivery_id: str) -> str:
+        # An HMAC of the id under the hub's key: as unguessable as a random token, yet the hub can put the
+        # link in later messages without keeping the token itself; only its hash is stored, for look-up.
+        mac = hmac.new(self._link_key, f"resident-link:{delivery_id}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+    def _link_for(self, row: store.DeliveryRow) -> str | None:
+        if row.personal_data_deleted_at is not None:
+            return None
+        return self.resident_link(self._token_for(row.id))
+
+    def _new_return_code(
+        self, conn: Any, row: store.DeliveryRow, operator: str | None
+    ) -> tuple[IssuedCode, CommandBase]:
+        now = self.clock()
+        code = codes.generate_code(self.config.code_digits, store.live_codes(conn, row.device))
+        stored = codes.hash_code(code)
+        store.put_code(conn, row.id, "return", stored, now)
+        expires = now + timedelta(days=self.config.return_days)
+        command = self._reservation(conn, row.id, row.device, row.compartment, "return", stored, expires, operator)
+        return IssuedCode(delivery=row.id, purpose="return", code=code, expires_at=expires), command
+
+    def _reservation(
+        self,
+        conn: Any,
+        delivery_id: str,
+        device: str,
+        compartment: int,
+        purpose: Literal["dropoff", "pickup", "return"],
+        code: codes.StoredHash,
+        code_expires: datetime,
+        operator: str | None,
+    ) -> CommandBase:
+        now = self.clock()
+        command = ReservationSet(
+            action="reservation-set",
+            id="c-" + secrets.token_hex(8),
+            device=device,
+            issued_at=now,
+            expires_at=now + timedelta(seconds=self.config.command_ttl_s),
+            operator=operator,
+            compartment=compartment,
+            reservation=delivery_id,
+            purpose=CodePurpose(purpose),
+            code=code.to_wire(code_expires),
+        )
+        store.set_code_expiry(conn, delivery_id, purpose, code_expires)
+        self._store_command(conn, command, delivery_id, purpose)
+        return command
+
+    def _cancel_command(self, conn: Any, row: store.DeliveryRow, operator: str | None) -> CommandBase:
+        now = self.clock()
+        command = ReservationCancel(
+            action="reservation-cancel",
+            id="c-" + secrets.token_hex(8),
+            device=row.device,
+            issued_at=now,
+            expires_at=now + timedelta(seconds=self.config.command_ttl_s),
+            operator=operator,
+            reservation=row.id,
+        )
+        self._store_command(conn, command, row.id, "cancel")
+        return command
+
+    def _store_command(self, conn: Any, command: CommandBase, delivery_id: str, purpose: str) -> None:
+        store.insert_command(
+            conn,
+            command.id,
+            delivery_id,
+            purpose,
+            command.device,
+            encode(command).decode(),
+            command.issued_at,
+            command.expires_at,
+        )
+
+    def _publish(self, commands: list[CommandBase]) -> None:
+        for command in commands:
+            self._send_stored(command.id, encode(command).decode())
+
+    def _send_stored(self, command_id: str, payload: str) -> bool:
+        if self.publisher is None:
+            return False
+        command = decode(Channel.COMMAND, payload.encode())
+        try:
+            self.publisher.publish_command(command)
+        except Exception as exc:  # broker down: the resend loop tries again
+            log.warning("command %s to %s not published: %s", command_id, command.device, exc)
+            return False
+        with self.db.write() as conn:
+            store.mark_command_sent(conn, command_id, self.clock())
+        return True

@@ -1,0 +1,73 @@
+"""Telling residents (and operators) about their parcels: a small interface, a webhook to start with.
+
+Messages are queued in the database inside the same transaction as the status change that causes them,
+so none is lost when the receiver is down; the logistics loop sends them with growing delays between tries.
+A message carries the resident's contact, so its stored copy is cleared once sent or given up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+import aiohttp
+
+
+class NotificationEvent(StrEnum):
+    READY = "parcel-ready"
+    EXPIRED = "parcel-expired"
+    RETURN_CODE = "return-code"
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    event: NotificationEvent
+    delivery: str
+    kind: str
+    locker: str
+    compartment: int
+    link: str | None = None
+    resident_name: str | None = None
+    resident_contact: str | None = None
+    pickup_by: str | None = None
+    return_code: str | None = None
+    """Only in RETURN_CODE messages for operators; never queued in the database."""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["event"] = self.event.value
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Notification:
+        return cls(**{**data, "event": NotificationEvent(data["event"])})
+
+
+class NotificationError(RuntimeError):
+    """The receiver did not take the message; it will be tried again."""
+
+
+class Notifier(Protocol):
+    async def send(self, message: Notification) -> None:
+        """Deliver one message or raise NotificationError."""
+        ...
+
+
+class WebhookNotifier:
+    """POSTs each message as JSON to one URL; any 2xx answer means delivered."""
+
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def send(self, message: Notification) -> None:
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=self.timeout) as session,
+                session.post(self.url, json=message.to_json(), allow_redirects=False) as response,
+            ):
+                if not 200 <= response.status < 300:
+                    raise NotificationError(f"webhook answered HTTP {response.status}")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise NotificationError(f"webhook unreachable: {type(exc).__name__}: {exc}") from exc
