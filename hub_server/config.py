@@ -62,16 +62,24 @@ class AuthConfig(StrictModel):
 class ProvisioningConfig(StrictModel):
     """Where ``hub-server device add/revoke`` writes the broker's password file and ACL, and how it reloads it."""
 
-    passwd_file: Path = Field(description="Mosquitto password_file the hub maintains")
-    acl_file: Path = Field(description="Mosquitto acl_file the hub maintains (written whole at each change)")
+    passwd_file: Path = Field(default=Path("/etc/mosquitto/hub/passwd"), description="Mosquitto password_file")
+    acl_file: Path = Field(
+        default=Path("/etc/mosquitto/hub/acl"), description="Mosquitto acl_file (the hub rewrites it whole)"
+    )
     reload_command: list[str] | None = Field(
         default=None, max_length=20, description="Command that makes Mosquitto re-read both, e.g. systemctl reload"
     )
     pid_file: Path | None = Field(default=None, description="Else: Mosquitto's pid file, sent SIGHUP")
-    output_dir: Path = Field(description="Folder where each device's config and credential file are written")
+    output_dir: Path = Field(
+        default=Path("/var/lib/hub-server/provisioned"),
+        description="Folder where each device's agent.toml and credential file are written for the technician",
+    )
     agent_mqtt_host: str = Field(min_length=1, max_length=253, description="Broker host name as agents reach it")
     agent_mqtt_port: int = Field(default=8883, ge=1, le=65535, description="Broker port as agents reach it")
     agent_tls: bool = Field(default=True, description="Agents connect with TLS")
+    agent_ca_file: Path | None = Field(
+        default=None, description="Private CA certificate the agents need: copied beside their config as ca.pem"
+    )
 
     @model_validator(mode="after")
     def _one_reload_way(self) -> ProvisioningConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,6 +39,15 @@ def hub_config_data(folder: Path, **sections: Any) -> dict[str, Any]:
     for name, value in sections.items():
         data[name] = {**data.get(name, {}), **value}
     return data
+
+
+def toml_text(data: dict[str, dict[str, Any]]) -> str:
+    """Sections of scalars and lists as TOML (JSON's strings, numbers and arrays are valid TOML values)."""
+    lines = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture

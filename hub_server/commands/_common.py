@@ -1,0 +1,50 @@
+"""What the operator commands share: the config option, opening the store, the CLI actor, reading a password."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from hub_protocol.cli import CliError
+from hub_protocol.secrets import read_secret
+from hub_server.config import HubConfig, load_hub_config
+from hub_server.store.db import Database
+
+DEFAULT_CONFIG = Path(os.environ.get("HUB_SERVER_CONFIG", "/etc/hub-server/hub.toml"))
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help=f"hub config (TOML); default {DEFAULT_CONFIG} or $HUB_SERVER_CONFIG",
+    )
+
+
+def open_store(args: argparse.Namespace) -> tuple[HubConfig, Database]:
+    config = load_hub_config(args.config)
+    return config, Database(config.store.path)
+
+
+def cli_actor() -> str:
+    """Audit name of whoever runs the command on the hub."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid-{os.getuid()}"
+
+
+def read_new_password(password_file: str | None) -> str:
+    """From a 0600 file, or typed twice at a terminal; never from the command line (it would show in ps)."""
+    if password_file is not None:
+        return read_secret(password_file, "--password-file")
+    if not sys.stdin.isatty():
+        raise CliError("no terminal to ask for the password: use --password-file FILE (mode 600)")
+    first = getpass.getpass("New password: ")
+    if first != getpass.getpass("Repeat password: "):
+        raise CliError("the passwords differ")
+    return first

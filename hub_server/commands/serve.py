@@ -1,0 +1,26 @@
+"""``hub-server serve``: run the hub (API, pages, ingest and background tasks) until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from hub_server import app
+from hub_server.commands._common import add_config_argument
+from hub_server.config import load_hub_config
+
+NAME = "serve"
+HELP = "Run the hub: web server, API, MQTT ingest and background tasks"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_hub_config(args.config)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger(__name__).info("hub listening on http://%s:%d", config.http.host, config.http.port)
+    app.run(config)
+    return 0

@@ -1,0 +1,218 @@
+"""Device provisioning: each device gets its own broker user, password and ACL; revoking cuts it off at once.
+
+The hub maintains Mosquitto's password file (through ``mosquitto_passwd``, so only hashes are stored) and
+writes the ACL file whole from the database at every change: the hub's own block, then one block per active
+device (``hub_protocol.topics.device_acl``). Then it makes Mosquitto re-read both (a configured reload
+command, or SIGHUP to the pid in ``pid_file``), which also disconnects a revoked device that is connected.
+
+For the technician, ``add`` writes ``<output_dir>/<device>/agent.toml`` and ``mqtt-password`` (0600) to copy
+to the Pi; the password is shown nowhere else and the hub does not keep it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+import signal
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from hub_protocol.secrets import read_secret
+from hub_protocol.topics import check_identifier, device_acl, hub_acl
+from hub_server import audit
+from hub_server.broker import find_binary
+from hub_server.config import HubConfig, ProvisioningConfig
+from hub_server.store import provisioning
+from hub_server.store.db import Database
+from hub_server.store.provisioning import ProvisionedDevice, ProvisioningError
+
+CREDENTIAL_NAME = "mqtt-password"
+"""File name of the device's password: also the systemd credential name the agent's config refers to."""
+
+AGENT_CA_PATH = "/etc/edge-agent/ca.pem"
+"""Where the install script puts ``ca.pem`` on the device."""
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    device: ProvisionedDevice
+    folder: Path
+    config_path: Path
+    credential_path: Path
+    reloaded: bool
+
+
+def _settings(config: HubConfig) -> ProvisioningConfig:
+    if config.provisioning is None:
+        raise ProvisioningError("the hub config has no [provisioning] section: device credentials cannot be managed")
+    return config.provisioning
+
+
+def _write_atomic(path: Path, text: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else mode
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _passwd(settings: ProvisioningConfig, *args: str) -> None:
+    tool = find_binary("mosquitto_passwd")
+    if not settings.passwd_file.exists():
+        _write_atomic(settings.passwd_file, "", 0o600)
+    result = subprocess.run(  # noqa: S603 - fixed tool, arguments are validated ids and a random password
+        [tool, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ProvisioningError(f"mosquitto_passwd failed: {(result.stderr or result.stdout).strip()}")
+
+
+def _passwd_users(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    return {line.split(":", 1)[0] for line in path.read_text(encoding="utf-8").splitlines() if ":" in line}
+
+
+def acl_text(config: HubConfig, devices: list[ProvisionedDevice]) -> str:
+    lines = [
+        "# Written by hub-server at every device change: edits here are overwritten.",
+        *hub_acl(config.mqtt.prefix, config.mqtt.username),
+    ]
+    for device in devices:
+        if device.active:
+            lines += ["", *device_acl(config.mqtt.prefix, device.site, device.device, device.username)]
+    return "\n".join(lines) + "\n"
+
+
+Reloader = Callable[[], None]
+"""Makes the broker re-read its password file and ACL (in-process brokers of the demo and the tests)."""
+
+
+def sync_broker(config: HubConfig, conn: sqlite3.Connection, reloader: Reloader | None = None) -> bool:
+    """Write the ACL from the database, make sure the hub's own user exists, reload; True when reloaded."""
+    settings = _settings(config)
+    if config.mqtt.username not in _passwd_users(settings.passwd_file):
+        hub_password = read_secret(config.mqtt.password_file, "mqtt.password_file")
+        _passwd(settings, "-b", str(settings.passwd_file), config.mqtt.username, hub_password)
+    _write_atomic(settings.acl_file, acl_text(config, provisioning.list_all(conn)), 0o640)
+    if reloader is not None:
+        reloader()
+        return True
+    return reload_broker(settings)
+
+
+def reload_broker(settings: ProvisioningConfig) -> bool:
+    if settings.reload_command:
+        result = subprocess.run(  # noqa: S603 - the operator's configured command
+            settings.reload_command, capture_output=True, text=True, timeout=60, check=False
+        )
+        if result.returncode != 0:
+            raise ProvisioningError(f"broker reload command failed: {(result.stderr or result.stdout).strip()}")
+        return True
+    if settings.pid_file is not None:
+        try:
+            pid = int(settings.pid_file.read_text().strip())
+            os.kill(pid, signal.SIGHUP)
+        except (OSError, ValueError) as exc:
+            raise ProvisioningError(f"cannot signal the broker through {settings.pid_file}: {exc}") from None
+        return True
+    return False
+
+
+def agent_config_text(config: HubConfig, device: ProvisionedDevice) -> str:
+    settings = _settings(config)
+    return "\n".join(
+        [
+            f"# Edge agent config for {device.device} at {device.site}, written by `hub-server device add`.",
+            "# Copy it to the device with the file mqtt-password beside it (see docs/deploy.md).",
+            "config_version = 1",
+            "",
+            "[device]",
+            f'id = "{device.device}"',
+            f'site = "{device.site}"',
+            "",
+            "[mqtt]",
+            f"host = {_toml_string(settings.agent_mqtt_host)}",
+            f"port = {settings.agent_mqtt_port}",
+            f'prefix = "{config.mqtt.prefix}"',
+            f'username = "{device.username}"',
+            f'password_file = "{CREDENTIAL_NAME}"',
+            f"tls = {'true' if settings.agent_tls else 'false'}",
+            *([f'ca_file = "{AGENT_CA_PATH}"'] if settings.agent_ca_file else []),
+            "",
+        ]
+    )
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def add_device(
+    db: Database, config: HubConfig, device: str, site: str, actor: str, reloader: Reloader | None = None
+) -> Provisioned:
+    """Create the device's broker user with a fresh random password; write its files; reload the broker."""
+    settings = _settings(config)
+    check_identifier(device, "device")
+    check_identifier(site, "site")
+    if device == config.mqtt.username:
+        raise ProvisioningError(f"{device!r} is the hub's own broker user")
+    password = secrets.token_urlsafe(24)
+    folder = settings.output_dir / device
+    with db.write() as conn:
+        record = provisioning.add(conn, device, site, device, actor)
+        audit.record(conn, actor, "device.add", f"device:{device}", {"site": site})
+        # Inside the transaction: if the broker files cannot be written, the device is not recorded either.
+        _passwd(settings, "-b", str(settings.passwd_file), record.username, password)
+        settings.output_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.mkdir(exist_ok=True, mode=0o700)
+        credential = folder / CREDENTIAL_NAME
+        _write_atomic(credential, password + "\n", 0o600)
+        config_path = folder / "agent.toml"
+        _write_atomic(config_path, agent_config_text(config, record), 0o644)
+        if settings.agent_ca_file is not None:
+            _write_atomic(folder / "ca.pem", settings.agent_ca_file.read_text(encoding="ascii"), 0o644)
+        reloaded = sync_broker(config, conn, reloader)
+    return Provisioned(record, folder, config_path, credential, reloaded)
+
+
+def revoke_device(
+    db: Database, config: HubConfig, device: str, actor: str, reloader: Reloader | None = None
+) -> tuple[ProvisionedDevice, bool]:
+    """Remove the device's broker user and ACL block and reload: it is refused from now on."""
+    settings = _settings(config)
+    with db.write() as conn:
+        record = provisioning.revoke(conn, device)
+        audit.record(conn, actor, "device.revoke", f"device:{device}", {"site": record.site})
+        if record.username in _passwd_users(settings.passwd_file):
+            _passwd(settings, "-D", str(settings.passwd_file), record.username)
+        reloaded = sync_broker(config, conn, reloader)
+    return record, reloaded
+
+
+def last_seen(conn: sqlite3.Connection) -> dict[str, datetime]:
+    """When the hub last heard from each device (from the ingest's device store; empty while it has none)."""
+    try:  # the ingest's store, optional at this layer
+        device_store = importlib.import_module("hub_server.store.devices")
+    except ImportError:
+        return {}
+    lister = getattr(device_store, "list_devices", None)
+    if lister is None:
+        return {}
+    return {row.device: row.last_seen for row in lister(conn) if getattr(row, "last_seen", None) is not None}

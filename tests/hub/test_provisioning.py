@@ -1,0 +1,145 @@
+"""Device provisioning against a real Mosquitto: own credentials work, other devices' topics and revoked
+devices are refused, and the technician's files are complete."""
+
+from __future__ import annotations
+
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge_agent.config import load_agent_config
+from hub_protocol.topics import Channel, device_topic
+from hub_server import audit
+from hub_server.cli import main
+from hub_server.config import HubConfig
+from hub_server.store.db import Database
+from tests.conftest import BrokerSetup
+from tests.hub.conftest import hub_config_data, toml_text, write_secret
+from tests.hub.mqtt_probe import Probe
+
+SITE = "test-street"
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.fixture
+def setup(make_broker: Callable[..., BrokerSetup], tmp_path: Path) -> tuple[BrokerSetup, Path, HubConfig]:
+    """A broker holding only the hub's user, and a hub config that manages its files."""
+    broker = make_broker(devices=())
+    assert broker.broker.process is not None
+    pid_file = tmp_path / "mosquitto.pid"
+    pid_file.write_text(str(broker.broker.process.pid))
+    data = hub_config_data(
+        tmp_path / "hub",
+        mqtt={"port": broker.port, "username": "hub"},
+        provisioning={
+            "passwd_file": str(broker.broker.folder / "passwd"),
+            "acl_file": str(broker.broker.folder / "acl"),
+            "pid_file": str(pid_file),
+            "output_dir": str(tmp_path / "out"),
+            "agent_mqtt_host": "127.0.0.1",
+            "agent_mqtt_port": broker.port,
+            "agent_tls": False,
+        },
+    )
+    write_secret(Path(data["mqtt"]["password_file"]), broker.hub_password)
+    config = HubConfig.model_validate(data)
+    config_path = tmp_path / "hub.toml"
+    config_path.write_text(toml_text(data))
+    return broker, config_path, config
+
+
+def provision(config_path: Path, device: str) -> tuple[Path, str]:
+    assert main(["device", "--config", str(config_path), "add", device, "--site", SITE]) == 0
+    folder = config_path.parent / "out" / device
+    return folder, (folder / "mqtt-password").read_text().strip()
+
+
+@pytest.mark.timeout(60)
+def test_new_device_connects_publishes_own_topics_only_and_is_cut_off_by_revoke(
+    setup: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    broker, config_path, config = setup
+    folder, password = provision(config_path, "dev-new")
+    _, other_password = provision(config_path, "dev-other")
+
+    # The technician's files: a valid agent config that names the credential, and a private credential file.
+    agent = load_agent_config(folder / "agent.toml")
+    assert (agent.device.id, agent.device.site, agent.mqtt.port) == ("dev-new", SITE, broker.port)
+    assert agent.mqtt.password_file == "mqtt-password"
+    assert stat.S_IMODE((folder / "mqtt-password").stat().st_mode) == 0o600
+    assert len(password) >= 24
+    assert password not in (broker.broker.folder / "passwd").read_text()  # only a hash is kept
+
+    hub = Probe(broker.host, broker.port, "hub", broker.hub_password)
+    assert hub.connect()
+    hub.subscribe(f"{broker.prefix}/v1/#")
+    device = Probe(broker.host, broker.port, "dev-new", password)
+    assert device.connect(), device.connect_reason
+    time.sleep(0.2)
+
+    own = device_topic(broker.prefix, SITE, "dev-new", Channel.HEALTH)
+    other = device_topic(broker.prefix, SITE, "dev-other", Channel.FLOW)
+    assert not device.publish(own, b"{}").is_failure
+    refused = device.publish(other, b"{}")
+    assert refused.is_failure and refused.value == 0x87  # Not authorized
+    assert wait_until(lambda: any(t == own for t, _ in hub.messages))
+    time.sleep(0.3)
+    assert all(t != other for t, _ in hub.messages)
+
+    # Revoke: the connected device is dropped at once and cannot come back.
+    assert main(["device", "--config", str(config_path), "revoke", "dev-new"]) == 0
+    assert wait_until(device.disconnected.is_set), "revoked device is still connected"
+    device.close()
+    again = Probe(broker.host, broker.port, "dev-new", password)
+    assert not again.connect()
+    assert again.connect_reason is not None and again.connect_reason.is_failure
+    again.close()
+    # The other devices are unaffected.
+    neighbour = Probe(broker.host, broker.port, "dev-other", other_password)
+    assert neighbour.connect()
+    assert not neighbour.publish(other, b"{}").is_failure
+    neighbour.close()
+    hub.close()
+
+    entries = audit.query(Database(config.store.path).conn, target="device:dev-new")
+    assert [e.action for e in entries] == ["device.revoke", "device.add"]
+    assert all(e.actor.startswith("cli:") for e in entries)
+
+    capsys.readouterr()
+    assert main(["device", "--config", str(config_path), "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "dev-new" in listing and "revoked" in listing
+
+
+def test_a_device_id_is_provisioned_once_and_never_reused_after_revoke(
+    setup: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, config_path, _ = setup
+    provision(config_path, "dev-once")
+    assert main(["device", "--config", str(config_path), "add", "dev-once", "--site", SITE]) == 1
+    assert "provisioned already" in capsys.readouterr().err
+    assert main(["device", "--config", str(config_path), "revoke", "dev-once"]) == 0
+    assert main(["device", "--config", str(config_path), "add", "dev-once", "--site", SITE]) == 1
+    assert "never reused" in capsys.readouterr().err
+
+
+def test_bad_device_ids_are_refused_before_anything_is_written(
+    setup: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    broker, config_path, _ = setup
+    before = (broker.broker.folder / "acl").read_text()
+    assert main(["device", "--config", str(config_path), "add", "Dev/#", "--site", SITE]) == 1
+    assert "must match" in capsys.readouterr().err
+    assert main(["device", "--config", str(config_path), "add", "hub", "--site", SITE]) == 1
+    assert (broker.broker.folder / "acl").read_text() == before
