@@ -1,0 +1,153 @@
+"""Small inline SVG charts drawn on the server: no script, no library, readable without colour.
+
+Every chart is an ``<svg role="img">`` with a title and a description; the page puts the same numbers in a
+table beside it for screen readers. Series differ by colour *and* by dash pattern or marker, and the
+colours keep at least 3:1 contrast against the white background (WCAG 1.4.11).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import count
+from xml.sax.saxutils import escape, quoteattr
+
+from markupsafe import Markup
+
+# Okabe-Ito derived palette darkened for >= 3:1 on white; paired with dashes so colour is never the only cue.
+COLOURS = ("#0b5cad", "#b34700", "#1a7a3c", "#8a2d8f", "#5c5c00", "#a3123a")
+DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2", "10 4")
+
+WIDTH = 640
+HEIGHT = 260
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 40
+
+_ids = count(1)
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    values: Sequence[float | None]  # None = no data for that point (gap in the line)
+
+
+def nice_max(value: float) -> float:
+    """The smallest 1-2-5 step multiple at or above ``value`` (an axis that ends on a round number)."""
+    if value <= 0:
+        return 1.0
+    exponent = math.floor(math.log10(value))
+    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
+        top = step * 10.0**exponent
+        if top >= value:
+            return top
+    return 10.0 ** (exponent + 1)
+
+
+def _ticks(top: float, n: int = 4) -> list[float]:
+    return [top * i / n for i in range(n + 1)]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
+def _frame(chart_id: str, title: str, desc: str, top: float, x_labels: Sequence[str], slots: int) -> list[str]:
+    plot_w = WIDTH - LEFT - RIGHT
+    plot_h = HEIGHT - TOP - BOTTOM
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-labelledby="{chart_id}-t {chart_id}-d" xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{chart_id}-t">{escape(title)}</title>',
+        f'<desc id="{chart_id}-d">{escape(desc)}</desc>',
+    ]
+    for tick in _ticks(top):
+        y = TOP + plot_h - plot_h * tick / top
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>')
+    every = max(1, math.ceil(len(x_labels) / 8))  # at most ~8 labels so they never overlap at phone width
+    for i, label in enumerate(x_labels):
+        if i % every:
+            continue
+        x = LEFT + plot_w * (i + 0.5) / slots
+        parts.append(
+            f'<text class="tick" x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{escape(label)}</text>'
+        )
+    parts.append(f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}"/>')
+    return parts
+
+
+def _legend(series: Sequence[Series], kind: str) -> str:
+    items = []
+    for index, s in enumerate(series):
+        colour = COLOURS[index % len(COLOURS)]
+        dash = DASHES[index % len(DASHES)]
+        if kind == "line":
+            swatch = (
+                f'<svg width="28" height="10" aria-hidden="true"><line x1="0" x2="28" y1="5" y2="5" '
+                f'stroke="{colour}" stroke-width="3" stroke-dasharray="{dash}"/></svg>'
+            )
+        else:
+            swatch = (
+                f'<svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" fill="{colour}"/></svg>'
+            )
+        items.append(f"<li>{swatch} {escape(s.name)}</li>")
+    return '<ul class="legend">' + "".join(items) + "</ul>"
+
+
+def line_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[Series]) -> Markup:
+    """One line per series over the same x slots; gaps where a value is None."""
+    chart_id = f"chart{next(_ids)}"
+    slots = max(1, len(x_labels))
+    highest = max((v for s in series for v in s.values if v is not None), default=0.0)
+    top = nice_max(highest)
+    plot_w = WIDTH - LEFT - RIGHT
+    plot_h = HEIGHT - TOP - BOTTOM
+    parts = _frame(chart_id, title, desc, top, x_labels, slots)
+    for index, s in enumerate(series):
+        colour = COLOURS[index % len(COLOURS)]
+        dash = DASHES[index % len(DASHES)]
+        runs: list[list[str]] = [[]]
+        for i, value in enumerate(s.values[:slots]):
+            if value is None:
+                runs.append([])
+                continue
+            x = LEFT + plot_w * (i + 0.5) / slots
+            y = TOP + plot_h - plot_h * value / top
+            runs[-1].append(f"{x:.1f},{y:.1f}")
+        for run in runs:
+            if len(run) == 1:
+                cx, cy = run[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>')
+            elif run:
+                parts.append(
+                    f'<polyline class="series" points="{" ".join(run)}" stroke="{colour}" '
+                    f'stroke-dasharray="{dash}" data-series={quoteattr(s.name)}/>'
+                )
+    parts.append("</svg>")
+    return Markup('<figure class="chart-box">' + "".join(parts) + _legend(series, "line") + "</figure>")  # noqa: S704 - every text part is escaped above
+
+
+def bar_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[Series]) -> Markup:
+    """Grouped bars: one group per x slot, one bar per series."""
+    chart_id = f"chart{next(_ids)}"
+    slots = max(1, len(x_labels))
+    highest = max((v for s in series for v in s.values if v is not None), default=0.0)
+    top = nice_max(highest)
+    plot_w = WIDTH - LEFT - RIGHT
+    plot_h = HEIGHT - TOP - BOTTOM
+    parts = _frame(chart_id, title, desc, top, x_labels, slots)
+    group_w = plot_w / slots
+    bar_w = group_w * 0.8 / max(1, len(series))
+    for index, s in enumerate(series):
+        colour = COLOURS[index % len(COLOURS)]
+        for i, value in enumerate(s.values[:slots]):
+            if not value:
+                continue
+            h = plot_h * value / top
+            x = LEFT + group_w * i + group_w * 0.1 + bar_w * index
+            parts.append(
+                f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}"/>'
+            )
+    parts.append("</svg>")
+    return Markup('<figure class="chart-box">' + "".join(parts) + _legend(series, "bar") + "</figure>")  # noqa: S704 - every text part is escaped above

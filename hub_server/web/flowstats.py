@@ -1,0 +1,121 @@
+"""Flow windows summed into the buckets the charts show, with the data-quality figures that go beside them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+
+from hub_server.web.model import StoredWindow
+
+SeriesKey = tuple[str, str]  # (direction, object_class)
+
+
+@dataclass
+class Quality:
+    windows: int = 0
+    expected_windows: int = 0
+    observed_seconds: float = 0.0
+    window_seconds: float = 0.0
+    fps_weighted: float = 0.0
+    dropped_frames: int = 0
+    cells: int = 0
+    suppressed_cells: int = 0
+    policies: set[str] = field(default_factory=set)
+
+    @property
+    def observed_fraction(self) -> float | None:
+        return self.observed_seconds / self.window_seconds if self.window_seconds else None
+
+    @property
+    def mean_fps(self) -> float | None:
+        return self.fps_weighted / self.observed_seconds if self.observed_seconds else None
+
+    @property
+    def coverage(self) -> float | None:
+        return min(1.0, self.windows / self.expected_windows) if self.expected_windows else None
+
+
+@dataclass
+class LineBuckets:
+    """Counts of one line: per (direction, class), one value per bucket; None where no window arrived."""
+
+    line: str
+    series: dict[SeriesKey, list[float | None]]
+    suppressed: dict[SeriesKey, int]
+
+
+@dataclass
+class Bucketed:
+    labels: list[str]
+    lines: dict[str, LineBuckets]
+    quality: Quality
+
+
+def bucket(
+    windows: Iterable[StoredWindow], start: datetime, step: timedelta, slots: int, zone: tzinfo, label_format: str
+) -> Bucketed:
+    """Sum each window's cells into the slot its start falls in (slots are in local time from ``start``)."""
+    labels = [(start + step * i).astimezone(zone).strftime(label_format) for i in range(slots)]
+    lines: dict[str, LineBuckets] = {}
+    quality = Quality()
+    seen_windows: set[tuple[str, datetime]] = set()
+    span = step * slots
+    for stored in windows:
+        window = stored.window
+        offset = window.window_start - start
+        if offset < timedelta(0) or offset >= span:
+            continue
+        slot = int(offset / step)
+        key = (stored.device, window.window_start)
+        if key not in seen_windows:
+            seen_windows.add(key)
+            quality.windows += 1
+            observed = window.window_seconds * window.quality.observed_fraction
+            quality.observed_seconds += observed
+            quality.window_seconds += window.window_seconds
+            quality.fps_weighted += window.quality.mean_fps * observed
+            quality.dropped_frames += window.quality.dropped_frames
+            quality.policies.add(_policy_text(stored))
+        for cell in window.cells:
+            buckets = lines.get(cell.line)
+            if buckets is None:
+                buckets = lines[cell.line] = LineBuckets(cell.line, {}, defaultdict(int))
+            skey = (cell.direction.value, cell.object_class.value)
+            values = buckets.series.setdefault(skey, [None] * slots)
+            quality.cells += 1
+            if cell.count is None:
+                quality.suppressed_cells += 1
+                buckets.suppressed[skey] += 1
+                continue
+            values[slot] = (values[slot] or 0) + cell.count
+    return Bucketed(labels, dict(sorted(lines.items())), quality)
+
+
+def expected_windows(windows: Iterable[StoredWindow], span: timedelta, until: datetime, start: datetime) -> int:
+    """Windows that should have arrived in the elapsed part of the span, from each device's window length."""
+    lengths: dict[str, int] = {}
+    for stored in windows:
+        lengths.setdefault(stored.device, stored.window.window_seconds)
+    elapsed = max(timedelta(0), min(until, start + span) - start)
+    return sum(int(elapsed.total_seconds() // seconds) for seconds in lengths.values())
+
+
+def _policy_text(stored: StoredWindow) -> str:
+    policy = stored.window.policy
+    if policy.kind.value == "threshold":
+        return f"threshold k={policy.k}"
+    if policy.kind.value == "dp":
+        return f"dp ε={policy.epsilon}"
+    return "none"
+
+
+def totals(windows: Iterable[StoredWindow]) -> dict[tuple[str, str, str], int]:
+    """Published counts per (line, direction, class); suppressed cells add nothing."""
+    result: dict[tuple[str, str, str], int] = defaultdict(int)
+    for stored in windows:
+        for cell in stored.window.cells:
+            if cell.count is not None:
+                result[(cell.line, cell.direction.value, cell.object_class.value)] += cell.count
+    return dict(sorted(result.items()))

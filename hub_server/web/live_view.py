@@ -1,0 +1,98 @@
+"""The dashboard's event stream: each raw ingest event becomes text for the elements marked ``data-live``.
+
+The server does the formatting, in the reader's language, so the page script only copies text into place.
+Element ids: ``status-<device>``, ``seen-<device>``, ``outbox-<device>``, ``today-<device>``,
+``line-<device>-<line>-<direction>-<class>``, ``comp-<device>-<n>``, ``alarm-count``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from hub_server.web import flowstats, i18n
+from hub_server.web.context import Web, get_web
+from hub_server.web.dashboard import login_required
+from hub_server.web.live import LiveEvent, stream
+from hub_server.web.model import Operator
+
+
+def device_fields(wb: Web, device_id: str, lang: str) -> dict[str, Any]:
+    text: dict[str, str] = {}
+    state: dict[str, str] = {}
+    device = wb.source.device(device_id)
+    if device is None:
+        return {"text": text, "state": state}
+    status = "online" if device.online else "offline"
+    text[f"status-{device_id}"] = i18n.translate(lang, f"status.{status}")
+    state[f"status-{device_id}"] = status
+    text[f"seen-{device_id}"] = i18n.format_datetime(device.last_seen, lang, wb.zone)
+    if device.health is not None:
+        text[f"outbox-{device_id}"] = i18n.format_number(device.health.outbox_depth, lang)
+    return {"text": text, "state": state}
+
+
+def flow_fields(wb: Web, device_id: str, lang: str) -> dict[str, str]:
+    now = datetime.now(wb.zone)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    totals = flowstats.totals(wb.source.flow_windows(start, datetime.now(UTC), device_id))
+    text = {f"today-{device_id}": i18n.format_number(sum(totals.values()), lang)}
+    for (line, direction, cls), value in totals.items():
+        text[f"line-{device_id}-{line}-{direction}-{cls}"] = i18n.format_number(value, lang)
+    return text
+
+
+async def format_event(wb: Web, event: LiveEvent, lang: str) -> dict[str, Any] | None:
+    device_id = str(event.data.get("device", ""))
+    update: dict[str, Any] = {"kind": event.kind, "device": device_id, "text": {}, "state": {}}
+    if event.kind in ("availability", "health", "register") and device_id:
+        fields = device_fields(wb, device_id, lang)
+        update["text"].update(fields["text"])
+        update["state"].update(fields["state"])
+        if event.kind == "availability":
+            online = update["state"].get(f"status-{device_id}") == "online"
+            update["announce"] = i18n.translate(lang, "live.online" if online else "live.offline", device=device_id)
+    elif event.kind == "flow" and device_id:
+        update["text"].update(flow_fields(wb, device_id, lang))
+        update["text"].update(device_fields(wb, device_id, lang)["text"])
+    elif event.kind == "locker" and device_id:
+        for bank in wb.source.locker_banks():
+            if bank.device != device_id:
+                continue
+            for comp in bank.compartments:
+                key = f"comp-{device_id}-{comp.number}"
+                update["text"][key] = i18n.label(lang, "comp", comp.state)
+                update["state"][key] = comp.state
+    elif event.kind in ("alarm", "delivery"):
+        pass
+    else:
+        return None
+    active = wb.source.alarms(active_only=True)
+    update["text"]["alarm-count"] = i18n.format_number(len(active), lang)
+    if event.kind == "alarm":
+        if event.data.get("active", True):
+            update["announce"] = i18n.translate(
+                lang, "live.alarm", device=device_id, kind=i18n.label(lang, "alarm", str(event.data.get("alarm", "")))
+            )
+        update["reload_hint"] = True
+    return update
+
+
+@login_required
+async def live(request: web.Request, operator: Operator) -> web.StreamResponse:
+    wb = get_web(request)
+    lang = i18n.negotiate(request)
+
+    async def formatter(event: LiveEvent) -> dict[str, Any] | None:
+        return await format_event(wb, event, lang)
+
+    try:
+        return await stream(request, wb.bus, formatter)
+    except (ConnectionResetError, ConnectionError):
+        return web.Response(status=204)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/live", live)
