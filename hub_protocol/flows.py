@@ -1,4 +1,9 @@
-"""Aggregated flow windows: the only counting data that ever leaves a device."""
+"""Aggregated flow windows: the only counting data that ever leaves a device.
+
+A window holds one count per line x direction x class (zeros included) and, per line, the margins: the
+total per direction, per class and for the whole line. Small-count protection is applied on the device to
+cells and margins together, so the hub can add up what it receives without ever learning a protected count.
+"""
 
 from __future__ import annotations
 
@@ -25,23 +30,38 @@ class PolicyKind(StrEnum):
     NONE = "none"
     THRESHOLD = "threshold"
     DP = "dp"
+    DP_THRESHOLD = "dp-threshold"
+
+
+THRESHOLD_KINDS = frozenset({PolicyKind.THRESHOLD, PolicyKind.DP_THRESHOLD})
+DP_KINDS = frozenset({PolicyKind.DP, PolicyKind.DP_THRESHOLD})
 
 
 class PrivacyPolicy(StrictModel):
     """The protection applied to a window, with its parameters; travels with every window."""
 
-    kind: PolicyKind = Field(description="none, threshold (suppression below k) or dp (geometric noise)")
-    k: int | None = Field(default=None, ge=2, le=100, description="Threshold: cells below k are suppressed")
+    kind: PolicyKind = Field(
+        description="none; threshold (counts below k suppressed, with complementary suppression); "
+        "dp (two-sided geometric noise); dp-threshold (noise, then suppression of small noisy counts)"
+    )
+    k: int | None = Field(default=None, ge=2, le=100, description="Threshold: counts 1..k-1 are suppressed")
     epsilon: float | None = Field(default=None, gt=0, le=10, description="DP: privacy loss spent per window")
-    daily_budget: float | None = Field(default=None, gt=0, le=1000, description="DP: epsilon allowed per day")
+    daily_budget: float | None = Field(default=None, gt=0, le=1000, description="DP: epsilon allowed per UTC day")
     spent_today: float | None = Field(default=None, ge=0, description="DP: epsilon spent today, this window incl.")
+    budget_exhausted: bool = Field(
+        default=False, description="DP: the day's budget could not pay for this window, so every count is withheld"
+    )
 
     @model_validator(mode="after")
     def _parameters_match_kind(self) -> PrivacyPolicy:
-        if self.kind is PolicyKind.THRESHOLD and self.k is None:
-            raise ValueError("threshold policy needs k")
-        if self.kind is PolicyKind.DP and (self.epsilon is None or self.daily_budget is None):
-            raise ValueError("dp policy needs epsilon and daily_budget")
+        if self.kind in THRESHOLD_KINDS and self.k is None:
+            raise ValueError(f"{self.kind.value} policy needs k")
+        if self.kind in DP_KINDS and (self.epsilon is None or self.daily_budget is None):
+            raise ValueError(f"{self.kind.value} policy needs epsilon and daily_budget")
+        if self.epsilon is not None and self.daily_budget is not None and self.epsilon > self.daily_budget:
+            raise ValueError("epsilon per window cannot exceed the daily budget")
+        if self.budget_exhausted and self.kind not in DP_KINDS:
+            raise ValueError("budget_exhausted applies to dp policies only")
         return self
 
 
@@ -58,12 +78,31 @@ class FlowCell(StrictModel):
         return self.count is None
 
 
+class FlowTotal(StrictModel):
+    """A margin of one line: per direction (all classes), per class (both directions) or the whole line."""
+
+    line: Identifier = Field(description="Line name")
+    direction: Direction | None = Field(default=None, description="Direction summed over, or null for both")
+    object_class: ObjectClass | None = Field(default=None, description="Class summed over, or null for all")
+    count: int | None = Field(ge=0, le=4_000_000, description="The published total; null when suppressed")
+
+    @model_validator(mode="after")
+    def _is_a_margin(self) -> FlowTotal:
+        if self.direction is not None and self.object_class is not None:
+            raise ValueError("a total with both direction and object_class is a cell; put it in cells")
+        return self
+
+
 class WindowQuality(StrictModel):
     """How far the counts of a window can be trusted."""
 
     observed_fraction: float = Field(ge=0, le=1, description="Share of the window the camera was observing")
     mean_fps: float = Field(ge=0, le=1000, description="Mean processed frames per second while observing")
     dropped_frames: int = Field(ge=0, description="Frames skipped because processing fell behind")
+
+
+def _small(count: int | None, k: int) -> bool:
+    return count is not None and 0 < count < k
 
 
 class FlowWindow(EventHeader):
@@ -73,5 +112,41 @@ class FlowWindow(EventHeader):
     window_start: AwareDatetime = Field(description="Start of the window (UTC, aligned to the clock)")
     window_seconds: int = Field(ge=60, le=86_400, description="Length of the window")
     cells: list[FlowCell] = Field(max_length=512, description="Every line x direction x class, even zeros")
+    totals: list[FlowTotal] = Field(
+        default_factory=list, max_length=1024, description="Margins per line: per direction, per class, line total"
+    )
     quality: WindowQuality = Field(description="Data-quality envelope")
     policy: PrivacyPolicy = Field(description="Protection applied before publishing")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FlowWindow:
+        keys = [(c.line, c.direction, c.object_class) for c in self.cells]
+        if len(set(keys)) != len(keys):
+            raise ValueError("cells: each line x direction x class appears once")
+        margin_keys = [(t.line, t.direction, t.object_class) for t in self.totals]
+        if len(set(margin_keys)) != len(margin_keys):
+            raise ValueError("totals: each margin appears once")
+        kind = self.policy.kind
+        if kind is PolicyKind.NONE and any(c.count is None for c in self.cells):
+            raise ValueError("policy none publishes every cell")
+        if kind in THRESHOLD_KINDS and self.policy.k is not None:
+            k = self.policy.k
+            if any(_small(c.count, k) for c in self.cells) or any(_small(t.count, k) for t in self.totals):
+                raise ValueError(f"policy {kind.value} with k={k}: no published count may lie in 1..{k - 1}")
+        if self.policy.budget_exhausted and (
+            any(c.count is not None for c in self.cells) or any(t.count is not None for t in self.totals)
+        ):
+            raise ValueError("a window whose budget is exhausted publishes no count")
+        # Under dp, margins are noisy sums of the unclipped noisy cells, so they need not add up exactly.
+        for total in self.totals if kind not in DP_KINDS else ():
+            parts = [
+                c
+                for c in self.cells
+                if c.line == total.line
+                and total.direction in (None, c.direction)
+                and total.object_class in (None, c.object_class)
+            ]
+            published = [c.count for c in parts if c.count is not None]
+            if total.count is not None and parts and len(published) == len(parts) and sum(published) != total.count:
+                raise ValueError(f"totals: margin of line {total.line} disagrees with its published cells")
+        return self

@@ -1,0 +1,86 @@
+"""The sensor-register entry, built from the config only, so it describes what the code really does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from edge_agent.privacy.config import PrivacyConfig, RegisterConfig
+from hub_protocol.flows import PolicyKind
+from hub_protocol.register import RegisterEntry
+
+NEVER_LEAVES = [
+    "camera images or video (never stored either; only a technician's calibration picture of the empty "
+    "background is written, locally)",
+    "track ids, trajectories and positions of people",
+    "times of individual crossings",
+]
+
+
+def describe_policy(privacy: PrivacyConfig) -> str:
+    kind = privacy.policy
+    if kind is PolicyKind.NONE:
+        return "no small-count protection"
+    if kind is PolicyKind.THRESHOLD:
+        return f"counts from 1 to {privacy.k - 1} suppressed, with complementary suppression"
+    dp = (
+        f"differential privacy: geometric noise with epsilon {privacy.epsilon:g} per window, "
+        f"at most {privacy.effective_budget:g} per day"
+    )
+    if kind is PolicyKind.DP_THRESHOLD:
+        return f"{dp}; noisy counts from 1 to {privacy.k - 1} suppressed"
+    return dp
+
+
+def leaves_device(privacy: PrivacyConfig | None, extra: Sequence[str] = ()) -> list[str]:
+    leaves = []
+    if privacy is not None:
+        minutes = privacy.window_seconds / 60
+        leaves += [
+            f"counts per counting line, direction (in/out) and class (pedestrian/cyclist) per {minutes:g}-minute "
+            f"window, {describe_policy(privacy)}",
+            "per window: share of time the camera was observing, frames per second, dropped frames",
+        ]
+    leaves += [
+        "device health: temperature, load, memory, free disk, camera state",
+        "availability (online/offline) and this register entry",
+        *extra,
+    ]
+    return leaves
+
+
+def generalised_location(register: RegisterConfig) -> str:
+    """Street and city only (the config refuses house numbers and postcodes)."""
+    return f"{register.street}, {register.city}"
+
+
+def build_register_entry(
+    device: str,
+    site: str,
+    register: RegisterConfig,
+    privacy: PrivacyConfig | None,
+    extra_leaves: Sequence[str] = (),
+) -> RegisterEntry:
+    """``extra_leaves`` lets other domains on the same device (e.g. lockers) add what they send."""
+    return RegisterEntry(
+        device=device,
+        site=site,
+        sensor_type=register.sensor_type,
+        measures=list(register.measures),
+        purpose=register.purpose,
+        legal_ground=register.legal_ground,
+        organisation=register.organisation,
+        contact=register.contact,
+        website=register.website,
+        leaves_device=leaves_device(privacy, extra_leaves),
+        never_leaves=list(NEVER_LEAVES),
+        privacy=privacy.policy_model() if privacy is not None else None,
+        retention=register.retention,
+        active_until=register.active_until,
+        location=generalised_location(register),
+    )
+
+
+def is_active(register: RegisterConfig | None, today: date) -> bool:
+    """Whether the device may count today; a device without a register entry has no end date."""
+    return register is None or register.is_active(today)

@@ -1,0 +1,84 @@
+"""The privacy domain's face to the agent: crossings in, protected flow windows out through the event sink."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from edge_agent.events import EventSink
+from edge_agent.privacy.config import PrivacyConfig
+from edge_agent.privacy.protection import BudgetLedger, Protector
+from edge_agent.privacy.windows import ClosedWindow, WindowAggregator
+from hub_protocol.flows import DP_KINDS, Direction, ObjectClass
+from hub_protocol.topics import Channel
+
+LEDGER_FILE = "privacy-budget.sqlite"
+
+
+class FlowReporter:
+    """Thread-safe: the counter calls ``add_crossing``/``note_frames``; a timer calls ``tick`` (every few
+    seconds is plenty). After ``active_until`` crossings are ignored and no window is published."""
+
+    def __init__(
+        self,
+        sink: EventSink,
+        config: PrivacyConfig,
+        lines: Sequence[str],
+        state_dir: Path,
+        *,
+        active_until: date | None = None,
+        now: datetime | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sink = sink
+        self.config = config
+        self.active_until = active_until
+        self._aggregator = WindowAggregator(lines, config.window_seconds, now)
+        self._ledger = BudgetLedger(state_dir / LEDGER_FILE) if config.policy in DP_KINDS else None
+        self._protector = Protector(config, self._ledger, rng)
+        self._lock = threading.Lock()
+
+    def is_active(self, at: datetime) -> bool:
+        return self.active_until is None or at.astimezone().date() <= self.active_until
+
+    def add_crossing(
+        self, line: str, direction: Direction | str, object_class: ObjectClass | str, at: datetime | None = None
+    ) -> None:
+        at = at or datetime.now(UTC)
+        if not self.is_active(at):
+            return
+        with self._lock:
+            self._aggregator.add_crossing(line, direction, object_class, at)
+
+    def note_frames(self, processed: int, dropped: int, observing_seconds: float, at: datetime | None = None) -> None:
+        at = at or datetime.now(UTC)
+        if not self.is_active(at):
+            return
+        with self._lock:
+            self._aggregator.note_frames(processed, dropped, observing_seconds, at)
+
+    def tick(self, now: datetime | None = None) -> list[int]:
+        """Close, protect and emit every window that has ended; returns the events' sequence numbers."""
+        now = now or datetime.now(UTC)
+        with self._lock:
+            closed = self._aggregator.close_due(now)
+            return [self._emit(window) for window in closed if self.is_active(window.start)]
+
+    def _emit(self, window: ClosedWindow) -> int:
+        protected = self._protector.protect(window.start, self._aggregator.lines, window.counts)
+        fields = {
+            "window_start": window.start.isoformat(),
+            "window_seconds": window.seconds,
+            "cells": [c.model_dump(mode="json") for c in protected.cells],
+            "totals": [t.model_dump(mode="json") for t in protected.totals],
+            "quality": window.quality.model_dump(mode="json"),
+            "policy": protected.policy.model_dump(mode="json"),
+        }
+        return self.sink.emit(Channel.FLOW, fields)
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
