@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from edge_agent.deploy.migrate import migrate_config
+from edge_agent.lockers.config import LockersConfig
 from edge_agent.privacy.config import PrivacyConfig, RegisterConfig
 from edge_agent.transport.config import HealthConfig, MqttConfig, OutboxConfig
 from hub_protocol.validation import Identifier, StrictModel, read_toml, validate_data
@@ -32,6 +33,7 @@ class AgentConfig(StrictModel):
     health: HealthConfig = Field(default_factory=HealthConfig, description="Health telemetry")
     privacy: PrivacyConfig | None = Field(default=None, description="Flow windows and their protection")
     register: RegisterConfig | None = Field(default=None, description="Sensor-register entry; sets active_until")
+    lockers: LockersConfig | None = Field(default=None, description="Locker bank on this device (none: no lockers)")
 
 
 def load_agent_config(path: Path) -> AgentConfig:

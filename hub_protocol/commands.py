@@ -6,11 +6,12 @@ id at most once, and answers with a ``CommandResult`` event.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from hub_protocol.lockers import CompartmentState
+from hub_protocol.lockers import CodePurpose, CompartmentState, hash_code, new_salt
 from hub_protocol.validation import Identifier, StrictModel
 
 HASH_PATTERN = r"^[0-9a-f]{64}$"
@@ -54,20 +55,48 @@ class LockerSetService(CommandBase):
 class CodeHash(StrictModel):
     """A code as the device sees it: a salted hash, never the digits."""
 
-    salt: str = Field(pattern=r"^[0-9a-f]{32}$", description="Random salt, hex")
-    sha256: str = Field(pattern=HASH_PATTERN, description="hex(sha256(salt_bytes + code_digits))")
+    salt: str = Field(pattern=r"^[0-9a-f]{32}$", description="Random 16-byte salt, lower-case hex")
+    sha256: str = Field(
+        pattern=HASH_PATTERN, description="hex(sha256(salt_bytes + code_digits)), see hub_protocol.lockers.hash_code"
+    )
     expires_at: AwareDatetime = Field(description="The code is refused after this time")
+
+    @classmethod
+    def for_code(cls, code: str, expires_at: datetime) -> CodeHash:
+        """Hash ``code`` with a fresh salt: what the hub puts in a ReservationSet."""
+        salt = new_salt()
+        return cls(salt=salt.hex(), sha256=hash_code(salt, code), expires_at=expires_at)
+
+
+PURPOSE_STATE = {
+    CodePurpose.DROPOFF: CompartmentState.RESERVED,
+    CodePurpose.PICKUP: CompartmentState.OCCUPIED,
+    CodePurpose.RETURN: CompartmentState.OCCUPIED,
+}
+"""The state a compartment is in while a code of each purpose can open it."""
 
 
 class ReservationSet(CommandBase):
     action: Literal["reservation-set"] = Field(description="Reserve a compartment with drop-off/pickup codes")
     compartment: int = Field(ge=1, le=999, description="Compartment number")
     reservation: Identifier = Field(description="Reservation id (the hub's delivery id)")
-    purpose: Literal["dropoff", "pickup", "return"] = Field(description="Which code the hub is issuing now")
+    purpose: CodePurpose = Field(description="Which code the hub is issuing now")
     code: CodeHash = Field(description="Hash of the code that opens the compartment for this purpose")
-    state_after: CompartmentState = Field(
-        default=CompartmentState.RESERVED, description="State to enter (reserved for drop-off, occupied else)"
+    state_after: CompartmentState | None = Field(
+        default=None,
+        description="State to enter; null means the purpose's state (reserved for dropoff, occupied otherwise)",
     )
+
+    @model_validator(mode="after")
+    def _state_fits_purpose(self) -> ReservationSet:
+        expected = PURPOSE_STATE[self.purpose]
+        if self.state_after is not None and self.state_after is not expected:
+            raise ValueError(f"state_after for a {self.purpose.value} code must be {expected.value}")
+        return self
+
+    @property
+    def target_state(self) -> CompartmentState:
+        return PURPOSE_STATE[self.purpose]
 
 
 class ReservationCancel(CommandBase):

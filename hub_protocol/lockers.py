@@ -1,7 +1,14 @@
-"""Locker-bank events: every compartment state transition, sent through the outbox."""
+"""Locker-bank events, and the one way both sides turn a code into the hash the device stores.
+
+A device never receives code digits: the hub sends ``hex(sha256(salt_bytes + code_digits))`` with a random
+16-byte salt (see docs/lockers.md). Both sides call ``hash_code`` so they cannot disagree on the format.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
 from enum import StrEnum
 from typing import Literal
 
@@ -9,6 +16,44 @@ from pydantic import AwareDatetime, Field
 
 from hub_protocol.envelope import EventHeader
 from hub_protocol.validation import Identifier
+
+CODE_MIN_DIGITS = 6
+CODE_MAX_DIGITS = 12
+SALT_BYTES = 16
+_CODE = re.compile(rf"^[0-9]{{{CODE_MIN_DIGITS},{CODE_MAX_DIGITS}}}$")
+
+
+def is_code_format(code: str) -> bool:
+    """True for 6 to 12 ASCII digits (what a keypad can type)."""
+    return _CODE.fullmatch(code) is not None
+
+
+def hash_code(salt: bytes, code: str) -> str:
+    """Lower-case hex SHA-256 of the raw salt bytes followed by the code's ASCII digits."""
+    if not is_code_format(code):
+        raise ValueError(f"a code is {CODE_MIN_DIGITS} to {CODE_MAX_DIGITS} digits")
+    if len(salt) != SALT_BYTES:
+        raise ValueError(f"the salt is {SALT_BYTES} bytes")
+    return hashlib.sha256(salt + code.encode("ascii")).hexdigest()
+
+
+def new_code(digits: int) -> str:
+    """A uniformly random code of ``digits`` digits (leading zeros allowed)."""
+    if not CODE_MIN_DIGITS <= digits <= CODE_MAX_DIGITS:
+        raise ValueError(f"a code is {CODE_MIN_DIGITS} to {CODE_MAX_DIGITS} digits")
+    return "".join(secrets.choice("0123456789") for _ in range(digits))
+
+
+def new_salt() -> bytes:
+    return secrets.token_bytes(SALT_BYTES)
+
+
+class CodePurpose(StrEnum):
+    """What a code is for: it decides which state the compartment must be in and where it goes next."""
+
+    DROPOFF = "dropoff"  # reserved -> occupied when the door closes again
+    PICKUP = "pickup"  # occupied -> free
+    RETURN = "return"  # occupied -> free (the sender takes back what was never collected)
 
 
 class CompartmentState(StrEnum):
