@@ -1,0 +1,188 @@
+"""Operator log-in, roles, CSRF, login limits and API tokens, through the aiohttp test client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from hub_server import audit
+from hub_server.app import AUTH_KEY
+from hub_server.auth import CSRF_COOKIE, SESSION_COOKIE, LoginLimiter
+from hub_server.store.accounts import Role
+from hub_server.store.db import Database
+from tests.hub.conftest import PASSWORD, add_token, add_user, login
+
+
+def replace_cookie(client: TestClient[Any, Any], name: str, value: str) -> None:
+    client.session.cookie_jar.clear(lambda cookie: cookie.key == name)
+    client.session.cookie_jar.update_cookies({name: value}, response_url=client.make_url("/"))
+
+
+async def test_protected_route_needs_a_login(client: TestClient[Any, Any]) -> None:
+    response = await client.get("/api/v1/users")
+    assert response.status == 401
+    assert "Bearer" in response.headers["WWW-Authenticate"]
+    assert (await response.json())["status"] == 401
+
+
+async def test_login_sets_a_hardened_session_cookie(client: TestClient[Any, Any], db: Database) -> None:
+    add_user(db, "alice", Role.ADMIN)
+    response = await client.post("/api/v1/session", json={"username": "alice", "password": PASSWORD})
+    assert response.status == 200
+    cookie = response.cookies[SESSION_COOKIE]
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Strict"
+    assert not cookie["secure"]  # not behind TLS in this config
+    assert response.cookies[CSRF_COOKIE]["httponly"] == ""  # readable by the page's script: double submit
+    # The database holds only a hash of the session token.
+    token = cookie.value.rsplit(".", 1)[0]
+    stored = [r[0] for r in db.conn.execute("SELECT token_hash FROM sessions")]
+    assert stored and token not in stored
+    me = await (await client.get("/api/v1/session")).json()
+    assert (me["username"], me["role"], me["kind"]) == ("alice", "admin", "user")
+    assert [e.action for e in audit.query(db.conn, actor="user:alice")] == ["session.login"]
+
+
+async def test_wrong_password_and_unknown_user_look_the_same(client: TestClient[Any, Any], db: Database) -> None:
+    add_user(db, "alice", Role.VIEWER)
+    wrong = await client.post("/api/v1/session", json={"username": "alice", "password": "not the password"})
+    unknown = await client.post("/api/v1/session", json={"username": "mallory", "password": "not the password"})
+    assert wrong.status == unknown.status == 401
+    assert (await wrong.json())["detail"] == (await unknown.json())["detail"]
+    assert SESSION_COOKIE not in wrong.cookies
+
+
+async def test_forged_session_cookie_is_ignored(client: TestClient[Any, Any], db: Database) -> None:
+    add_user(db, "alice", Role.ADMIN)
+    await login(client, "alice")
+    value = client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION_COOKIE].value
+    token, sig = value.rsplit(".", 1)
+    replace_cookie(client, SESSION_COOKIE, f"{token}x.{sig}")
+    assert (await client.get("/api/v1/session")).status == 401
+
+
+@pytest.mark.parametrize(
+    ("role", "users", "audit_log"), [(Role.VIEWER, 403, 403), (Role.OPERATOR, 403, 200), (Role.ADMIN, 200, 200)]
+)
+async def test_roles_are_ordered(
+    client: TestClient[Any, Any], db: Database, role: Role, users: int, audit_log: int
+) -> None:
+    add_user(db, "someone", role)
+    await login(client, "someone")
+    assert (await client.get("/api/v1/session")).status == 200
+    assert (await client.get("/api/v1/users")).status == users
+    assert (await client.get("/api/v1/audit")).status == audit_log
+
+
+async def test_state_change_with_a_session_needs_the_csrf_token(client: TestClient[Any, Any], db: Database) -> None:
+    add_user(db, "alice", Role.ADMIN)
+    csrf = await login(client, "alice")
+    new_user = {"username": "bob", "role": "viewer", "password": "another long password"}
+    refused = await client.post("/api/v1/users", json=new_user)
+    assert refused.status == 403
+    assert "CSRF" in (await refused.json())["detail"]
+    wrong = await client.post("/api/v1/users", json=new_user, headers={"X-CSRF-Token": "x" * 43})
+    assert wrong.status == 403
+    assert db.conn.execute("SELECT COUNT(*) FROM users WHERE username = 'bob'").fetchone()[0] == 0
+    accepted = await client.post("/api/v1/users", json=new_user, headers={"X-CSRF-Token": csrf})
+    assert accepted.status == 201, await accepted.text()
+    entry = audit.query(db.conn, action="user.add")[0]
+    assert (entry.actor, entry.target, entry.detail) == ("user:alice", "user:bob", {"role": "viewer"})
+
+
+async def test_anonymous_form_post_needs_the_double_submit_cookie(client: TestClient[Any, Any]) -> None:
+    response = await client.post("/api/v1/session", data={"username": "a", "password": "b"})
+    assert response.status == 403
+
+
+async def test_logout_ends_the_session(client: TestClient[Any, Any], db: Database) -> None:
+    add_user(db, "alice", Role.VIEWER)
+    csrf = await login(client, "alice")
+    old_cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION_COOKIE].value
+    assert (await client.delete("/api/v1/session", headers={"X-CSRF-Token": csrf})).status == 204
+    assert (await client.get("/api/v1/session")).status == 401
+    replace_cookie(client, SESSION_COOKIE, old_cookie)  # a copied cookie is dead too
+    assert (await client.get("/api/v1/session")).status == 401
+
+
+async def test_disabling_a_user_ends_their_sessions(
+    client: TestClient[Any, Any], db: Database, aiohttp_client: Any
+) -> None:
+    add_user(db, "admin", Role.ADMIN)
+    add_user(db, "bob", Role.OPERATOR)
+    other = await aiohttp_client(client.app)
+    await login(other, "bob")
+    csrf = await login(client, "admin")
+    response = await client.patch("/api/v1/users/bob", json={"disabled": True}, headers={"X-CSRF-Token": csrf})
+    assert response.status == 200
+    assert (await other.get("/api/v1/session")).status == 401
+    last = await client.patch("/api/v1/users/admin", json={"role": "viewer"}, headers={"X-CSRF-Token": csrf})
+    assert last.status == 409  # the last admin stays
+
+
+async def test_login_rate_limit_per_user(client: TestClient[Any, Any], db: Database) -> None:
+    add_user(db, "alice", Role.VIEWER)
+    cap = client.app[AUTH_KEY].limiter.per_user
+    for _ in range(cap):
+        bad = await client.post("/api/v1/session", json={"username": "alice", "password": "guess guess guess"})
+        assert bad.status == 401
+    blocked = await client.post("/api/v1/session", json={"username": "alice", "password": PASSWORD})
+    assert blocked.status == 429  # even the right password waits out the window
+    assert int(blocked.headers["Retry-After"]) > 0
+
+
+def test_login_limiter_window_slides() -> None:
+    now = [0.0]
+    limiter = LoginLimiter(per_user=2, per_address=3, window_s=60, clock=lambda: now[0])
+    limiter.failed("a", "1.2.3.4")
+    limiter.failed("a", "1.2.3.4")
+    assert limiter.retry_after("a", "1.2.3.4") == pytest.approx(60)
+    assert limiter.retry_after("b", "5.6.7.8") is None
+    limiter.failed("b", "1.2.3.4")  # third failure from the address blocks every name from it
+    assert limiter.retry_after("c", "1.2.3.4") is not None
+    now[0] = 61
+    assert limiter.retry_after("a", "1.2.3.4") is None
+    limiter.failed("a", "9.9.9.9")
+    limiter.succeeded("a")
+    limiter.failed("a", "9.9.9.9")
+    assert limiter.retry_after("a", "9.9.9.9") is None
+
+
+async def test_api_token_authenticates_without_csrf(client: TestClient[Any, Any], db: Database) -> None:
+    token = add_token(db, Role.ADMIN)
+    headers = {"Authorization": f"Bearer {token}"}
+    me = await client.get("/api/v1/session", headers=headers)
+    assert (await me.json())["kind"] == "token"
+    created = await client.post(
+        "/api/v1/users", json={"username": "carol", "role": "viewer", "password": "a long password!"}, headers=headers
+    )
+    assert created.status == 201
+    assert audit.query(db.conn, action="user.add")[0].actor.startswith("token:")
+
+
+async def test_bad_tokens_are_refused(client: TestClient[Any, Any], db: Database) -> None:
+    viewer = add_token(db, Role.VIEWER)
+    assert (await client.get("/api/v1/users", headers={"Authorization": f"Bearer {viewer}"})).status == 403
+    for header in ("Bearer hubt_not-a-token", "Basic YWxpY2U6eA==", "Bearer"):
+        response = await client.get("/api/v1/session", headers={"Authorization": header})
+        assert response.status == 401, header
+
+
+async def test_token_lifecycle_through_the_api(client: TestClient[Any, Any], db: Database) -> None:
+    admin = add_token(db, Role.ADMIN, "admin-tool")
+    headers = {"Authorization": f"Bearer {admin}"}
+    created = await client.post("/api/v1/tokens", json={"name": "counter-export", "role": "viewer"}, headers=headers)
+    assert created.status == 201
+    body = await created.json()
+    secret = body["token"]
+    assert secret.startswith("hubt_")
+    assert secret not in str(db.conn.execute("SELECT * FROM api_tokens").fetchall())
+    listed = await (await client.get("/api/v1/tokens", headers=headers)).json()
+    assert all("token" not in t for t in listed)
+    assert (await client.get("/api/v1/session", headers={"Authorization": f"Bearer {secret}"})).status == 200
+    revoked = await client.delete(f"/api/v1/tokens/{body['id']}", headers=headers)
+    assert revoked.status == 200
+    assert (await client.get("/api/v1/session", headers={"Authorization": f"Bearer {secret}"})).status == 401
+    assert (await client.delete("/api/v1/tokens/99999", headers=headers)).status == 404
