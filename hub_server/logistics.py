@@ -137,12 +137,13 @@ class Delivery(BaseModel):
 
 
 class CreatedDelivery(BaseModel):
-    """Returned once at creation: the codes are not stored anywhere in clear and cannot be shown again."""
+    """Returned once at creation: the drop-off code is not stored anywhere in clear and cannot be shown again.
+
+    The pickup code is for the resident only: their page reveals it once (``Logistics.reveal_pickup_code``)."""
 
     delivery: Delivery
-    dropoff_code: str
-    pickup_code: str
-    resident_link: str
+    dropoff_code: str = Field(description="For the carrier or lender; shown this once")
+    resident_link: str = Field(description="The resident's page: status, pickup code (once), extend")
 
 
 class IssuedCode(BaseModel):
@@ -164,6 +165,7 @@ class ResidentView(BaseModel):
     pickup_expires_at: datetime | None
     can_extend: bool
     extend_days: int
+    code_available: bool = Field(description="The pickup code can be revealed (once) on this page now")
 
 
 def _delivery(row: store.DeliveryRow) -> Delivery:
@@ -307,6 +309,7 @@ class Logistics:
                     "resident_name": request.resident_name,
                     "resident_contact": request.resident_contact,
                     "token_hash": token_hash(token),
+                    "pickup_sealed": self._seal(delivery_id, pickup_code),
                 },
             )
             store.put_code(conn, delivery_id, "dropoff", dropoff, now)
@@ -318,10 +321,7 @@ class Logistics:
         assert row is not None
         self._publish([command])
         return CreatedDelivery(
-            delivery=_delivery(row),
-            dropoff_code=dropoff_code,
-            pickup_code=pickup_code,
-            resident_link=self.resident_link(token),
+            delivery=_delivery(row), dropoff_code=dropoff_code, resident_link=self.resident_link(token)
         )
 
     def resident_link(self, token: str) -> str:
@@ -345,7 +345,9 @@ class Logistics:
             row = self._row(conn, delivery_id)
             if row.status not in (DeliveryStatus.AWAITING_DROPOFF, DeliveryStatus.READY, DeliveryStatus.EXPIRED):
                 raise LogisticsError(f"delivery {delivery_id} is {row.status}: nothing to cancel")
-            store.update_delivery(conn, delivery_id, status=DeliveryStatus.CANCELLED.value, finished_at=store.ts(now))
+            store.update_delivery(
+                conn, delivery_id, status=DeliveryStatus.CANCELLED.value, finished_at=store.ts(now), pickup_sealed=None
+            )
             command = self._cancel_command(conn, row, operator)
             updated = self._row(conn, delivery_id)
         self._publish([command])
@@ -378,6 +380,40 @@ class Logistics:
         row = store.delivery_by_token(self.db.conn, token_hash(token))
         return None if row is None else self._view(row)
 
+    def reveal_pickup_code(self, token: str) -> str:
+        """The pickup code, once, to the resident's page when the item is ready; the hub forgets it right after."""
+        with self.db.write() as conn:
+            row = store.delivery_by_token(conn, token_hash(token)) if 20 <= len(token) <= 100 else None
+            if row is None:
+                raise NotFound("unknown link")
+            if row.status != DeliveryStatus.READY:
+                raise LogisticsError(f"the code is shown when the item is ready for pickup; it is {row.status}")
+            if row.pickup_sealed is None:
+                raise LogisticsError("the pickup code was shown once already; ask the hub's operator for help")
+            code = self._unseal(row.id, row.pickup_sealed)
+            stored = store.get_code(conn, row.id, "pickup")
+            if stored is None or not codes.matches(code, stored):
+                raise LogisticsError("the pickup code cannot be recovered (the hub's key changed); ask the operator")
+            store.update_delivery(conn, row.id, pickup_sealed=None, pickup_revealed_at=store.ts(self.clock()))
+        return code
+
+    def _pad(self, delivery_id: str, nonce: str, length: int) -> bytes:
+        return hmac.new(self._link_key, f"pickup-code:{delivery_id}:{nonce}".encode(), hashlib.sha256).digest()[:length]
+
+    def _seal(self, delivery_id: str, code: str) -> str:
+        # A one-time pad from HMAC (a PRF) over a fresh nonce; integrity comes from the stored salted hash,
+        # which the unsealed code must match.
+        nonce = secrets.token_hex(16)
+        data = code.encode("ascii")
+        sealed = bytes(a ^ b for a, b in zip(data, self._pad(delivery_id, nonce, len(data)), strict=True))
+        return f"{nonce}:{sealed.hex()}"
+
+    def _unseal(self, delivery_id: str, sealed: str) -> str:
+        nonce, _, body = sealed.partition(":")
+        data = bytes.fromhex(body)
+        plain = bytes(a ^ b for a, b in zip(data, self._pad(delivery_id, nonce, len(data)), strict=True))
+        return plain.decode("ascii", errors="replace")
+
     def extend_by_token(self, token: str) -> ResidentView:
         """The resident's 'extend once' button; raises LogisticsError when not allowed (page shows the reason)."""
         with self.db.write() as conn:
@@ -400,6 +436,7 @@ class Logistics:
             pickup_expires_at=row.pickup_expires_at,
             can_extend=self._can_extend(row),
             extend_days=self.config.extend_days,
+            code_available=row.status == DeliveryStatus.READY and row.pickup_sealed is not None,
         )
 
     def _can_extend(self, row: store.DeliveryRow) -> bool:
@@ -468,11 +505,17 @@ class Logistics:
                 final = DeliveryStatus.COLLECTED if status == DeliveryStatus.READY else DeliveryStatus.RETURNED
                 if event.cause == "return":
                     final = DeliveryStatus.RETURNED
-                store.update_delivery(conn, row.id, status=final.value, finished_at=store.ts(event.at))
+                store.update_delivery(
+                    conn, row.id, status=final.value, finished_at=store.ts(event.at), pickup_sealed=None
+                )
             elif event.state == CompartmentState.FREE and status == DeliveryStatus.AWAITING_DROPOFF:
                 # Freed before any drop-off: cancelled on the device (operator at the locker, or expiry there).
                 store.update_delivery(
-                    conn, row.id, status=DeliveryStatus.CANCELLED.value, finished_at=store.ts(event.at)
+                    conn,
+                    row.id,
+                    status=DeliveryStatus.CANCELLED.value,
+                    finished_at=store.ts(event.at),
+                    pickup_sealed=None,
                 )
         self._publish(commands)
 
@@ -500,10 +543,14 @@ class Logistics:
         issued: list[IssuedCode] = []
         with self.db.write() as conn:
             for row in store.due(conn, DeliveryStatus.AWAITING_DROPOFF.value, "dropoff_expires_at", now):
-                store.update_delivery(conn, row.id, status=DeliveryStatus.CANCELLED.value, finished_at=store.ts(now))
+                store.update_delivery(
+                    conn, row.id, status=DeliveryStatus.CANCELLED.value, finished_at=store.ts(now), pickup_sealed=None
+                )
                 commands.append(self._cancel_command(conn, row, None))
             for row in store.due(conn, DeliveryStatus.READY.value, "pickup_expires_at", now):
-                store.update_delivery(conn, row.id, status=DeliveryStatus.EXPIRED.value, expired_at=store.ts(now))
+                store.update_delivery(
+                    conn, row.id, status=DeliveryStatus.EXPIRED.value, expired_at=store.ts(now), pickup_sealed=None
+                )
                 code, command = self._new_return_code(conn, row, None)
                 issued.append(code)
                 commands.append(command)

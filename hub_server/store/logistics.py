@@ -56,6 +56,8 @@ class DeliveryRow:
     resident_name: str | None
     resident_contact: str | None
     personal_data_deleted_at: datetime | None
+    pickup_sealed: str | None
+    pickup_revealed_at: datetime | None
 
 
 ACTIVE_STATUSES = ("awaiting-dropoff", "ready-for-pickup", "expired")
@@ -104,6 +106,8 @@ def _delivery(row: sqlite3.Row) -> DeliveryRow:
         resident_name=row["resident_name"],
         resident_contact=row["resident_contact"],
         personal_data_deleted_at=parse_ts(row["personal_data_deleted_at"]),
+        pickup_sealed=row["pickup_sealed"],
+        pickup_revealed_at=parse_ts(row["pickup_revealed_at"]),
     )
 
 
@@ -240,7 +244,7 @@ def erase_personal_data(conn: sqlite3.Connection, finished_before: datetime, now
     for delivery_id in ids:
         conn.execute(
             """UPDATE deliveries SET resident_name = NULL, resident_contact = NULL, token_hash = NULL,
-                   personal_data_deleted_at = ? WHERE id = ?""",
+                   pickup_sealed = NULL, personal_data_deleted_at = ? WHERE id = ?""",
             (ts(now), delivery_id),
         )
         conn.execute("UPDATE notifications SET payload = NULL WHERE delivery_id = ?", (delivery_id,))

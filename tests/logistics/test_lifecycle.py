@@ -25,15 +25,15 @@ def _create(bench: Bench, kind: str = "delivery") -> tuple[str, str, str, int]:
     created = bench.logistics.create(
         DeliveryRequest(kind=kind, size=CompartmentSize.M, resident_name="Sam", resident_contact="sam@example.org")
     )
-    return created.delivery.id, created.dropoff_code, created.pickup_code, created.delivery.compartment
+    token = created.resident_link.rsplit("/", 1)[1]
+    return created.delivery.id, created.dropoff_code, token, created.delivery.compartment
 
 
 def test_created_delivery_sends_the_dropoff_hash_and_keeps_no_digits(bench: Bench) -> None:
     created = bench.logistics.create(
         DeliveryRequest(size=CompartmentSize.M, resident_name="Sam", resident_contact="sam@example.org")
     )
-    assert re.fullmatch(r"[0-9]{8}", created.dropoff_code) and re.fullmatch(r"[0-9]{8}", created.pickup_code)
-    assert created.dropoff_code != created.pickup_code
+    assert re.fullmatch(r"[0-9]{8}", created.dropoff_code)
     assert created.resident_link.startswith("https://hub.example.org/r/")
     assert created.delivery.status is DeliveryStatus.AWAITING_DROPOFF
 
@@ -42,18 +42,17 @@ def test_created_delivery_sends_the_dropoff_hash_and_keeps_no_digits(bench: Benc
     assert command.purpose is CodePurpose.DROPOFF and command.target_state is RESERVED
     assert command.reservation == created.delivery.id and command.compartment == created.delivery.compartment
     assert codes.matches(created.dropoff_code, codes.StoredHash(command.code.salt, command.code.sha256))
-    assert not codes.matches(created.pickup_code, codes.StoredHash(command.code.salt, command.code.sha256))
     assert command.code.expires_at == bench.clock() + timedelta(hours=72)
 
     # Nothing in the database holds either code in clear.
     dump = "\n".join(bench.logistics.db.conn.iterdump())
-    assert created.dropoff_code not in dump and created.pickup_code not in dump
+    assert created.dropoff_code not in dump
     token = created.resident_link.rsplit("/", 1)[1]
     assert token not in dump
 
 
 def test_full_life_cycle_dropoff_pickup(bench: Bench) -> None:
-    delivery, _dropoff_code, pickup_code, n = _create(bench)
+    delivery, dropoff_code, token, n = _create(bench)
     bench.device.wait_for(1)
     bench.event(n, RESERVED, "reservation", delivery, previous=FREE)
     bench.event(n, RESERVED, "door", delivery, door_open=True)
@@ -70,7 +69,14 @@ def test_full_life_cycle_dropoff_pickup(bench: Bench) -> None:
     pickup = commands[1]
     assert isinstance(pickup, ReservationSet) and pickup.purpose is CodePurpose.PICKUP
     assert pickup.target_state is OCCUPIED and pickup.code.expires_at == ready.pickup_expires_at
+    pickup_code = bench.logistics.reveal_pickup_code(token)
+    assert re.fullmatch(r"[0-9]{8}", pickup_code) and pickup_code != dropoff_code
     assert codes.matches(pickup_code, codes.StoredHash(pickup.code.salt, pickup.code.sha256))
+    with pytest.raises(LogisticsError, match="shown once already"):
+        bench.logistics.reveal_pickup_code(token)
+    view = bench.logistics.resident_view(token)
+    assert view is not None and not view.code_available
+    assert pickup_code not in "\n".join(bench.logistics.db.conn.iterdump())
 
     bench.clock.advance(hours=5)
     bench.event(n, FREE, "pickup", delivery, previous=OCCUPIED)
@@ -91,8 +97,9 @@ def test_replayed_events_apply_once(bench: Bench) -> None:
 
 
 def test_expiry_issues_a_return_code_and_return_ends_it(bench: Bench) -> None:
-    delivery, _, pickup_code, n = _create(bench)
+    delivery, _, token, n = _create(bench)
     bench.event(n, OCCUPIED, "dropoff", delivery, previous=RESERVED)
+    pickup_code = bench.logistics.reveal_pickup_code(token)
     bench.clock.advance(days=7, seconds=-1)
     assert bench.logistics.expire_due() == []
     bench.clock.advance(seconds=1)
@@ -118,6 +125,23 @@ def test_expiry_issues_a_return_code_and_return_ends_it(bench: Bench) -> None:
     bench.event(n, FREE, "return", delivery, previous=OCCUPIED)
     assert bench.logistics.get(delivery).status is DeliveryStatus.RETURNED
     assert bench.logistics.expire_due() == []
+
+
+def test_pickup_code_is_revealed_only_when_ready(bench: Bench) -> None:
+    delivery, _, token, n = _create(bench)
+    view = bench.logistics.resident_view(token)
+    assert view is not None and not view.code_available
+    with pytest.raises(LogisticsError, match="when the item is ready"):
+        bench.logistics.reveal_pickup_code(token)
+    with pytest.raises(NotFound):
+        bench.logistics.reveal_pickup_code("y" * 43)
+    bench.event(n, OCCUPIED, "dropoff", delivery, previous=RESERVED)
+    view = bench.logistics.resident_view(token)
+    assert view is not None and view.code_available
+    bench.clock.advance(days=8)
+    bench.logistics.expire_due()
+    with pytest.raises(LogisticsError, match="expired"):
+        bench.logistics.reveal_pickup_code(token)
 
 
 def test_unused_dropoff_is_cancelled_after_its_hours(bench: Bench) -> None:

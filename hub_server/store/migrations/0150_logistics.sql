@@ -34,6 +34,8 @@ CREATE TABLE deliveries (
     resident_contact TEXT,
     personal_data_deleted_at TEXT,
     token_hash TEXT UNIQUE,
+    pickup_sealed TEXT,         -- the pickup code encrypted under the hub's link key until the resident reveals it
+    pickup_revealed_at TEXT,
     FOREIGN KEY (device, compartment) REFERENCES compartments (device, number)
 );
 CREATE INDEX deliveries_status ON deliveries (status);
