@@ -32,7 +32,9 @@ class AgentConfig(StrictModel):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig, description="Durable event store on the device")
     health: HealthConfig = Field(default_factory=HealthConfig, description="Health telemetry")
     privacy: PrivacyConfig | None = Field(default=None, description="Flow windows and their protection")
-    register: RegisterConfig | None = Field(default=None, description="Sensor-register entry; sets active_until")
+    sensor_register: RegisterConfig | None = Field(
+        default=None, description="Entry for the public sensor register; its active_until ends counting"
+    )
     lockers: LockersConfig | None = Field(default=None, description="Locker bank on this device (none: no lockers)")
 
 
