@@ -101,6 +101,7 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
         for key, values in (
             ("health.outbox_depth", [float(h.outbox_depth) for h in history]),
             ("health.load1", [h.load1 for h in history]),
+            ("health.mem", [h.mem_used_fraction * 100 for h in history]),
             ("health.cpu_temp", [h.cpu_temp_c for h in history]),
             ("health.fps", [h.fps for h in history]),
         ):

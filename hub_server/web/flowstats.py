@@ -104,11 +104,14 @@ def expected_windows(windows: Iterable[StoredWindow], span: timedelta, until: da
 
 def _policy_text(stored: StoredWindow) -> str:
     policy = stored.window.policy
-    if policy.kind.value == "threshold":
-        return f"threshold k={policy.k}"
-    if policy.kind.value == "dp":
-        return f"dp ε={policy.epsilon}"
-    return "none"
+    parts = [policy.kind.value]
+    if policy.k is not None:
+        parts.append(f"k={policy.k}")
+    if policy.epsilon is not None:
+        parts.append(f"ε={policy.epsilon}")
+    if policy.budget_exhausted:
+        parts.append("budget exhausted")
+    return " ".join(parts)
 
 
 def totals(windows: Iterable[StoredWindow]) -> dict[tuple[str, str, str], int]:

@@ -38,7 +38,7 @@ class _Overflow:
 Item = LiveEvent | _Closed | _Overflow
 
 
-@dataclass
+@dataclass(eq=False)  # identity, not value: each open page is its own subscription
 class Subscription:
     queue: asyncio.Queue[Item] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False

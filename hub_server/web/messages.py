@@ -228,9 +228,9 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
     "deliveries.create": ("Create delivery and codes", "Levering en codes aanmaken", "Lieferung und Codes erstellen"),
     "deliveries.created": ("Delivery created", "Levering aangemaakt", "Lieferung erstellt"),
     "deliveries.once": (
-        "These codes are shown only now. Pass the drop-off code to the courier; the resident gets the link.",
-        "Deze codes worden alleen nu getoond. Geef de afleveringscode aan de bezorger; de bewoner krijgt de link.",
-        "Diese Codes werden nur jetzt angezeigt. Den Abgabecode an den Zusteller geben; die Bewohner erhalten den Link.",
+        "The drop-off code is shown only now: pass it to the courier. The resident gets the link; their page shows the pickup code once.",
+        "De afleveringscode wordt alleen nu getoond: geef hem aan de bezorger. De bewoner krijgt de link; zijn pagina toont de ophaalcode één keer.",
+        "Der Abgabecode wird nur jetzt angezeigt: an den Zusteller geben. Die Bewohner erhalten den Link; ihre Seite zeigt den Abholcode einmal.",
     ),
     "deliveries.dropoff_code": ("Drop-off code", "Afleveringscode", "Abgabecode"),
     "deliveries.pickup_code": ("Pickup code", "Ophaalcode", "Abholcode"),

@@ -33,6 +33,18 @@ class DeviceStatus:
 
 
 @dataclass(frozen=True)
+class HealthPoint:
+    """One health sample, for the charts over time."""
+
+    at: datetime
+    outbox_depth: int
+    load1: float
+    cpu_temp_c: float | None
+    fps: float
+    mem_used_fraction: float
+
+
+@dataclass(frozen=True)
 class StoredWindow:
     device: str
     site: str
@@ -90,7 +102,6 @@ class CreatedDelivery:
     delivery: DeliveryView
     dropoff_code: str
     resident_url: str
-    pickup_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +151,7 @@ class WebSource(Protocol):
 
     def devices(self) -> list[DeviceStatus]: ...
     def device(self, device: str) -> DeviceStatus | None: ...
-    def health_history(self, device: str, since: datetime) -> list[Health]: ...
+    def health_history(self, device: str, since: datetime) -> list[HealthPoint]: ...
     def flow_windows(self, since: datetime, until: datetime, device: str | None = None) -> list[StoredWindow]: ...
     def locker_banks(self) -> list[LockerBank]: ...
     def alarms(self, active_only: bool = False, limit: int = 200) -> list[AlarmView]: ...

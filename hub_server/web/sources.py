@@ -10,10 +10,12 @@ import hmac
 import importlib
 import importlib.util
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from hub_protocol.envelope import Health
 from hub_protocol.flows import FlowWindow
@@ -31,6 +33,7 @@ from hub_server.web.model import (
     DeliveryRequest,
     DeliveryView,
     DeviceStatus,
+    HealthPoint,
     LockerBank,
     Operator,
     Parcel,
@@ -91,6 +94,20 @@ def hub_auth(app: web.Application) -> HubAuth:
     return HubAuth()
 
 
+def _has_table(conn: Any, name: str) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    return found is not None
+
+
+def _health(payload: dict[str, Any] | None) -> Health | None:
+    if payload is None:
+        return None
+    try:
+        return Health.model_validate(payload)
+    except ValidationError:
+        return None
+
+
 def _dt(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
@@ -110,65 +127,94 @@ class HubSource:
     # devices
 
     def devices(self) -> list[DeviceStatus]:
-        live = {d.device: d for d in self.app[appkeys.LIVE_KEY].snapshot()}
-        known = {p.device: p.site for p in provisioning.list_all(self._conn) if p.revoked_at is None}
-        events = _module("hub_server.store.devices")
-        if events is not None and hasattr(events, "list_devices"):
-            for row in events.list_devices(self._conn):
-                known.setdefault(row.device, row.site)
-        for device, seen in live.items():
-            known.setdefault(device, seen.site)
+        """Provisioned and heard-from devices; the ingest's in-memory state wins over the stored one (fresher)."""
+        conn = self._conn
+        rows: dict[str, DeviceStatus] = {}
+        readings = _module("hub_server.store.readings")
+        if readings is not None and _has_table(conn, "devices"):
+            for r in readings.list_devices(conn):
+                if r.revoked:
+                    continue
+                latest = readings.latest_health(conn, r.device)
+                rows[r.device] = DeviceStatus(r.device, r.site, r.online, r.last_seen, _health(latest))
+        else:
+            for p in provisioning.list_all(conn):
+                if p.revoked_at is None:
+                    rows[p.device] = DeviceStatus(p.device, p.site, None, None, None)
+        live = self.app[appkeys.LIVE_KEY]
+        for seen in live.snapshot():
+            if live.is_revoked(seen.device):
+                continue
+            stored = rows.get(seen.device)
+            rows[seen.device] = DeviceStatus(
+                seen.device,
+                seen.site,
+                seen.online if seen.online is not None else (stored.online if stored else None),
+                seen.last_seen or (stored.last_seen if stored else None),
+                seen.health or (stored.health if stored else None),
+            )
         active: dict[str, int] = {}
         for alarm in self.alarms(active_only=True, limit=1000):
             active[alarm.device] = active.get(alarm.device, 0) + 1
-        result = []
-        for device, site in sorted(known.items()):
-            entry = live.get(device)
-            result.append(
-                DeviceStatus(
-                    device=device,
-                    site=site,
-                    online=None if entry is None else entry.online,
-                    last_seen=None if entry is None else entry.last_seen,
-                    health=None if entry is None else entry.health,
-                    active_alarms=active.get(device, 0),
-                )
-            )
-        return result
+        return [replace(d, active_alarms=active.get(d.device, 0)) for _, d in sorted(rows.items())]
 
     def device(self, device: str) -> DeviceStatus | None:
         return next((d for d in self.devices() if d.device == device), None)
 
-    def health_history(self, device: str, since: datetime) -> list[Health]:
-        events = _module("hub_server.store.events")
-        if events is not None and hasattr(events, "health_history"):
-            return [
-                h if isinstance(h, Health) else Health.model_validate(h)
-                for h in events.health_history(self._conn, device, since)
-            ]
-        entry = self.app[appkeys.LIVE_KEY].get(device)
-        return [entry.health] if entry is not None and entry.health is not None else []
+    def health_history(self, device: str, since: datetime) -> list[HealthPoint]:
+        readings = _module("hub_server.store.readings")
+        if readings is None or not _has_table(self._conn, "health_samples"):
+            return []
+        return [
+            HealthPoint(
+                at=r["at"],
+                outbox_depth=int(r["outbox_depth"]),
+                load1=float(r["load1"]),
+                cpu_temp_c=None if r["cpu_temp_c"] is None else float(r["cpu_temp_c"]),
+                fps=float(r["fps"]),
+                mem_used_fraction=float(r["mem_used_fraction"]),
+            )
+            for r in readings.health_history(self._conn, device, since, None, 2000)
+        ]
 
     def flow_windows(self, since: datetime, until: datetime, device: str | None = None) -> list[StoredWindow]:
-        events = _module("hub_server.store.events")
-        if events is None or not hasattr(events, "flow_windows"):
+        """Whole windows as the device sent them (cells, margins, quality, policy), by window start."""
+        conn = self._conn
+        if not _has_table(conn, "flow_windows"):
             return []
+        sql = (
+            "SELECT w.site, e.payload FROM flow_windows w JOIN events e"
+            " ON (e.device, e.boot, e.seq) = (w.device, w.boot, w.seq)"
+            " WHERE w.window_start >= ? AND w.window_start < ?"
+        )
+        params: list[Any] = [since.timestamp(), until.timestamp()]
+        if device is not None:
+            sql += " AND w.device = ?"
+            params.append(device)
+        sql += " ORDER BY w.window_start, w.device LIMIT 20000"
         result = []
-        for row in events.flow_windows(self._conn, since=since, until=until, device=device):
-            dev, site, window = row
-            result.append(
-                StoredWindow(dev, site, window if isinstance(window, FlowWindow) else FlowWindow.model_validate(window))
-            )
+        for row in conn.execute(sql, params):
+            try:
+                window = FlowWindow.model_validate_json(row[1])
+            except ValidationError:  # stored before a contract change: skip rather than fail the page
+                continue
+            result.append(StoredWindow(window.device, row[0], window))
         return result
 
     def register(self) -> list[RegisterEntry]:
-        devices = _module("hub_server.store.devices")
-        if devices is None or not hasattr(devices, "register_entries"):
+        conn = self._conn
+        if not _has_table(conn, "register_latest"):
             return []
-        return [
-            e if isinstance(e, RegisterEntry) else RegisterEntry.model_validate(e)
-            for e in devices.register_entries(self._conn)
-        ]
+        revoked = provisioning.revoked_devices(conn)
+        entries = []
+        for row in conn.execute("SELECT device, payload FROM register_latest ORDER BY site, device"):
+            if row[0] in revoked:
+                continue
+            try:
+                entries.append(RegisterEntry.model_validate_json(row[1]))
+            except ValidationError:
+                continue
+        return entries
 
     # lockers and deliveries
 
@@ -238,7 +284,6 @@ class HubSource:
                 d.id, d.device, d.compartment, d.size.value, d.status.value, d.created_at, d.dropoff_expires_at, d.kind
             ),
             dropoff_code=created.dropoff_code,
-            pickup_code=created.pickup_code,
             resident_url=created.resident_link,
         )
 
@@ -258,20 +303,19 @@ class HubSource:
             location=location,
             compartment=view.compartment,
             expires=view.pickup_expires_at,
-            code_available=bool(getattr(view, "code_available", False)),
+            code_available=view.code_available,
             can_extend=view.can_extend,
             extended=not view.can_extend and view.status.value == "ready-for-pickup",
         )
 
     def reveal_code(self, token: str) -> str | Refusal:
         service = self._logistics()
-        reveal = getattr(service, "reveal_pickup_code", None)
-        if reveal is None:
+        if service is None:
             return Refusal("parcel.code_gone")
         from hub_server.logistics import LogisticsError
 
         try:
-            return str(reveal(token))
+            return str(service.reveal_pickup_code(token))
         except LogisticsError:
             return Refusal("parcel.code_gone")
 
@@ -289,38 +333,52 @@ class HubSource:
 
     # alarms and audit
 
-    def _alarms(self) -> Any | None:
-        return _app_service(self.app, "ALARMS_KEY")
-
     def alarms(self, active_only: bool = False, limit: int = 200) -> list[AlarmView]:
-        service = self._alarms()
-        if service is None:
+        store = _module("hub_server.store.alarms")
+        if store is None or not _has_table(self._conn, "alarms"):
             return []
-        result = []
-        for a in service.list(active_only=active_only, limit=limit):
-            result.append(
-                AlarmView(
-                    id=str(a.id),
-                    device=a.device,
-                    kind=str(getattr(a.kind, "value", a.kind)),
-                    started=_dt(a.started_at) or datetime.now(UTC),
-                    ended=_dt(a.ended_at),
-                    detail=a.detail or "",
-                    compartment=a.compartment,
-                    acknowledged_by=a.acknowledged_by,
-                    acknowledged_at=_dt(a.acknowledged_at),
-                )
+        return [
+            AlarmView(
+                id=str(a.id),
+                device=a.device,
+                kind=a.kind,
+                started=a.started_at,
+                ended=a.ended_at,
+                detail=a.detail,
+                compartment=a.compartment or None,
+                acknowledged_by=a.acknowledged_by,
+                acknowledged_at=a.acknowledged_at,
             )
-        return result
+            for a in store.query(self._conn, active_only=active_only, limit=limit)
+        ]
 
     def acknowledge_alarm(self, alarm_id: str, operator: Operator) -> Refusal | None:
-        service = self._alarms()
-        if service is None:
-            return Refusal("error.unavailable", {"reason": "alarms"})
-        try:
-            service.acknowledge(int(alarm_id), f"user:{operator.username}")
-        except (ValueError, LookupError) as exc:
-            return Refusal("error.refused", {"reason": str(exc)})
+        if not alarm_id.isdigit() or len(alarm_id) > 18:
+            return Refusal("alarms.not_found")
+        service = _app_service(self.app, "ALARMS_KEY")
+        actor = f"user:{operator.username}"
+        if service is not None and hasattr(service, "acknowledge"):
+            try:
+                service.acknowledge(int(alarm_id), actor)
+            except LookupError:
+                return Refusal("alarms.not_found")
+            except ValueError:
+                return Refusal("alarms.already")
+            return None
+        store = _module("hub_server.store.alarms")
+        if store is None:
+            return Refusal("alarms.not_found")
+        with self.app[appkeys.DB_KEY].write() as conn:
+            before = store.get(conn, int(alarm_id))
+            if before is None:
+                return Refusal("alarms.not_found")
+            if before.acknowledged_at is not None:
+                return Refusal("alarms.already")
+            store.acknowledge(conn, before.id, actor, datetime.now(UTC))
+            audit_log.record(
+                conn, actor, "alarm.ack", f"alarm:{before.id}", {"device": before.device, "kind": before.kind}
+            )
+        self.app[appkeys.LIVE_KEY].notify("alarm", {"device": before.device, "alarm": before.kind, "active": False})
         return None
 
     def audit(self, limit: int = 100, offset: int = 0) -> list[AuditEntry]:

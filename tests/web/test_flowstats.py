@@ -1,0 +1,75 @@
+"""Flow windows into chart buckets: sums per slot, suppressed cells kept apart, quality weighted by time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hub_protocol.flows import FlowCell, FlowWindow, PolicyKind, PrivacyPolicy, WindowQuality
+from hub_server.web import flowstats
+from hub_server.web.model import StoredWindow
+
+START = datetime(2026, 5, 4, 0, 0, tzinfo=UTC)
+
+
+def window(
+    device: str,
+    start: datetime,
+    counts: dict[tuple[str, str, str], int | None],
+    observed: float = 1.0,
+    policy: PrivacyPolicy | None = None,
+) -> StoredWindow:
+    cells = [FlowCell(line=line, direction=d, object_class=c, count=n) for (line, d, c), n in counts.items()]  # type: ignore[arg-type]
+    return StoredWindow(
+        device,
+        "street",
+        FlowWindow(
+            device=device,
+            boot="b1",
+            seq=1,
+            window_start=start,
+            window_seconds=900,
+            cells=cells,
+            quality=WindowQuality(observed_fraction=observed, mean_fps=10.0 if observed else 0.0, dropped_frames=3),
+            policy=policy or PrivacyPolicy(kind=PolicyKind.THRESHOLD, k=5),
+        ),
+    )
+
+
+def test_windows_sum_into_hour_slots_and_suppressed_cells_are_counted_apart() -> None:
+    windows = [
+        window("dev-a", START + timedelta(minutes=0), {("door", "in", "pedestrian"): 7, ("door", "out", "pedestrian"): None}),
+        window("dev-a", START + timedelta(minutes=15), {("door", "in", "pedestrian"): 5, ("door", "out", "pedestrian"): 6}),
+        window("dev-a", START + timedelta(hours=2), {("door", "in", "pedestrian"): 9, ("door", "out", "pedestrian"): 0}),
+        window("dev-a", START - timedelta(minutes=15), {("door", "in", "pedestrian"): 100}),  # before the day
+    ]
+    result = flowstats.bucket(windows, START, timedelta(hours=1), 24, UTC, "%H")
+    assert result.labels[:3] == ["00", "01", "02"]
+    door = result.lines["door"]
+    assert door.series[("in", "pedestrian")][:3] == [12, None, 9]
+    assert door.series[("out", "pedestrian")][:3] == [6, None, 0]
+    assert door.suppressed[("out", "pedestrian")] == 1
+    q = result.quality
+    assert (q.windows, q.cells, q.suppressed_cells, q.dropped_frames) == (3, 6, 1, 9)
+    assert q.policies == {"threshold k=5"}
+
+
+def test_quality_is_weighted_by_observed_time() -> None:
+    windows = [
+        window("dev-a", START, {("l", "in", "cyclist"): 5}, observed=1.0),
+        window("dev-a", START + timedelta(minutes=15), {("l", "in", "cyclist"): 0}, observed=0.0),
+    ]
+    q = flowstats.bucket(windows, START, timedelta(hours=1), 24, UTC, "%H").quality
+    assert q.observed_fraction == pytest.approx(0.5)
+    assert q.mean_fps == pytest.approx(10.0)  # the blind window does not drag the frame rate down
+    q.expected_windows = flowstats.expected_windows(windows, timedelta(days=1), START + timedelta(hours=1), START)
+    assert q.expected_windows == 4 and q.coverage == pytest.approx(0.5)
+
+
+def test_totals_skip_suppressed_cells() -> None:
+    windows = [
+        window("dev-a", START, {("door", "in", "pedestrian"): 5, ("door", "out", "cyclist"): None}),
+        window("dev-b", START, {("door", "in", "pedestrian"): 3}, policy=PrivacyPolicy(kind=PolicyKind.NONE)),
+    ]
+    assert flowstats.totals(windows) == {("door", "in", "pedestrian"): 8}
