@@ -117,6 +117,12 @@ class AlarmsConfig(StrictModel):
     outbox_backlog_s: int = Field(
         default=3600, ge=60, le=30 * 86_400, description="Oldest unacknowledged event older than this raises an alarm"
     )
+    outbox_quiet_s: int = Field(
+        default=3600, ge=10, le=30 * 86_400, description="An outbox-dropping alarm ends after this long without drops"
+    )
+    sequence_gap_s: int = Field(
+        default=600, ge=1, le=7 * 86_400, description="Missing sequence numbers unfilled this long raise an alarm"
+    )
     evaluate_interval_s: float = Field(default=30, ge=0.1, le=3600, description="How often alarms are evaluated")
 
 
@@ -127,11 +133,27 @@ class RetentionConfig(StrictModel):
     run_at_hour: int = Field(default=3, ge=0, le=23, description="UTC hour of the daily run")
 
 
+class IngestConfig(StrictModel):
+    offline_after_s: float = Field(
+        default=180, ge=2, le=86_400, description="Mark a device offline after this long without any message"
+    )
+    gap_after_s: float = Field(
+        default=60, ge=0.5, le=86_400, description="A hole in a boot's sequence this old is recorded as a gap"
+    )
+    client_id: str = Field(
+        default="hub-ingest", pattern=r"^[a-z0-9-]{1,64}$", description="MQTT client id (persistent session)"
+    )
+    writer_process: bool = Field(
+        default=True, description="Decode and store in a process of its own (off: a thread, e.g. for small tests)"
+    )
+
+
 class HubConfig(StrictModel):
     config_version: int = Field(default=1, ge=1, le=1, description="Config format")
     mqtt: HubMqttConfig = Field(description="Connection to the broker")
     http: HttpConfig = Field(description="Web server")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Storage")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="MQTT ingest of device messages")
     logistics: LogisticsConfig = Field(default_factory=LogisticsConfig, description="Locker deliveries and shares")
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarm thresholds")
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long data is kept")

@@ -1,0 +1,910 @@
+"""MQTT ingest: decode every device message, store events once, acknowledge, track availability and gaps.
+
+Two halves. ``IngestCore`` is the single writer: it validates a batch of messages against the contract,
+stores it in one transaction (synchronous=FULL: an acknowledged event survives a power cut), advances each
+(device, boot) watermark in memory and returns the acks to publish. ``Ingest`` is what the hub runs: the
+MQTT client feeds messages into batches, the core runs in a process of its own (validation is CPU work and
+would otherwise compete with the MQTT client for the interpreter), and results come back as acks to publish,
+handler calls and live notifications.
+
+Watermark: ``upto`` of (device, boot) is the highest seq such that every seq <= upto is stored or declared
+dropped by an ``OutboxGap``. The device deletes its outbox rows up to it. A duplicate changes nothing and is
+acknowledged again (the device sent it because it missed our ack).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from hub_protocol.codec import ProtocolError, decode, encode
+from hub_protocol.commands import CommandBase
+from hub_protocol.envelope import Ack, Availability, AvailabilityState, Health
+from hub_protocol.secrets import read_secret
+from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, device_topic, parse_topic
+from hub_server.config import HubMqttConfig, IngestConfig
+from hub_server.live import LiveRegistry
+from hub_server.mqtt import HubMqtt
+from hub_server.store.db import connect, migrate
+
+log = logging.getLogger(__name__)
+
+Message = tuple[str, bytes, float]
+"""(topic, payload, received at in Unix seconds)"""
+
+Note = tuple[str, str, str, str]
+"""(kind, site, device, JSON text): what happened, for handlers and live pages. Kinds: the channel names of
+device messages, ``silent`` (offline by silence), ``gap`` (a sequence hole recorded)."""
+
+_DEVICE_CHANNEL_VALUES = frozenset(c.value for c in DEVICE_CHANNELS)
+
+MAX_FLOW_NOTES_PER_BATCH = 20
+"""Flow windows are the bulk of traffic; live pages need a sample, not every window of a backlog."""
+
+
+@dataclass(slots=True)
+class BootState:
+    """Watermark state of one (device, boot): kept in memory, rebuilt from the database at start."""
+
+    upto: int = 0
+    max_seq: int = 0
+    pending: set[int] = field(default_factory=set)
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    hole_since: float | None = None
+    gap_open: bool = False
+
+    def known(self, seq: int) -> bool:
+        if seq in self.pending:
+            return True
+        if seq <= self.upto:
+            # Declared dropped, yet here (it was in flight when the outbox dropped it): store it after all.
+            return not any(first <= seq <= last for first, last in self.ranges)
+        return False
+
+    def add(self, seq: int) -> None:
+        self.max_seq = max(self.max_seq, seq)
+        if seq > self.upto:
+            self.pending.add(seq)
+
+    def add_range(self, first: int, last: int) -> None:
+        self.ranges.append((first, last))
+        self.max_seq = max(self.max_seq, last)
+
+    def advance(self) -> bool:
+        start = self.upto
+        while True:
+            following = self.upto + 1
+            if following in self.pending:
+                self.pending.discard(following)
+                self.upto = following
+                continue
+            covering = [last for first, last in self.ranges if first <= following <= last]
+            if covering:
+                self.upto = max(covering)
+                self.pending = {s for s in self.pending if s > self.upto}
+                continue
+            return self.upto != start
+
+    def missing(self) -> list[tuple[int, int]]:
+        """Holes between the watermark and the highest seq seen."""
+        covered = sorted([(s, s) for s in self.pending] + [r for r in self.ranges if r[1] > self.upto])
+        holes: list[tuple[int, int]] = []
+        cursor = self.upto + 1
+        for first, last in covered:
+            if first > cursor:
+                holes.append((cursor, first - 1))
+            cursor = max(cursor, last + 1)
+        return holes[:100]
+
+
+@dataclass(slots=True)
+class DeviceState:
+    site: str
+    first_seen: float
+    last_seen: float
+    online: bool = False
+    reason: str | None = None
+    status_changed: float | None = None
+    boot: str | None = None
+    dropped_total: int = 0
+
+
+@dataclass(slots=True)
+class Counters:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    batches: int = 0
+
+
+@dataclass(slots=True)
+class BatchResult:
+    acks: list[tuple[str, bytes]] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    seen: list[tuple[str, str, float, bool]] = field(default_factory=list)
+
+
+_INSERT_EVENT = "INSERT OR IGNORE INTO events (device, boot, seq, channel, received_at, payload) VALUES (?,?,?,?,?,?)"
+_INSERT_FLOW = (
+    "INSERT OR IGNORE INTO flow_windows (device, boot, seq, site, window_start, window_seconds, observed_fraction,"
+    " mean_fps, dropped_frames, policy_kind, policy, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_CELL = (
+    "INSERT OR IGNORE INTO flow_cells (device, boot, seq, site, window_start, window_seconds, line, direction,"
+    " object_class, count) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_LOCKER = (
+    "INSERT OR IGNORE INTO locker_events (device, boot, seq, site, at, compartment, state, previous, cause,"
+    " reservation, operator, door_open, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_ALARM = (
+    "INSERT OR IGNORE INTO device_alarms (device, boot, seq, site, at, alarm, active, compartment, detail,"
+    " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_RESULT = (
+    "INSERT OR IGNORE INTO command_results (device, boot, seq, command_id, status, detail, at, received_at)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
+_UPSERT_RANGE = (
+    "INSERT INTO dropped_ranges (device, boot, first_seq, last_seq, declared_at, dropped_total) VALUES (?,?,?,?,?,?)"
+    " ON CONFLICT (device, boot, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),"
+    " declared_at = excluded.declared_at, dropped_total = max(dropped_total, excluded.dropped_total)"
+)
+_UPSERT_WATERMARK = (
+    "INSERT INTO boot_watermarks (device, boot, upto, max_seq, first_seen, updated_at) VALUES (?,?,?,?,?,?)"
+    " ON CONFLICT (device, boot) DO UPDATE SET upto = excluded.upto, max_seq = excluded.max_seq,"
+    " updated_at = excluded.updated_at"
+)
+_UPSERT_DEVICE = (
+    "INSERT INTO devices (device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
+    " dropped_total) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (device) DO UPDATE SET site = excluded.site,"
+    " last_seen = excluded.last_seen, online = excluded.online, offline_reason = excluded.offline_reason,"
+    " status_changed = excluded.status_changed, boot = excluded.boot, dropped_total = excluded.dropped_total"
+)
+_UPSERT_HEALTH = (
+    "INSERT INTO health_latest (device, at, received_at, payload) VALUES (?,?,?,?) ON CONFLICT (device) DO UPDATE"
+    " SET at = excluded.at, received_at = excluded.received_at, payload = excluded.payload WHERE excluded.at >= at"
+)
+_INSERT_SAMPLE = (
+    "INSERT OR IGNORE INTO health_samples (device, at, boot, uptime_s, cpu_temp_c, load1, mem_used_fraction,"
+    " disk_free_bytes, outbox_depth, outbox_oldest_age_s, dropped_total, camera_state, fps)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_UPSERT_REGISTER = (
+    "INSERT INTO register_latest (device, site, received_at, payload) VALUES (?,?,?,?) ON CONFLICT (device)"
+    " DO UPDATE SET site = excluded.site, received_at = excluded.received_at, payload = excluded.payload"
+)
+_UPSERT_INVALID = (
+    "INSERT INTO invalid_messages (device, kind, count, first_at, last_at, last_topic, last_reason)"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (device, kind) DO UPDATE SET count = count + excluded.count,"
+    " last_at = excluded.last_at, last_topic = excluded.last_topic, last_reason = excluded.last_reason"
+)
+
+
+def _clean(text: str, limit: int) -> str:
+    """Anything from the wire, made storable: valid UTF-8 (no lone surrogates), bounded."""
+    return text.encode("utf-8", errors="replace").decode("utf-8")[:limit]
+
+
+class IngestCore:
+    """The single writer. Not thread-safe: one thread (or process) calls ``process`` and ``tick``."""
+
+    def __init__(
+        self, db_path: Path, prefix: str, settings: IngestConfig, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.prefix = prefix
+        self.settings = settings
+        self._clock = clock
+        self.conn = connect(db_path)
+        self.conn.execute("PRAGMA synchronous=FULL")  # we acknowledge after commit: it must survive power loss
+        self.counters = Counters()
+        self._started = clock()
+        self._invalid_logged: dict[tuple[str, str], int] = defaultdict(int)
+        self._load()
+
+    def _load(self) -> None:
+        conn = self.conn
+        self.boots: dict[tuple[str, str], BootState] = {
+            (d, b): BootState(upto=u, max_seq=m)
+            for d, b, u, m in conn.execute("SELECT device, boot, upto, max_seq FROM boot_watermarks")
+        }
+        for device, boot, seq in conn.execute(
+            "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"
+            " ON e.device = w.device AND e.boot = w.boot WHERE e.seq > w.upto"
+        ):
+            self.boots[(device, boot)].add(seq)
+        for device, boot, first, last in conn.execute("SELECT device, boot, first_seq, last_seq FROM dropped_ranges"):
+            self.boots.setdefault((device, boot), BootState()).add_range(first, last)
+        open_gaps = {
+            (d, b) for d, b in conn.execute("SELECT device, boot FROM sequence_gaps WHERE resolved_at IS NULL")
+        }
+        for key in open_gaps:
+            if key in self.boots:
+                self.boots[key].gap_open = True
+        self.devices: dict[str, DeviceState] = {
+            row[0]: DeviceState(row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
+            for row in conn.execute(
+                "SELECT device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
+                " dropped_total FROM devices"
+            )
+        }
+
+    def sites(self) -> dict[str, str]:
+        return {device: state.site for device, state in self.devices.items()}
+
+    # -- one batch ---------------------------------------------------------------------------------------
+
+    def process(self, batch: list[Message]) -> BatchResult:
+        now = self._clock()
+        result = BatchResult()
+        rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        new_seqs: dict[tuple[str, str], list[int]] = defaultdict(list)
+        new_ranges: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+        touched: dict[tuple[str, str], str] = {}
+        changed_devices: set[str] = set()
+        invalid: dict[tuple[str, str], list[Any]] = {}
+        flow_notes = 0
+        counters = self.counters
+        counters.batches += 1
+        for topic, payload, received in batch:
+            counters.received += 1
+            parts = parse_topic(self.prefix, topic)
+            if parts is None:
+                self._invalid(invalid, "", "topic", topic, "not a topic of this contract", received)
+                continue
+            channel, device, site = parts.channel, parts.device, parts.site
+            if channel not in DEVICE_CHANNELS:
+                self._invalid(invalid, device, "channel", topic, f"{channel.value} is not a device channel", received)
+                continue
+            try:
+                msg = decode(channel, payload)
+            except ProtocolError as exc:
+                self._invalid(invalid, device, "payload", topic, exc.reason, received)
+                continue
+            if msg.device != device:
+                self._invalid(invalid, device, "device", topic, f"payload names device {msg.device}", received)
+                continue
+            text = payload.decode("utf-8", errors="replace")
+            dev = self._touch(device, site, received, channel is not Channel.STATUS)
+            changed_devices.add(device)
+            if channel in SEQUENCED_CHANNELS:
+                key = (device, msg.boot)
+                touched[key] = site
+                state = self.boots.get(key)
+                if (state is not None and state.known(msg.seq)) or msg.seq in new_seqs.get(key, ()):
+                    counters.duplicates += 1
+                    continue
+                new_seqs[key].append(msg.seq)
+                rows["events"].append((device, msg.boot, msg.seq, channel.value, received, text))
+                counters.stored += 1
+                self._typed_rows(rows, channel, msg, site, received)
+                if channel is Channel.GAP:
+                    gap_key = (device, msg.dropped_boot)
+                    touched[gap_key] = site
+                    new_ranges[gap_key].append((msg.first_seq, msg.last_seq))
+                    rows["ranges"].append(
+                        (device, msg.dropped_boot, msg.first_seq, msg.last_seq, received, msg.dropped_total)
+                    )
+                    dev.dropped_total = max(dev.dropped_total, msg.dropped_total)
+                if channel is Channel.FLOW:
+                    flow_notes += 1
+                    if flow_notes > MAX_FLOW_NOTES_PER_BATCH:
+                        continue
+                result.notes.append((channel.value, site, device, text))
+            elif channel is Channel.STATUS:
+                if self._status(dev, msg, received):
+                    result.notes.append((channel.value, site, device, text))
+            elif channel is Channel.HEALTH:
+                health: Health = msg
+                at = health.at.timestamp()
+                rows["health"].append((device, at, received, text))
+                rows["samples"].append(
+                    (
+                        device,
+                        at,
+                        health.boot,
+                        health.uptime_s,
+                        health.cpu_temp_c,
+                        health.load1,
+                        health.mem_used_fraction,
+                        health.disk_free_bytes,
+                        health.outbox_depth,
+                        health.outbox_oldest_age_s,
+                        health.dropped_total,
+                        health.camera_state.value,
+                        health.fps,
+                    )
+                )
+                dev.dropped_total = max(dev.dropped_total, health.dropped_total)
+                result.notes.append((channel.value, site, device, text))
+            elif channel is Channel.REGISTER:
+                rows["register"].append((device, site, received, text))
+                result.notes.append((channel.value, site, device, text))
+        # Watermarks move in memory first; on a failed commit everything is reloaded from the database.
+        advanced: list[tuple[str, str]] = []
+        for key, seqs in new_seqs.items():
+            state = self.boots.setdefault(key, BootState())
+            for seq in seqs:
+                state.add(seq)
+        for key, ranges in new_ranges.items():
+            state = self.boots.setdefault(key, BootState())
+            for first, last in ranges:
+                state.add_range(first, last)
+        for key in touched:
+            state = self.boots.setdefault(key, BootState())
+            if state.advance():
+                state.hole_since = None
+                advanced.append(key)
+        try:
+            self._commit(rows, touched, advanced, changed_devices, invalid, now)
+        except Exception:
+            self._load()
+            raise
+        for key, site in touched.items():
+            upto = self.boots[key].upto
+            if upto > 0:
+                device, boot = key
+                result.acks.append(
+                    (device_topic(self.prefix, site, device, Channel.ACK), encode(Ack(boot=boot, upto=upto)))
+                )
+        for device in changed_devices:
+            dev = self.devices[device]
+            result.seen.append((device, dev.site, dev.last_seen, dev.online))
+        return result
+
+    def _touch(self, device: str, site: str, received: float, talking: bool) -> DeviceState:
+        dev = self.devices.get(device)
+        if dev is None:
+            dev = DeviceState(site, received, received, online=talking, status_changed=received if talking else None)
+            self.devices[device] = dev
+        dev.site = site
+        dev.last_seen = max(dev.last_seen, received)
+        if talking and not dev.online and dev.reason == "silent":
+            dev.online, dev.reason, dev.status_changed = True, None, received
+        return dev
+
+    def _status(self, dev: DeviceState, msg: Availability, received: float) -> bool:
+        """Apply an availability message; False when it is stale (the will of an earlier boot)."""
+        if msg.state is AvailabilityState.ONLINE:
+            dev.online, dev.reason, dev.boot = True, None, msg.boot
+        else:
+            if dev.online and dev.boot is not None and msg.boot != dev.boot:
+                log.info("ignored offline of earlier boot %s: boot %s is online", msg.boot, dev.boot)
+                return False
+            dev.online, dev.reason = False, "graceful" if msg.graceful else "will"
+        dev.status_changed = received
+        return True
+
+    @staticmethod
+    def _typed_rows(rows: dict[str, list[tuple[Any, ...]]], channel: Channel, msg: Any, site: str, t: float) -> None:
+        if channel is Channel.FLOW:
+            start = msg.window_start.timestamp()
+            key = (msg.device, msg.boot, msg.seq, site, start, msg.window_seconds)
+            quality, policy = msg.quality, msg.policy
+            rows["flows"].append(
+                (
+                    *key,
+                    quality.observed_fraction,
+                    quality.mean_fps,
+                    quality.dropped_frames,
+                    policy.kind.value,
+                    policy.model_dump_json(),
+                    t,
+                )
+            )
+            rows["cells"].extend((*key, c.line, c.direction.value, c.object_class.value, c.count) for c in msg.cells)
+        elif channel is Channel.LOCKER:
+            rows["lockers"].append(
+                (
+                    msg.device,
+                    msg.boot,
+                    msg.seq,
+                    site,
+                    msg.at.timestamp(),
+                    msg.compartment,
+                    msg.state.value,
+                    msg.previous.value if msg.previous else None,
+                    msg.cause,
+                    msg.reservation,
+                    msg.operator,
+                    int(msg.door_open),
+                    t,
+                )
+            )
+        elif channel is Channel.ALARM:
+            rows["alarms"].append(
+                (
+                    msg.device,
+                    msg.boot,
+                    msg.seq,
+                    site,
+                    msg.at.timestamp(),
+                    msg.alarm.value,
+                    int(msg.active),
+                    msg.compartment,
+                    msg.detail,
+                    t,
+                )
+            )
+        elif channel is Channel.RESULT:
+            rows["results"].append(
+                (msg.device, msg.boot, msg.seq, msg.command_id, msg.status.value, msg.detail, msg.at.timestamp(), t)
+            )
+
+    def _invalid(
+        self, invalid: dict[tuple[str, str], list[Any]], device: str, kind: str, topic: str, reason: str, t: float
+    ) -> None:
+        self.counters.invalid += 1
+        topic, reason = _clean(topic, 200), _clean(reason, 500)
+        key = (device, kind)
+        entry = invalid.setdefault(key, [device, kind, 0, t, t, topic, reason])
+        entry[2] += 1
+        entry[4], entry[5], entry[6] = t, topic, reason
+        seen = self._invalid_logged[key] = self._invalid_logged[key] + 1
+        if seen <= 5 or seen % 1000 == 0:
+            log.warning("invalid message #%d from %r (%s) on %r: %s", seen, device or "?", kind, topic, reason)
+
+    def _commit(
+        self,
+        rows: dict[str, list[tuple[Any, ...]]],
+        touched: dict[tuple[str, str], str],
+        advanced: list[tuple[str, str]],
+        changed_devices: set[str],
+        invalid: dict[tuple[str, str], list[Any]],
+        now: float,
+    ) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name, sql in (
+                ("events", _INSERT_EVENT),
+                ("flows", _INSERT_FLOW),
+                ("cells", _INSERT_CELL),
+                ("lockers", _INSERT_LOCKER),
+                ("alarms", _INSERT_ALARM),
+                ("results", _INSERT_RESULT),
+                ("ranges", _UPSERT_RANGE),
+                ("health", _UPSERT_HEALTH),
+                ("samples", _INSERT_SAMPLE),
+                ("register", _UPSERT_REGISTER),
+            ):
+                if rows.get(name):
+                    conn.executemany(sql, rows[name])
+            if touched:
+                conn.executemany(
+                    _UPSERT_WATERMARK,
+                    [(d, b, self.boots[(d, b)].upto, self.boots[(d, b)].max_seq, now, now) for (d, b) in touched],
+                )
+            for device, boot in advanced:
+                if self.boots[(device, boot)].gap_open:
+                    self._resolve_gaps(device, boot, now)
+            if changed_devices:
+                conn.executemany(_UPSERT_DEVICE, [self._device_row(d) for d in changed_devices])
+            if invalid:
+                conn.executemany(_UPSERT_INVALID, [tuple(v) for v in invalid.values()])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _resolve_gaps(self, device: str, boot: str, now: float) -> None:
+        state = self.boots[(device, boot)]
+        self.conn.execute(
+            "UPDATE sequence_gaps SET resolved_at = ? WHERE device = ? AND boot = ? AND resolved_at IS NULL"
+            " AND last_seq <= ?",
+            (now, device, boot, state.upto),
+        )
+        remaining = self.conn.execute(
+            "SELECT COUNT(*) FROM sequence_gaps WHERE device = ? AND boot = ? AND resolved_at IS NULL", (device, boot)
+        ).fetchone()[0]
+        state.gap_open = remaining > 0
+
+    def _device_row(self, device: str) -> tuple[Any, ...]:
+        d = self.devices[device]
+        return (device, d.site, d.first_seen, d.last_seen, int(d.online), d.reason, d.status_changed, d.boot,
+                d.dropped_total)  # fmt: skip
+
+    # -- time-driven checks ------------------------------------------------------------------------------
+
+    def tick(self) -> BatchResult:
+        """Offline by silence, and holes that stayed open long enough to be called gaps."""
+        now = self._clock()
+        result = BatchResult()
+        silent = [
+            device
+            for device, d in self.devices.items()
+            if d.online and max(d.last_seen, self._started) < now - self.settings.offline_after_s
+        ]
+        gap_rows: list[tuple[Any, ...]] = []
+        for (device, boot), state in self.boots.items():
+            if state.upto >= state.max_seq:
+                state.hole_since = None
+                continue
+            if state.hole_since is None:
+                state.hole_since = now
+            elif now - state.hole_since >= self.settings.gap_after_s:
+                holes = state.missing()
+                if holes:
+                    state.gap_open = True
+                    state.hole_since = now  # look again one period later for holes that appear meanwhile
+                    gap_rows.extend((device, boot, first, last, now) for first, last in holes)
+        if not silent and not gap_rows:
+            return result
+        for device in silent:
+            d = self.devices[device]
+            d.online, d.reason, d.status_changed = False, "silent", now
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if silent:
+                conn.executemany(_UPSERT_DEVICE, [self._device_row(d) for d in silent])
+            if gap_rows:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO sequence_gaps (device, boot, first_seq, last_seq, detected_at)"
+                    " VALUES (?,?,?,?,?)",
+                    gap_rows,
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._load()
+            raise
+        for device in silent:
+            d = self.devices[device]
+            log.info("device %s offline: nothing heard for %.0f s", device, now - d.last_seen)
+            result.notes.append(("silent", d.site, device, ""))
+            result.seen.append((device, d.site, d.last_seen, False))
+        for device, boot, first, last, _ in gap_rows:
+            log.warning("sequence gap: device %s boot %s seq %d..%d missing", device, boot, first, last)
+            data = {"device": device, "boot": boot, "first_seq": first, "last_seq": last}
+            result.notes.append(("gap", self.devices[device].site if device in self.devices else "", device,
+                                 json.dumps(data)))  # fmt: skip
+        return result
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# -- the writer loop, in a process or a thread -------------------------------------------------------------
+
+TICK_S = 0.5
+
+
+def writer_main(inbox: Connection, outbox: Connection, db_path: str, prefix: str, settings_json: str) -> None:
+    """Receives ("batch", messages) / ("stop",); sends ("ready", sites), ("result", ...), ("stopped",)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    core = IngestCore(Path(db_path), prefix, IngestConfig.model_validate_json(settings_json))
+    outbox.send(("ready", core.sites()))
+    next_tick = time.monotonic() + TICK_S
+    try:
+        while True:
+            timeout = max(0.0, next_tick - time.monotonic())
+            if inbox.poll(timeout):
+                request = inbox.recv()
+                if request[0] == "stop":
+                    break
+                try:
+                    res = core.process(request[1])
+                except Exception as exc:
+                    # The batch is lost to this hub, not to the system: it was never acknowledged, devices resend.
+                    log.exception("ingest batch failed")
+                    outbox.send(("error", f"{type(exc).__name__}: {exc}", len(request[1])))
+                    continue
+                outbox.send(("result", res.acks, res.notes, res.seen, _counters(core.counters), len(request[1])))
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_S
+                try:
+                    res = core.tick()
+                except Exception:
+                    log.exception("ingest checks failed")
+                    continue
+                if res.notes:
+                    outbox.send(("result", res.acks, res.notes, res.seen, _counters(core.counters), 0))
+    finally:
+        core.close()
+        outbox.send(("stopped", _counters(core.counters)))
+
+
+def _counters(c: Counters) -> tuple[int, int, int, int, int]:
+    return (c.received, c.stored, c.duplicates, c.invalid, c.batches)
+
+
+# -- what the hub runs -------------------------------------------------------------------------------------
+
+Handler = Callable[[str, BaseModel], None]
+"""``handler(site, model)`` for every newly stored non-flow event, availability change and health message."""
+
+LIVE_KINDS = {
+    Channel.STATUS.value: "availability",
+    Channel.HEALTH.value: "health",
+    Channel.FLOW.value: "flow",
+    Channel.LOCKER.value: "locker",
+    Channel.ALARM.value: "alarm",
+    Channel.REGISTER.value: "register",
+    Channel.RESULT.value: "result",
+    Channel.GAP.value: "gap",
+    "silent": "availability",
+    "gap": "gap",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    received: int
+    stored: int
+    duplicates: int
+    invalid: int
+    batches: int
+    revoked_dropped: int
+    errors: int
+
+
+class Ingest:
+    """``Ingest(db_path, mqtt_config, settings).start()``; ``stop()``; ``feed(topic, payload)`` is the entry."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        mqtt_config: HubMqttConfig,
+        settings: IngestConfig | None = None,
+        *,
+        live: LiveRegistry | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.mqtt_config = mqtt_config
+        self.settings = settings or IngestConfig()
+        self.live = live
+        self._password = password
+        self._handlers: list[Handler] = []
+        self._pending: deque[Message] = deque()
+        self._wake = threading.Event()
+        self._slots = threading.Semaphore(2)  # batches in the writer at once: one processing, one waiting
+        self._outstanding = 0
+        self._idle = threading.Condition()
+        self._sites: dict[str, str] = {}
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._worker: Any = None
+        self._to_writer: Connection | None = None
+        self._from_writer: Connection | None = None
+        self._counters = (0, 0, 0, 0, 0)
+        self._revoked_dropped = 0
+        self._errors = 0
+        self.mqtt: HubMqtt | None = None
+
+    # -- wiring ------------------------------------------------------------------------------------------
+
+    def add_handler(self, handler: Handler) -> None:
+        """Called in the ingest's result thread; must be quick and must not raise (errors are logged)."""
+        self._handlers.append(handler)
+
+    def start(self, timeout: float = 60.0) -> None:
+        password = self._password or read_secret(self.mqtt_config.password_file, "mqtt.password_file")
+        conn = connect(self.db_path)
+        try:
+            migrate(conn)  # the writer expects the schema; usually the app's Database did this already
+        finally:
+            conn.close()
+        a_recv, a_send = multiprocessing.Pipe(duplex=False)
+        b_recv, b_send = multiprocessing.Pipe(duplex=False)
+        args = (a_recv, b_send, str(self.db_path), self.mqtt_config.prefix, self.settings.model_dump_json())
+        if self.settings.writer_process:
+            ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
+            self._worker = ctx.Process(target=writer_main, args=args, name="hub-ingest-writer", daemon=True)
+        else:
+            self._worker = threading.Thread(target=writer_main, args=args, name="hub-ingest-writer", daemon=True)
+        self._worker.start()
+        self._to_writer, self._from_writer = a_send, b_recv
+        if not b_recv.poll(timeout):
+            raise RuntimeError("the ingest writer did not start")
+        ready = b_recv.recv()
+        self._sites = dict(ready[1])
+        for target, name in ((self._forward, "ingest-forward"), (self._receive, "ingest-results")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.mqtt = HubMqtt(
+            self.mqtt_config, password, self.settings.client_id, self.feed, on_connection=self._on_connection
+        )
+        self.mqtt.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Disconnect, store what arrived, stop the writer. Unacknowledged messages come again from devices."""
+        if self.mqtt is not None:
+            self.mqtt.stop()
+        self.flush(timeout)
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads[:1]:
+            thread.join(timeout)
+        if self._to_writer is not None:
+            with contextlib.suppress(OSError):
+                self._to_writer.send(("stop",))
+        for thread in self._threads[1:]:
+            thread.join(timeout)
+        if self._worker is not None:
+            self._worker.join(timeout)
+        self._threads = []
+
+    def feed(self, topic: str, payload: bytes, received_at: float | None = None) -> None:
+        """One message as received from the broker (any thread)."""
+        live = self.live
+        if live is not None and live.revoked:
+            parts = topic.split("/")
+            if len(parts) >= 2 and parts[-2] in live.revoked:
+                self._revoked_dropped += 1
+                return
+        self._pending.append((topic, payload, received_at if received_at is not None else time.time()))
+        self._wake.set()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything fed so far is stored; True if it was within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending or self._outstanding:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(min(remaining, 0.05))
+        return True
+
+    def stats(self) -> IngestStats:
+        return IngestStats(*self._counters, self._revoked_dropped, self._errors)
+
+    def site_of(self, device: str) -> str | None:
+        return self._sites.get(device)
+
+    def publish_command(self, command: CommandBase) -> None:
+        """QoS 1 on the device's ``cmd`` topic; raises LookupError for a device never heard of, RuntimeError offline."""
+        site = self._sites.get(command.device) or _provisioned_site(self.db_path, command.device)
+        if site is None:
+            raise LookupError(f"device {command.device} has never connected and is not provisioned")
+        if self.mqtt is None or not self.mqtt.publish(
+            device_topic(self.mqtt_config.prefix, site, command.device, Channel.COMMAND), encode(command), qos=1
+        ):
+            raise RuntimeError("the hub is not connected to the broker")
+
+    # -- threads -----------------------------------------------------------------------------------------
+
+    def _forward(self) -> None:
+        assert self._to_writer is not None
+        while not self._stopping.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            while self._pending:
+                self._slots.acquire()
+                batch: list[Message] = []
+                pending = self._pending
+                while pending and len(batch) < 20_000:
+                    batch.append(pending.popleft())
+                with self._idle:
+                    self._outstanding += 1
+                try:
+                    self._to_writer.send(("batch", batch))
+                except OSError:
+                    log.exception("the ingest writer is gone")
+                    return
+
+    def _receive(self) -> None:
+        assert self._from_writer is not None
+        while True:
+            try:
+                message = self._from_writer.recv()
+            except (EOFError, OSError):
+                log.error("the ingest writer ended")
+                return
+            kind = message[0]
+            if kind == "stopped":
+                self._counters = message[1]
+                return
+            if kind == "error":
+                self._errors += 1
+                self._done(message[2])
+                continue
+            _, acks, notes, seen, counters, size = message
+            self._counters = counters
+            if self.mqtt is not None:
+                for topic, payload in acks:
+                    self.mqtt.publish(topic, payload, qos=1)
+            for device, site, last_seen, online in seen:
+                self._sites[device] = site
+                if self.live is not None:
+                    self.live.seen(device, site, at=datetime.fromtimestamp(last_seen, UTC), online=online)
+            for note in notes:
+                self._dispatch(note)
+            self._done(size)
+
+    def _done(self, size: int) -> None:
+        if size:
+            self._slots.release()
+            with self._idle:
+                self._outstanding -= 1
+                self._idle.notify_all()
+
+    def _dispatch(self, note: Note) -> None:
+        kind, site, device, text = note
+        try:
+            data: dict[str, Any] = json.loads(text) if text else {}
+            model: BaseModel | None = None
+            if kind in _DEVICE_CHANNEL_VALUES and kind != Channel.FLOW.value:
+                model = decode(Channel(kind), text.encode())
+            live = self.live
+            if kind == Channel.STATUS.value:
+                online = data.get("state") == AvailabilityState.ONLINE.value
+                data = {
+                    **data,
+                    "online": online,
+                    "reason": None if online else ("graceful" if data.get("graceful") else "will"),
+                }
+                if live is not None:
+                    live.seen(device, site, online=online, boot=data.get("boot"))
+            elif kind == "silent":
+                data = {"device": device, "online": False, "reason": "silent"}
+            elif kind == Channel.HEALTH.value and live is not None and isinstance(model, Health):
+                live.seen(device, site, health=model)
+            if model is not None:
+                for handler in self._handlers:
+                    try:
+                        handler(site, model)
+                    except Exception:
+                        log.exception("ingest handler %r failed on %s", handler, kind)
+            if live is not None:
+                live.notify(LIVE_KINDS.get(kind, kind), {**data, "device": device, "site": site})
+        except Exception:
+            log.exception("could not dispatch a %s note", kind)
+
+    def _on_connection(self, connected: bool) -> None:
+        if self.live is not None:
+            self.live.broker_connected = connected
+
+
+def _provisioned_site(db_path: Path, device: str) -> str | None:
+    conn = connect(db_path)
+    try:
+        for table in ("devices", "provisioned_devices"):
+            with contextlib.suppress(Exception):
+                row = conn.execute(f"SELECT site FROM {table} WHERE device = ?", (device,)).fetchone()  # noqa: S608
+                if row:
+                    return str(row[0])
+        return None
+    finally:
+        conn.close()
+
+
+async def ingest_ctx(app: Any) -> AsyncIterator[None]:
+    """aiohttp cleanup context (see ``hub_server.app.BACKGROUND``): runs the ingest with the app."""
+    from hub_server.appkeys import CONFIG_KEY, DB_KEY, LIVE_KEY
+
+    config = app[CONFIG_KEY]
+    ingest = Ingest(app[DB_KEY].path, config.mqtt, config.ingest, live=app[LIVE_KEY])
+    INGESTS[id(app)] = ingest
+    await asyncio.to_thread(ingest.start)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(ingest.stop)
+        INGESTS.pop(id(app), None)
+
+
+INGESTS: dict[int, Ingest] = {}
+"""The running ingest of each app (by ``id(app)``), for code that must publish commands: ``ingest_of(app)``."""
+
+
+def ingest_of(app: Any) -> Ingest | None:
+    return INGESTS.get(id(app))

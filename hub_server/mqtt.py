@@ -1,0 +1,105 @@
+"""The hub's MQTT client: a persistent session that receives every device channel and publishes acks/commands.
+
+A persistent session (fixed client id, clean_session false) lets the broker queue device messages while the
+hub restarts; whatever the broker cannot keep, the devices send again because the hub never acknowledged it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hub_protocol import PROTOCOL_VERSION
+from hub_protocol.topics import DEVICE_CHANNELS
+from hub_server.config import HubMqttConfig
+
+log = logging.getLogger(__name__)
+
+MessageCallback = Callable[[str, bytes], None]
+
+
+def device_subscriptions(prefix: str) -> list[str]:
+    """One filter per device channel, so the hub never receives its own ``cmd`` and ``ack`` messages."""
+    return [f"{prefix}/v{PROTOCOL_VERSION}/+/+/{channel.value}" for channel in sorted(DEVICE_CHANNELS)]
+
+
+class HubMqtt:
+    def __init__(
+        self,
+        config: HubMqttConfig,
+        password: str,
+        client_id: str,
+        on_message: MessageCallback,
+        *,
+        on_connection: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._on_message_cb = on_message
+        self._on_connection = on_connection
+        self._connected = threading.Event()
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311
+        )
+        client.username_pw_set(config.username, password)
+        if config.tls:
+            client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
+        client.reconnect_delay_set(1, 30)
+        client.max_inflight_messages_set(1000)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+
+    def start(self) -> None:
+        self.client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._connected.clear()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> bool:
+        """Thread-safe; False when not connected (the message is not queued)."""
+        if not self._connected.is_set():
+            return False
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            log.error("broker refused the hub's connection: %s", rc)
+            return
+        # Subscribing again also makes the broker re-send retained status and register messages.
+        client.subscribe([(topic, 1) for topic in device_subscriptions(self.config.prefix)])
+        self._connected.set()
+        log.info("hub connected to %s:%d", self.config.host, self.config.port)
+        if self._on_connection:
+            self._on_connection(True)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        was = self._connected.is_set()
+        self._connected.clear()
+        if was:
+            log.warning("hub lost the broker connection (%s); reconnecting", rc)
+        if self._on_connection:
+            self._on_connection(False)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # the broker checks UTF-8, but a bad topic must not end this thread
+            topic = bytes(message._topic).decode("utf-8", errors="replace")
+        self._on_message_cb(topic, bytes(message.payload))
