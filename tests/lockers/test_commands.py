@@ -1,0 +1,128 @@
+"""Hub commands: maintenance open, out of service, reservations and cancel, each with the operator id."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from hub_protocol.commands import CodeHash, LockerOpen, LockerSetService, ReservationCancel, ReservationSet
+from hub_protocol.envelope import ResultStatus
+from hub_protocol.lockers import CompartmentState
+from tests.lockers.conftest import Rig
+
+
+def test_maintenance_open_pulses_and_records_the_operator(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    lock = rig.lock_pin(1)
+    lock.clear_states()
+    status, detail = rig.command(LockerOpen, compartment=1)
+    assert status is ResultStatus.DONE and "released" in detail
+    time.sleep(0.45)
+    lock.assert_states_and_times([(0.0, False), (0.0, True), (0.3, False)])
+    rig.doors.set_door(1, closed=False)
+    rig.doors.set_door(1, closed=True)
+    events = rig.locker_events(1)
+    assert [(e.cause, e.operator) for e in events[-3:]] == [
+        ("unlock-maintenance", "op-anna"),
+        ("door-opened", "op-anna"),
+        ("maintenance-closed", "op-anna"),
+    ]
+    assert rig.alarms() == []  # an authorised open is not forced
+
+
+def test_unknown_compartment_fails_with_a_reason(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    status, detail = rig.command(LockerOpen, compartment=7)
+    assert status is ResultStatus.FAILED and detail == "there is no compartment 7"
+
+
+def test_out_of_service_refuses_codes_and_comes_back(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.reserve(1, "parcel-1", "dropoff", "482913")
+    status, _ = rig.command(LockerSetService, compartment=1, in_service=False)
+    assert status is ResultStatus.DONE
+    assert rig.bank.enter_code("482913").result == "out-of-service"
+    event = rig.locker_events(1)[-1]
+    assert (event.cause, event.state, event.previous, event.operator) == (
+        "service",
+        CompartmentState.OUT_OF_SERVICE,
+        CompartmentState.RESERVED,
+        "op-anna",
+    )
+    status, detail = rig.command(
+        ReservationSet,
+        compartment=1,
+        reservation="parcel-9",
+        purpose="dropoff",
+        code=CodeHash.for_code("777777", rig.clock.now() + timedelta(hours=1)),
+    )
+    assert status is ResultStatus.FAILED and "out of service" in detail
+    status, _ = rig.command(LockerSetService, compartment=1, in_service=True)
+    assert rig.bank.view(1).state is CompartmentState.RESERVED  # type: ignore[union-attr]
+    assert rig.bank.enter_code("482913").result == "opened"
+
+
+def test_reservation_rules(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.reserve(1, "parcel-1", "dropoff", "482913")
+    expires = rig.clock.now() + timedelta(hours=1)
+    other = rig.command(
+        ReservationSet,
+        compartment=1,
+        reservation="parcel-2",
+        purpose="dropoff",
+        code=CodeHash.for_code("123123", expires),
+    )
+    assert other == (ResultStatus.FAILED, "compartment 1 holds another reservation")
+    elsewhere = rig.command(
+        ReservationSet,
+        compartment=2,
+        reservation="parcel-1",
+        purpose="dropoff",
+        code=CodeHash.for_code("123123", expires),
+    )
+    assert elsewhere == (ResultStatus.FAILED, "reservation parcel-1 is in compartment 1")
+    # A re-issued drop-off code replaces the old one.
+    rig.reserve(1, "parcel-1", "dropoff", "654321")
+    assert rig.bank.enter_code("482913").result == "wrong"
+    assert rig.bank.enter_code("654321").result == "opened"
+
+
+def test_cancel_frees_and_forgets_the_codes(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.reserve(1, "parcel-1", "dropoff", "482913")
+    status, detail = rig.command(ReservationCancel, reservation="parcel-1")
+    assert status is ResultStatus.DONE and "freed" in detail
+    assert rig.bank.view(1).state is CompartmentState.FREE  # type: ignore[union-attr]
+    assert rig.bank.enter_code("482913").result == "wrong"
+    event = rig.locker_events(1)[-1]
+    assert (event.cause, event.reservation, event.operator) == ("cancel", "parcel-1", "op-anna")
+    again = rig.command(ReservationCancel, reservation="parcel-1")
+    assert again == (ResultStatus.FAILED, "no compartment holds reservation parcel-1")
+
+
+def test_cancel_of_an_occupied_compartment_warns(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.reserve(1, "parcel-1", "dropoff", "482913")
+    rig.bank.enter_code("482913")
+    rig.doors.set_door(1, closed=False)
+    rig.doors.set_door(1, closed=True)
+    status, detail = rig.command(ReservationCancel, reservation="parcel-1")
+    assert status is ResultStatus.DONE and "may still be inside" in detail
+
+
+def test_handler_refuses_a_model_of_the_wrong_action(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    now = rig.clock.now()
+    cancel = ReservationCancel(
+        action="reservation-cancel",
+        id="c-1",
+        device="test-device",
+        issued_at=now,
+        expires_at=now + timedelta(minutes=5),
+        reservation="x",
+    )
+    status, detail = rig.bank.handlers()["locker-open"](cancel)
+    assert status is ResultStatus.REFUSED_INVALID and "LockerOpen" in detail
+    assert set(rig.bank.handlers()) == {"locker-open", "locker-service", "reservation-set", "reservation-cancel"}
