@@ -41,6 +41,7 @@ CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 BACKGROUND: list[tuple[str, str]] = [
     ("hub_server.ingest", "ingest_ctx"),
+    ("hub_server.logistics_app", "logistics_ctx"),
     ("hub_server.alarms", "alarms_ctx"),
     ("hub_server.retention", "retention_ctx"),
 ]
@@ -72,6 +73,8 @@ def create_app(
         registry.include(importlib.import_module(f"hub_server.api.{name}").routes)
     registry.add_to(app)
     app[API_KEY] = registry
+    if importlib.util.find_spec("hub_server.logistics_app") is not None:
+        importlib.import_module("hub_server.logistics_app").setup_logistics(app)
     app.on_response_prepare.append(_security_headers)
     app.cleanup_ctx.append(_housekeeping_ctx)
     if background:

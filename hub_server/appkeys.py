@@ -11,11 +11,15 @@ from hub_server.live import LiveRegistry
 from hub_server.store.db import Database
 
 if TYPE_CHECKING:
+    from hub_server.alarms import AlarmService
     from hub_server.api.registry import ApiRegistry
     from hub_server.auth import AuthState
+    from hub_server.logistics import Logistics
 
 CONFIG_KEY = web.AppKey("config", HubConfig)
 DB_KEY = web.AppKey("db", Database)
 LIVE_KEY = web.AppKey("live", LiveRegistry)
 AUTH_KEY: web.AppKey[AuthState] = web.AppKey("auth")
 API_KEY: web.AppKey[ApiRegistry] = web.AppKey("api")
+LOGISTICS_KEY: web.AppKey[Logistics] = web.AppKey("logistics")
+ALARMS_KEY: web.AppKey[AlarmService] = web.AppKey("alarms")

@@ -598,20 +598,13 @@ class Logistics:
             sent += 1
         return sent
 
-    async def run(self, notifier: Notifier | None) -> None:
-        """Background loop: expiry, command resends, notifications. Cancel the task to stop it."""
-        while True:
-            try:
-                issued = await asyncio.to_thread(self.expire_due)
-                await asyncio.to_thread(self.resend_pending)
-                if notifier is not None:
-                    await self._hand_over_return_codes(notifier, issued)
-                    await self.dispatch_notifications(notifier)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("logistics loop failed; trying again next round")
-            await asyncio.sleep(self.config.check_interval_s)
+    async def tick(self, notifier: Notifier | None) -> None:
+        """One round of the periodic work: expiry, command resends, return codes and queued messages."""
+        issued = await asyncio.to_thread(self.expire_due)
+        await asyncio.to_thread(self.resend_pending)
+        if notifier is not None:
+            await self._hand_over_return_codes(notifier, issued)
+            await self.dispatch_notifications(notifier)
 
     async def _hand_over_return_codes(self, notifier: Notifier, issued: list[IssuedCode]) -> None:
         # Return codes go to the operators' receiver straight from memory and are never queued in clear;

@@ -1,0 +1,351 @@
+"""Alarms: what devices raise and clear, and what the hub concludes itself, each with start, end and an ack.
+
+Sources:
+
+- device alarms (door left open, forced open, open-not-opened, sensor fault, lockout, camera down, outbox
+  dropping), raised and cleared by ``DeviceAlarm`` events, kept with the device's times;
+- the hub's own conclusions, re-evaluated every ``evaluate_interval_s`` from what the ingest stored:
+  ``offline`` (offline or silent longer than ``offline_after_s``), ``sequence-gap`` (a hole in a boot's
+  sequence the ingest recorded), ``outbox-dropping`` (the device declared dropped events; ends after
+  ``outbox_quiet_s`` without new drops), ``outbox-backlog`` (oldest unacknowledged event older than
+  ``outbox_backlog_s``), ``camera-down`` (health reports the camera failed) and ``door-left-open`` (a door
+  reported open by locker events for longer than ``door_open_s``; it merges with the device's own alarm).
+
+One open alarm exists per device, kind and compartment; raising it again refreshes it. An operator's
+acknowledgement is written to the audit log in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from hub_protocol.alarms import DeviceAlarm
+from hub_protocol.envelope import CameraState
+from hub_server import audit
+from hub_server.config import AlarmsConfig
+from hub_server.live import LiveRegistry
+from hub_server.store import alarms as store
+from hub_server.store import feed
+from hub_server.store import logistics as logistics_store
+from hub_server.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class HubAlarmKind(StrEnum):
+    """Alarms the hub raises itself (device kinds are ``hub_protocol.alarms.AlarmKind``)."""
+
+    OFFLINE = "offline"
+    SEQUENCE_GAP = "sequence-gap"
+    OUTBOX_DROPPING = "outbox-dropping"
+    OUTBOX_BACKLOG = "outbox-backlog"
+    CAMERA_DOWN = "camera-down"
+    DOOR_LEFT_OPEN = "door-left-open"
+
+
+class Alarm(BaseModel):
+    id: int
+    device: str
+    kind: str
+    compartment: int | None
+    source: str
+    detail: str
+    started_at: datetime
+    last_seen_at: datetime
+    ended_at: datetime | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+
+class AlarmNotFound(LookupError):
+    pass
+
+
+def _alarm(row: store.AlarmRow) -> Alarm:
+    return Alarm(
+        id=row.id,
+        device=row.device,
+        kind=row.kind,
+        compartment=row.compartment,
+        source=row.source,
+        detail=row.detail,
+        started_at=row.started_at,
+        last_seen_at=row.last_seen_at,
+        ended_at=row.ended_at,
+        acknowledged_by=row.acknowledged_by,
+        acknowledged_at=row.acknowledged_at,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+FEED = "alarms.device_alarms"
+
+
+class AlarmService:
+    def __init__(
+        self,
+        db: Database,
+        config: AlarmsConfig,
+        live: LiveRegistry | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.live = live
+        self.clock = clock
+
+    # reading
+
+    def list_alarms(
+        self,
+        *,
+        active_only: bool = False,
+        device: str | None = None,
+        kind: str | None = None,
+        unacknowledged: bool = False,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Alarm]:
+        rows = store.query(
+            self.db.conn,
+            active_only=active_only,
+            device=device,
+            kind=kind,
+            unacknowledged=unacknowledged,
+            before_id=before_id,
+            limit=limit,
+        )
+        return [_alarm(r) for r in rows]
+
+    def get(self, alarm_id: int) -> Alarm:
+        row = store.get(self.db.conn, alarm_id)
+        if row is None:
+            raise AlarmNotFound(f"no alarm {alarm_id}")
+        return _alarm(row)
+
+    # writing
+
+    def acknowledge(self, alarm_id: int, actor: str) -> Alarm:
+        """Record who saw it (once; a second ack keeps the first) and write it to the audit log."""
+        with self.db.write() as conn:
+            current = store.get(conn, alarm_id)
+            if current is None:
+                raise AlarmNotFound(f"no alarm {alarm_id}")
+            if current.acknowledged_at is None:
+                store.acknowledge(conn, alarm_id, actor, self.clock())
+                audit.record(
+                    conn,
+                    actor,
+                    "alarm.ack",
+                    f"alarm:{alarm_id}",
+                    {"device": current.device, "kind": current.kind, "compartment": current.compartment},
+                )
+            row = store.get(conn, alarm_id)
+        assert row is not None
+        return _alarm(row)
+
+    def raise_alarm(
+        self,
+        device: str,
+        kind: str,
+        at: datetime,
+        *,
+        compartment: int | None = None,
+        detail: str = "",
+        source: str = "hub",
+    ) -> Alarm:
+        with self.db.write() as conn:
+            row, new = store.raise_alarm(conn, device, kind, compartment, source, detail, at)
+        alarm = _alarm(row)
+        if new:
+            log.warning("alarm raised: %s %s%s %s", device, kind, f" #{compartment}" if compartment else "", detail)
+            self._tell(alarm)
+        return alarm
+
+    def end_alarm(self, device: str, kind: str, at: datetime, *, compartment: int | None = None) -> Alarm | None:
+        with self.db.write() as conn:
+            row = store.end_alarm(conn, device, kind, compartment, at)
+        if row is None:
+            return None
+        alarm = _alarm(row)
+        log.info("alarm ended: %s %s", device, kind)
+        self._tell(alarm)
+        return alarm
+
+    def _tell(self, alarm: Alarm) -> None:
+        if self.live is not None:
+            self.live.notify(
+                "alarm",
+                {
+                    "device": alarm.device,
+                    "alarm": alarm.kind,
+                    "active": alarm.active,
+                    "id": alarm.id,
+                    "compartment": alarm.compartment,
+                    "detail": alarm.detail,
+                    "origin": "hub-alarms",
+                },
+            )
+
+    # inputs
+
+    def on_device_alarm(self, event: DeviceAlarm) -> None:
+        if event.active:
+            self.raise_alarm(
+                event.device,
+                event.alarm.value,
+                event.at,
+                compartment=event.compartment,
+                detail=event.detail,
+                source="device",
+            )
+        else:
+            self.end_alarm(event.device, event.alarm.value, event.at, compartment=event.compartment)
+
+    def poll_device_alarms(self) -> int:
+        """Apply device alarm events the ingest stored since the last call; returns how many."""
+        conn = self.db.conn
+        rows = feed.device_alarms(conn, feed.cursor(conn, FEED))
+        for _, event in rows:
+            self.on_device_alarm(event)
+        if rows:
+            with self.db.write() as wconn:
+                feed.set_cursor(wconn, FEED, rows[-1][0])
+        return len(rows)
+
+    def evaluate(self) -> None:
+        """The hub's own alarms, from the ingest's tables and the lockers' reported door states."""
+        now = self.clock()
+        conn = self.db.conn
+        self._offline(now, feed.device_statuses(conn))
+        self._gaps(now, feed.open_sequence_gaps(conn))
+        self._drops(now, feed.drops_since(conn, now - timedelta(seconds=self.config.outbox_quiet_s)))
+        self._health(now, feed.latest_health(conn))
+        self._doors(now, logistics_store.compartments(conn))
+
+    def _reconcile(self, kind: HubAlarmKind, wanted: dict[tuple[str, int | None], tuple[datetime, str]]) -> None:
+        """Raise every wanted (device, compartment) of ``kind`` and end the open hub alarms no longer wanted."""
+        now = self.clock()
+        for (device, compartment), (at, detail) in wanted.items():
+            self.raise_alarm(device, kind.value, at, compartment=compartment, detail=detail)
+        for row in store.open_of_kind(self.db.conn, kind.value):
+            if (row.device, row.compartment) not in wanted and row.source == "hub":
+                self.end_alarm(row.device, kind.value, now, compartment=row.compartment)
+
+    def _offline(self, now: datetime, statuses: list[feed.DeviceStatus]) -> None:
+        limit = timedelta(seconds=self.config.offline_after_s)
+        wanted: dict[tuple[str, int | None], tuple[datetime, str]] = {}
+        for status in statuses:
+            if not status.online:
+                since = status.since or status.last_seen
+                if now - since >= limit:
+                    reason = {"will": "connection lost", "graceful": "stopped", "silent": "no messages"}.get(
+                        status.offline_reason or "", "offline"
+                    )
+                    wanted[(status.device, None)] = (since, f"{reason} since {since.isoformat(timespec='seconds')}")
+            elif now - status.last_seen >= timedelta(seconds=self.config.health_silence_s):
+                wanted[(status.device, None)] = (
+                    status.last_seen,
+                    f"no message since {status.last_seen.isoformat(timespec='seconds')}",
+                )
+        self._reconcile(HubAlarmKind.OFFLINE, wanted)
+
+    def _gaps(self, now: datetime, gaps: list[feed.OpenGap]) -> None:
+        limit = timedelta(seconds=self.config.sequence_gap_s)
+        wanted: dict[tuple[str, int | None], tuple[datetime, str]] = {}
+        for gap in gaps:
+            if now - gap.detected_at < limit:
+                continue
+            key = (gap.device, None)
+            text = f"boot {gap.boot}: events {gap.first_seq}-{gap.last_seq} missing"
+            if key in wanted:
+                at, detail = wanted[key]
+                wanted[key] = (min(at, gap.detected_at), f"{detail}; {text}"[:500])
+            else:
+                wanted[key] = (gap.detected_at, text)
+        self._reconcile(HubAlarmKind.SEQUENCE_GAP, wanted)
+
+    def _drops(self, now: datetime, drops: list[feed.DropNotice]) -> None:
+        wanted: dict[tuple[str, int | None], tuple[datetime, str]] = {}
+        for drop in drops:
+            key = (drop.device, None)
+            first = wanted[key][0] if key in wanted else drop.declared_at
+            wanted[key] = (first, f"the device's outbox dropped events; {drop.dropped_total} since install")
+        self._reconcile(HubAlarmKind.OUTBOX_DROPPING, wanted)
+
+    def _health(self, now: datetime, health: list[Any]) -> None:
+        camera: dict[tuple[str, int | None], tuple[datetime, str]] = {}
+        backlog: dict[tuple[str, int | None], tuple[datetime, str]] = {}
+        for h in health:
+            if h.camera_state == CameraState.FAILED:
+                camera[(h.device, None)] = (h.at, "the camera failed and could not be reopened")
+            if h.outbox_oldest_age_s >= self.config.outbox_backlog_s:
+                backlog[(h.device, None)] = (
+                    h.at,
+                    f"{h.outbox_depth} events waiting, oldest {h.outbox_oldest_age_s / 60:.0f} min old",
+                )
+        self._reconcile(HubAlarmKind.CAMERA_DOWN, camera)
+        self._reconcile(HubAlarmKind.OUTBOX_BACKLOG, backlog)
+
+    def _doors(self, now: datetime, compartments: list[logistics_store.CompartmentRow]) -> None:
+        limit = timedelta(seconds=self.config.door_open_s)
+        wanted: dict[tuple[str, int | None], tuple[datetime, str]] = {}
+        for c in compartments:
+            if c.door_open and c.door_open_since is not None and now - c.door_open_since >= limit:
+                wanted[(c.device, c.number)] = (
+                    c.door_open_since,
+                    f"door open since {c.door_open_since.isoformat(timespec='seconds')}",
+                )
+        self._reconcile(HubAlarmKind.DOOR_LEFT_OPEN, wanted)
+
+    def prune(self, ended_before: datetime) -> int:
+        with self.db.write() as conn:
+            return store.prune(conn, ended_before)
+
+    async def run(self, wake: asyncio.Event | None = None) -> None:
+        """Background loop; ``wake`` (set by the live bus) makes it look at once instead of at the interval."""
+        while True:
+            try:
+                await asyncio.to_thread(self.poll_device_alarms)
+                await asyncio.to_thread(self.evaluate)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("alarm evaluation failed; trying again next round")
+            if wake is None:
+                await asyncio.sleep(self.config.evaluate_interval_s)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.config.evaluate_interval_s)
+                wake.clear()
+
+
+async def alarms_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: evaluates alarms in the background while the hub runs."""
+    from hub_server.logistics_app import ALARMS_KEY, wake_on
+
+    service = app[ALARMS_KEY]
+    wake = asyncio.Event()
+    unsubscribe = wake_on(app, wake, {"alarm", "gap", "availability", "health", "locker"})
+    task = asyncio.create_task(service.run(wake), name="hub-alarms")
+    yield
+    unsubscribe()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

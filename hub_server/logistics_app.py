@@ -1,0 +1,119 @@
+"""Wiring of logistics and alarms into the hub's app: services on typed keys, background loops, command path.
+
+``setup_logistics(app)`` (called by ``create_app``) puts ``Logistics`` on ``LOGISTICS_KEY`` and
+``AlarmService`` on ``ALARMS_KEY`` so pages and the API work without the background tasks.
+``logistics_ctx`` follows the ingest's locker and command-result tables, expires items, resends commands and
+sends notifications; ``hub_server.alarms.alarms_ctx`` evaluates alarms. Both wake at once on the live bus
+(the ingest's notifications) and otherwise run at their configured interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from hub_protocol.commands import CommandBase
+from hub_protocol.secrets import read_secret
+from hub_server.alarms import AlarmService
+from hub_server.appkeys import ALARMS_KEY, CONFIG_KEY, DB_KEY, LIVE_KEY, LOGISTICS_KEY
+from hub_server.logistics import Logistics
+from hub_server.notifications import Notifier, WebhookNotifier
+from hub_server.store import feed
+
+__all__ = ["ALARMS_KEY", "LOGISTICS_KEY", "AppCommandPublisher", "logistics_ctx", "setup_logistics", "wake_on"]
+
+log = logging.getLogger(__name__)
+
+FEED_LOCKERS = "logistics.locker_events"
+FEED_RESULTS = "logistics.command_results"
+
+
+class AppCommandPublisher:
+    """Publishes through the app's running ingest (its MQTT client); raises while there is none."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def publish_command(self, command: CommandBase) -> None:
+        from hub_server.ingest import ingest_of
+
+        ingest = ingest_of(self.app)
+        if ingest is None:
+            raise RuntimeError("the hub's MQTT ingest is not running")
+        ingest.publish_command(command)
+
+
+def link_key(session_key: str) -> bytes:
+    """Residents' links and sealed pickup codes use a key of their own, derived from the session key."""
+    return hmac.new(session_key.encode(), b"hub-server resident links", hashlib.sha256).digest()
+
+
+def setup_logistics(app: web.Application) -> None:
+    config = app[CONFIG_KEY]
+    db = app[DB_KEY]
+    key = link_key(read_secret(config.http.session_key_file, "http.session_key_file"))
+    app[LOGISTICS_KEY] = Logistics(db, config.logistics, AppCommandPublisher(app), config.http.public_url, key)
+    app[ALARMS_KEY] = AlarmService(db, config.alarms, app[LIVE_KEY])
+
+
+def wake_on(app: web.Application, wake: asyncio.Event, kinds: set[str]) -> Callable[[], None]:
+    """Set ``wake`` whenever the live bus carries one of ``kinds`` (not for the alarms' own notices)."""
+
+    def listener(kind: str, data: dict[str, Any]) -> None:
+        if kind in kinds and data.get("origin") != "hub-alarms":
+            wake.set()
+
+    return app[LIVE_KEY].subscribe(listener, asyncio.get_running_loop())
+
+
+def follow_ingest(logistics: Logistics) -> int:
+    """Apply locker events and command results the ingest stored since the last call; returns how many."""
+    conn = logistics.db.conn
+    applied = 0
+    for name, read in ((FEED_LOCKERS, feed.locker_events), (FEED_RESULTS, feed.command_results)):
+        rows: list[tuple[float, Any]] = read(conn, feed.cursor(conn, name))
+        for _, event in rows:
+            logistics.on_event(event)
+        if rows:
+            with logistics.db.write() as wconn:
+                feed.set_cursor(wconn, name, rows[-1][0])
+        applied += len(rows)
+    return applied
+
+
+async def run_logistics(logistics: Logistics, notifier: Notifier | None, wake: asyncio.Event) -> None:
+    """Events first (so a drop-off is seen before its expiry is judged), then the periodic work."""
+    while True:
+        try:
+            while await asyncio.to_thread(follow_ingest, logistics):
+                pass
+            await logistics.tick(notifier)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("logistics round failed; trying again next round")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), logistics.config.check_interval_s)
+        wake.clear()
+
+
+async def logistics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: the logistics loop runs while the hub runs."""
+    logistics = app[LOGISTICS_KEY]
+    url = logistics.config.webhook_url
+    notifier = WebhookNotifier(url) if url else None
+    wake = asyncio.Event()
+    unsubscribe = wake_on(app, wake, {"locker", "result"})
+    task = asyncio.create_task(run_logistics(logistics, notifier, wake), name="hub-logistics")
+    yield
+    unsubscribe()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
