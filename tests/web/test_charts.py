@@ -26,7 +26,9 @@ def test_axis_ends_on_a_round_number(value: float, expected: float) -> None:
 
 
 def test_line_chart_scales_points_and_breaks_at_missing_values() -> None:
-    markup = charts.line_chart("Line <a>", "desc & more", ["00", "01", "02", "03"], [charts.Series("in", [0, 10, None, 5])])
+    markup = charts.line_chart(
+        "Line <a>", "desc & more", ["00", "01", "02", "03"], [charts.Series("in", [0, 10, None, 5])]
+    )
     svg = _svg(markup)
     assert svg.get("role") == "img"
     title = svg.find(f"{SVG}title")
@@ -50,7 +52,11 @@ def test_series_differ_by_dash_not_only_colour() -> None:
 
 
 def test_bar_chart_draws_one_bar_per_nonzero_value() -> None:
-    svg = _svg(charts.bar_chart("t", "d", ["Mon", "Tue", "Wed"], [charts.Series("in", [3, 0, None]), charts.Series("out", [1, 2, 4])]))
+    svg = _svg(
+        charts.bar_chart(
+            "t", "d", ["Mon", "Tue", "Wed"], [charts.Series("in", [3, 0, None]), charts.Series("out", [1, 2, 4])]
+        )
+    )
     bars = svg.findall(f"{SVG}rect")
     assert len(bars) == 4
     tallest = max(bars, key=lambda b: float(b.get("height") or 0))

@@ -39,9 +39,17 @@ def window(
 
 def test_windows_sum_into_hour_slots_and_suppressed_cells_are_counted_apart() -> None:
     windows = [
-        window("dev-a", START + timedelta(minutes=0), {("door", "in", "pedestrian"): 7, ("door", "out", "pedestrian"): None}),
-        window("dev-a", START + timedelta(minutes=15), {("door", "in", "pedestrian"): 5, ("door", "out", "pedestrian"): 6}),
-        window("dev-a", START + timedelta(hours=2), {("door", "in", "pedestrian"): 9, ("door", "out", "pedestrian"): 0}),
+        window(
+            "dev-a",
+            START + timedelta(minutes=0),
+            {("door", "in", "pedestrian"): 7, ("door", "out", "pedestrian"): None},
+        ),
+        window(
+            "dev-a", START + timedelta(minutes=15), {("door", "in", "pedestrian"): 5, ("door", "out", "pedestrian"): 6}
+        ),
+        window(
+            "dev-a", START + timedelta(hours=2), {("door", "in", "pedestrian"): 9, ("door", "out", "pedestrian"): 0}
+        ),
         window("dev-a", START - timedelta(minutes=15), {("door", "in", "pedestrian"): 100}),  # before the day
     ]
     result = flowstats.bucket(windows, START, timedelta(hours=1), 24, UTC, "%H")

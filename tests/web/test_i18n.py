@@ -35,7 +35,9 @@ def test_every_key_the_templates_use_exists() -> None:
     for path in TEMPLATES.glob("*.html"):
         used |= set(re.findall(r"_\('([a-z_.-]+)'", path.read_text()))
     # "_('dir.' + value)" builds the key from an enum value: the prefix must have entries.
-    missing = sorted(k for k in used if k not in MESSAGES and not (k.endswith(".") and any(m.startswith(k) for m in MESSAGES)))
+    missing = sorted(
+        k for k in used if k not in MESSAGES and not (k.endswith(".") and any(m.startswith(k) for m in MESSAGES))
+    )
     assert not missing, missing
     assert len(used) > 100  # the pattern really finds the template's texts
 

@@ -92,7 +92,7 @@ async def test_events_published_from_another_thread_reach_the_page(
 
 
 async def test_a_page_that_falls_behind_is_told_to_reload(server: tuple[TestServer, LiveBus]) -> None:
-    srv, bus = server
+    _srv, bus = server
     async with bus.subscribe() as sub:
         for i in range(live.QUEUE_SIZE + 10):
             bus.publish("flow", {"i": i})
