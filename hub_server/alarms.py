@@ -220,14 +220,7 @@ class AlarmService:
 
     def poll_device_alarms(self) -> int:
         """Apply device alarm events the ingest stored since the last call; returns how many."""
-        conn = self.db.conn
-        rows = feed.device_alarms(conn, feed.cursor(conn, FEED))
-        for _, event in rows:
-            self.on_device_alarm(event)
-        if rows:
-            with self.db.write() as wconn:
-                feed.set_cursor(wconn, FEED, rows[-1][0])
-        return len(rows)
+        return feed.follow(self.db, FEED, feed.device_alarms, self.on_device_alarm)
 
     def evaluate(self) -> None:
         """The hub's own alarms, from the ingest's tables and the lockers' reported door states."""

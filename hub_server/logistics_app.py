@@ -75,17 +75,9 @@ def wake_on(app: web.Application, wake: asyncio.Event, kinds: set[str]) -> Calla
 
 def follow_ingest(logistics: Logistics) -> int:
     """Apply locker events and command results the ingest stored since the last call; returns how many."""
-    conn = logistics.db.conn
-    applied = 0
-    for name, read in ((FEED_LOCKERS, feed.locker_events), (FEED_RESULTS, feed.command_results)):
-        rows: list[tuple[float, Any]] = read(conn, feed.cursor(conn, name))
-        for _, event in rows:
-            logistics.on_event(event)
-        if rows:
-            with logistics.db.write() as wconn:
-                feed.set_cursor(wconn, name, rows[-1][0])
-        applied += len(rows)
-    return applied
+    return feed.follow(logistics.db, FEED_LOCKERS, feed.locker_events, logistics.on_event) + feed.follow(
+        logistics.db, FEED_RESULTS, feed.command_results, logistics.on_event
+    )
 
 
 async def run_logistics(logistics: Logistics, notifier: Notifier | None, wake: asyncio.Event) -> None:

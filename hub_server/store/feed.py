@@ -1,9 +1,10 @@
 """What logistics and alarms read from the ingest's tables (migration 0001), each reader with its own cursor.
 
-The ingest stores every event once; logistics and alarms follow those tables by ``received_at`` with a cursor
-kept in ``feed_cursors``, so nothing is missed across a restart and nothing is applied twice (the domain
-code is idempotent as well). Events come back as the contract's models. Before the ingest's tables exist
-(a hub without ingest, unit tests) every reader returns nothing.
+The ingest stores every event once; logistics and alarms follow those tables by ``received_at``: a cursor in
+``feed_cursors`` (looking back ``LOOKBACK_S``, as batches may commit with equal or slightly out-of-order
+receive times) plus the set of applied events in ``feed_seen``, so nothing is missed across a restart and
+nothing is applied twice. Events come back as the contract's models. Before the ingest's tables exist (a hub
+without ingest, unit tests) every reader returns nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from hub_protocol.envelope import CommandResult, Health
 from hub_protocol.lockers import LockerEvent
 
 T = TypeVar("T")
+
+LOOKBACK_S = 30.0
 
 
 def _time(value: float) -> datetime:
@@ -44,22 +47,55 @@ def set_cursor(conn: sqlite3.Connection, name: str, received_at: float) -> None:
 
 
 def _new_rows(
-    conn: sqlite3.Connection, sql: str, after: float, limit: int, build: Callable[[sqlite3.Row], T]
-) -> list[tuple[float, T]]:
+    conn: sqlite3.Connection, table: str, name: str, limit: int, build: Callable[[sqlite3.Row], T]
+) -> list[tuple[float, str, str, int, T]]:
+    after = cursor(conn, name) - LOOKBACK_S
+    sql = (
+        f"SELECT * FROM {table} e WHERE received_at > ? AND NOT EXISTS (SELECT 1 FROM feed_seen s"  # noqa: S608
+        " WHERE s.name = ? AND s.device = e.device AND s.boot = e.boot AND s.seq = e.seq)"
+        " ORDER BY received_at, device, boot, seq LIMIT ?"
+    )
     try:
-        rows = conn.execute(sql, (after, limit)).fetchall()
+        rows = conn.execute(sql, (after, name, limit)).fetchall()
     except sqlite3.OperationalError as exc:
         if _missing_table(exc):
             return []
         raise
-    return [(float(r["received_at"]), build(r)) for r in rows]
+    return [(float(r["received_at"]), r["device"], r["boot"], r["seq"], build(r)) for r in rows]
 
 
-def locker_events(conn: sqlite3.Connection, after: float, limit: int = 500) -> list[tuple[float, LockerEvent]]:
+def mark_seen(conn: sqlite3.Connection, name: str, received_at: float, device: str, boot: str, seq: int) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO feed_seen (name, device, boot, seq, seen_at) VALUES (?, ?, ?, ?, ?)",
+        (name, device, boot, seq, received_at),
+    )
+    set_cursor(conn, name, received_at)
+
+
+def forget_seen(conn: sqlite3.Connection, before: datetime) -> int:
+    return conn.execute("DELETE FROM feed_seen WHERE seen_at < ?", (before.timestamp(),)).rowcount
+
+
+Reader = Callable[[sqlite3.Connection, str], list[tuple[float, str, str, int, Any]]]
+
+
+def follow(db: Any, name: str, read: Reader, apply: Callable[[Any], None]) -> int:
+    """Apply each new event of one reader, marking it applied right after; returns how many were applied."""
+    rows = read(db.conn, name)
+    for received_at, device, boot, seq, event in rows:
+        apply(event)
+        with db.write() as conn:
+            mark_seen(conn, name, received_at, device, boot, seq)
+    return len(rows)
+
+
+def locker_events(
+    conn: sqlite3.Connection, name: str, limit: int = 500
+) -> list[tuple[float, str, str, int, LockerEvent]]:
     return _new_rows(
         conn,
-        "SELECT * FROM locker_events WHERE received_at > ? ORDER BY received_at, device, boot, seq LIMIT ?",
-        after,
+        "locker_events",
+        name,
         limit,
         lambda r: LockerEvent(
             device=r["device"],
@@ -77,11 +113,13 @@ def locker_events(conn: sqlite3.Connection, after: float, limit: int = 500) -> l
     )
 
 
-def command_results(conn: sqlite3.Connection, after: float, limit: int = 500) -> list[tuple[float, CommandResult]]:
+def command_results(
+    conn: sqlite3.Connection, name: str, limit: int = 500
+) -> list[tuple[float, str, str, int, CommandResult]]:
     return _new_rows(
         conn,
-        "SELECT * FROM command_results WHERE received_at > ? ORDER BY received_at, device, boot, seq LIMIT ?",
-        after,
+        "command_results",
+        name,
         limit,
         lambda r: CommandResult(
             device=r["device"],
@@ -95,11 +133,13 @@ def command_results(conn: sqlite3.Connection, after: float, limit: int = 500) ->
     )
 
 
-def device_alarms(conn: sqlite3.Connection, after: float, limit: int = 500) -> list[tuple[float, DeviceAlarm]]:
+def device_alarms(
+    conn: sqlite3.Connection, name: str, limit: int = 500
+) -> list[tuple[float, str, str, int, DeviceAlarm]]:
     return _new_rows(
         conn,
-        "SELECT * FROM device_alarms WHERE received_at > ? ORDER BY received_at, device, boot, seq LIMIT ?",
-        after,
+        "device_alarms",
+        name,
         limit,
         lambda r: DeviceAlarm(
             device=r["device"],

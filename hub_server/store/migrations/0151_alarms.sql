@@ -23,3 +23,14 @@ CREATE TABLE feed_cursors (
     name TEXT PRIMARY KEY,
     received_at REAL NOT NULL
 );
+
+-- Events each reader has applied: the cursor looks back a little (batches may commit with equal or slightly
+-- out-of-order receive times), and this table keeps that look-back from applying anything twice.
+CREATE TABLE feed_seen (
+    name TEXT NOT NULL,
+    device TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (name, device, boot, seq)
+) WITHOUT ROWID;
