@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
+from edge_agent.counting.config import CountingConfig
 from edge_agent.deploy.migrate import migrate_config
 from edge_agent.lockers.config import LockersConfig
 from edge_agent.privacy.config import PrivacyConfig, RegisterConfig
@@ -31,6 +32,7 @@ class AgentConfig(StrictModel):
     mqtt: MqttConfig = Field(description="Connection to the hub's broker")
     outbox: OutboxConfig = Field(default_factory=OutboxConfig, description="Durable event store on the device")
     health: HealthConfig = Field(default_factory=HealthConfig, description="Health telemetry")
+    counting: CountingConfig | None = Field(default=None, description="Flow counting on a camera (none: no counting)")
     privacy: PrivacyConfig | None = Field(default=None, description="Flow windows and their protection")
     sensor_register: RegisterConfig | None = Field(
         default=None, description="Entry for the public sensor register; its active_until ends counting"

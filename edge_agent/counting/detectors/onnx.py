@@ -1,0 +1,135 @@
+"""NanoDet-m through cv2.dnn: persons and bicycles; a person riding (overlapping) a bicycle is a cyclist.
+
+The model's input size is fixed inside the file (416x416). OpenCV 4.x and 5.x return its six outputs in
+different orders, so outputs are matched by shape: (N, 80) class scores and (N, 32) box distributions,
+where N tells the stride.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge_agent.counting.detectors import Image
+from edge_agent.counting.tracking import Detection
+
+PERSON, BICYCLE = 0, 1
+_MEAN = (103.53, 116.28, 123.675)
+_INV_STD = np.array([1 / 57.375, 1 / 57.12, 1 / 58.395], dtype=np.float32).reshape(1, 3, 1, 1)
+_STRIDES = (8, 16, 32)
+_REG_BINS = 8
+
+
+class ModelError(RuntimeError):
+    """The model file is missing or is not the expected detector."""
+
+
+class OnnxDetector:
+    name = "onnx"
+    classifies = True
+
+    def __init__(
+        self, model_path: Path, score_threshold: float = 0.35, nms_threshold: float = 0.5, input_size: int = 416
+    ) -> None:
+        if not model_path.is_file():
+            raise ModelError(f"model file {model_path} does not exist")
+        try:
+            self._net = cv2.dnn.readNet(str(model_path))
+        except cv2.error as exc:
+            raise ModelError(f"cannot load model {model_path}: {str(exc).strip().splitlines()[-1]}") from None
+        self._outputs = list(self._net.getUnconnectedOutLayersNames())
+        self.size = input_size
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self._anchors = {}
+        for stride in _STRIDES:
+            n = math.ceil(input_size / stride)
+            ys, xs = np.mgrid[0:n, 0:n]
+            centre = (np.stack([xs.ravel(), ys.ravel()], axis=1) * stride + 0.5 * (stride - 1)).astype(np.float32)
+            self._anchors[n * n] = (stride, centre)
+        self._project = np.arange(_REG_BINS, dtype=np.float32)
+
+    def detect(self, image: Image, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
+        x0, y0 = 0, 0
+        if roi is not None:
+            x0, y0, x1, y1 = roi
+            image = image[y0:y1, x0:x1]
+        h, w = image.shape[:2]
+        if h < 2 or w < 2:
+            return []
+        # Letterbox: keep the aspect ratio (people stay people-shaped), pad the rest.
+        scale = self.size / max(h, w)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        canvas = np.zeros((self.size, self.size, 3), dtype=np.uint8)
+        canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        blob = cv2.dnn.blobFromImage(canvas, 1.0, (self.size, self.size), _MEAN, swapRB=False, crop=False)
+        blob = blob * _INV_STD
+        self._net.setInput(blob)
+        outs = self._net.forward(self._outputs)
+        boxes, scores, classes = self._decode(outs)
+        if not boxes:
+            return []
+        # Per-class NMS through one call (NMSBoxesBatched is missing before OpenCV 4.7): shift classes apart.
+        shifted = [[b[0] + c * 4096.0, b[1], b[2], b[3]] for b, c in zip(boxes, classes, strict=True)]
+        keep = cv2.dnn.NMSBoxes(shifted, scores, self.score_threshold, self.nms_threshold)
+        people: list[tuple[float, float, float, float, float]] = []
+        bikes: list[tuple[float, float, float, float]] = []
+        for k in np.asarray(keep).ravel():
+            bx, by, bw, bh = boxes[int(k)]
+            box = (bx / scale + x0, by / scale + y0, (bx + bw) / scale + x0, (by + bh) / scale + y0)
+            if classes[int(k)] == PERSON:
+                people.append((*box, scores[int(k)]))
+            else:
+                bikes.append(box)
+        return [Detection(x1, y1, x2, y2, score, _rides(x1, y1, x2, y2, bikes)) for x1, y1, x2, y2, score in people]
+
+    def _decode(self, outs: Sequence[npt.NDArray[Any]]) -> tuple[list[list[float]], list[float], list[int]]:
+        by_count: dict[int, dict[int, npt.NDArray[np.float32]]] = {}
+        for out in outs:
+            arr = out.reshape(-1, out.shape[-1])
+            by_count.setdefault(arr.shape[0], {})[arr.shape[1]] = arr
+        boxes: list[list[float]] = []
+        scores: list[float] = []
+        classes: list[int] = []
+        for count, parts in by_count.items():
+            if count not in self._anchors or 80 not in parts or 4 * _REG_BINS not in parts:
+                raise ModelError("unexpected model outputs: expected NanoDet-m class and box outputs per stride")
+            stride, anchors = self._anchors[count]
+            cls = parts[80][:, :2]
+            best = cls.max(axis=1)
+            idx = np.nonzero(best >= self.score_threshold)[0]
+            if idx.size == 0:
+                continue
+            reg = parts[4 * _REG_BINS][idx].reshape(-1, _REG_BINS)
+            reg = np.exp(reg - reg.max(axis=1, keepdims=True))
+            dist = (reg / reg.sum(axis=1, keepdims=True)) @ self._project
+            dist = dist.reshape(-1, 4) * stride
+            centres = anchors[idx]
+            x1 = centres[:, 0] - dist[:, 0]
+            y1 = centres[:, 1] - dist[:, 1]
+            x2 = centres[:, 0] + dist[:, 2]
+            y2 = centres[:, 1] + dist[:, 3]
+            labels = cls[idx].argmax(axis=1)
+            for k in range(idx.size):
+                boxes.append([float(x1[k]), float(y1[k]), float(x2[k] - x1[k]), float(y2[k] - y1[k])])
+                scores.append(float(cls[idx[k], labels[k]]))
+                classes.append(int(labels[k]))
+        return boxes, scores, classes
+
+
+def _rides(x1: float, y1: float, x2: float, y2: float, bikes: list[tuple[float, float, float, float]]) -> bool:
+    """A person rides a bicycle when the bicycle overlaps the lower half of the person's box."""
+    mid = (y1 + y2) / 2
+    area = max((x2 - x1) * (y2 - mid), 1.0)
+    for bx1, by1, bx2, by2 in bikes:
+        iw = min(x2, bx2) - max(x1, bx1)
+        ih = min(y2, by2) - max(mid, by1)
+        if iw > 0 and ih > 0 and iw * ih / area > 0.3:
+            return True
+    return False

@@ -1,0 +1,84 @@
+"""Builds detectors, pipelines and sources from settings (the CLI, the runner and the benchmark share it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge_agent.counting.config import CountingConfig
+from edge_agent.counting.detectors import Detector
+from edge_agent.counting.detectors.motion import MotionDetector
+from edge_agent.counting.lines import CountLine
+from edge_agent.counting.pipeline import CountingPipeline, PipelineSettings
+from edge_agent.counting.sources import (
+    FrameSource,
+    SourceError,
+    SyntheticSource,
+    VideoFileSource,
+    capture_source,
+    demo_scene,
+    picamera_source,
+)
+
+DEFAULT_DETECT_EVERY = {"motion": 1, "onnx": 3}
+
+
+def build_detector(name: str, model: Path | None = None, score_threshold: float = 0.35) -> Detector:
+    if name == "motion":
+        return MotionDetector()
+    if name == "onnx":
+        if model is None:
+            raise ValueError("the onnx detector needs a model file")
+        from edge_agent.counting.detectors.onnx import OnnxDetector
+
+        return OnnxDetector(model, score_threshold=score_threshold)
+    raise ValueError(f"unknown detector {name!r} (expected motion or onnx)")
+
+
+def settings_for(
+    detector: str,
+    detect_every: int | None = None,
+    margin: float = 0.25,
+    cyclist_speed: float = 2.0,
+    max_coast_seconds: float = 1.5,
+) -> PipelineSettings:
+    return PipelineSettings(
+        detect_every=detect_every or DEFAULT_DETECT_EVERY[detector],
+        margin=margin,
+        cyclist_speed=cyclist_speed,
+        max_coast_seconds=max_coast_seconds,
+    )
+
+
+def build_pipeline(config: CountingConfig, fps: float) -> CountingPipeline:
+    lines: Sequence[CountLine] = [line.to_line() for line in config.lines]
+    detector = build_detector(config.detector, config.model, config.score_threshold)
+    settings = settings_for(
+        config.detector, config.detect_every, config.margin, config.cyclist_speed, config.max_coast_seconds
+    )
+    return CountingPipeline(lines, detector, fps, settings)
+
+
+def is_file_source(source: str) -> bool:
+    return source not in ("picamera", "synthetic") and "://" not in source and not _is_device(source)
+
+
+def _is_device(source: str) -> bool:
+    return source.isdigit() or source.startswith("/dev/video")
+
+
+def open_source(config: CountingConfig) -> FrameSource:
+    """Live sources pace themselves; a file is read as fast as asked (the runner paces it)."""
+    source = config.source
+    if source == "picamera":
+        return picamera_source(config.width, config.height, config.fps)
+    if source == "synthetic":
+        scene = demo_scene(min(config.width, 640), min(config.height, 480))
+        return SyntheticSource(scene, fps=config.fps, realtime=True, loop=True)
+    if _is_device(source):
+        return capture_source(int(source) if source.isdigit() else source, config.fps, config.width, config.height)
+    if "://" in source:
+        return capture_source(source, config.fps)
+    if not Path(source).is_file():
+        raise SourceError(f"video file {source} does not exist")
+    return VideoFileSource(source)

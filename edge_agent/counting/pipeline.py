@@ -1,0 +1,114 @@
+"""Frames in, crossings out: detector (where and when it pays), tracker, crossing rule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from edge_agent.counting.detectors import Detector, Image
+from edge_agent.counting.detectors.motion import BackgroundModel
+from edge_agent.counting.lines import CountLine, CrossingCounter, Direction
+from edge_agent.counting.tracking import Detection, Track, Tracker, TrackerSettings
+
+ObjectClass = Literal["pedestrian", "cyclist"]
+
+
+@dataclass(frozen=True)
+class Crossing:
+    frame: int
+    line: str
+    direction: Direction
+    object_class: ObjectClass
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    detect_every: int = 1  # run the detector on every k-th frame; the tracker predicts in between
+    margin: float = 0.25  # hysteresis half-width, in box heights
+    min_hits: int = 2  # detections before a track may count
+    max_coast_seconds: float = 1.5  # how long a track survives unseen (occlusion)
+    cyclist_speed: float = 2.0  # box heights per second above which an unclassified object is a cyclist
+    roi: bool = True  # let the detector look only around the lines
+    motion_gate: bool = True  # skip the detector when nothing moves and nothing is tracked
+
+
+class CountingPipeline:
+    def __init__(self, lines: Sequence[CountLine], detector: Detector, fps: float, settings: PipelineSettings) -> None:
+        if not lines:
+            raise ValueError("at least one counting line is needed")
+        self.lines = list(lines)
+        self.detector = detector
+        self.fps = fps if fps > 0 else 10.0
+        self.settings = settings
+        self.counter = CrossingCounter(self.lines, margin=settings.margin)
+        coast = max(2, round(settings.max_coast_seconds * self.fps))
+        # Motion blobs change shape for many reasons besides occlusion; detector boxes do not.
+        self.tracker = Tracker(
+            TrackerSettings(min_hits=settings.min_hits, max_coast_frames=coast, hidden_feet=detector.classifies)
+        )
+        # The motion detector is its own gate; a model detector gets a cheap background model as gate.
+        self._gate = BackgroundModel(work_width=96) if settings.motion_gate and detector.classifies else None
+        self._roi: tuple[int, int, int, int] | None = None
+        self._frame_size: tuple[int, int] | None = None
+        self._last_detect: int | None = None
+        self.detector_runs = 0
+
+    def _region(self, width: int, height: int) -> tuple[int, int, int, int] | None:
+        if self._frame_size != (width, height):
+            self._frame_size = (width, height)
+            self._roi = None
+            if self.settings.roi:
+                xs = [v for line in self.lines for v in (line.x1, line.x2)]
+                ys = [v for line in self.lines for v in (line.y1, line.y2)]
+                # Feet are on the line; the rest of the body is above it: leave room for a tall person.
+                pad = 0.15 * height
+                x1, x2 = max(0, int(min(xs) - pad)), min(width, int(max(xs) + pad))
+                y1, y2 = max(0, int(min(ys) - 2.5 * pad)), min(height, int(max(ys) + pad))
+                if x2 > x1 and y2 > y1 and (x2 - x1) * (y2 - y1) < 0.8 * width * height:
+                    self._roi = (x1, y1, x2, y2)
+        return self._roi
+
+    def wants_image(self, index: int) -> bool:
+        """Whether frame ``index`` will be looked at (frames in between need not even be decoded)."""
+        return self._last_detect is None or index - self._last_detect >= self.settings.detect_every
+
+    def process(self, index: int, image: Image | None) -> list[Crossing]:
+        """Feed frame ``index`` (frames may be skipped); ``image`` may be None for frames not wanted."""
+        self.tracker.predict()
+        if image is None or not self.wants_image(index):
+            return []
+        self._last_detect = index
+        height, width = image.shape[:2]
+        roi = self._region(width, height)
+        detections: list[Detection]
+        if self._gate is not None and not self.tracker.tracks and not self._moving(image, roi):
+            detections = []
+        else:
+            detections = self.detector.detect(image, roi)
+            self.detector_runs += 1
+        updated, removed = self.tracker.update(detections)
+        crossings: list[Crossing] = []
+        for track in updated:
+            x, y = track.foot
+            for line, direction in self.counter.observe(track.id, x, y, track.height):
+                if track.hits >= self.settings.min_hits:
+                    crossings.append(Crossing(index, line, direction, self._classify(track)))
+        for track in removed:
+            self.counter.forget(track.id)
+        return crossings
+
+    def _moving(self, image: Image, roi: tuple[int, int, int, int] | None) -> bool:
+        assert self._gate is not None
+        mask = self._gate.foreground(image)
+        if roi is not None:
+            s = self._gate.scale
+            mask = mask[int(roi[1] / s) : int(roi[3] / s) + 1, int(roi[0] / s) : int(roi[2] / s) + 1]
+        # A few pixels are sensor noise; a person at the far end of the scene is still dozens.
+        return int(mask.sum()) // 255 >= max(4, mask.size // 2000)
+
+    def _classify(self, track: Track) -> ObjectClass:
+        if self.detector.classifies:
+            return "cyclist" if track.cyclist_votes * 2 > track.class_votes else "pedestrian"
+        heights_per_second = track.mean_speed() * self.fps / max(track.height, 1.0)
+        return "cyclist" if heights_per_second > self.settings.cyclist_speed else "pedestrian"

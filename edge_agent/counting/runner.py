@@ -1,0 +1,153 @@
+"""The counter as a service inside the agent: a thread reading a source, feeding crossings to a callback.
+
+Only ``on_crossing(line, direction, object_class)`` leaves this module: no frame, position, time of a
+crossing or track id. The privacy layer aggregates what it gets into windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge_agent.counting.config import CountingConfig
+from edge_agent.counting.detectors import Image
+from edge_agent.counting.factory import build_pipeline, is_file_source, open_source
+from edge_agent.counting.lines import Direction
+from edge_agent.counting.pipeline import CountingPipeline, ObjectClass
+from edge_agent.counting.sources import CameraState, FrameSource, SourceError, VideoFileSource
+
+log = logging.getLogger(__name__)
+
+CrossingCallback = Callable[[str, Direction, ObjectClass], None]
+
+
+@dataclass(frozen=True)
+class CounterStats:
+    camera_state: CameraState
+    fps: float  # frames processed per second, recent average
+    frames_processed: int
+    frames_dropped: int
+    seconds_observing: float  # time the camera delivered frames since start
+
+
+class CounterRunner:
+    """Runs the counting pipeline on a thread: ``start()``, ``stop()``, ``stats()``.
+
+    A video file is paced to ``config.fps`` and looped (the demo); a live source paces itself and is
+    reopened with backoff by the source when lost. ``source_factory`` lets tests inject a source.
+    """
+
+    def __init__(
+        self,
+        config: CountingConfig,
+        on_crossing: CrossingCallback,
+        source_factory: Callable[[], FrameSource] | None = None,
+    ) -> None:
+        self.config = config
+        self._on_crossing = on_crossing
+        self._source_factory = source_factory or (lambda: open_source(config))
+        self._paced = source_factory is None and is_file_source(config.source)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._state = CameraState.REOPENING
+        self._processed = 0
+        self._dropped_before = 0  # drops of sources already closed
+        self._source: FrameSource | None = None
+        self._observing = 0.0
+        self._fps = 0.0
+        self._pipeline: CountingPipeline | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("counter already started")
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="counter", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def stats(self) -> CounterStats:
+        with self._lock:
+            source = self._source
+            dropped = self._dropped_before + (source.dropped if source is not None else 0)
+            state = source.state if source is not None and self._state == CameraState.OK else self._state
+            return CounterStats(state, round(self._fps, 2), self._processed, dropped, round(self._observing, 1))
+
+    def background(self) -> Image | None:
+        """The motion model's learned background (for calibration), if the motion detector runs."""
+        pipeline = self._pipeline
+        background = getattr(pipeline.detector, "background", None) if pipeline is not None else None
+        return background() if callable(background) else None
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                source = self._source_factory()
+            except (SourceError, OSError, ValueError) as exc:
+                log.warning("counting source unavailable: %s", exc)
+                self._set_state(CameraState.FAILED if backoff >= 8 else CameraState.REOPENING)
+                if self._stopping.wait(backoff):
+                    break
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 0.5
+            try:
+                self._consume(source)
+            except Exception:
+                log.exception("counting stopped on an unexpected error; restarting the source")
+                self._set_state(CameraState.REOPENING)
+                self._stopping.wait(1.0)
+            finally:
+                with self._lock:
+                    self._dropped_before += source.dropped
+                    self._source = None
+                source.close()
+        self._set_state(CameraState.ABSENT)
+
+    def _consume(self, source: FrameSource) -> None:
+        fps = source.fps or self.config.fps
+        pipeline = build_pipeline(self.config, fps if not self._paced else self.config.fps)
+        self._pipeline = pipeline
+        with self._lock:
+            self._source = source
+            self._state = CameraState.OK
+        interval = 1.0 / self.config.fps
+        last = time.monotonic()
+        while not self._stopping.is_set():
+            frame = source.read()
+            now = time.monotonic()
+            if frame is None:
+                if isinstance(source, VideoFileSource):
+                    return  # end of the file: reopen it (the demo loops a video)
+                self._stopping.wait(0.05)
+                last = now
+                continue
+            image = frame.image if pipeline.wants_image(frame.index) else None
+            for crossing in pipeline.process(frame.index, image):
+                try:
+                    self._on_crossing(crossing.line, crossing.direction, crossing.object_class)
+                except Exception:
+                    log.exception("crossing callback failed")
+            elapsed = now - last
+            last = now
+            with self._lock:
+                self._processed += 1
+                if source.state == CameraState.OK and elapsed < 5.0:
+                    self._observing += elapsed
+                if elapsed > 0:
+                    self._fps = 1.0 / elapsed if self._fps == 0 else 0.9 * self._fps + 0.1 / elapsed
+            if self._paced:
+                self._stopping.wait(max(0.0, interval - (time.monotonic() - now)))
+
+    def _set_state(self, state: CameraState) -> None:
+        with self._lock:
+            self._state = state

@@ -1,0 +1,143 @@
+"""Frame sources (reopen with backoff, drop rather than queue) and the counter running as a thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge_agent.counting.config import CountingConfig
+from edge_agent.counting.runner import CounterRunner
+from edge_agent.counting.sources import CameraState, LiveSource, SyntheticSource, Walker
+from hub_protocol.envelope import CameraState as ContractCameraState
+from tests.counting.scenes import scene
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_camera_states_match_the_health_contract() -> None:
+    assert {s.value for s in CameraState} == {s.value for s in ContractCameraState}
+
+
+class FlakyCamera:
+    """Fails to open twice, delivers 20 frames, vanishes, then comes back."""
+
+    def __init__(self) -> None:
+        self.opens = 0
+        self.frames = 0
+
+    def open(self) -> Any:
+        self.opens += 1
+        return None if self.opens <= 2 else object()
+
+    def grab(self, _handle: Any) -> np.ndarray | None:
+        self.frames += 1
+        if self.frames == 20:
+            return None  # cable pulled
+        time.sleep(0.002)
+        return np.zeros((24, 32, 3), np.uint8)
+
+
+def test_live_source_reopens_with_backoff_and_reports_its_state() -> None:
+    camera = FlakyCamera()
+    source = LiveSource(camera.open, camera.grab, lambda _h: None, backoff_initial=0.01, backoff_max=0.05)
+    try:
+        assert wait_for(lambda: camera.opens >= 4)  # two failures, the first session, the reopen
+        assert wait_for(lambda: source.state == CameraState.OK)
+        frame = source.read(timeout=2)
+        assert frame is not None and frame.image is not None and frame.image.shape == (24, 32, 3)
+    finally:
+        source.close()
+
+
+def test_live_source_goes_failed_after_repeated_failures() -> None:
+    source = LiveSource(lambda: None, lambda _h: None, lambda _h: None, backoff_initial=0.001, fail_after=3)
+    try:
+        assert wait_for(lambda: source.state == CameraState.FAILED)
+        assert source.read(timeout=0.05) is None
+    finally:
+        source.close()
+
+
+def test_slow_consumer_gets_the_newest_frame_and_drops_are_counted() -> None:
+    counter = {"n": 0}
+
+    def grab(_handle: Any) -> np.ndarray:
+        counter["n"] += 1
+        time.sleep(0.002)
+        return np.full((4, 4, 3), counter["n"] % 256, np.uint8)
+
+    source = LiveSource(lambda: object(), grab, lambda _h: None)
+    try:
+        first = source.read(timeout=2)
+        time.sleep(0.2)  # processing falls behind: about a hundred frames arrive meanwhile
+        second = source.read(timeout=2)
+        assert first is not None and second is not None
+        assert second.index - first.index > 10  # the stale frames in between were skipped, not queued
+        assert source.dropped >= second.index - first.index - 2
+    finally:
+        source.close()
+
+
+def test_runner_emits_crossings_and_stats_then_stops_cleanly() -> None:
+    synthetic = scene(
+        Walker([(160, 40), (160, 220)], speed=3, height=50),
+        Walker([(100, 220), (100, 40)], speed=3, height=50, start=10, colour=(225, 225, 210)),
+    )
+    config = CountingConfig(source="synthetic", lines=[{"name": "mid", "points": [10, 120, 310, 120]}])
+    got: Counter[tuple[str, str, str]] = Counter()
+    lock = threading.Lock()
+
+    def on_crossing(line: str, direction: str, object_class: str) -> None:
+        with lock:
+            got[(line, direction, object_class)] += 1
+
+    runner = CounterRunner(config, on_crossing, source_factory=lambda: SyntheticSource(synthetic, fps=10))
+    runner.start()
+    try:
+        assert wait_for(lambda: sum(got.values()) >= 2)
+        stats = runner.stats()
+        assert stats.frames_processed > 50 and stats.fps > 0 and stats.frames_dropped == 0
+    finally:
+        runner.stop()
+    assert got == Counter({("mid", "in", "pedestrian"): 1, ("mid", "out", "pedestrian"): 1})
+    assert runner.stats().camera_state == CameraState.ABSENT
+    assert not any(t.name == "counter" and t.is_alive() for t in threading.enumerate())
+
+
+def test_runner_on_a_missing_camera_reports_reopening_and_stops_promptly() -> None:
+    config = CountingConfig(source="/nonexistent/clip.avi", lines=[{"name": "a", "points": [0, 0, 10, 10]}])
+    runner = CounterRunner(config, lambda *_: None)
+    runner.start()
+    try:
+        assert wait_for(lambda: runner.stats().camera_state == CameraState.REOPENING)
+    finally:
+        started = time.monotonic()
+        runner.stop()
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.slow
+def test_synthetic_demo_source_is_cheap_in_real_time() -> None:
+    """The demo runs agents on shared cores: the synthetic camera at 5 fps must cost little CPU."""
+    config = CountingConfig(source="synthetic", fps=5, lines=[{"name": "mid", "points": [0, 120, 320, 120]}])
+    got: list[str] = []
+    runner = CounterRunner(config, lambda line, d, c: got.append(d))
+    start_wall, start_cpu = time.monotonic(), time.process_time()
+    runner.start()
+    time.sleep(3)
+    runner.stop()
+    used = time.process_time() - start_cpu
+    assert runner.stats().frames_processed >= 12
+    assert used / (time.monotonic() - start_wall) < 0.25  # generous: the machine is shared

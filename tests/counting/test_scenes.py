@@ -1,0 +1,92 @@
+"""The whole counter (motion detector, tracker, crossing rule) on generated scenes with exact counts."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from edge_agent.counting.evaluate import GtBox, truth_crossings
+from edge_agent.counting.lines import CountLine
+from edge_agent.counting.sources import SyntheticScene, Walker
+from tests.counting.scenes import MID, run_motion, scene, tally
+
+DOWN = [(160.0, 40.0), (160.0, 220.0)]
+UP = [(160.0, 220.0), (160.0, 40.0)]
+BRIGHT = (225, 225, 210)
+
+
+def test_crossing_down_is_in_and_up_is_out() -> None:
+    assert tally(run_motion(scene(Walker(DOWN, speed=3, height=50)), [MID])) == Counter(
+        {("mid", "in", "pedestrian"): 1}
+    )
+    assert tally(run_motion(scene(Walker(UP, speed=3, height=50)), [MID])) == Counter({("mid", "out", "pedestrian"): 1})
+
+
+def test_reversed_line_swaps_directions() -> None:
+    reverse = CountLine("rev", 310, 120, 10, 120)
+    assert tally(run_motion(scene(Walker(DOWN, speed=3, height=50)), [reverse])) == Counter(
+        {("rev", "out", "pedestrian"): 1}
+    )
+
+
+def test_loitering_on_the_line_counts_once_or_not_at_all() -> None:
+    pause_then_cross = Walker([(160, 40), (160, 122), (160, 220)], speed=3, height=50, pauses={1: 40})
+    assert tally(run_motion(scene(pause_then_cross), [MID])) == Counter({("mid", "in", "pedestrian"): 1})
+    pause_then_back = Walker([(160, 40), (160, 125), (160, 40)], speed=3, height=50, pauses={1: 40})
+    assert tally(run_motion(scene(pause_then_back), [MID])) == Counter()
+
+
+def test_walking_along_the_line_counts_nothing() -> None:
+    along = Walker([(20, 118), (120, 124), (200, 116), (300, 123)], speed=3, height=50)
+    assert tally(run_motion(scene(along), [MID])) == Counter()
+
+
+def test_back_and_forth_counts_each_crossing() -> None:
+    pacing = Walker([(160, 40), (160, 200), (160, 40), (160, 200)], speed=3, height=50)
+    assert tally(run_motion(scene(pacing), [MID])) == Counter(
+        {("mid", "in", "pedestrian"): 2, ("mid", "out", "pedestrian"): 1}
+    )
+
+
+def test_group_walking_side_by_side_counts_each_person() -> None:
+    a = Walker([(135, 40), (135, 220)], speed=3, height=50)
+    b = Walker([(185, 40), (185, 220)], speed=3, height=50, colour=BRIGHT)
+    c = Walker([(100, 220), (100, 40)], speed=3, height=50, start=5)
+    assert tally(run_motion(scene(a, b, c), [MID])) == Counter(
+        {("mid", "in", "pedestrian"): 2, ("mid", "out", "pedestrian"): 1}
+    )
+
+
+def test_occlusion_by_a_passer_by_loses_no_crossing() -> None:
+    across = Walker([(40, 160), (280, 160)], speed=3, height=50)
+    diagonal = Walker([(260, 100), (60, 200)], speed=3, height=50, colour=BRIGHT)
+    vertical = CountLine("v", 160, 10, 160, 230)
+    assert tally(run_motion(scene(across, diagonal), [MID, vertical])) == Counter(
+        {("mid", "in", "pedestrian"): 1, ("v", "out", "pedestrian"): 1, ("v", "in", "pedestrian"): 1}
+    )
+
+
+def test_passing_beside_a_short_segment_counts_nothing() -> None:
+    short = CountLine("short", 40, 120, 100, 120)
+    beside = Walker([(200, 40), (200, 220)], speed=3, height=50)
+    through = Walker([(70, 40), (70, 220)], speed=3, height=50, start=30, colour=BRIGHT)
+    assert tally(run_motion(scene(beside, through), [short])) == Counter({("short", "in", "pedestrian"): 1})
+
+
+def test_fast_rider_is_a_cyclist_and_a_walker_a_pedestrian() -> None:
+    rider = Walker(DOWN, speed=16, height=50, cyclist=True)
+    walker = Walker(UP, speed=3, height=50, start=30, colour=BRIGHT)
+    assert tally(run_motion(scene(rider, walker), [MID])) == Counter(
+        {("mid", "in", "cyclist"): 1, ("mid", "out", "pedestrian"): 1}
+    )
+
+
+def test_scene_ground_truth_gives_the_same_crossings_as_the_rule() -> None:
+    walkers = [Walker(DOWN, speed=3, height=50), Walker([(160, 40), (160, 200), (160, 40)], start=5, speed=4)]
+    synthetic = SyntheticScene(320, 240, walkers)
+    boxes: dict[int, list[GtBox]] = {}
+
+    for frame in range(synthetic.length):
+        for i, (x1, y1, x2, y2) in synthetic.boxes(frame):
+            boxes.setdefault(i, []).append(GtBox(frame, x1, y1, x2, y2))
+    found = Counter((c.line, c.direction) for c in truth_crossings(boxes, [MID], margin=0.25))
+    assert found == Counter({("mid", "in"): 2, ("mid", "out"): 1})

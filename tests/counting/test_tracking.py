@@ -1,0 +1,92 @@
+"""Optimal assignment and the tracker's behaviour through gaps and near misses."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from edge_agent.counting.tracking import Detection, Tracker, TrackerSettings, assign
+
+
+def brute_force(cost: np.ndarray, limit: float) -> float:
+    rows, cols = cost.shape
+    best = float("inf")
+    if rows <= cols:
+        for perm in itertools.permutations(range(cols), rows):
+            best = min(best, sum(cost[i, j] for i, j in enumerate(perm)))
+    else:
+        for perm in itertools.permutations(range(rows), cols):
+            best = min(best, sum(cost[i, j] for j, i in enumerate(perm)))
+    return best
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (4, 6), (6, 4), (5, 5)])
+@pytest.mark.parametrize("seed", range(5))
+def test_assignment_is_optimal(shape: tuple[int, int], seed: int) -> None:
+    cost = np.random.default_rng(seed).uniform(0, 10, size=shape)
+    pairs = assign(cost, limit=100)
+    assert len(pairs) == min(shape)
+    assert len({i for i, _ in pairs}) == len(pairs) == len({j for _, j in pairs})
+    assert sum(cost[i, j] for i, j in pairs) == pytest.approx(brute_force(cost, 100))
+
+
+def test_assignment_leaves_pairs_above_the_limit_unassigned() -> None:
+    cost = np.array([[1.0, 1e9], [1e9, 1e9]])
+    assert assign(cost, limit=5) == [(0, 0)]
+    assert assign(np.zeros((0, 3)), limit=5) == []
+
+
+def person(x: float, y: float, h: float = 60.0) -> Detection:
+    return Detection(x - 0.2 * h, y - h, x + 0.2 * h, y)
+
+
+def test_track_survives_a_short_gap_and_keeps_its_id() -> None:
+    tracker = Tracker(TrackerSettings(max_coast_frames=8))
+    ids = []
+    for frame in range(30):
+        tracker.predict()
+        visible = not 10 <= frame < 16  # hidden for six frames
+        updated, _ = tracker.update([person(50 + 4 * frame, 200)] if visible else [])
+        ids += [t.id for t in updated]
+    assert set(ids) == {1}
+    x, _ = tracker.tracks[0].foot
+    assert abs(x - (50 + 4 * 29)) < 3
+
+
+def test_two_people_passing_close_keep_their_identities() -> None:
+    tracker = Tracker()
+    for frame in range(40):
+        tracker.predict()
+        a = person(40 + 5 * frame, 200)
+        b = person(240 - 5 * frame, 215)
+        tracker.update([a, b])
+    by_id = {t.id: t.foot[0] for t in tracker.tracks}
+    assert sorted(by_id) == [1, 2]
+    assert by_id[1] > 200 and by_id[2] < 80  # each followed its own walker past the other
+
+
+def test_lost_track_is_picked_up_where_it_vanished() -> None:
+    tracker = Tracker(TrackerSettings(max_coast_frames=3, revive_frames=30))
+    for _ in range(10):
+        tracker.predict()
+        tracker.update([person(100, 200)])
+    for _ in range(20):  # stood still and faded into the background
+        tracker.predict()
+        tracker.update([])
+    assert not tracker.tracks and [t.id for t in tracker.lost] == [1]
+    tracker.predict()
+    updated, _ = tracker.update([person(104, 202)])
+    assert [t.id for t in updated] == [1]
+
+
+def test_hidden_feet_keep_the_reference_point_on_the_ground() -> None:
+    tracker = Tracker()
+    for _ in range(5):
+        tracker.predict()
+        tracker.update([person(100, 200, h=60)])
+    tracker.predict()
+    cut = Detection(88, 140, 112, 175)  # the same person, lower part hidden behind someone
+    tracker.update([cut])
+    assert tracker.tracks[0].foot[1] == pytest.approx(200, abs=3)
