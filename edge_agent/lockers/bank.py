@@ -47,7 +47,8 @@ class LockerBank:
             self.keypad = Keypad(
                 config.keypad, self.enter_code, lambda _key: self.hardware.signal("key"), self.hardware.pin_factory
             )
-        self._run_kiosk = config.kiosk.enabled if run_kiosk is None else run_kiosk
+        wanted = config.kiosk.enabled and config.kiosk.port != 0
+        self._run_kiosk = wanted if run_kiosk is None else run_kiosk
         self.kiosk: Any = None
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None

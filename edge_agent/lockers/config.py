@@ -109,7 +109,7 @@ class LockoutPolicy(StrictModel):
 class KioskConfig(StrictModel):
     enabled: bool = Field(default=True, description="Serve the touchscreen page")
     host: str = Field(default="127.0.0.1", min_length=1, max_length=253, description="Bind address (localhost)")
-    port: int = Field(default=8088, ge=1, le=65535, description="TCP port")
+    port: int = Field(default=8088, ge=0, le=65535, description="TCP port (0: do not serve)")
     language: Literal["nl", "de", "en"] = Field(default="nl", description="Language shown first")
 
 

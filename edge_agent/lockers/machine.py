@@ -433,7 +433,10 @@ class LockerMachine:
                     return False, f"compartment {number} is out of service"
                 if row.reservation not in (None, reservation):
                     return False, f"compartment {number} holds another reservation"
-                if row.state is not FREE and row.state is not target:
+                # A drop-off may start from free; pickup and return codes only make sense for a filled compartment
+                # (a late pickup code must not turn a free compartment back into an occupied one).
+                allowed = (FREE, RESERVED) if purpose is CodePurpose.DROPOFF else (OCCUPIED,)
+                if row.state not in allowed:
                     return (
                         False,
                         f"compartment {number} is {row.state.value}; a {purpose.value} code needs {target.value}",
@@ -442,6 +445,8 @@ class LockerMachine:
                 if others:
                     return False, f"reservation {reservation} is in compartment {others[0]}"
                 self.store.add_code(reservation, number, purpose, salt, sha256, expires_at)
+                if purpose is CodePurpose.RETURN:
+                    self.store.delete_code(reservation, CodePurpose.PICKUP)  # uncollected: the resident's code ends
                 previous = row.state
                 row = replace(row, state=target, reservation=reservation)
                 self.store.put_compartment(row)

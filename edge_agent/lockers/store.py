@@ -230,6 +230,9 @@ class LockerStore:
     def set_code_used(self, code_id: int, at: datetime | None) -> None:
         self._exec("UPDATE codes SET used_at = ? WHERE id = ?", (_ts(at), code_id))
 
+    def delete_code(self, reservation: str, purpose: CodePurpose) -> None:
+        self._exec("DELETE FROM codes WHERE reservation = ? AND purpose = ?", (reservation, purpose.value))
+
     def delete_codes(self, reservation: str) -> None:
         self._exec("DELETE FROM codes WHERE reservation = ?", (reservation,))
 

@@ -42,6 +42,18 @@ CONFIG: dict[str, Any] = {
 }
 
 
+def assert_one_pulse(pin: Any, seconds: float, active: bool = True, settle: float = 0.5) -> None:
+    """The pin went idle -> active -> idle exactly once and stayed active for ``seconds``.
+
+    The delay before the pulse (a durable SQLite commit comes first) depends on the machine's load, so it
+    only has to be short; the pulse itself is checked with gpiozero's ``assert_states_and_times``.
+    """
+    assert [s.state for s in pin.states] == [not active, active, not active], pin.states
+    start = pin.states[1].timestamp
+    assert start < settle, f"the lock was released {start:.3f} s after the code, expected at once"
+    pin.assert_states_and_times([(0.0, not active), (start, active), (seconds, not active)])
+
+
 def make_config(**changes: Any) -> LockersConfig:
     return LockersConfig.model_validate({**CONFIG, **changes})
 
@@ -125,4 +137,4 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         bank.stop()
 
 
-__all__ = ["LockerOpen", "LockerSetService", "ReservationCancel", "Rig", "make_config"]
+__all__ = ["LockerOpen", "LockerSetService", "ReservationCancel", "Rig", "assert_one_pulse", "make_config"]

@@ -9,7 +9,7 @@ from datetime import timedelta
 from hub_protocol.commands import CodeHash, LockerOpen, LockerSetService, ReservationCancel, ReservationSet
 from hub_protocol.envelope import ResultStatus
 from hub_protocol.lockers import CompartmentState
-from tests.lockers.conftest import Rig
+from tests.lockers.conftest import Rig, assert_one_pulse
 
 
 def test_maintenance_open_pulses_and_records_the_operator(make_rig: Callable[..., Rig]) -> None:
@@ -19,7 +19,7 @@ def test_maintenance_open_pulses_and_records_the_operator(make_rig: Callable[...
     status, detail = rig.command(LockerOpen, compartment=1)
     assert status is ResultStatus.DONE and "released" in detail
     time.sleep(0.45)
-    lock.assert_states_and_times([(0.0, False), (0.0, True), (0.3, False)])
+    assert_one_pulse(lock, 0.3)
     rig.doors.set_door(1, closed=False)
     rig.doors.set_door(1, closed=True)
     events = rig.locker_events(1)
@@ -126,3 +126,50 @@ def test_handler_refuses_a_model_of_the_wrong_action(make_rig: Callable[..., Rig
     status, detail = rig.bank.handlers()["locker-open"](cancel)
     assert status is ResultStatus.REFUSED_INVALID and "LockerOpen" in detail
     assert set(rig.bank.handlers()) == {"locker-open", "locker-service", "reservation-set", "reservation-cancel"}
+
+
+def fill(rig: Rig, number: int, reservation: str, code: str) -> None:
+    rig.reserve(number, reservation, "dropoff", code)
+    assert rig.bank.enter_code(code).result == "opened"
+    rig.doors.set_door(number, closed=False)
+    rig.doors.set_door(number, closed=True)
+
+
+def test_extending_a_pickup_code_replaces_its_expiry(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    fill(rig, 1, "parcel-1", "482913")
+    first = CodeHash.for_code("739105", rig.clock.now() + timedelta(hours=1))
+    status, _ = rig.command(ReservationSet, compartment=1, reservation="parcel-1", purpose="pickup", code=first)
+    assert status is ResultStatus.DONE
+    later = first.model_copy(update={"expires_at": rig.clock.now() + timedelta(hours=5)})
+    status, _ = rig.command(ReservationSet, compartment=1, reservation="parcel-1", purpose="pickup", code=later)
+    assert status is ResultStatus.DONE
+    rig.clock.advance(2 * 3600)
+    assert rig.bank.enter_code("739105").result == "opened"
+
+
+def test_return_code_ends_the_pickup_code(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    fill(rig, 1, "parcel-1", "482913")
+    rig.reserve(1, "parcel-1", "pickup", "739105")
+    rig.reserve(1, "parcel-1", "return", "246810")
+    assert rig.bank.enter_code("739105").result == "wrong"
+    outcome = rig.bank.enter_code("246810")
+    assert (outcome.result, outcome.purpose.value if outcome.purpose else None) == ("opened", "return")
+    rig.doors.set_door(1, closed=False)
+    rig.doors.set_door(1, closed=True)
+    last = rig.locker_events(1)[-1]
+    assert (last.cause, last.state, last.reservation) == ("return", CompartmentState.FREE, "parcel-1")
+
+
+def test_late_pickup_code_does_not_refill_a_free_compartment(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    status, detail = rig.command(
+        ReservationSet,
+        compartment=1,
+        reservation="parcel-1",
+        purpose="pickup",
+        code=CodeHash.for_code("739105", rig.clock.now() + timedelta(hours=1)),
+    )
+    assert (status, detail) == (ResultStatus.FAILED, "compartment 1 is free; a pickup code needs occupied")
+    assert rig.bank.view(1).state is CompartmentState.FREE  # type: ignore[union-attr]

@@ -105,3 +105,24 @@ def test_server_binds_to_localhost_and_serves(make_rig: Callable[..., Rig]) -> N
             assert "Code eingeben" in response.read().decode()
     finally:
         server.stop()
+
+
+async def test_json_endpoint(make_rig: Callable[..., Rig], aiohttp_client: ClientMaker) -> None:
+    rig = make_rig()
+    rig.reserve(1, "parcel-1", "dropoff", "482913")
+    client = await client_for(rig, aiohttp_client)
+    wrong = await client.post("/api/code", json={"code": "000000"})
+    assert await wrong.json() == {
+        "result": "wrong",
+        "compartment": None,
+        "purpose": None,
+        "attempts_left": 4,
+        "retry_after_s": None,
+    }
+    right = await (await client.post("/api/code", json={"code": "482913"})).json()
+    assert (right["result"], right["compartment"], right["purpose"]) == ("opened", 1, "dropoff")
+    for bad in ({"code": 482913}, {"code": "1", "extra": 1}, [1]):
+        response = await client.post("/api/code", json=bad)
+        assert response.status == 400 and "code" in (await response.json())["error"]
+    not_json = await client.post("/api/code", data=b"{", headers={"Content-Type": "application/json"})
+    assert not_json.status == 400

@@ -168,6 +168,30 @@ async def submit(request: web.Request) -> web.Response:
     return _page(lang, text(lang, "opened_heading", n=n), body)
 
 
+async def submit_json(request: web.Request) -> web.Response:
+    """``{"code": "..."}`` -> what happened, for touchscreen front ends of other kinds (and the demo)."""
+    if not _same_origin(request):
+        return web.json_response({"error": "cross-origin requests are refused"}, status=403)
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": 'the body must be JSON like {"code": "12345678"}'}, status=400)
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(code, str) or not code.strip() or len(code) > MAX_INPUT or set(body) != {"code"}:
+        return web.json_response({"error": "give exactly one field, code: 6 to 12 digits as a string"}, status=400)
+    bank = request.app[BANK]
+    outcome = await asyncio.get_running_loop().run_in_executor(None, bank.enter_code, code)
+    return web.json_response(
+        {
+            "result": outcome.result,
+            "compartment": outcome.compartment,
+            "purpose": None if outcome.purpose is None else outcome.purpose.value,
+            "attempts_left": outcome.attempts_left,
+            "retry_after_s": outcome.retry_after_s,
+        }
+    )
+
+
 async def status(request: web.Request) -> web.Response:
     lang = _language(request)
     bank = request.app[BANK]
@@ -229,6 +253,7 @@ def create_kiosk_app(bank: KioskBank, language: str = "nl") -> web.Application:
     app[DEFAULT_LANGUAGE] = language
     app.router.add_get("/", index)
     app.router.add_post("/", submit)
+    app.router.add_post("/api/code", submit_json)
     app.router.add_get("/status/{number}", status)
     app.router.add_get("/static/{name}", static_file)
     return app
