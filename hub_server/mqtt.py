@@ -48,7 +48,7 @@ class HubMqtt:
         client.username_pw_set(config.username, password)
         if config.tls:
             client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
-        client.reconnect_delay_set(1, 30)
+        client.reconnect_delay_set(1, 8)  # one client: no herd to spread, come back fast
         client.max_inflight_messages_set(1000)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
