@@ -11,7 +11,6 @@ to the Pi; the password is shown nowhere else and the hub does not keep it.
 
 from __future__ import annotations
 
-import importlib
 import os
 import secrets
 import signal
@@ -28,7 +27,7 @@ from hub_protocol.topics import check_identifier, device_acl, hub_acl
 from hub_server import audit
 from hub_server.broker import find_binary
 from hub_server.config import HubConfig, ProvisioningConfig
-from hub_server.store import provisioning
+from hub_server.store import provisioning, readings
 from hub_server.store.db import Database
 from hub_server.store.provisioning import ProvisionedDevice, ProvisioningError
 
@@ -207,12 +206,5 @@ def revoke_device(
 
 
 def last_seen(conn: sqlite3.Connection) -> dict[str, datetime]:
-    """When the hub last heard from each device (from the ingest's device store; empty while it has none)."""
-    try:  # the ingest's store, optional at this layer
-        device_store = importlib.import_module("hub_server.store.devices")
-    except ImportError:
-        return {}
-    lister = getattr(device_store, "list_devices", None)
-    if lister is None:
-        return {}
-    return {row.device: row.last_seen for row in lister(conn) if getattr(row, "last_seen", None) is not None}
+    """When the hub last heard from each device."""
+    return {row.device: row.last_seen for row in readings.list_devices(conn) if row.last_seen is not None}

@@ -9,5 +9,8 @@ MODULES: list[str] = [
     "session",
     "users",
     "tokens",
+    "devices",
+    "flows",
+    "open_data",
     "audit_log",
 ]

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from hub_protocol.validation import StrictModel
 from hub_server import audit
-from hub_server.api.registry import ApiRoutes, Call
+from hub_server.api.registry import ApiRoutes, Call, QueryDatetime
 from hub_server.store.accounts import Role
 
 routes = ApiRoutes("audit", "Audit log of operator actions")
@@ -21,8 +21,8 @@ class AuditQuery(StrictModel):
     actor: str | None = Field(default=None, max_length=100, description="e.g. user:alice or token:3")
     action: str | None = Field(default=None, max_length=100, description="Action or its prefix, e.g. device.")
     target: str | None = Field(default=None, max_length=200, description="e.g. device:dev-a")
-    since: AwareDatetime | None = Field(default=None, description="From this time (inclusive)")
-    until: AwareDatetime | None = Field(default=None, description="Before this time")
+    since: QueryDatetime | None = Field(default=None, description="From this time (inclusive)")
+    until: QueryDatetime | None = Field(default=None, description="Before this time")
     before_id: int | None = Field(default=None, ge=1, le=2**53, description="Page on: entries older than this id")
     limit: int = Field(default=100, ge=1, le=1000, description="At most this many entries")
 

@@ -19,15 +19,14 @@ and is named in ``hub_server.api.MODULES``. Handlers get validated ``call.query`
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic_core
 from aiohttp import web
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, TypeAdapter, ValidationError
 
 from hub_protocol.validation import describe_errors
 from hub_server.appkeys import CONFIG_KEY, DB_KEY, LIVE_KEY
@@ -40,6 +39,20 @@ from hub_server.store.db import Database
 API_PREFIX = "/api/v1"
 JSON = "application/json"
 _PATH_PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339_only(value: object) -> object:
+    # Query strings are validated leniently (they are all text), which would read "0.5" as a Unix time.
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("give a date and time with zone, like 2026-05-04T08:00:00Z")
+    return value
+
+
+QueryDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+"""A time in a query string: RFC 3339 with a zone, nothing else."""
 
 
 class ApiError(Exception):
@@ -219,10 +232,12 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
         raise ApiError(415, f"send the body as {JSON}", [f"Content-Type: got {request.content_type!r}"])
     raw = await request.read()  # aiohttp enforces client_max_size (413)
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "the body is not valid JSON", [f"body: {exc}"]) from None
-    return _validate(model, data, "body", 422)
+        # Strict JSON: 0 is not false and 5 is not a time; strings still give enums and ISO 8601 times.
+        return model.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise ApiError(400, "the body is not valid JSON", [f"body: {exc.errors()[0]['msg']}"]) from None
+        raise ApiError(422, "invalid body", [f"body.{line}" for line in describe_errors(exc)]) from None
 
 
 def _wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -92,6 +92,16 @@ async def test_state_change_with_a_session_needs_the_csrf_token(client: TestClie
     assert (entry.actor, entry.target, entry.detail) == ("user:alice", "user:bob", {"role": "viewer"})
 
 
+async def test_json_bodies_are_strict(client: TestClient[Any, Any], db: Database) -> None:
+    token = add_token(db, Role.ADMIN)
+    add_user(db, "bob", Role.VIEWER)
+    response = await client.patch(
+        "/api/v1/users/bob", json={"disabled": 0}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status == 422
+    assert (await response.json())["problems"] == ["body.disabled: Input should be a valid boolean"]
+
+
 async def test_anonymous_form_post_needs_the_double_submit_cookie(client: TestClient[Any, Any]) -> None:
     response = await client.post("/api/v1/session", data={"username": "a", "password": "b"})
     assert response.status == 403

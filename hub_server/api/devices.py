@@ -1,0 +1,203 @@
+"""Devices: list with status, one device with its latest health, health history; provisioning and revocation."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from hub_protocol.validation import Identifier, StrictModel
+from hub_server import devices as provisioning_service
+from hub_server.api.registry import ApiError, ApiRoutes, Call, QueryDatetime
+from hub_server.store import readings
+from hub_server.store.accounts import Role
+from hub_server.store.provisioning import ProvisioningError
+from hub_server.store.readings import DeviceRow
+
+routes = ApiRoutes("devices", "Devices, their status and health; provisioning (admin)")
+
+
+class DeviceOut(BaseModel):
+    device: str
+    site: str
+    online: bool = Field(description="Connected now (from its retained status and last will)")
+    last_seen: datetime | None = Field(description="Last message from the device")
+    first_seen: datetime | None
+    boot: str | None = Field(description="Boot id of the running agent")
+    offline_reason: str | None = Field(description="will, graceful or silent while offline")
+    dropped_total: int = Field(description="Events the device's outbox dropped at its cap since install")
+    provisioned: bool = Field(description="Has broker credentials issued by this hub")
+    revoked: bool = Field(description="Credentials revoked: the broker and the hub refuse it")
+
+    @classmethod
+    def of(cls, row: DeviceRow) -> DeviceOut:
+        return cls(
+            device=row.device,
+            site=row.site,
+            online=row.online,
+            last_seen=row.last_seen,
+            first_seen=row.first_seen,
+            boot=row.boot,
+            offline_reason=row.offline_reason,
+            dropped_total=row.dropped_total,
+            provisioned=row.provisioned,
+            revoked=row.revoked,
+        )
+
+
+class DeviceDetailOut(DeviceOut):
+    health: dict[str, Any] | None = Field(description="Latest health message as received (see docs/protocol.md)")
+
+
+class DeviceQuery(StrictModel):
+    site: Identifier | None = Field(default=None, description="Only this site")
+
+
+class DevicePath(StrictModel):
+    device: Identifier = Field(description="Device id")
+
+
+class HealthQuery(StrictModel):
+    since: QueryDatetime | None = Field(default=None, description="From (default: 24 hours ago)")
+    until: QueryDatetime | None = Field(default=None, description="Before")
+    limit: int = Field(default=1000, ge=1, le=10_000, description="At most this many samples")
+
+
+class HealthSampleOut(BaseModel):
+    at: datetime
+    boot: str
+    uptime_s: float
+    cpu_temp_c: float | None
+    load1: float
+    mem_used_fraction: float
+    disk_free_bytes: int
+    outbox_depth: int
+    outbox_oldest_age_s: float
+    dropped_total: int
+    camera_state: str
+    fps: float
+
+
+class DeviceIn(StrictModel):
+    device: Identifier = Field(description="New device id; also its broker user name")
+    site: Identifier = Field(description="Site the device belongs to")
+
+
+class ProvisionedOut(BaseModel):
+    device: str
+    site: str
+    agent_config: str = Field(description="The agent's config (TOML) to copy to the device")
+    mqtt_password: str = Field(description="The device's broker password: shown this once, never stored in clear")
+    files: str = Field(description="Folder on the hub where both were also written")
+    broker_reloaded: bool = Field(description="False: reload Mosquitto yourself")
+
+
+class RevokedOut(BaseModel):
+    device: str
+    revoked_at: str
+    broker_reloaded: bool
+
+
+@routes.get(
+    "/devices", summary="Devices with their status", role=Role.VIEWER, query=DeviceQuery, response=list[DeviceOut]
+)
+async def list_devices(call: Call) -> web.StreamResponse:
+    q: DeviceQuery = call.query
+    rows = await asyncio.to_thread(readings.list_devices, call.db.conn, q.site)
+    return call.json([DeviceOut.of(r) for r in rows])
+
+
+@routes.get(
+    "/devices/{device}",
+    summary="One device with its latest health",
+    role=Role.VIEWER,
+    path_params=DevicePath,
+    response=DeviceDetailOut,
+)
+async def get_device(call: Call) -> web.StreamResponse:
+    path: DevicePath = call.path
+
+    def load() -> DeviceDetailOut | None:
+        row = readings.get_device(call.db.conn, path.device)
+        if row is None:
+            return None
+        return DeviceDetailOut(
+            **DeviceOut.of(row).model_dump(), health=readings.latest_health(call.db.conn, row.device)
+        )
+
+    found = await asyncio.to_thread(load)
+    if found is None:
+        raise ApiError(404, f"no device {path.device!r}")
+    return call.json(found)
+
+
+@routes.get(
+    "/devices/{device}/health",
+    summary="Health samples of a device, oldest first",
+    role=Role.VIEWER,
+    path_params=DevicePath,
+    query=HealthQuery,
+    response=list[HealthSampleOut],
+)
+async def get_device_health(call: Call) -> web.StreamResponse:
+    path: DevicePath = call.path
+    q: HealthQuery = call.query
+    since = q.since or datetime.now(UTC) - timedelta(hours=24)
+    if readings.get_device(call.db.conn, path.device) is None:
+        raise ApiError(404, f"no device {path.device!r}")
+    samples = await asyncio.to_thread(readings.health_history, call.db.conn, path.device, since, q.until, q.limit)
+    return call.json([HealthSampleOut.model_validate(s) for s in samples])
+
+
+@routes.post(
+    "/devices",
+    summary="Provision a device: own broker user, password and ACL",
+    role=Role.ADMIN,
+    body=DeviceIn,
+    response=ProvisionedOut,
+    status=201,
+    statuses=(409,),
+)
+async def provision_device(call: Call) -> web.StreamResponse:
+    """The password is in this answer and in the credential file on the hub; the hub keeps only a hash."""
+    body: DeviceIn = call.body
+    try:
+        done = await asyncio.to_thread(
+            provisioning_service.add_device, call.db, call.config, body.device, body.site, call.actor
+        )
+    except (ProvisioningError, ValueError) as exc:
+        raise ApiError(409, str(exc)) from None
+    out = ProvisionedOut(
+        device=done.device.device,
+        site=done.device.site,
+        agent_config=done.config_path.read_text(encoding="utf-8"),
+        mqtt_password=done.credential_path.read_text(encoding="utf-8").strip(),
+        files=str(done.folder),
+        broker_reloaded=done.reloaded,
+    )
+    return call.json(out, status=201)
+
+
+@routes.post(
+    "/devices/{device}/revoke",
+    summary="Revoke a device's credentials at once",
+    role=Role.ADMIN,
+    path_params=DevicePath,
+    response=RevokedOut,
+    statuses=(409,),
+)
+async def revoke_device(call: Call) -> web.StreamResponse:
+    path: DevicePath = call.path
+    try:
+        record, reloaded = await asyncio.to_thread(
+            provisioning_service.revoke_device, call.db, call.config, path.device, call.actor
+        )
+    except ProvisioningError as exc:
+        status = 404 if "no provisioned device" in str(exc) else 409
+        raise ApiError(status, str(exc)) from None
+    call.live.revoked = call.live.revoked | {record.device}
+    assert record.revoked_at is not None
+    return call.json(RevokedOut(device=record.device, revoked_at=record.revoked_at, broker_reloaded=reloaded))

@@ -1,0 +1,128 @@
+"""Flow windows as stored: filter by device, site, line, class, direction and time; JSON or CSV."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from hub_protocol.flows import Direction, ObjectClass
+from hub_protocol.validation import Identifier, StrictModel
+from hub_server.api.registry import ApiRoutes, Call, QueryDatetime
+from hub_server.store import readings
+from hub_server.store.accounts import Role
+from hub_server.store.readings import FlowCellRow
+
+routes = ApiRoutes("flows", "Counts per line, direction and class and window (operators' view)")
+
+
+class FlowQuery(StrictModel):
+    device: Identifier | None = Field(default=None, description="Only this device")
+    site: Identifier | None = Field(default=None, description="Only this site")
+    line: Identifier | None = Field(default=None, description="Only this line")
+    object_class: ObjectClass | None = Field(default=None, description="pedestrian or cyclist")
+    direction: Direction | None = Field(default=None, description="in or out")
+    since: QueryDatetime | None = Field(default=None, description="Windows starting at or after (default: 24 h ago)")
+    until: QueryDatetime | None = Field(default=None, description="Windows starting before (default: now)")
+    format: Literal["json", "csv"] = Field(default="json", description="json or csv")
+    limit: int = Field(default=5000, ge=1, le=100_000, description="At most this many cells")
+
+    def time_range(self) -> tuple[datetime, datetime]:
+        until = self.until or datetime.now(UTC)
+        return self.since or until - timedelta(hours=24), until
+
+
+class FlowCellOut(BaseModel):
+    window_start: datetime
+    window_seconds: int
+    site: str
+    device: str
+    line: str
+    direction: Direction
+    object_class: ObjectClass
+    count: int | None = Field(description="null when the device's privacy policy suppressed the cell")
+    policy: str = Field(description="Protection applied on the device: none, threshold or dp")
+    observed_fraction: float = Field(description="Share of the window the camera was observing")
+
+
+CSV_COLUMNS = [
+    "window_start",
+    "window_seconds",
+    "site",
+    "device",
+    "line",
+    "direction",
+    "object_class",
+    "count",
+    "policy",
+    "observed_fraction",
+]
+
+
+def cell_out(row: FlowCellRow) -> FlowCellOut:
+    return FlowCellOut(
+        window_start=row.window_start,
+        window_seconds=row.window_seconds,
+        site=row.site,
+        device=row.device,
+        line=row.line,
+        direction=Direction(row.direction),
+        object_class=ObjectClass(row.object_class),
+        count=row.count,
+        policy=row.policy_kind,
+        observed_fraction=row.observed_fraction,
+    )
+
+
+def csv_response(cells: Sequence[FlowCellOut], filename: str) -> web.Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for cell in cells:
+        data = cell.model_dump(mode="json")
+        writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
+    return web.Response(
+        text=buffer.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def query_cells(call: Call, q: FlowQuery, *, protected_only: bool) -> list[FlowCellOut]:
+    since, until = q.time_range()
+    rows = await asyncio.to_thread(
+        readings.flow_cells,
+        call.db.conn,
+        device=q.device,
+        site=q.site,
+        line=q.line,
+        object_class=q.object_class.value if q.object_class else None,
+        direction=q.direction.value if q.direction else None,
+        since=since,
+        until=until,
+        protected_only=protected_only,
+        limit=q.limit,
+    )
+    return [cell_out(r) for r in rows]
+
+
+@routes.get(
+    "/flows",
+    summary="Flow cells of stored windows (JSON or CSV)",
+    role=Role.VIEWER,
+    query=FlowQuery,
+    response=list[FlowCellOut],
+    csv=True,
+)
+async def list_flows(call: Call) -> web.StreamResponse:
+    """Oldest first. A suppressed cell has count null (empty in CSV). An empty time range gives no cells."""
+    q: FlowQuery = call.query
+    cells = await query_cells(call, q, protected_only=False)
+    return csv_response(cells, "flows.csv") if q.format == "csv" else call.json(cells)

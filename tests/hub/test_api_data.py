@@ -1,0 +1,157 @@
+"""Devices, health and flows through the API; the public open-data endpoint publishes protected counts only."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from hub_server.store.accounts import Role
+from hub_server.store.db import Database
+from tests.hub.conftest import add_token
+
+T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+
+
+def insert_window(
+    db: Database,
+    device: str,
+    start: datetime,
+    cells: dict[tuple[str, str, str], int | None],
+    *,
+    policy: str = "threshold",
+    site: str = "main-street",
+    seq: int = 1,
+) -> None:
+    """A stored window as the ingest writes it (tables of migration 0001)."""
+    with db.write() as conn:
+        conn.execute(
+            "INSERT INTO flow_windows VALUES (?, 'boot-1', ?, ?, ?, 900, 0.98, 7.5, 0, ?, ?, ?)",
+            (device, seq, site, start.timestamp(), policy, json.dumps({"kind": policy}), start.timestamp() + 901),
+        )
+        for (line, direction, object_class), count in cells.items():
+            conn.execute(
+                "INSERT INTO flow_cells VALUES (?, 'boot-1', ?, ?, ?, 900, ?, ?, ?, ?)",
+                (device, seq, site, start.timestamp(), line, direction, object_class, count),
+            )
+
+
+def insert_device(db: Database, device: str, site: str = "main-street", online: bool = True) -> None:
+    now = datetime.now(UTC).timestamp()
+    with db.write() as conn:
+        conn.execute(
+            "INSERT INTO devices (device, site, first_seen, last_seen, online, boot, dropped_total)"
+            " VALUES (?, ?, ?, ?, ?, 'boot-1', 0)",
+            (device, site, now - 3600, now, int(online)),
+        )
+        conn.execute(
+            "INSERT INTO health_samples VALUES (?, ?, 'boot-1', 100, 51.5, 0.4, 0.3, 1000000, 3, 12.0, 0, 'ok', 7.5)",
+            (device, now - 60),
+        )
+
+
+@pytest.fixture
+def viewer(db: Database) -> dict[str, str]:
+    return {"Authorization": f"Bearer {add_token(db, Role.VIEWER)}"}
+
+
+@pytest.fixture
+def stored(db: Database) -> None:
+    insert_device(db, "cam-1")
+    insert_device(db, "cam-2", site="side-street", online=False)
+    insert_window(db, "cam-1", T0, {("door", "in", "pedestrian"): 12, ("door", "out", "pedestrian"): None})
+    insert_window(db, "cam-1", T0 + timedelta(minutes=15), {("door", "in", "cyclist"): 5}, seq=2)
+    insert_window(db, "cam-2", T0, {("gate", "in", "pedestrian"): 3}, policy="none", site="side-street")
+
+
+async def test_devices_list_and_detail(client: TestClient[Any, Any], viewer: dict[str, str], stored: None) -> None:
+    devices = await (await client.get("/api/v1/devices", headers=viewer)).json()
+    assert [(d["device"], d["online"]) for d in devices] == [("cam-1", True), ("cam-2", False)]
+    only = await (await client.get("/api/v1/devices?site=side-street", headers=viewer)).json()
+    assert [d["device"] for d in only] == ["cam-2"]
+    assert (await client.get("/api/v1/devices/nope", headers=viewer)).status == 404
+    assert (await client.get("/api/v1/devices/Not%20An%20Id", headers=viewer)).status == 404
+    health = await (await client.get("/api/v1/devices/cam-1/health", headers=viewer)).json()
+    assert [(h["camera_state"], h["outbox_depth"]) for h in health] == [("ok", 3)]
+
+
+async def test_flows_filter_by_device_line_class_and_time(
+    client: TestClient[Any, Any], viewer: dict[str, str], stored: None
+) -> None:
+    since = (T0 - timedelta(hours=1)).isoformat()
+    until = (T0 + timedelta(hours=1)).isoformat()
+    base = {"since": since, "until": until}
+    everything = await (await client.get("/api/v1/flows", params=base, headers=viewer)).json()
+    assert len(everything) == 4
+    cyclists = await (
+        await client.get("/api/v1/flows", params={**base, "object_class": "cyclist"}, headers=viewer)
+    ).json()
+    assert [(c["device"], c["count"]) for c in cyclists] == [("cam-1", 5)]
+    first = await (
+        await client.get(
+            "/api/v1/flows",
+            params={**base, "device": "cam-1", "line": "door", "until": (T0 + timedelta(minutes=1)).isoformat()},
+            headers=viewer,
+        )
+    ).json()
+    assert sorted((c["direction"], c["count"]) for c in first) == [("in", 12), ("out", None)]
+
+
+async def test_flows_as_csv(client: TestClient[Any, Any], viewer: dict[str, str], stored: None) -> None:
+    params = {"since": T0.isoformat(), "until": (T0 + timedelta(minutes=1)).isoformat(), "format": "csv"}
+    response = await client.get("/api/v1/flows", params=params, headers=viewer)
+    assert response.status == 200
+    assert response.content_type == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(await response.text())))
+    counts = sorted((r["device"], r["direction"], r["count"]) for r in rows)
+    assert counts == [("cam-1", "in", "12"), ("cam-1", "out", ""), ("cam-2", "in", "3")]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "object_class=dog",
+        "since=2026-05-04T08:00:00",  # no time zone
+        "since=0.5",  # not read as a Unix time
+        "limit=0",
+        "format=xml",
+        "device=CAM",
+        "line=a&line=b",
+    ],
+)
+async def test_flows_reject_bad_filters(client: TestClient[Any, Any], viewer: dict[str, str], query: str) -> None:
+    response = await client.get(f"/api/v1/flows?{query}", headers=viewer)
+    assert response.status == 400
+    assert (await response.json())["problems"]
+
+
+async def test_an_empty_time_range_has_no_cells(
+    client: TestClient[Any, Any], viewer: dict[str, str], stored: None
+) -> None:
+    params = {"since": (T0 + timedelta(hours=1)).isoformat(), "until": T0.isoformat()}
+    response = await client.get("/api/v1/flows", params=params, headers=viewer)
+    assert response.status == 200
+    assert await response.json() == []
+
+
+async def test_flows_need_a_login(client: TestClient[Any, Any]) -> None:
+    assert (await client.get("/api/v1/flows")).status == 401
+
+
+async def test_open_data_is_public_and_only_protected(client: TestClient[Any, Any], stored: None) -> None:
+    params = {"since": T0.isoformat(), "until": (T0 + timedelta(hours=1)).isoformat()}
+    response = await client.get("/api/v1/open/flows", params=params)
+    assert response.status == 200
+    cells = await response.json()
+    assert {c["device"] for c in cells} == {"cam-1"}  # cam-2 published without protection
+    assert {c["policy"] for c in cells} == {"threshold"}
+    assert any(c["count"] is None for c in cells)  # suppressed stays suppressed
+    text = await (await client.get("/api/v1/open/flows", params={**params, "format": "csv"})).text()
+    assert text.splitlines()[0].startswith("window_start,window_seconds,site,device,line")
+    assert len(text.splitlines()) == 1 + len(cells)
+    assert "boot" not in text and "seq" not in text.splitlines()[0]
