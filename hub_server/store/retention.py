@@ -1,0 +1,196 @@
+"""SQL of retention: add flow windows to the hourly and daily roll-ups once, delete what has aged out.
+
+Reads the ingest's ``flow_windows``/``flow_cells``/``events``/``health_samples`` (migration 0001) and writes
+``flow_rollups``/``flow_rolled`` (0152). See the migration for what a suppressed part does to a total.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+HOUR, DAY = 3600, 86_400
+
+
+def _missing_table(exc: sqlite3.OperationalError) -> bool:
+    return "no such table" in str(exc)
+
+
+def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
+    """Add up to ``limit`` windows not yet rolled up; returns how many. Run inside one write transaction."""
+    try:
+        windows = conn.execute(
+            """SELECT w.device, w.boot, w.seq, w.window_start, w.window_seconds, w.observed_fraction, w.policy_kind
+               FROM flow_windows w WHERE NOT EXISTS (
+                   SELECT 1 FROM flow_rolled r WHERE r.device = w.device AND r.boot = w.boot AND r.seq = w.seq)
+               ORDER BY w.window_start LIMIT ?""",
+            (limit,),
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if _missing_table(exc):
+            return 0
+        raise
+    for w in windows:
+        observed = w["window_seconds"] * w["observed_fraction"]
+        cells = conn.execute(
+            "SELECT site, line, direction, object_class, count FROM flow_cells WHERE device = ? AND boot = ? AND seq = ?",
+            (w["device"], w["boot"], w["seq"]),
+        ).fetchall()
+        for resolution, size in (("hour", HOUR), ("day", DAY)):
+            # A window belongs to the bucket its start falls in (windows are clock-aligned and at most a day).
+            bucket = w["window_start"] - (w["window_start"] % size)
+            conn.executemany(
+                """INSERT INTO flow_rollups (resolution, bucket_start, device, site, line, direction, object_class,
+                       policy_kind, count, cells, suppressed_cells, observed_seconds)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+                   ON CONFLICT (resolution, device, line, direction, object_class, policy_kind, bucket_start)
+                   DO UPDATE SET count = count + excluded.count, cells = cells + 1,
+                       suppressed_cells = suppressed_cells + excluded.suppressed_cells,
+                       observed_seconds = observed_seconds + excluded.observed_seconds, site = excluded.site""",
+                [
+                    (
+                        resolution,
+                        bucket,
+                        w["device"],
+                        c["site"],
+                        c["line"],
+                        c["direction"],
+                        c["object_class"],
+                        w["policy_kind"],
+                        c["count"] or 0,
+                        int(c["count"] is None),
+                        observed,
+                    )
+                    for c in cells
+                ],
+            )
+        conn.execute(
+            "INSERT INTO flow_rolled (device, boot, seq, window_start) VALUES (?, ?, ?, ?)",
+            (w["device"], w["boot"], w["seq"], w["window_start"]),
+        )
+    return len(windows)
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    windows: int
+    cells: int
+    events: int
+    health_samples: int
+
+
+def delete_raw_flows(conn: sqlite3.Connection, before: datetime) -> Deleted:
+    """Delete flow windows (cells, stored event payloads) that started before ``before`` and are rolled up."""
+    cut = before.timestamp()
+    try:
+        doomed = conn.execute(
+            """SELECT w.device, w.boot, w.seq FROM flow_windows w JOIN flow_rolled r
+               ON r.device = w.device AND r.boot = w.boot AND r.seq = w.seq WHERE w.window_start < ?""",
+            (cut,),
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if _missing_table(exc):
+            return Deleted(0, 0, 0, 0)
+        raise
+    keys = [(r[0], r[1], r[2]) for r in doomed]
+    cells = events = 0
+    for key in keys:
+        cells += conn.execute("DELETE FROM flow_cells WHERE device = ? AND boot = ? AND seq = ?", key).rowcount
+        # The payload copy goes too; only acknowledged ones (the device will never send them again).
+        events += conn.execute(
+            """DELETE FROM events WHERE device = ? AND boot = ? AND seq = ? AND channel = 'flow' AND seq <= COALESCE(
+                   (SELECT upto FROM boot_watermarks b WHERE b.device = events.device AND b.boot = events.boot), 0)""",
+            key,
+        ).rowcount
+        conn.execute("DELETE FROM flow_windows WHERE device = ? AND boot = ? AND seq = ?", key)
+    conn.execute("DELETE FROM flow_rolled WHERE window_start < ?", (cut,))
+    samples = conn.execute("DELETE FROM health_samples WHERE at < ?", (cut,)).rowcount
+    return Deleted(len(keys), cells, events, samples)
+
+
+def delete_hourly(conn: sqlite3.Connection, before: datetime) -> int:
+    return conn.execute(
+        "DELETE FROM flow_rollups WHERE resolution = 'hour' AND bucket_start < ?", (before.timestamp(),)
+    ).rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRow:
+    resolution: str
+    bucket_start: datetime
+    device: str
+    site: str
+    line: str
+    direction: str
+    object_class: str
+    policy_kind: str
+    count: int
+    cells: int
+    suppressed_cells: int
+    observed_seconds: float
+
+    @property
+    def lower_bound(self) -> bool:
+        """True when some part was suppressed: the true total is at least ``count``."""
+        return self.suppressed_cells > 0
+
+
+def rollups(
+    conn: sqlite3.Connection,
+    resolution: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    device: str | None = None,
+    line: str | None = None,
+    object_class: str | None = None,
+    limit: int = 10_000,
+) -> list[RollupRow]:
+    if resolution not in ("hour", "day"):
+        raise ValueError("resolution is hour or day")
+    where, params = ["resolution = ?"], [resolution]
+    for column, value in (("device", device), ("line", line), ("object_class", object_class)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        where.append("bucket_start >= ?")
+        params.append(str(since.timestamp()))
+    if until is not None:
+        where.append("bucket_start < ?")
+        params.append(str(until.timestamp()))
+    rows = conn.execute(
+        f"SELECT * FROM flow_rollups WHERE {' AND '.join(where)} "  # noqa: S608 - fixed fragments only
+        "ORDER BY bucket_start, device, line, direction, object_class LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [
+        RollupRow(
+            resolution=r["resolution"],
+            bucket_start=datetime.fromtimestamp(r["bucket_start"], UTC),
+            device=r["device"],
+            site=r["site"],
+            line=r["line"],
+            direction=r["direction"],
+            object_class=r["object_class"],
+            policy_kind=r["policy_kind"],
+            count=r["count"],
+            cells=r["cells"],
+            suppressed_cells=r["suppressed_cells"],
+            observed_seconds=r["observed_seconds"],
+        )
+        for r in rows
+    ]
+
+
+def record_run(conn: sqlite3.Connection, started: datetime, finished: datetime, report: str) -> None:
+    conn.execute(
+        "INSERT INTO retention_runs (started_at, finished_at, report) VALUES (?, ?, ?)",
+        (started.timestamp(), finished.timestamp(), report),
+    )
+
+
+def last_run(conn: sqlite3.Connection) -> tuple[datetime, str] | None:
+    row = conn.execute("SELECT started_at, report FROM retention_runs ORDER BY id DESC LIMIT 1").fetchone()
+    return None if row is None else (datetime.fromtimestamp(row[0], UTC), row[1])
