@@ -60,6 +60,8 @@ class StartDecision:
     """True when ``config_path`` is a pushed config that has not proven itself yet."""
     rolled_back: str | None = None
     """Why a pushed config was rolled back before this start, for the agent to report once."""
+    command: str | None = None
+    """Id of the push command on trial, or of the one rolled back."""
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o640) -> None:
@@ -143,15 +145,18 @@ class ConfigStore:
                 self.rollback("the agent stopped before it became healthy with the pushed config")
             else:
                 self._write_json(self.trial_marker, {**marker, "starts": int(marker.get("starts", 0)) + 1})
-                return StartDecision(self.pushed, trial=True)
+                return StartDecision(self.pushed, trial=True, command=str(marker.get("command", "")) or None)
         note = self._read_json(self.rollback_note)
-        if note is not None:
-            self.rollback_note.unlink(missing_ok=True)
-        reason = None if note is None else f"pushed config {note.get('command', '')} rolled back: {note.get('reason')}"
-        return StartDecision(self.active_path(), trial=False, rolled_back=reason)
+        if note is None:
+            return StartDecision(self.active_path(), trial=False)
+        self.rollback_note.unlink(missing_ok=True)
+        command = str(note.get("command", "")) or None
+        reason = f"pushed config {command or ''} rolled back: {note.get('reason')}".replace("  ", " ")
+        return StartDecision(self.active_path(), trial=False, rolled_back=reason, command=command)
 
     def settle(self, healthy: bool, uptime_s: float) -> TrialOutcome:
-        """Call from the main loop: confirms a trial once healthy, rolls it back after ``trial_timeout_s``."""
+        """Call from the main loop of a process started on trial (``StartDecision.trial``): confirms the pushed
+        config once healthy, rolls it back after ``trial_timeout_s``."""
         if not self.trial_marker.exists():
             return TrialOutcome.NONE
         if healthy:
