@@ -11,9 +11,10 @@ a residential street, where small counts are the rule rather than the exception)
 
 Figures per policy and scenario:
 - suppressed: share of published cells (line x direction x class) that are suppressed;
-- daily MAE / MRE: mean absolute and relative error of each sensor's daily total, taken from the best
-  published count of each window (line total, else the direction totals, else the cells; suppressed = 0);
-- busy-hour MRE: mean relative error of hourly totals in each sensor's busiest 10% of hours.
+- daily MAE / bias / MRE / median RE: mean absolute, mean signed, mean relative and median relative error of
+  each sensor's daily total, taken from the best published count of each window (line total, else the
+  direction totals, else the cells; suppressed = 0);
+- busy-hour MRE: mean relative error of hourly totals in the busiest 10% of all sensor-hours.
 
 Usage: python bench/privacy.py [--years 2024] [--seed 1]. The last line is a JSON object keyed by policy.
 """
@@ -127,10 +128,13 @@ def measure(policy: Policy, hourly: Array, seed: int) -> dict[str, float]:
     est_hourly = estimate.reshape(hourly.shape[0], 24, WINDOWS_PER_HOUR).sum(axis=2)
     busy = hourly >= max(1, int(np.quantile(hourly, 0.9)))
     busy_err = np.abs(est_hourly[busy] - hourly[busy]) / hourly[busy]
+    relative = abs_err[ok] / true_daily[ok]
     return {
         "suppressed": round(float(hidden[..., :N_CELLS].mean()), 4),
         "daily_mae": round(float(abs_err.mean()), 2),
-        "daily_mre": round(float((abs_err[ok] / true_daily[ok]).mean()), 5),
+        "daily_bias": round(float((est_daily - true_daily).mean()), 2),
+        "daily_mre": round(float(relative.mean()), 5),
+        "daily_mre_median": round(float(np.median(relative)), 5),
         "busy_hour_mre": round(float(busy_err.mean()), 5),
     }
 
@@ -149,7 +153,8 @@ def main() -> int:
     print(f"{hourly.shape[0]} sensor-days of {args.years}, {hourly.size * WINDOWS_PER_HOUR} windows per scenario")
     print(f"mean daily total: city {hourly.sum(axis=1).mean():.0f}, quiet {quiet.sum(axis=1).mean():.0f}")
     header = (
-        f"{'policy':<14}{'scenario':<8}{'suppressed':>11}{'daily MAE':>11}{'daily MRE':>11}{'busy MRE':>10}{'s':>6}"
+        f"{'policy':<14}{'scenario':<8}{'suppressed':>11}{'daily MAE':>10}{'bias':>8}{'daily MRE':>10}"
+        f"{'median RE':>10}{'busy MRE':>10}{'s':>6}"
     )
     print(header)
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -160,8 +165,9 @@ def main() -> int:
             figures = measure(policy, data, args.seed)
             results[policy.name][scenario] = figures
             print(
-                f"{policy.name:<14}{scenario:<8}{figures['suppressed']:>11.2%}{figures['daily_mae']:>11.1f}"
-                f"{figures['daily_mre']:>11.3%}{figures['busy_hour_mre']:>10.3%}{time.perf_counter() - started:>6.1f}"
+                f"{policy.name:<14}{scenario:<8}{figures['suppressed']:>11.2%}{figures['daily_mae']:>10.1f}"
+                f"{figures['daily_bias']:>8.1f}{figures['daily_mre']:>10.3%}{figures['daily_mre_median']:>10.3%}"
+                f"{figures['busy_hour_mre']:>10.3%}{time.perf_counter() - started:>6.1f}"
             )
     print(json.dumps(results, sort_keys=True))
     return 0

@@ -25,7 +25,7 @@ class PrivacyConfig(StrictModel):
         default=900, ge=60, le=SECONDS_PER_DAY, description="Window length; must divide a day (default 15 min)"
     )
     policy: PolicyKind = Field(
-        default=PolicyKind.THRESHOLD,
+        default=PolicyKind.DP,
         description="none, threshold, dp or dp-threshold (noise, then suppression of small noisy counts)",
     )
     k: int = Field(default=5, ge=2, le=100, description="Threshold policies: counts 1..k-1 are suppressed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from edge_agent.events import EventSink
@@ -40,6 +40,7 @@ class FlowReporter:
         self._ledger = BudgetLedger(state_dir / LEDGER_FILE) if config.policy in DP_KINDS else None
         self._protector = Protector(config, self._ledger, rng)
         self._lock = threading.Lock()
+        self._pruned_day: date | None = None
 
     def is_active(self, at: datetime) -> bool:
         return self.active_until is None or at.astimezone().date() <= self.active_until
@@ -65,7 +66,16 @@ class FlowReporter:
         now = now or datetime.now(UTC)
         with self._lock:
             closed = self._aggregator.close_due(now)
-            return [self._emit(window) for window in closed if self.is_active(window.start)]
+            seqs = [self._emit(window) for window in closed if self.is_active(window.start)]
+            self._prune(now)
+            return seqs
+
+    def _prune(self, now: datetime) -> None:
+        # Yesterday's account still matters for windows that close just after midnight; older ones never do.
+        today = now.astimezone(UTC).date()
+        if self._ledger is not None and self._pruned_day != today:
+            self._ledger.forget_before((today - timedelta(days=1)).isoformat())
+            self._pruned_day = today
 
     def _emit(self, window: ClosedWindow) -> int:
         protected = self._protector.protect(window.start, self._aggregator.lines, window.counts)
