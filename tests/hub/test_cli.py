@@ -1,0 +1,114 @@
+"""The operator's command line: the example config, user accounts without any default, API tokens."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hub_server import audit
+from hub_server.cli import main
+from hub_server.config import load_hub_config
+from hub_server.store import accounts
+from hub_server.store.db import Database
+from tests.hub.conftest import hub_config_data, toml_text, write_secret
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "hub.example.toml"
+
+
+def test_example_config_passes_check_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(EXAMPLE)]) == 0
+    assert capsys.readouterr().out.strip() == "OK"
+    config = load_hub_config(EXAMPLE)
+    assert config.provisioning is not None and config.http.behind_tls
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    path = tmp_path / "hub.toml"
+    path.write_text(toml_text(hub_config_data(tmp_path / "hub")))
+    return path
+
+
+def test_no_account_exists_until_one_is_added(config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = Database(load_hub_config(config_path).store.path)
+    assert accounts.list_users(db.conn) == []
+    assert main(["user", "--config", str(config_path), "list"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_user_add_from_a_private_password_file(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = write_secret(tmp_path / "pw", "a long enough password")
+    assert (
+        main(["user", "--config", str(config_path), "add", "alice", "--role", "admin", "--password-file", str(secret)])
+        == 0
+    )
+    assert "added alice (admin)" in capsys.readouterr().out
+    db = Database(load_hub_config(config_path).store.path)
+    assert accounts.verify_login(db.conn, "alice", "a long enough password") is not None
+    stored = db.conn.execute("SELECT password_hash FROM users").fetchone()[0]
+    assert stored.startswith("$argon2id$")
+    entry = audit.query(db.conn, action="user.add")[0]
+    assert entry.actor.startswith("cli:") and entry.target == "user:alice"
+
+
+def test_user_add_refuses_weak_shared_or_missing_passwords(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weak = write_secret(tmp_path / "weak", "short")
+    assert (
+        main(["user", "--config", str(config_path), "add", "bob", "--role", "viewer", "--password-file", str(weak)])
+        == 1
+    )
+    assert "at least 12 characters" in capsys.readouterr().err
+    shared = write_secret(tmp_path / "shared", "a long enough password")
+    os.chmod(shared, 0o644)
+    assert (
+        main(["user", "--config", str(config_path), "add", "bob", "--role", "viewer", "--password-file", str(shared)])
+        == 1
+    )
+    assert "chmod 600" in capsys.readouterr().err
+    # No terminal in the test run and no file: it asks for --password-file instead of inventing one.
+    assert main(["user", "--config", str(config_path), "add", "bob", "--role", "viewer"]) == 1
+    assert "--password-file" in capsys.readouterr().err
+    assert (
+        main(
+            ["user", "--config", str(config_path), "add", "Bad Name", "--role", "viewer", "--password-file", str(weak)]
+        )
+        == 1
+    )
+    db = Database(load_hub_config(config_path).store.path)
+    assert accounts.list_users(db.conn) == []
+
+
+def test_role_changes_keep_one_admin(config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secret = write_secret(tmp_path / "pw", "a long enough password")
+    base = ["user", "--config", str(config_path)]
+    assert main([*base, "add", "alice", "--role", "admin", "--password-file", str(secret)]) == 0
+    assert main([*base, "set-role", "alice", "viewer"]) == 1
+    assert "last active admin" in capsys.readouterr().err
+    assert main([*base, "add", "bob", "--role", "operator", "--password-file", str(secret)]) == 0
+    assert main([*base, "set-role", "bob", "admin"]) == 0
+    assert main([*base, "disable", "alice"]) == 0
+    capsys.readouterr()
+    assert main([*base, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "alice" in listing and "disabled" in listing
+
+
+def test_token_add_prints_the_token_once_and_stores_a_hash(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["user", "--config", str(config_path)]
+    assert main([*base, "token-add", "city-dashboard", "--role", "viewer"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert token.startswith("hubt_")
+    db = Database(load_hub_config(config_path).store.path)
+    found = accounts.find_token(db.conn, token)
+    assert found is not None and found.name == "city-dashboard"
+    assert token not in str(db.conn.execute("SELECT * FROM api_tokens").fetchall())
+    assert main([*base, "token-revoke", str(found.id)]) == 0
+    assert accounts.find_token(db.conn, token) is None
