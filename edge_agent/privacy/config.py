@@ -95,7 +95,7 @@ class RegisterConfig(StrictModel):
     contact: str = Field(min_length=3, max_length=200, description="E-mail address or phone number for residents")
     website: HttpUrl | None = Field(default=None, description="More information")
     retention: str = Field(
-        default="flow windows 1 year at the hub, then hourly and daily totals",
+        default="flow windows 90 days at the hub, hourly totals 2 years, daily totals kept",
         min_length=1,
         max_length=200,
         description="How long the hub keeps what it receives (match the hub's retention settings)",
