@@ -58,13 +58,12 @@ async def format_event(wb: Web, event: LiveEvent, lang: str) -> dict[str, Any] |
         update["text"].update(flow_fields(wb, device_id, lang))
         update["text"].update(device_fields(wb, device_id, lang)["text"])
     elif event.kind == "locker" and device_id:
-        for bank in wb.source.locker_banks():
-            if bank.device != device_id:
-                continue
-            for comp in bank.compartments:
-                key = f"comp-{device_id}-{comp.number}"
-                update["text"][key] = i18n.label(lang, "comp", comp.state)
-                update["state"][key] = comp.state
+        # The event itself carries the new state: the logistics loop may not have applied it to its table yet.
+        number, state = event.data.get("compartment"), event.data.get("state")
+        if isinstance(number, int) and isinstance(state, str):
+            key = f"comp-{device_id}-{number}"
+            update["text"][key] = i18n.label(lang, "comp", state)
+            update["state"][key] = state
     elif event.kind in ("alarm", "delivery"):
         pass
     else:

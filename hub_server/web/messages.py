@@ -21,6 +21,7 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
     "nav.logout": ("Log out", "Uitloggen", "Abmelden"),
     "footer.sensors": ("Sensors in this neighbourhood", "Sensoren in deze buurt", "Sensoren in dieser Nachbarschaft"),
     "common.never": ("never", "nooit", "nie"),
+    "common.table": ("Table (scrolls sideways)", "Tabel (schuift opzij)", "Tabelle (seitlich verschiebbar)"),
     "age.seconds": ("{n} s ago", "{n} s geleden", "vor {n} s"),
     "age.minutes": ("{n} min ago", "{n} min geleden", "vor {n} Min."),
     "age.hours": ("{n} h ago", "{n} uur geleden", "vor {n} Std."),
