@@ -31,12 +31,12 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from hub_protocol.codec import decode, encode
-from hub_protocol.commands import CommandBase, ReservationCancel, ReservationSet
+from hub_protocol.commands import CommandBase, LockerOpen, LockerSetService, ReservationCancel, ReservationSet
 from hub_protocol.envelope import CommandResult, ResultStatus
 from hub_protocol.lockers import CodePurpose, CompartmentSize, CompartmentState, LockerEvent
 from hub_protocol.topics import Channel
 from hub_protocol.validation import Identifier, StrictModel
-from hub_server import codes
+from hub_server import audit, codes
 from hub_server.config import LogisticsConfig
 from hub_server.notifications import Notification, NotificationError, NotificationEvent, Notifier
 from hub_server.store import logistics as store
@@ -258,13 +258,15 @@ class Logistics:
 
     # compartments
 
-    def set_compartments(self, device: str, spec: LockerSpec) -> list[Compartment]:
+    def set_compartments(self, device: str, spec: LockerSpec, operator: str | None = None) -> list[Compartment]:
         numbers = [c.number for c in spec.compartments]
         if len(numbers) != len(set(numbers)):
             raise LogisticsError("compartments: a number appears twice")
         with self.db.write() as conn:
             for c in spec.compartments:
                 store.upsert_compartment(conn, device, c.number, c.size.value, c.accessible)
+            if operator is not None:
+                audit.record(conn, operator, "locker.configure", f"locker:{device}", {"compartments": len(numbers)})
         return self.compartments(device)
 
     def compartments(self, device: str | None = None) -> list[Compartment]:
@@ -318,6 +320,13 @@ class Logistics:
                 conn, delivery_id, chosen.device, chosen.number, "dropoff", dropoff, dropoff_expires, operator
             )
             row = store.delivery(conn, delivery_id)
+            self._audit(
+                conn,
+                operator,
+                f"{request.kind}.create",
+                delivery_id,
+                {"device": chosen.device, "compartment": chosen.number, "size": request.size.value},
+            )
         assert row is not None
         self._publish([command])
         return CreatedDelivery(
@@ -350,6 +359,7 @@ class Logistics:
             )
             command = self._cancel_command(conn, row, operator)
             updated = self._row(conn, delivery_id)
+            self._audit(conn, operator, "delivery.cancel", delivery_id, {"was": row.status})
         self._publish([command])
         return _delivery(updated)
 
@@ -360,16 +370,74 @@ class Logistics:
             if row.status != DeliveryStatus.EXPIRED:
                 raise LogisticsError(f"delivery {delivery_id} is {row.status}: return codes are for expired items")
             issued, command = self._new_return_code(conn, row, operator)
+            self._audit(conn, operator, "code.issue", delivery_id, {"purpose": "return"})
         self._publish([command])
         return issued
 
-    def extend(self, delivery_id: str) -> Delivery:
+    def extend(self, delivery_id: str, operator: str | None = None) -> Delivery:
+        """Extend once on the resident's behalf (same rules as their page)."""
         with self.db.write() as conn:
             row = self._row(conn, delivery_id)
             command = self._extend(conn, row)
             updated = self._row(conn, delivery_id)
+            self._audit(conn, operator, "delivery.extend", delivery_id, {"until": str(updated.pickup_expires_at)})
         self._publish([command])
         return _delivery(updated)
+
+    # operator actions on compartments
+
+    def remote_open(self, device: str, number: int, operator: str) -> str:
+        """Open one compartment for maintenance (audited); returns the command id."""
+        now = self.clock()
+        with self.db.write() as conn:
+            if store.compartment(conn, device, number) is None:
+                raise NotFound(f"no compartment {number} in locker {device}")
+            command = LockerOpen(
+                action="locker-open",
+                id="c-" + secrets.token_hex(8),
+                device=device,
+                issued_at=now,
+                expires_at=now + timedelta(seconds=self.config.command_ttl_s),
+                operator=operator[:64],
+                compartment=number,
+            )
+            self._store_command(conn, command, None, "open")
+            audit.record(conn, operator, "locker.remote-open", f"locker:{device}/{number}", {"command": command.id})
+        self._publish([command])
+        return command.id
+
+    def set_in_service(self, device: str, number: int, in_service: bool, operator: str) -> str:
+        """Take a compartment out of service or back in (audited); returns the command id."""
+        now = self.clock()
+        with self.db.write() as conn:
+            current = store.compartment(conn, device, number)
+            if current is None:
+                raise NotFound(f"no compartment {number} in locker {device}")
+            if not in_service and current.delivery is not None:
+                raise LogisticsError(f"compartment {number} holds {current.delivery}: cancel or finish it first")
+            command = LockerSetService(
+                action="locker-service",
+                id="c-" + secrets.token_hex(8),
+                device=device,
+                issued_at=now,
+                expires_at=now + timedelta(seconds=self.config.command_ttl_s),
+                operator=operator[:64],
+                compartment=number,
+                in_service=in_service,
+            )
+            self._store_command(conn, command, None, "service")
+            audit.record(
+                conn,
+                operator,
+                "locker.service",
+                f"locker:{device}/{number}",
+                {"command": command.id, "in_service": in_service},
+            )
+        self._publish([command])
+        return command.id
+
+    def command_status(self, command_id: str) -> store.CommandRow | None:
+        return store.command(self.db.conn, command_id)
 
     # residents
 
@@ -629,6 +697,12 @@ class Logistics:
 
     # helpers
 
+    @staticmethod
+    def _audit(conn: Any, operator: str | None, action: str, delivery_id: str, detail: dict[str, Any]) -> None:
+        # Only actions someone asked for are audited (not the hub's own expiry); ids only, never names.
+        if operator is not None:
+            audit.record(conn, operator, action, f"delivery:{delivery_id}", detail)
+
     def _row(self, conn: Any, delivery_id: str) -> store.DeliveryRow:
         row = store.delivery(conn, delivery_id)
         if row is None:
@@ -693,7 +767,7 @@ class Logistics:
             device=device,
             issued_at=now,
             expires_at=now + timedelta(seconds=self.config.command_ttl_s),
-            operator=operator,
+            operator=None if operator is None else operator[:64],
             compartment=compartment,
             reservation=delivery_id,
             purpose=CodePurpose(purpose),
@@ -711,13 +785,13 @@ class Logistics:
             device=row.device,
             issued_at=now,
             expires_at=now + timedelta(seconds=self.config.command_ttl_s),
-            operator=operator,
+            operator=None if operator is None else operator[:64],
             reservation=row.id,
         )
         self._store_command(conn, command, row.id, "cancel")
         return command
 
-    def _store_command(self, conn: Any, command: CommandBase, delivery_id: str, purpose: str) -> None:
+    def _store_command(self, conn: Any, command: CommandBase, delivery_id: str | None, purpose: str) -> None:
         store.insert_command(
             conn,
             command.id,

@@ -12,5 +12,8 @@ MODULES: list[str] = [
     "devices",
     "flows",
     "open_data",
+    "lockers",
+    "deliveries",
+    "alarms",
     "audit_log",
 ]
