@@ -33,6 +33,9 @@ class PolicyKind(StrEnum):
     DP_THRESHOLD = "dp-threshold"
 
 
+MAX_DAILY_BUDGET = 15_000.0
+"""Enough for epsilon 10 in every 1-minute window of a day."""
+
 THRESHOLD_KINDS = frozenset({PolicyKind.THRESHOLD, PolicyKind.DP_THRESHOLD})
 DP_KINDS = frozenset({PolicyKind.DP, PolicyKind.DP_THRESHOLD})
 
@@ -46,7 +49,9 @@ class PrivacyPolicy(StrictModel):
     )
     k: int | None = Field(default=None, ge=2, le=100, description="Threshold: counts 1..k-1 are suppressed")
     epsilon: float | None = Field(default=None, gt=0, le=10, description="DP: privacy loss spent per window")
-    daily_budget: float | None = Field(default=None, gt=0, le=1000, description="DP: epsilon allowed per UTC day")
+    daily_budget: float | None = Field(
+        default=None, gt=0, le=MAX_DAILY_BUDGET, description="DP: epsilon allowed per UTC day"
+    )
     spent_today: float | None = Field(default=None, ge=0, description="DP: epsilon spent today, this window incl.")
     budget_exhausted: bool = Field(
         default=False, description="DP: the day's budget could not pay for this window, so every count is withheld"

@@ -7,7 +7,7 @@ from datetime import date
 
 from pydantic import Field, HttpUrl, field_validator, model_validator
 
-from hub_protocol.flows import DP_KINDS, PolicyKind, PrivacyPolicy
+from hub_protocol.flows import DP_KINDS, MAX_DAILY_BUDGET, PolicyKind, PrivacyPolicy
 from hub_protocol.validation import StrictModel
 
 SECONDS_PER_DAY = 86_400
@@ -33,7 +33,7 @@ class PrivacyConfig(StrictModel):
     daily_budget: float | None = Field(
         default=None,
         gt=0,
-        le=1000,
+        le=MAX_DAILY_BUDGET,
         description="DP policies: epsilon the device may spend per UTC day; default epsilon x windows per day",
     )
 
@@ -59,7 +59,7 @@ class PrivacyConfig(StrictModel):
         """Enough for every window of a day unless a smaller budget is configured."""
         if self.daily_budget is not None:
             return self.daily_budget
-        return min(1000.0, round(self.epsilon * self.windows_per_day, 9))
+        return round(self.epsilon * self.windows_per_day, 9)
 
     def policy_model(self) -> PrivacyPolicy:
         """The policy as published (without the day's spending, which the budget ledger adds)."""

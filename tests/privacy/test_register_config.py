@@ -168,3 +168,9 @@ def test_reporter_emits_protected_windows_and_keeps_the_budget_on_disk(tmp_path:
     assert [w.policy.budget_exhausted for w in windows] == [False, False, False, True, True]
     assert windows[0].quality.observed_fraction == pytest.approx(0.5)
     assert all(w.window_seconds == 60 and w.window_start.second == 0 for w in windows)
+
+
+def test_default_budget_pays_every_window_even_for_one_minute_windows() -> None:
+    config = PrivacyConfig(policy=PolicyKind.DP, epsilon=10.0, window_seconds=60)
+    assert config.effective_budget == 14_400.0
+    assert config.policy_model().daily_budget == 14_400.0
