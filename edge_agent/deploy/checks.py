@@ -14,13 +14,14 @@ import shutil
 import sqlite3
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from edge_agent.config import AgentConfig, parse_agent_config
+from edge_agent.deploy.config_update import active_config_path
 from edge_agent.deploy.network import BrokerOutcome, probe_broker, probe_tls
 from edge_agent.deploy.probes import (
     CameraProbe,
@@ -430,7 +431,12 @@ def _outbox_depth(db: sqlite3.Connection) -> int:
 
 
 def run_checks(config_path: Path, env: DoctorEnv, camera_override: str | None = None) -> list[CheckResult]:
-    config_result, config = check_config(config_path)
+    """``config_path`` is the installed config; a config the hub pushed since then is checked instead."""
+    active = active_config_path(config_path)
+    config_result, config = check_config(active)
+    if active != config_path:
+        pushed = f"the hub pushed {active} (installed file: {config_path}); "
+        config_result = replace(config_result, summary=pushed + config_result.summary)
     results = [config_result]
     if config is None:
         needs = "not checked: needs a valid config"

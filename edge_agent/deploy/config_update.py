@@ -35,7 +35,7 @@ from edge_agent.config import AgentConfig, load_agent_config, parse_agent_config
 from edge_agent.events import CommandHandler, CommandOutcome
 from hub_protocol.commands import PushConfig, ReloadConfig
 from hub_protocol.envelope import ResultStatus
-from hub_protocol.validation import ConfigError, parse_toml
+from hub_protocol.validation import ConfigError, parse_toml, read_toml
 
 RESTART_EXIT_CODE = 75
 """Exit status asking systemd for a restart (EX_TEMPFAIL; the unit restarts on failure)."""
@@ -199,6 +199,15 @@ class ConfigStore:
         except (OSError, ValueError):
             return {}  # unreadable marker: treat as present but empty (a crash mid-write cannot happen: atomic)
         return data if isinstance(data, dict) else {}
+
+
+def active_config_path(installed: Path) -> Path:
+    """The config the service runs with: the pushed one when there is one, else the installed file."""
+    try:
+        state_dir = parse_agent_config(read_toml(installed), str(installed), []).device.state_dir
+    except ConfigError:
+        return installed
+    return ConfigStore(installed, state_dir).active_path()
 
 
 def _origin(path: Path, installed: Path) -> str:

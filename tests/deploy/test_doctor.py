@@ -321,3 +321,41 @@ def test_all_good_exit_status_is_zero(make_broker: Callable[..., BrokerSetup], t
     assert exit_status(results) == 0
     env: DoctorEnv = good_env(clock=FakeClock(False))
     assert exit_status(run_checks(config, env)) == 1
+
+
+def test_doctor_checks_the_config_the_hub_pushed(tmp_path: Path) -> None:
+    from edge_agent.deploy.config_update import ConfigStore
+
+    installed = write_agent_config(tmp_path, host="127.0.0.1", port=free_port())
+    config = load_agent_config(installed)
+    store = ConfigStore(installed, config.device.state_dir)
+    store.stage(installed.read_text().replace("port = ", "keepalive_s = 40\nport = "), config, "push-1")
+    result = by_name(run_checks(installed, good_env()))["config"]
+    assert result.status is Status.OK
+    assert result.summary.startswith(f"the hub pushed {store.pushed} (installed file: {installed})")
+
+
+COUNTING = """
+[counting]
+source = "{source}"
+lines = [{{ name = "mid", points = [0, 120, 320, 120] }}]
+"""
+
+
+def test_camera_through_the_agents_own_sources(tmp_path: Path) -> None:
+    synthetic = write_agent_config(
+        tmp_path / "a", host="127.0.0.1", port=1883, extra=COUNTING.format(source="synthetic")
+    )
+    env = DoctorEnv(
+        clock=FakeClock(True), pins=FakePins(), credential_dirs=(), camera_frames=5, camera_timeout_s=10, min_fps=1
+    )
+    good = by_name(run_checks(synthetic, env))["camera"]
+    assert good.status is Status.OK, good
+    assert good.details["source"] == "synthetic" and good.details["width"] > 0
+
+    not_a_video = tmp_path / "notes.avi"
+    not_a_video.write_text("text, not a video\n")
+    broken = write_agent_config(tmp_path / "b", host="127.0.0.1", port=1883, extra=COUNTING.format(source=not_a_video))
+    failed = by_name(run_checks(broken, env))["camera"]
+    assert failed.status is Status.FAIL
+    assert f"cannot read frames from the camera source '{not_a_video}'" in failed.summary

@@ -225,7 +225,7 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("mosquitto did not start listening")
 
 
-def _connect(port: int, user: str | None, password: str | None, ca: Path | None) -> str:
+def _connect(port: int, user: str | None, password: str | None, ca: Path | None, wait: float = 5) -> str:
     """The CONNACK reason as text, or the exception's name when no session came about."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -249,7 +249,7 @@ def _connect(port: int, user: str | None, password: str | None, ca: Path | None)
         return type(exc).__name__
     client.loop_start()
     try:
-        return answer[0] if done.wait(5) else "no answer"
+        return answer[0] if done.wait(wait) else "no answer"
     finally:
         client.disconnect()
         client.loop_stop()
@@ -260,6 +260,6 @@ def test_broker_config_requires_tls_and_credentials(hub_broker: tuple[int, int, 
     assert _connect(device_port, "dev-a", users["dev-a"], tls.ca) == "Success"
     assert _connect(device_port, "dev-a", "wrong", tls.ca) == "Not authorized"
     assert _connect(device_port, None, None, tls.ca) == "Not authorized"  # no anonymous access
-    assert _connect(device_port, "dev-a", users["dev-a"], None) != "Success"  # plain MQTT on the TLS port
+    assert _connect(device_port, "dev-a", users["dev-a"], None, wait=1.5) != "Success"  # plain MQTT on the TLS port
     assert _connect(local_port, "hub", users["hub"], None) == "Success"  # the hub, on loopback
     assert _connect(local_port, None, None, None) == "Not authorized"
