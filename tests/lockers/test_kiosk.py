@@ -88,6 +88,8 @@ async def test_bad_requests_change_nothing(make_rig: Callable[..., Rig], aiohttp
     assert too_long.status == 400 and "Type digits only" in await too_long.text()
     foreign = await client.post("/", data={"code": "000000"}, headers={"Origin": "http://evil.example"})
     assert foreign.status == 403
+    cross_site = await client.post("/api/code", json={"code": "000000"}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert cross_site.status == 403
     assert rig.bank.store.lockout().failures == 0  # neither counted as a guess
     missing = await client.get("/nothing-here")
     assert missing.status == 404 and "This page does not exist." in await missing.text()

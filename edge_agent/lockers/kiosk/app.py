@@ -134,10 +134,14 @@ def _outcome_message(lang: str, outcome: CodeOutcome) -> str:
 
 
 def _same_origin(request: web.Request) -> bool:
+    """Refuse posts from other sites' pages (the kiosk browser may have visited one)."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
     origin = request.headers.get("Origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == request.host
+    if origin is None:
+        return True  # not a browser form post from another page (curl, tests, the demo)
+    return origin != "null" and urlsplit(origin).netloc == request.host
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -242,7 +246,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         response = _page(lang, text(lang, "problem"), _form(lang, escape(text(lang, "problem"))), status=503)
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 
