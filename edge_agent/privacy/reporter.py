@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from edge_agent.events import EventSink
 from edge_agent.privacy.config import PrivacyConfig
@@ -16,6 +18,10 @@ from hub_protocol.flows import DP_KINDS, Direction, ObjectClass
 from hub_protocol.topics import Channel
 
 LEDGER_FILE = "privacy-budget.sqlite"
+MAX_PENDING = 10_000
+"""Protected windows kept in memory while the event store refuses them (about 100 days of 15-min windows)."""
+
+log = logging.getLogger(__name__)
 
 
 class FlowReporter:
@@ -41,6 +47,7 @@ class FlowReporter:
         self._protector = Protector(config, self._ledger, rng)
         self._lock = threading.Lock()
         self._pruned_day: date | None = None
+        self._pending: list[dict[str, Any]] = []
 
     def is_active(self, at: datetime) -> bool:
         return self.active_until is None or at.astimezone().date() <= self.active_until
@@ -62,13 +69,35 @@ class FlowReporter:
             self._aggregator.note_frames(processed, dropped, observing_seconds, at)
 
     def tick(self, now: datetime | None = None) -> list[int]:
-        """Close, protect and emit every window that has ended; returns the events' sequence numbers."""
+        """Close, protect and emit every window that has ended; returns the events' sequence numbers.
+
+        A window the sink refuses (e.g. its store is unavailable) stays pending, already protected, and is
+        offered again at the next tick: retrying with fresh noise would spend the budget twice."""
         now = now or datetime.now(UTC)
         with self._lock:
-            closed = self._aggregator.close_due(now)
-            seqs = [self._emit(window) for window in closed if self.is_active(window.start)]
+            for window in self._aggregator.close_due(now):
+                if self.is_active(window.start):
+                    self._pending.append(self._protect(window))
+            if len(self._pending) > MAX_PENDING:
+                log.error("dropping %d flow windows the event store would not take", len(self._pending) - MAX_PENDING)
+                del self._pending[: len(self._pending) - MAX_PENDING]
+            seqs = []
+            while self._pending:
+                try:
+                    seqs.append(self.sink.emit(Channel.FLOW, self._pending[0]))
+                except Exception:
+                    log.exception(
+                        "flow window of %s not stored; retrying at the next tick", self._pending[0]["window_start"]
+                    )
+                    break
+                self._pending.pop(0)
             self._prune(now)
             return seqs
+
+    @property
+    def pending(self) -> int:
+        """Windows closed and protected but not yet accepted by the sink."""
+        return len(self._pending)
 
     def _prune(self, now: datetime) -> None:
         # Yesterday's account still matters for windows that close just after midnight; older ones never do.
@@ -77,9 +106,11 @@ class FlowReporter:
             self._ledger.forget_before((today - timedelta(days=1)).isoformat())
             self._pruned_day = today
 
-    def _emit(self, window: ClosedWindow) -> int:
+    def _protect(self, window: ClosedWindow) -> dict[str, Any]:
         protected = self._protector.protect(window.start, self._aggregator.lines, window.counts)
-        fields = {
+        if protected.policy.budget_exhausted:
+            log.warning("privacy budget of the day spent: window %s published without counts", window.start)
+        return {
             "window_start": window.start.isoformat(),
             "window_seconds": window.seconds,
             "cells": [c.model_dump(mode="json") for c in protected.cells],
@@ -87,7 +118,6 @@ class FlowReporter:
             "quality": window.quality.model_dump(mode="json"),
             "policy": protected.policy.model_dump(mode="json"),
         }
-        return self.sink.emit(Channel.FLOW, fields)
 
     def close(self) -> None:
         if self._ledger is not None:

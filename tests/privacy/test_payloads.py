@@ -102,3 +102,28 @@ def test_old_budget_accounts_are_pruned(tmp_path: Path) -> None:
     reporter = FlowReporter(sink, config, ["door"], tmp_path, now=T0 + timedelta(days=3), rng=random.Random(1))
     reporter.tick(T0 + timedelta(days=3, hours=1))
     assert ledger.spent("2026-03-02") == 0.0 and ledger.spent("2026-03-05") == 1.0
+
+
+class FlakySink(MemorySink):
+    """Refuses the first ``failures`` events, as a store that is briefly unavailable would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def emit(self, channel: Channel, fields: dict[str, Any]) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("disk busy")
+        return super().emit(channel, fields)
+
+
+def test_a_refused_window_is_retried_as_protected_without_spending_twice(tmp_path: Path) -> None:
+    sink = FlakySink(failures=1)
+    reporter = FlowReporter(sink, PrivacyConfig(), ["door"], tmp_path, now=T0, rng=random.Random(9))
+    reporter.add_crossing("door", "in", "pedestrian", T0)
+    assert reporter.tick(T0 + timedelta(minutes=20)) == [] and reporter.pending == 2
+    assert reporter.tick(T0 + timedelta(minutes=21)) == [1, 2] and reporter.pending == 0
+    windows = sink.of(Channel.FLOW)
+    assert [w.window_start.minute for w in windows] == [45, 0]
+    assert [w.policy.spent_today for w in windows] == [1.0, 2.0]
