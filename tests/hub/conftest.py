@@ -82,9 +82,11 @@ async def client(app: web.Application, aiohttp_client: ClientFactory) -> TestCli
     return await aiohttp_client(app)
 
 
-async def login(client: TestClient[Any, Any], name: str, password: str = PASSWORD) -> str:
-    """Log in through the API; returns the CSRF token to send on state-changing requests."""
-    response = await client.post("/api/v1/session", json={"username": name, "password": password})
+async def login(client: TestClient[Any, Any], name: str, password: str = PASSWORD, csrf: str | None = None) -> str:
+    """Log in through the API; returns the CSRF token to send on state-changing requests. Logging in again
+    from a session is itself a state change: pass that session's ``csrf``."""
+    headers = {"X-CSRF-Token": csrf} if csrf else {}
+    response = await client.post("/api/v1/session", json={"username": name, "password": password}, headers=headers)
     assert response.status == 200, await response.text()
     body = await response.json()
     token: str = body["csrf_token"]

@@ -3,21 +3,26 @@ devices are refused, and the technician's files are complete."""
 
 from __future__ import annotations
 
+import asyncio
 import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from edge_agent.config import load_agent_config
 from hub_protocol.topics import Channel, device_topic
 from hub_server import audit
+from hub_server.app import LIVE_KEY, create_app
 from hub_server.cli import main
 from hub_server.config import HubConfig
+from hub_server.store.accounts import Role
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup
-from tests.hub.conftest import hub_config_data, toml_text, write_secret
+from tests.hub.conftest import PASSWORD, add_user, hub_config_data, login, toml_text, write_secret
 from tests.hub.mqtt_probe import Probe
 
 SITE = "test-street"
@@ -143,3 +148,38 @@ def test_bad_device_ids_are_refused_before_anything_is_written(
     assert "must match" in capsys.readouterr().err
     assert main(["device", "--config", str(config_path), "add", "hub", "--site", SITE]) == 1
     assert (broker.broker.folder / "acl").read_text() == before
+
+
+@pytest.mark.timeout(60)
+async def test_provisioning_through_the_api_needs_an_admin_and_is_audited(
+    setup: tuple[BrokerSetup, Path, HubConfig], aiohttp_client: Any
+) -> None:
+    broker, _, config = setup
+    db = Database(config.store.path)
+    add_user(db, "root-admin", Role.ADMIN)
+    add_user(db, "olga", Role.OPERATOR)
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(config, database=db, background=False, pages=False))
+    csrf = await login(client, "olga")
+    body = {"device": "dev-api", "site": SITE}
+    assert (await client.post("/api/v1/devices", json=body, headers={"X-CSRF-Token": csrf})).status == 403
+    assert (await client.post("/api/v1/session", json={"username": "root-admin", "password": PASSWORD})).status == 403
+    csrf = await login(client, "root-admin", csrf=csrf)
+    created = await client.post("/api/v1/devices", json=body, headers={"X-CSRF-Token": csrf})
+    assert created.status == 201, await created.text()
+    out = await created.json()
+    assert 'id = "dev-api"' in out["agent_config"] and out["broker_reloaded"] is True
+    again = await client.post("/api/v1/devices", json=body, headers={"X-CSRF-Token": csrf})
+    assert again.status == 409
+
+    device = Probe(broker.host, broker.port, "dev-api", out["mqtt_password"])
+    assert await asyncio.to_thread(device.connect)
+    revoked = await client.post("/api/v1/devices/dev-api/revoke", headers={"X-CSRF-Token": csrf})
+    assert revoked.status == 200
+    assert await asyncio.to_thread(wait_until, device.disconnected.is_set)
+    device.close()
+    assert client.app[LIVE_KEY].is_revoked("dev-api")
+    listed = await (await client.get("/api/v1/devices")).json()
+    assert [(d["device"], d["provisioned"], d["revoked"]) for d in listed] == [("dev-api", True, True)]
+    assert (await client.post("/api/v1/devices/nope/revoke", headers={"X-CSRF-Token": csrf})).status == 404
+    actions = [(e.actor, e.action) for e in audit.query(db.conn, target="device:dev-api")]
+    assert actions == [("user:root-admin", "device.revoke"), ("user:root-admin", "device.add")]
