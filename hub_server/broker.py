@@ -63,6 +63,10 @@ class PrivateBroker:
         return self.folder / "mosquitto.conf"
 
     @property
+    def pid_path(self) -> Path:
+        return self.folder / "mosquitto.pid"
+
+    @property
     def log_path(self) -> Path:
         return self.folder / "mosquitto.log"
 
@@ -86,6 +90,7 @@ class PrivateBroker:
                     f"persistence_location {self.folder / 'data'}/",
                     "autosave_interval 1",
                     "max_queued_messages 1000",
+                    f"pid_file {self.pid_path}",
                     f"log_dest file {self.log_path}",
                     "log_type error",
                     "log_type warning",

@@ -30,6 +30,7 @@ class AgentProcess:
         env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(self.config_path), "--simulate"],
+            stdin=subprocess.PIPE,  # codes for the scripted resident, one per line (see edge_agent.simulation)
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=env,
@@ -47,6 +48,13 @@ class AgentProcess:
                 log.flush()
                 self._tail.append(line)
 
+    def type_code(self, code: str) -> None:
+        """Hand a code to the simulated person at this agent's keypad."""
+        if self.process is None or self.process.stdin is None:
+            raise RuntimeError(f"agent {self.device} is not running")
+        self.process.stdin.write(code.encode() + b"\n")
+        self.process.stdin.flush()
+
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -63,6 +71,8 @@ class AgentProcess:
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is None:
             return
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -1,0 +1,154 @@
+"""The agent's composition root: builds every part from the config, starts them in a safe order, stops them.
+
+Order matters. Lock outputs are claimed (de-energised) before anything else, so a restart never shows a
+transient unlock; then the outbox and the link; then the producers (locker bank, counter) that emit into
+the outbox. Stopping goes the other way, and the link says ``offline`` last.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config import AgentConfig
+from edge_agent.counting.runner import CounterRunner
+from edge_agent.deploy.sdnotify import SystemdNotifier
+from edge_agent.events import EventSink
+from edge_agent.lockers.bank import LockerBank
+from edge_agent.privacy.config import PrivacyConfig
+from edge_agent.privacy.register import build_register_entry
+from edge_agent.privacy.reporter import FlowReporter
+from edge_agent.transport.service import Transport
+from hub_protocol.envelope import CameraState
+from hub_protocol.topics import Channel
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0
+LOCKER_LEAVES = "locker events: compartment states, door and lock events, alarms (no personal data)"
+
+
+class _SinkSlot:
+    """Stands in for the outbox while the locks are claimed first; nothing emits before the outbox is set."""
+
+    def __init__(self) -> None:
+        self.target: EventSink | None = None
+
+    def emit(self, channel: Channel, fields: dict[str, Any]) -> int:
+        if self.target is None:
+            raise RuntimeError("event emitted before the outbox was opened")
+        return self.target.emit(channel, fields)
+
+
+class Agent:
+    """One running device. ``run()`` blocks until ``request_stop()`` (or a signal handler calling it)."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        pin_factory: Any = None,
+        notifier: SystemdNotifier | None = None,
+        extra_handlers: dict[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
+        self.config = config
+        self.notifier = notifier or SystemdNotifier()
+        self._stopping = threading.Event()
+        state_dir = Path(config.device.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+
+        sink = _SinkSlot()
+        self.lockers: LockerBank | None = None
+        if config.lockers is not None:
+            self.lockers = LockerBank(config.lockers, sink, state_dir, pin_factory=pin_factory)
+
+        self.counter: CounterRunner | None = None
+        self.transport = Transport(config, self._camera_stats if config.counting is not None else None)
+        sink.target = self.transport.sink
+
+        self.reporter: FlowReporter | None = None
+        if config.counting is not None:
+            privacy = config.privacy or PrivacyConfig()
+            active_until = config.sensor_register.active_until if config.sensor_register is not None else None
+            lines = [line.name for line in config.counting.lines]
+            self.reporter = FlowReporter(self.transport.sink, privacy, lines, state_dir, active_until=active_until)
+            self.counter = CounterRunner(config.counting, self.reporter.add_crossing)
+
+        if self.lockers is not None:
+            for action, handler in self.lockers.handlers().items():
+                self.transport.router.register(action, handler)
+        for action, handler in (extra_handlers or {}).items():
+            self.transport.router.register(action, handler)
+
+        if config.sensor_register is not None:
+            extra = [LOCKER_LEAVES] if config.lockers is not None else []
+            entry = build_register_entry(
+                config.device.id, config.device.site, config.sensor_register, config.privacy, extra_leaves=extra
+            )
+            self.transport.set_register(entry)
+        self._last_frames = (0, 0, 0.0)
+
+    def _camera_stats(self) -> tuple[CameraState, float]:
+        if self.counter is None:
+            return CameraState.ABSENT, 0.0
+        stats = self.counter.stats()
+        return CameraState(stats.camera_state.value), stats.fps
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def start(self) -> None:
+        if self.lockers is not None:
+            self.lockers.start()  # recovers state from SQLite and reconciles with the door sensors
+        self.transport.start()
+        if self.counter is not None:
+            if self._counting_allowed(datetime.now(UTC)):
+                self.counter.start()
+            else:
+                log.warning("register active_until has passed: this device does not count")
+        self.notifier.notify("READY=1", f"STATUS=device {self.config.device.id} running")
+
+    def serve(self) -> None:
+        """The main loop of a started agent, until ``request_stop()``; then everything is stopped."""
+        try:
+            while not self._stopping.wait(TICK_S):
+                self.tick(datetime.now(UTC))
+        finally:
+            self.stop()
+
+    def tick(self, now: datetime) -> None:
+        """Once a second: window bookkeeping, the end-of-registration rule, and the watchdog."""
+        if self.counter is not None and self.reporter is not None:
+            stats = self.counter.stats()
+            processed, dropped, observing = self._last_frames
+            self.reporter.note_frames(
+                stats.frames_processed - processed, stats.frames_dropped - dropped, stats.seconds_observing - observing
+            )
+            self._last_frames = (stats.frames_processed, stats.frames_dropped, stats.seconds_observing)
+            self.reporter.tick(now)
+            if not self._counting_allowed(now):
+                log.warning("register active_until has passed: counting stops")
+                self.counter.stop()
+                self.counter = None
+        self.notifier.notify("WATCHDOG=1")
+
+    def _counting_allowed(self, now: datetime) -> bool:
+        return self.reporter is None or self.reporter.is_active(now)
+
+    def stop(self) -> None:
+        self.notifier.notify("STOPPING=1")
+        if self.counter is not None:
+            self.counter.stop()
+        if self.lockers is not None:
+            self.lockers.stop()
+        if self.reporter is not None:
+            self.reporter.close()
+        self.transport.stop()

@@ -1,0 +1,57 @@
+"""``edge-agent run --config FILE``: the agent itself, as systemd runs it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
+
+from edge_agent.config import load_agent_config
+
+NAME = "run"
+HELP = "Run the agent: counting, lockers and reporting as configured"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="agent config (TOML)")
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="run on simulated pins with a scripted resident reading codes from stdin (the demo)",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_agent_config(args.config)
+    # Imported here: the agent pulls in OpenCV and gpiozero, which check-config and doctor do not need.
+    from edge_agent.agent import Agent
+
+    world = None
+    pin_factory = None
+    if args.simulate:
+        from edge_agent.simulation import SimulatedWorld
+
+        world = SimulatedWorld(config)
+        pin_factory = world.pin_factory
+    agent = Agent(config, pin_factory=pin_factory)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        agent.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if world is not None:
+        world.close_doors()
+    agent.start()
+    if world is not None:
+        world.start(agent.lockers)
+    try:
+        agent.serve()
+    finally:
+        if world is not None:
+            world.stop()
+    return 0
