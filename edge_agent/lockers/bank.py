@@ -39,6 +39,8 @@ class LockerBank:
     ) -> None:
         self.hardware = LockerHardware(config, pin_factory)  # first: locks claimed and de-energised
         self.config = config
+        for warning in config.boot_warnings():
+            log.warning("%s", warning)
         self.clock: Clock = clock or SystemClock()
         self.store = LockerStore(state_dir / STATE_FILE)
         self.machine = LockerMachine(config, self.store, self.hardware, sink, self.clock)

@@ -18,6 +18,8 @@ BOARD_TO_BCM = {
     3: 2, 5: 3, 7: 4, 8: 14, 10: 15, 11: 17, 12: 18, 13: 27, 15: 22, 16: 23, 18: 24, 19: 10, 21: 9, 22: 25,
     23: 11, 24: 8, 26: 7, 27: 0, 28: 1, 29: 5, 31: 6, 32: 12, 33: 13, 35: 19, 36: 16, 37: 26, 38: 20, 40: 21,
 }  # fmt: skip
+PULLED_UP_AT_BOOT = frozenset(f"GPIO{n}" for n in range(9))
+"""The SoC pulls GPIO0-8 up and GPIO9-27 down from power-on until software claims the pin."""
 PIN_FORMS = "GPIO0..GPIO27, BCM0..BCM27, BOARD<physical pin of a GPIO> or a BCM number 0..27"
 
 
@@ -152,6 +154,20 @@ class LockersConfig(StrictModel):
         if self.buzzer_pin is not None:
             keys.append(("buzzer_pin", self.buzzer_pin))
         return keys
+
+    def boot_warnings(self) -> list[str]:
+        """Lock pins whose power-on pull is the lock's active level: the lock may open while the Pi boots."""
+        warnings = []
+        for index, c in enumerate(self.compartments):
+            pulled_up = c.lock_pin in PULLED_UP_AT_BOOT
+            if pulled_up == c.lock_active_high:
+                level = "up" if pulled_up else "down"
+                better = "GPIO9-GPIO27" if c.lock_active_high else "GPIO0-GPIO8"
+                warnings.append(
+                    f"compartments[{index}].lock_pin: {c.lock_pin} is pulled {level} while the Pi boots, which is the "
+                    f"lock's active level; use {better}, or fit an external resistor that holds the relay off"
+                )
+        return warnings
 
     def compartment(self, number: int) -> CompartmentConfig:
         for compartment in self.compartments:

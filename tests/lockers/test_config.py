@@ -89,3 +89,12 @@ def test_documented_example_config_is_valid() -> None:
     assert block is not None
     config = LockersConfig.model_validate(tomllib.loads(block.group(1))["lockers"])
     assert [c.lock_pin for c in config.compartments] == ["GPIO17", "GPIO5"]
+
+
+def test_lock_pins_pulled_to_their_active_level_at_boot_are_warned() -> None:
+    assert LockersConfig.model_validate(CONFIG).boot_warnings() == []
+    risky = [dict(CONFIG["compartments"][0], lock_pin="GPIO4"), dict(CONFIG["compartments"][1], lock_pin="GPIO26")]
+    warnings = LockersConfig.model_validate({**CONFIG, "compartments": risky}).boot_warnings()
+    assert len(warnings) == 2
+    assert warnings[0].startswith("compartments[0].lock_pin: GPIO4 is pulled up while the Pi boots")
+    assert "use GPIO0-GPIO8" in warnings[1]
