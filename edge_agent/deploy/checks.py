@@ -7,7 +7,6 @@ lean on an earlier one (no broker check without a valid config and a readable cr
 
 from __future__ import annotations
 
-import importlib
 import os
 import secrets
 import shutil
@@ -32,14 +31,12 @@ from edge_agent.deploy.probes import (
     PinFactoryProbe,
     SystemClock,
 )
+from edge_agent.transport.outbox import OUTBOX_FILENAME, OUTBOX_TABLE
 from hub_protocol.topics import Channel, device_topic
 from hub_protocol.validation import ConfigError, read_toml
 
 CREDENTIAL_STORE = Path("/etc/edge-agent/credentials")
 """Where the install script puts credentials; the unit hands them to the agent with LoadCredential."""
-
-OUTBOX_FILENAME = "outbox.sqlite3"
-OUTBOX_TABLE = "events"
 
 
 class Status(StrEnum):
@@ -364,18 +361,8 @@ def check_disk(config: AgentConfig, env: DoctorEnv) -> CheckResult:
     return CheckResult("disk", Status.OK, text, "", details)
 
 
-def _outbox_constant(name: str, default: str | None) -> str | None:
-    """The transport's own names for its file and table, when its module provides them."""
-    try:
-        module = importlib.import_module("edge_agent.transport.outbox")
-    except ImportError:
-        return default
-    value = getattr(module, name, default)
-    return None if value is None else str(value)
-
-
 def outbox_path(config: AgentConfig) -> Path:
-    return config.device.state_dir / (_outbox_constant("OUTBOX_FILENAME", OUTBOX_FILENAME) or OUTBOX_FILENAME)
+    return config.device.state_dir / OUTBOX_FILENAME
 
 
 def check_outbox(config: AgentConfig) -> CheckResult:
@@ -420,11 +407,8 @@ def check_outbox(config: AgentConfig) -> CheckResult:
 
 
 def _outbox_depth(db: sqlite3.Connection) -> int:
-    table = _outbox_constant("OUTBOX_TABLE", OUTBOX_TABLE)
-    names = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    tables = [table] if table in names else [n for n in names if not n.startswith("sqlite_")]
-    # Table names come from the database's own catalogue, never from input.
-    return sum(int(db.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]) for name in tables)  # noqa: S608
+    # The table name is the transport's constant, never input.
+    return int(db.execute(f'SELECT count(*) FROM "{OUTBOX_TABLE}"').fetchone()[0])  # noqa: S608
 
 
 # --- all together -------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,12 +18,16 @@ from edge_agent.deploy.checks import (
     check_gpio,
     check_outbox,
     locate_secret,
+    outbox_path,
     run_checks,
 )
 from edge_agent.deploy.probes import CameraReading, GpiozeroPins, OpenCvCamera
+from edge_agent.transport.outbox import Outbox
+from hub_protocol.topics import Channel
 from hub_server.broker import free_port
 from tests.conftest import BrokerSetup
 from tests.deploy.conftest import FakeCamera, FakeClock, FakePins, TlsFiles, good_env, write_agent_config
+from tests.transport.helpers import alarm_fields
 
 
 def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
@@ -276,10 +279,11 @@ def test_low_disk_fails(tmp_path: Path) -> None:
 
 def test_outbox_depth_and_damage(tmp_path: Path) -> None:
     config = load_agent_config(write_agent_config(tmp_path, host="127.0.0.1", port=1883))
-    path = config.device.state_dir / "outbox.sqlite3"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, payload BLOB)")
-        db.executemany("INSERT INTO events (payload) VALUES (?)", [(b"x",)] * 7)
+    outbox = Outbox(outbox_path(config), config.device.id, config.outbox)
+    for n in range(7):
+        outbox.emit(Channel.ALARM, alarm_fields(n))
+    outbox.close()
+    path = outbox_path(config)
     ok = check_outbox(config)
     assert ok.status is Status.OK and ok.details["depth"] == 7
     assert "7 events waiting" in ok.summary
