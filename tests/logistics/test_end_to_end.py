@@ -72,7 +72,7 @@ async def test_delivery_life_cycle_with_the_device(
                     {"number": c["number"], "size": c["size"], "accessible": c.get("accessible", False)}
                     for c in CONFIG["compartments"]
                 ]
-            }  # fmt: skip
+            }
         ),
     )
 
