@@ -186,6 +186,9 @@ class LockerMachine:
                 cause = "recovered-open-interrupted"
         elif door_open and not stored.door_open:
             self._alarm(now, AlarmKind.FORCED_OPEN, number, True, "door found open at start, no open was commanded")
+        if not door_open:
+            self._alarm(now, AlarmKind.FORCED_OPEN, number, False, "door closed")
+            self._alarm(now, AlarmKind.DOOR_LEFT_OPEN, number, False, "door closed")
         self._event(now, row, previous, cause)
 
     # ----- residents
@@ -218,7 +221,7 @@ class LockerMachine:
                     )
                     return CodeOutcome("locked-out", attempts_left=0, retry_after_s=change.started_s)
                 return CodeOutcome("wrong", attempts_left=change.attempts_left)
-            self.lockout.succeeded()
+            # Only an open resets the count: a known old code must not let a guesser start afresh.
             if row.used_at is not None:
                 return CodeOutcome("used", row.compartment, row.purpose)
             if now >= row.expires_at:
@@ -232,8 +235,10 @@ class LockerMachine:
                 return CodeOutcome("not-ready", row.compartment, row.purpose)
             if self.store.pending(row.compartment) is not None:
                 return CodeOutcome("busy", row.compartment, row.purpose)
+            self.lockout.succeeded()
             self.store.set_code_used(row.id, now)
-            self.store.put_pending(PendingOpen(row.compartment, "code", row.id, None, now, False))
+            # A door already open (forced, or never shut) counts as opened: closing it completes the visit.
+            self.store.put_pending(PendingOpen(row.compartment, "code", row.id, None, now, comp.door_open))
             self._event(now, comp, comp.state, f"unlock-{row.purpose.value}")
         self._release(row.compartment)
         return CodeOutcome("opened", row.compartment, row.purpose)

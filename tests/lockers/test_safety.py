@@ -219,3 +219,39 @@ def test_events_written_before_a_crash_are_sent_after_restart(make_rig: Callable
     again = make_rig(state_dir=rig.state_dir, clock=rig.clock, sink=sink)
     causes = [e.cause for e in again.locker_events(1)]
     assert causes[:3] == ["recovered", "reservation-dropoff", "recovered"]
+
+
+def test_an_old_code_does_not_reset_the_wrong_code_count(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.reserve(1, "parcel-1", "dropoff", "482913")
+    assert rig.bank.enter_code("482913").result == "opened"
+    rig.doors.set_door(1, closed=False)
+    rig.doors.set_door(1, closed=True)
+    results = []
+    for guess in ("000001", "000002", "000003", "000004"):
+        results.append(rig.bank.enter_code(guess).result)
+        results.append(rig.bank.enter_code("482913").result)  # the guesser's own, used code
+    assert results == ["wrong", "used"] * 4
+    assert rig.bank.enter_code("000005").result == "locked-out"
+
+
+def test_alarm_of_a_door_closed_while_powered_off_is_cleared_at_start(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.doors.set_door(1, closed=False)
+    assert [a.active for a in rig.alarms(AlarmKind.FORCED_OPEN)] == [True]
+    rig.bank.stop()
+    sink = MemorySink(boot="boot-2")
+    again = make_rig(state_dir=rig.state_dir, clock=rig.clock, sink=sink)  # doors closed meanwhile
+    assert [(a.active, a.compartment) for a in again.alarms(AlarmKind.FORCED_OPEN)] == [(False, 1)]
+
+
+def test_code_on_an_already_open_door_finishes_when_it_closes(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.reserve(1, "parcel-1", "dropoff", "482913")
+    rig.doors.set_door(1, closed=False)  # left ajar
+    assert rig.bank.enter_code("482913").result == "opened"
+    rig.clock.advance(30)
+    rig.bank.tick()
+    assert rig.alarms(AlarmKind.OPEN_NOT_OPENED) == []
+    rig.doors.set_door(1, closed=True)
+    assert rig.bank.view(1).state is CompartmentState.OCCUPIED  # type: ignore[union-attr]
