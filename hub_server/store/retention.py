@@ -10,6 +10,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from hub_protocol.flows import FlowWindow
+
 HOUR, DAY = 3600, 86_400
 
 
@@ -33,10 +35,7 @@ def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
         raise
     for w in windows:
         observed = w["window_seconds"] * w["observed_fraction"]
-        cells = conn.execute(
-            "SELECT site, line, direction, object_class, count FROM flow_cells WHERE device = ? AND boot = ? AND seq = ?",
-            (w["device"], w["boot"], w["seq"]),
-        ).fetchall()
+        parts = _parts(conn, w["device"], w["boot"], w["seq"])
         for resolution, size in (("hour", HOUR), ("day", DAY)):
             # A window belongs to the bucket its start falls in (windows are clock-aligned and at most a day).
             bucket = w["window_start"] - (w["window_start"] % size)
@@ -53,16 +52,16 @@ def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
                         resolution,
                         bucket,
                         w["device"],
-                        c["site"],
-                        c["line"],
-                        c["direction"],
-                        c["object_class"],
+                        site,
+                        line,
+                        direction,
+                        object_class,
                         w["policy_kind"],
-                        c["count"] or 0,
-                        int(c["count"] is None),
+                        count or 0,
+                        int(count is None),
                         observed,
                     )
-                    for c in cells
+                    for site, line, direction, object_class, count in parts
                 ],
             )
         conn.execute(
@@ -70,6 +69,47 @@ def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
             (w["device"], w["boot"], w["seq"], w["window_start"]),
         )
     return len(windows)
+
+
+ALL = "*"
+"""direction / object_class of a margin row: summed over both directions / all classes."""
+
+
+def _parts(conn: sqlite3.Connection, device: str, boot: str, seq: int) -> list[tuple[str, str, str, str, int | None]]:
+    """(site, line, direction, class, count) of a window's cells and published margins (``*`` = all)."""
+    site_row = conn.execute(
+        "SELECT site FROM flow_windows WHERE device = ? AND boot = ? AND seq = ?", (device, boot, seq)
+    ).fetchone()
+    site = site_row[0]
+    payload = conn.execute(
+        "SELECT payload FROM events WHERE device = ? AND boot = ? AND seq = ?", (device, boot, seq)
+    ).fetchone()
+    if payload is not None:
+        try:
+            window = FlowWindow.model_validate_json(payload[0])
+        except ValueError:
+            window = None
+        if window is not None:
+            found: list[tuple[str, str, str, str, int | None]] = [
+                (site, c.line, c.direction.value, c.object_class.value, c.count) for c in window.cells
+            ]
+            found += [
+                (
+                    site,
+                    t.line,
+                    ALL if t.direction is None else t.direction.value,
+                    ALL if t.object_class is None else t.object_class.value,
+                    t.count,
+                )
+                for t in window.totals
+            ]
+            return found
+    # Without the stored payload (an older ingest), the cells alone.
+    rows = conn.execute(
+        "SELECT site, line, direction, object_class, count FROM flow_cells WHERE device = ? AND boot = ? AND seq = ?",
+        (device, boot, seq),
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hub_protocol.codec import encode
-from hub_protocol.flows import FlowCell, FlowWindow, PrivacyPolicy, WindowQuality
+from hub_protocol.flows import FlowCell, FlowTotal, FlowWindow, PrivacyPolicy, WindowQuality
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import HubConfig, IngestConfig
 from hub_server.ingest import IngestCore
@@ -44,9 +44,16 @@ class Flows:
         self.core = IngestCore(db.path, "cot", IngestConfig(), clock=lambda: clock().timestamp())
         self.seq = 0
 
-    def window(self, start: datetime, counts: dict[str, int | None], observed: float = 1.0) -> None:
+    def window(
+        self,
+        start: datetime,
+        counts: dict[str, int | None],
+        observed: float = 1.0,
+        cells: list[FlowCell] | None = None,
+        totals: list[FlowTotal] | None = None,
+    ) -> None:
         self.seq += 1
-        cells = [
+        cells = cells or [
             FlowCell(line=line, direction="in", object_class="pedestrian", count=count)
             for line, count in counts.items()
         ]
@@ -57,6 +64,7 @@ class Flows:
             window_start=start,
             window_seconds=900,
             cells=cells,
+            totals=totals or [],
             quality=WindowQuality(observed_fraction=observed, mean_fps=5, dropped_frames=0),
             policy=PrivacyPolicy(kind="threshold", k=5),
         )
@@ -94,6 +102,36 @@ def test_hourly_and_daily_totals_with_suppressed_parts(setup: tuple[Retention, F
     assert (daily["door"].count, daily["door"].suppressed_cells) == (41, 1)  # still a lower bound for the day
     assert (daily["gate"].count, daily["gate"].lower_bound) == (26, False)
     assert daily["door"].bucket_start == DAY0
+
+
+def test_published_line_totals_are_rolled_up_beside_suppressed_cells(setup: tuple[Retention, Flows, Clock]) -> None:
+    retention, flows, _ = setup
+    # Two suppressed cells whose line total the device could publish (7 >= k): the total is the best figure.
+    flows.window(
+        DAY0,
+        {},
+        cells=[
+            FlowCell(line="door", direction="in", object_class="pedestrian", count=None),
+            FlowCell(line="door", direction="out", object_class="pedestrian", count=None),
+        ],
+        totals=[FlowTotal(line="door", count=7), FlowTotal(line="door", object_class="pedestrian", count=7)],
+    )
+    flows.window(
+        DAY0 + timedelta(minutes=15),
+        {},
+        cells=[
+            FlowCell(line="door", direction="in", object_class="pedestrian", count=6),
+            FlowCell(line="door", direction="out", object_class="pedestrian", count=0),
+        ],
+        totals=[FlowTotal(line="door", count=6), FlowTotal(line="door", object_class="pedestrian", count=6)],
+    )
+    retention.roll_up()
+    rows = {(r.direction, r.object_class): r for r in store.rollups(retention.db.conn, "hour")}
+    line_total = rows[("*", "*")]
+    assert (line_total.count, line_total.lower_bound) == (13, False)  # exact: both windows published it
+    inbound = rows[("in", "pedestrian")]
+    assert (inbound.count, inbound.suppressed_cells, inbound.lower_bound) == (6, 1, True)  # at least 6
+    assert rows[("*", "pedestrian")].count == 13
 
 
 def test_late_window_is_added_without_recounting(setup: tuple[Retention, Flows, Clock]) -> None:
