@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from edge_agent.events import EventSink
+from edge_agent.lockers.alarms import AlarmBook, due_alarms
 from edge_agent.lockers.clock import Clock
 from edge_agent.lockers.codes import Lockout, find_code
 from edge_agent.lockers.config import LockersConfig
@@ -79,6 +80,7 @@ class LockerMachine:
         self.sink = sink
         self.clock = clock
         self.lockout = Lockout(store, config.lockout)
+        self.alarms = AlarmBook(store)
         self._lock = threading.RLock()
         self._started = False
         self.listeners: list[Callable[[CodeOutcome], None]] = []
@@ -115,19 +117,7 @@ class LockerMachine:
         )
 
     def _alarm(self, now: datetime, kind: AlarmKind, number: int | None, active: bool, detail: str = "") -> None:
-        if self.store.alarm_active(kind.value, number) == active:
-            return
-        self.store.set_alarm(kind.value, number, active, now)
-        self.store.record(
-            Channel.ALARM,
-            {
-                "alarm": kind.value,
-                "active": active,
-                "at": now.isoformat(),
-                "compartment": number,
-                "detail": detail[:500],
-            },
-        )
+        self.alarms.set(now, kind, number, active, detail)
 
     def flush(self) -> None:
         """Hand stored events to the sink in order; keep any it refuses for the next try."""
@@ -358,19 +348,8 @@ class LockerMachine:
                 f"released but the door did not open within {timing.open_not_opened_s:.0f} s; locked again",
             )
             self._event(now, row, row.state, "not-opened", operator=pending.operator)
-        open_for = (now - row.door_changed_at).total_seconds()
-        if row.door_open and open_for >= timing.door_left_open_s:
-            self._alarm(now, AlarmKind.DOOR_LEFT_OPEN, number, True, f"door open for more than {open_for:.0f} s")
-        if row.opens_without_change >= timing.sensor_fault_opens or (
-            row.opens_without_change > 0 and open_for >= timing.sensor_fault_days * 86_400
-        ):
-            self._alarm(
-                now,
-                AlarmKind.SENSOR_FAULT,
-                number,
-                True,
-                f"door sensor did not change during {row.opens_without_change} opens; check the reed switch",
-            )
+        for kind, detail in due_alarms(now, row, timing):
+            self._alarm(now, kind, number, True, detail)
 
     # ----- hub commands (each returns done/failed and a plain-language detail)
     def open_for_maintenance(self, number: int, operator: str | None) -> tuple[bool, str]:
