@@ -100,6 +100,12 @@ class LogisticsConfig(StrictModel):
     webhook_url: str | None = Field(
         default=None, max_length=500, pattern=r"^https?://", description="Where resident notifications are posted"
     )
+    webhook_secret_file: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="File (or systemd credential) with a key to sign each webhook body (X-Hub-Signature-256)",
+    )
     command_ttl_s: int = Field(
         default=3600, ge=60, le=7 * 86_400, description="Device refuses a command older than this"
     )

@@ -23,6 +23,7 @@ from hub_protocol.commands import CommandBase
 from hub_protocol.secrets import read_secret
 from hub_server.alarms import AlarmService
 from hub_server.appkeys import ALARMS_KEY, CONFIG_KEY, DB_KEY, LIVE_KEY, LOGISTICS_KEY
+from hub_server.config import LogisticsConfig
 from hub_server.logistics import Logistics
 from hub_server.notifications import Notifier, WebhookNotifier
 from hub_server.store import feed
@@ -48,6 +49,15 @@ class AppCommandPublisher:
         if ingest is None:
             raise RuntimeError("the hub's MQTT ingest is not running")
         ingest.publish_command(command)
+
+
+def webhook_notifier(config: LogisticsConfig) -> WebhookNotifier | None:
+    if config.webhook_url is None:
+        return None
+    key = None
+    if config.webhook_secret_file is not None:
+        key = read_secret(config.webhook_secret_file, "logistics.webhook_secret_file").encode()
+    return WebhookNotifier(config.webhook_url, key=key)
 
 
 def link_key(session_key: str) -> bytes:
@@ -99,8 +109,7 @@ async def run_logistics(logistics: Logistics, notifier: Notifier | None, wake: a
 async def logistics_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: the logistics loop runs while the hub runs."""
     logistics = app[LOGISTICS_KEY]
-    url = logistics.config.webhook_url
-    notifier = WebhookNotifier(url) if url else None
+    notifier = webhook_notifier(logistics.config)
     wake = asyncio.Event()
     unsubscribe = wake_on(app, wake, {"locker", "result"})
     task = asyncio.create_task(run_logistics(logistics, notifier, wake), name="hub-logistics")

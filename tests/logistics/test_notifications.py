@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from hub_protocol.lockers import CompartmentSize, CompartmentState
 from hub_server.logistics import DeliveryRequest
-from hub_server.notifications import Notification, NotificationEvent, WebhookNotifier
+from hub_server.notifications import SIGNATURE_HEADER, Notification, NotificationEvent, WebhookNotifier, sign
 from hub_server.store import logistics as store
 from tests.logistics.conftest import Bench
 
@@ -20,6 +22,8 @@ class Receiver:
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self.signatures: list[str | None] = []
+        self.bodies: list[bytes] = []
         self.statuses: list[int] = []
         app = web.Application()
         app.router.add_post("/hook", self._hook)
@@ -28,6 +32,8 @@ class Receiver:
     async def _hook(self, request: web.Request) -> web.Response:
         status = self.statuses.pop(0) if self.statuses else 200
         if status == 200:
+            self.bodies.append(await request.read())
+            self.signatures.append(request.headers.get(SIGNATURE_HEADER))
             self.received.append(await request.json())
         return web.Response(status=status)
 
@@ -142,3 +148,30 @@ async def test_expiry_tells_the_resident_and_hands_the_return_code_to_operators(
 def test_notification_json_round_trip() -> None:
     message = Notification(NotificationEvent.READY, "d-1", "share", "dev-a", 3, link="https://x/r/t")
     assert Notification.from_json(message.to_json()) == message
+
+
+async def test_signed_webhook_lets_the_receiver_check_the_sender(make_bench: Callable[..., Bench]) -> None:
+    bench = make_bench(notify=True)
+    receiver = await _receiver()
+    try:
+        _ready(bench)
+        key = b"shared-secret-of-the-receiver"
+        assert await bench.logistics.dispatch_notifications(WebhookNotifier(receiver.url, key=key)) == 1
+        [body], [signature] = receiver.bodies, receiver.signatures
+        assert signature == sign(key, body)
+        assert signature != sign(b"another key", body)
+        expected = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()  # what a receiver computes
+        assert signature == expected
+    finally:
+        await receiver.server.close()
+
+
+async def test_unsigned_by_default(make_bench: Callable[..., Bench]) -> None:
+    bench = make_bench(notify=True)
+    receiver = await _receiver()
+    try:
+        _ready(bench)
+        await bench.logistics.dispatch_notifications(WebhookNotifier(receiver.url))
+        assert receiver.signatures == [None]
+    finally:
+        await receiver.server.close()
