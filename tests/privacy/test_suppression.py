@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,6 +44,31 @@ def test_no_small_count_published_and_none_recomputable(cells: tuple[int, ...], 
     for i, is_hidden in enumerate(hidden):
         if is_hidden:
             assert alternative_exists(cells, hidden, i), f"item {i} of {items} follows from {hidden}"
+
+
+GRID = 24  # every table with cells 0..24: wide enough that an unbounded count can reach any k tested
+_CELLS = np.stack(np.meshgrid(*[np.arange(GRID + 1)] * N_CELLS, indexing="ij"), -1).reshape(-1, N_CELLS)
+_IN, _OUT = _CELLS[:, 0] + _CELLS[:, 1], _CELLS[:, 2] + _CELLS[:, 3]
+_PED, _CYC = _CELLS[:, 0] + _CELLS[:, 2], _CELLS[:, 1] + _CELLS[:, 3]
+ALL_TABLES = np.concatenate([_CELLS, np.stack([_IN, _OUT, _PED, _CYC, _IN + _OUT], axis=1)], axis=1)
+"""Each row: four cells and five margins, in the device's order."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(cells=st.tuples(*[st.integers(min_value=0, max_value=12)] * N_CELLS), k=st.integers(min_value=2, max_value=10))
+def test_published_counts_never_prove_a_suppressed_count_small(cells: tuple[int, ...], k: int) -> None:
+    """Counts cannot be negative, which an attacker can use too: among all tables that publish the same
+    numbers, some must give each suppressed small count a value of at least k (so it might not be small)."""
+    items = line_items(cells)
+    hidden = suppress_line(cells, k)
+    consistent = np.ones(len(ALL_TABLES), dtype=bool)
+    for i, is_hidden in enumerate(hidden):
+        if not is_hidden:
+            consistent &= ALL_TABLES[:, i] == items[i]
+    candidates = ALL_TABLES[consistent]
+    for i, is_hidden in enumerate(hidden):
+        if is_hidden and 0 < items[i] < k:
+            assert candidates[:, i].max() >= k, f"item {i} of {items} is provably below k={k}"
 
 
 def test_every_small_count_is_suppressed_even_margins() -> None:
@@ -135,3 +161,8 @@ def test_the_recomputation_check_catches_primary_suppression_alone() -> None:
     primary_only = tuple(0 < v < 5 for v in line_items(cells))
     assert not alternative_exists(cells, primary_only, 1)
     assert alternative_exists(cells, suppress_line(cells, 5), 1)
+
+
+def test_the_table_grid_uses_the_device_order() -> None:
+    row = 7 * 25**3 + 3 * 25**2 + 11 * 25 + 2
+    assert tuple(int(v) for v in ALL_TABLES[row]) == line_items((7, 3, 11, 2))
