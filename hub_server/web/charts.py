@@ -19,9 +19,10 @@ from markupsafe import Markup
 COLOURS = ("#0b5cad", "#b34700", "#1a7a3c", "#8a2d8f", "#5c5c00", "#a3123a")
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2", "10 4")
 
-WIDTH = 640
-HEIGHT = 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 40
+# Small enough that 12-unit text stays readable when the chart shrinks to a phone's width.
+WIDTH = 420
+HEIGHT = 220
+LEFT, RIGHT, TOP, BOTTOM = 40, 8, 12, 30
 
 _ids = count(1)
 
@@ -44,12 +45,15 @@ def nice_max(value: float) -> float:
     return 10.0 ** (exponent + 1)
 
 
-def _ticks(top: float, n: int = 4) -> list[float]:
+def _ticks(top: float) -> list[float]:
+    # Steps of 1, 2 or 5 times a power of ten: 0-2 in 0.5s, 0-5 in 1s, 0-25 in 5s, 0-10 in 2s.
+    leading = top / 10 ** math.floor(math.log10(top))
+    n = 4 if leading == 2 else 5
     return [top * i / n for i in range(n + 1)]
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+    return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
 
 
 def _frame(chart_id: str, title: str, desc: str, top: float, x_labels: Sequence[str], slots: int) -> list[str]:
@@ -95,6 +99,11 @@ def _legend(series: Sequence[Series], kind: str) -> str:
     return '<ul class="legend">' + "".join(items) + "</ul>"
 
 
+def _figure(title: str, svg_parts: list[str], legend: str) -> Markup:
+    caption = f'<figcaption aria-hidden="true">{escape(title)}</figcaption>'  # the svg's title already names it
+    return Markup('<figure class="chart-box">' + caption + "".join(svg_parts) + legend + "</figure>")  # noqa: S704 - parts escaped
+
+
 def line_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[Series]) -> Markup:
     """One line per series over the same x slots; gaps where a value is None."""
     chart_id = f"chart{next(_ids)}"
@@ -125,7 +134,7 @@ def line_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[
                     f'stroke-dasharray="{dash}" data-series={quoteattr(s.name)}/>'
                 )
     parts.append("</svg>")
-    return Markup('<figure class="chart-box">' + "".join(parts) + _legend(series, "line") + "</figure>")  # noqa: S704 - every text part is escaped above
+    return _figure(title, parts, _legend(series, "line"))
 
 
 def bar_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[Series]) -> Markup:
@@ -150,4 +159,4 @@ def bar_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[S
                 f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}"/>'
             )
     parts.append("</svg>")
-    return Markup('<figure class="chart-box">' + "".join(parts) + _legend(series, "bar") + "</figure>")  # noqa: S704 - every text part is escaped above
+    return _figure(title, parts, _legend(series, "bar"))

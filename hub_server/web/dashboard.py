@@ -69,10 +69,7 @@ async def fleet(request: web.Request, operator: Operator) -> web.StreamResponse:
     wb = get_web(request)
     devices = wb.source.devices()
     start = _day_start(wb, _today(wb))
-    windows = wb.source.flow_windows(start, datetime.now(UTC))
-    today: dict[str, int] = {}
-    for stored in windows:
-        today[stored.device] = today.get(stored.device, 0) + sum(c.count or 0 for c in stored.window.cells)
+    today = flowstats.device_totals(wb.source.flow_windows(start, datetime.now(UTC)))
     context = await _base(request, operator, "/dashboard")
     context.update(
         devices=devices,
@@ -112,7 +109,12 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
                 charts.line_chart(title, _("chart.health_desc", what=title), labels, [charts.Series(title, values)])
             )
     start = _day_start(wb, _today(wb))
-    line_totals = flowstats.totals(wb.source.flow_windows(start, now, device_id))
+    windows = wb.source.flow_windows(start, now, device_id)
+    line_totals = flowstats.totals(windows)
+    whole_lines: dict[str, int] = {}
+    for stored in windows:
+        for line, value in flowstats.line_totals(stored.window).items():
+            whole_lines[line] = whole_lines.get(line, 0) + value
     banks = [b for b in wb.source.locker_banks() if b.device == device_id]
     register = next((r for r in wb.source.register() if r.device == device_id), None)
     context = await _base(request, operator, "/dashboard")
@@ -120,6 +122,7 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
         device=device,
         health_charts=health_charts,
         line_totals=line_totals,
+        whole_lines=whole_lines,
         banks=banks,
         register=register,
         alarms=[a for a in wb.source.alarms(limit=50) if a.device == device_id],
@@ -154,6 +157,8 @@ async def flows(request: web.Request, operator: Operator) -> web.StreamResponse:
     week_b.quality.expected_windows = flowstats.expected_windows(windows, timedelta(days=7), now, week_start)
 
     def series_name(key: tuple[str, str]) -> str:
+        if key == flowstats.ALL:
+            return _("flows.line_total")
         return f"{_('dir.' + key[0])} · {_('class.' + key[1])}"
 
     sections = []

@@ -7,9 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
+from hub_protocol.flows import FlowWindow
 from hub_server.web.model import StoredWindow
 
-SeriesKey = tuple[str, str]  # (direction, object_class)
+SeriesKey = tuple[str, str]  # (direction, object_class); ("all", "all") is the line total
+ALL: SeriesKey = ("all", "all")
 
 
 @dataclass
@@ -90,6 +92,14 @@ def bucket(
                 buckets.suppressed[skey] += 1
                 continue
             values[slot] = (values[slot] or 0) + cell.count
+        # The published line total counts suppressed cells too, so it is the best figure for the line.
+        for total in window.totals:
+            if total.direction is None and total.object_class is None and total.count is not None:
+                buckets = lines.get(total.line)
+                if buckets is None:
+                    buckets = lines[total.line] = LineBuckets(total.line, {}, defaultdict(int))
+                values = buckets.series.setdefault(ALL, [None] * slots)
+                values[slot] = (values[slot] or 0) + total.count
     return Bucketed(labels, dict(sorted(lines.items())), quality)
 
 
@@ -112,6 +122,29 @@ def _policy_text(stored: StoredWindow) -> str:
     if policy.budget_exhausted:
         parts.append("budget exhausted")
     return " ".join(parts)
+
+
+def line_totals(window: FlowWindow) -> dict[str, int]:
+    """Per line: the published line total when the device sent one, else the sum of its published cells.
+
+    Under small-count protection a line total may be published while some of its cells are not; never try to
+    fill suppressed cells in, only use what was published.
+    """
+    result: dict[str, int] = {}
+    for cell in window.cells:
+        result[cell.line] = result.get(cell.line, 0) + (cell.count or 0)
+    for total in window.totals:
+        if total.direction is None and total.object_class is None and total.count is not None:
+            result[total.line] = total.count
+    return result
+
+
+def device_totals(windows: Iterable[StoredWindow]) -> dict[str, int]:
+    """Crossings per device over all its lines and windows."""
+    result: dict[str, int] = defaultdict(int)
+    for stored in windows:
+        result[stored.device] += sum(line_totals(stored.window).values())
+    return dict(result)
 
 
 def totals(windows: Iterable[StoredWindow]) -> dict[tuple[str, str, str], int]:

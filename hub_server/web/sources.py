@@ -19,10 +19,14 @@ from pydantic import ValidationError
 
 from hub_protocol.envelope import Health
 from hub_protocol.flows import FlowWindow
+from hub_protocol.lockers import CompartmentSize
 from hub_protocol.register import RegisterEntry
+from hub_protocol.validation import describe_errors
 from hub_server import appkeys
 from hub_server import audit as audit_log
 from hub_server import auth as hub_auth_module
+from hub_server.logistics import DeliveryRequest as LogisticsRequest
+from hub_server.logistics import Logistics, LogisticsError, NoCompartmentFree
 from hub_server.store import logistics as logistics_store
 from hub_server.store import provisioning
 from hub_server.web.model import (
@@ -49,13 +53,6 @@ def _module(name: str) -> Any | None:
     if importlib.util.find_spec(name) is None:
         return None
     return importlib.import_module(name)
-
-
-def _app_service(app: web.Application, key_name: str) -> Any | None:
-    key = getattr(appkeys, key_name, None)
-    if key is None:
-        return None
-    return app.get(key)
 
 
 class HubAuth:
@@ -254,21 +251,18 @@ class HubSource:
             for row in logistics_store.deliveries(self._conn, limit=limit)
         ]
 
-    def _logistics(self) -> Any | None:
-        return _app_service(self.app, "LOGISTICS_KEY")
+    def _logistics(self) -> Logistics | None:
+        return self.app.get(appkeys.LOGISTICS_KEY)
 
     def create_delivery(self, request: DeliveryRequest, operator: Operator) -> CreatedDelivery | Refusal:
         service = self._logistics()
         if service is None:
             return Refusal("error.unavailable", {"reason": "logistics"})
-        from hub_server.logistics import DeliveryRequest as Request
-        from hub_server.logistics import LogisticsError
-
         try:
             created = service.create(
-                Request(
-                    kind=request.kind,
-                    size=request.size,
+                LogisticsRequest(
+                    kind="share" if request.kind == "share" else "delivery",
+                    size=CompartmentSize(request.size),
                     accessible=request.accessible,
                     device=request.device,
                     resident_name=request.resident_name,
@@ -276,8 +270,12 @@ class HubSource:
                 ),
                 operator=f"user:{operator.username}",
             )
+        except NoCompartmentFree:
+            return Refusal("deliveries.no_compartment")
         except LogisticsError as exc:
             return Refusal("error.refused", {"reason": str(exc)})
+        except ValidationError as exc:
+            return Refusal("error.refused", {"reason": "; ".join(describe_errors(exc))})
         d = created.delivery
         return CreatedDelivery(
             delivery=DeliveryView(
@@ -312,8 +310,6 @@ class HubSource:
         service = self._logistics()
         if service is None:
             return Refusal("parcel.code_gone")
-        from hub_server.logistics import LogisticsError
-
         try:
             return str(service.reveal_pickup_code(token))
         except LogisticsError:
@@ -323,8 +319,6 @@ class HubSource:
         service = self._logistics()
         if service is None:
             return Refusal("parcel.cannot_extend")
-        from hub_server.logistics import LogisticsError
-
         try:
             service.extend_by_token(token)
         except LogisticsError:
@@ -334,8 +328,8 @@ class HubSource:
     # alarms and audit
 
     def alarms(self, active_only: bool = False, limit: int = 200) -> list[AlarmView]:
-        store = _module("hub_server.store.alarms")
-        if store is None or not _has_table(self._conn, "alarms"):
+        service = self.app.get(appkeys.ALARMS_KEY)
+        if service is None:
             return []
         return [
             AlarmView(
@@ -349,36 +343,17 @@ class HubSource:
                 acknowledged_by=a.acknowledged_by,
                 acknowledged_at=a.acknowledged_at,
             )
-            for a in store.query(self._conn, active_only=active_only, limit=limit)
+            for a in service.list_alarms(active_only=active_only, limit=limit)
         ]
 
     def acknowledge_alarm(self, alarm_id: str, operator: Operator) -> Refusal | None:
-        if not alarm_id.isdigit() or len(alarm_id) > 18:
+        service = self.app.get(appkeys.ALARMS_KEY)
+        if service is None or not alarm_id.isdigit() or len(alarm_id) > 18:
             return Refusal("alarms.not_found")
-        service = _app_service(self.app, "ALARMS_KEY")
-        actor = f"user:{operator.username}"
-        if service is not None and hasattr(service, "acknowledge"):
-            try:
-                service.acknowledge(int(alarm_id), actor)
-            except LookupError:
-                return Refusal("alarms.not_found")
-            except ValueError:
-                return Refusal("alarms.already")
-            return None
-        store = _module("hub_server.store.alarms")
-        if store is None:
+        try:
+            service.acknowledge(int(alarm_id), f"user:{operator.username}")  # audited by the service
+        except LookupError:
             return Refusal("alarms.not_found")
-        with self.app[appkeys.DB_KEY].write() as conn:
-            before = store.get(conn, int(alarm_id))
-            if before is None:
-                return Refusal("alarms.not_found")
-            if before.acknowledged_at is not None:
-                return Refusal("alarms.already")
-            store.acknowledge(conn, before.id, actor, datetime.now(UTC))
-            audit_log.record(
-                conn, actor, "alarm.ack", f"alarm:{before.id}", {"device": before.device, "kind": before.kind}
-            )
-        self.app[appkeys.LIVE_KEY].notify("alarm", {"device": before.device, "alarm": before.kind, "active": False})
         return None
 
     def audit(self, limit: int = 100, offset: int = 0) -> list[AuditEntry]:

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from hub_protocol.alarms import AlarmKind, DeviceAlarm
 from hub_protocol.codec import encode
 from hub_protocol.envelope import Availability, AvailabilityState, CameraState, Health
-from hub_protocol.flows import FlowCell, FlowWindow, PolicyKind, PrivacyPolicy, WindowQuality
+from hub_protocol.flows import FlowCell, FlowTotal, FlowWindow, PolicyKind, PrivacyPolicy, WindowQuality
 from hub_protocol.lockers import CompartmentState, LockerEvent
 from hub_protocol.register import RegisterEntry
 from hub_protocol.topics import Channel, device_topic
@@ -141,8 +141,16 @@ class Device:
         values.update(changes)
         self.publish(Channel.HEALTH, Health(**values))
 
-    def flow(self, start: datetime, counts: dict[tuple[str, str, str], int | None], seconds: int = 900) -> None:
+    def flow(
+        self, start: datetime, counts: dict[tuple[str, str, str], int | None], seconds: int = 900, hidden: int = 0
+    ) -> None:
+        """One window; ``None`` cells were suppressed on the device, ``hidden`` is what they held together
+        (the device publishes each line's total, which includes them)."""
         cells = [FlowCell(line=ln, direction=d, object_class=c, count=n) for (ln, d, c), n in counts.items()]  # type: ignore[arg-type]
+        line_sums: dict[str, int] = {}
+        for (ln, _, _), n in counts.items():
+            line_sums[ln] = line_sums.get(ln, 0) + (n or 0)
+        totals = [FlowTotal(line=ln, count=n + hidden) for ln, n in line_sums.items()]
         window = FlowWindow(
             device=self.device,
             boot=self.boot,
@@ -150,6 +158,7 @@ class Device:
             window_start=start,
             window_seconds=seconds,
             cells=cells,
+            totals=totals,
             quality=WindowQuality(observed_fraction=0.97, mean_fps=9.5, dropped_frames=2),
             policy=PrivacyPolicy(kind=PolicyKind.THRESHOLD, k=3),
         )

@@ -106,7 +106,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         device.health(camera_state="absent" if name == LOCKER else "ok", fps=0.0 if name == LOCKER else 9.5)
         device.register(counts=name != LOCKER)
     cam = devices[CAMERA]
-    # A week of history at two-hour steps, so the day and week charts have something to draw.
+    # A week of hourly history, so the day and week charts have something to draw.
     start = window_start(now) - timedelta(days=6, hours=20)
     moment = start
     while moment < window_start(now):
@@ -120,7 +120,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 ("door", "out", "cyclist"): 0,
             },
         )
-        moment += timedelta(hours=2)
+        moment += timedelta(hours=1)
     for number in (1, 2, 3):
         devices[LOCKER].locker(number, CompartmentState.FREE, None, "recovered")
     logistics = hub.app[LOGISTICS_KEY]
@@ -260,6 +260,9 @@ def test_flows_page_draws_day_and_week_with_quality(world: World, page: Any) -> 
     assert page.get_by_role("table").first.is_visible()
     check_accessibility(page, "flows")
     shoot(page, "flows")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.locator("figure.chart-box").first.screenshot(path=str(SHOTS / "flows-day-chart.png"))
+    shoot(page, "flows-desktop")
 
 
 def test_acknowledge_an_alarm(world: World, page: Any) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hub_protocol.flows import FlowCell, FlowWindow, PolicyKind, PrivacyPolicy, WindowQuality
+from hub_protocol.flows import FlowCell, FlowTotal, FlowWindow, PolicyKind, PrivacyPolicy, WindowQuality
 from hub_server.web import flowstats
 from hub_server.web.model import StoredWindow
 
@@ -81,3 +81,15 @@ def test_totals_skip_suppressed_cells() -> None:
         window("dev-b", START, {("door", "in", "pedestrian"): 3}, policy=PrivacyPolicy(kind=PolicyKind.NONE)),
     ]
     assert flowstats.totals(windows) == {("door", "in", "pedestrian"): 8}
+
+
+def test_a_published_line_total_beats_the_sum_of_its_published_cells() -> None:
+    stored = window("dev-a", START, {("door", "in", "pedestrian"): 6, ("door", "out", "pedestrian"): None})
+    assert flowstats.line_totals(stored.window) == {"door": 6}  # no total sent: what was published
+    with_total = StoredWindow(
+        "dev-a", "street", stored.window.model_copy(update={"totals": [FlowTotal(line="door", count=8)]})
+    )
+    assert flowstats.line_totals(with_total.window) == {"door": 8}  # the hidden 2 are in the total
+    assert flowstats.device_totals([stored, with_total]) == {"dev-a": 14}
+    day = flowstats.bucket([with_total], START, timedelta(hours=1), 24, UTC, "%H")
+    assert day.lines["door"].series[flowstats.ALL][0] == 8
