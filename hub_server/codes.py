@@ -8,6 +8,8 @@ after wrong guesses; the hash only keeps the digits out of logs, backups and cas
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import itertools
 import secrets
@@ -67,3 +69,30 @@ def generate_code(digits: int, taken: Iterable[StoredHash] = ()) -> str:
             continue
         return code
     raise RuntimeError("could not find a free code: too many live codes for the code length")
+
+
+def link_token(key: bytes, delivery_id: str) -> str:
+    """A resident's link token: an HMAC of the delivery id under the hub's key. As unguessable as a random token,
+    yet the hub can put the link in later messages without keeping the token; only its hash is stored."""
+    mac = hmac.new(key, f"resident-link:{delivery_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def _pad(key: bytes, delivery_id: str, nonce: str, length: int) -> bytes:
+    return hmac.new(key, f"pickup-code:{delivery_id}:{nonce}".encode(), hashlib.sha256).digest()[:length]
+
+
+def seal(key: bytes, delivery_id: str, code: str) -> str:
+    """Encrypt a pickup code until the resident reveals it: a one-time pad from HMAC (a PRF) over a fresh nonce.
+    Integrity comes from the stored salted hash, which the unsealed code must match."""
+    nonce = secrets.token_hex(16)
+    data = code.encode("ascii")
+    sealed = bytes(a ^ b for a, b in zip(data, _pad(key, delivery_id, nonce, len(data)), strict=True))
+    return f"{nonce}:{sealed.hex()}"
+
+
+def unseal(key: bytes, delivery_id: str, sealed: str) -> str:
+    nonce, _, body = sealed.partition(":")
+    data = bytes.fromhex(body)
+    plain = bytes(a ^ b for a, b in zip(data, _pad(key, delivery_id, nonce, len(data)), strict=True))
+    return plain.decode("ascii", errors="replace")

@@ -18,29 +18,63 @@ again until the device answers, so a broker outage delays them but does not lose
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, Field
+from typing import Any, Literal
 
 from hub_protocol.codec import decode, encode
 from hub_protocol.commands import CommandBase, LockerOpen, LockerSetService, ReservationCancel, ReservationSet
 from hub_protocol.envelope import CommandResult, ResultStatus
-from hub_protocol.lockers import CodePurpose, CompartmentSize, CompartmentState, LockerEvent
+from hub_protocol.lockers import CodePurpose, CompartmentState, LockerEvent
 from hub_protocol.topics import Channel
-from hub_protocol.validation import Identifier, StrictModel
 from hub_server import audit, codes
 from hub_server.config import LogisticsConfig
+from hub_server.logistics_models import (
+    CommandPublisher,
+    Compartment,
+    CompartmentSpec,
+    CreatedDelivery,
+    Delivery,
+    DeliveryRequest,
+    DeliveryStatus,
+    IssuedCode,
+    LockerSpec,
+    LogisticsError,
+    NoCompartmentFree,
+    NotFound,
+    ResidentView,
+    choose_compartment,
+    compartment_out,
+    delivery_out,
+    token_hash,
+)
 from hub_server.notifications import Notification, NotificationError, NotificationEvent, Notifier
 from hub_server.store import logistics as store
 from hub_server.store.db import Database
+
+__all__ = [
+    "RESIDENT_PATH",
+    "CommandPublisher",
+    "Compartment",
+    "CompartmentSpec",
+    "CreatedDelivery",
+    "Delivery",
+    "DeliveryRequest",
+    "DeliveryStatus",
+    "IssuedCode",
+    "LockerSpec",
+    "Logistics",
+    "LogisticsError",
+    "NoCompartmentFree",
+    "NotFound",
+    "ResidentView",
+    "choose_compartment",
+    "compartment_out",
+    "delivery_out",
+    "token_hash",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,187 +83,10 @@ RESIDENT_PATH = "/r/"
 
 RESEND_AFTER = timedelta(minutes=5)
 NOTIFY_MAX_ATTEMPTS = 10
-_SIZES = [CompartmentSize.S, CompartmentSize.M, CompartmentSize.L]
-
-
-class DeliveryStatus(StrEnum):
-    AWAITING_DROPOFF = "awaiting-dropoff"
-    READY = "ready-for-pickup"
-    COLLECTED = "collected"
-    EXPIRED = "expired"
-    RETURNED = "returned"
-    CANCELLED = "cancelled"
-
-
-class CommandPublisher(Protocol):
-    """Sends one command to its device (the hub's MQTT client); raises when it cannot hand it to the broker."""
-
-    def publish_command(self, command: CommandBase) -> None: ...
-
-
-class LogisticsError(ValueError):
-    """A request that cannot be done in the current state; ``status`` is the HTTP status that fits."""
-
-    status = 409
-
-
-class NotFound(LogisticsError):
-    status = 404
-
-
-class NoCompartmentFree(LogisticsError):
-    status = 409
-
-
-# --- input and output models --------------------------------------------------------------------------------
-
-
-class CompartmentSpec(StrictModel):
-    number: int = Field(ge=1, le=999, description="Compartment number, as wired on the device")
-    size: CompartmentSize = Field(description="S, M or L")
-    accessible: bool = Field(default=False, description="Within easy reach from a wheelchair")
-
-
-class LockerSpec(StrictModel):
-    compartments: list[CompartmentSpec] = Field(min_length=1, max_length=999, description="Every compartment")
-
-
-class DeliveryRequest(StrictModel):
-    kind: Literal["delivery", "share"] = Field(default="delivery", description="A parcel, or an item a neighbour lends")
-    size: CompartmentSize = Field(description="Smallest compartment size the item fits in")
-    accessible: bool = Field(default=False, description="The resident needs a compartment within easy reach")
-    device: Identifier | None = Field(default=None, description="Locker bank to use (any when omitted)")
-    resident_name: str = Field(min_length=1, max_length=100, description="Name on the parcel (deleted later)")
-    resident_contact: str | None = Field(
-        default=None, min_length=3, max_length=200, description="E-mail or phone for the 'ready' message"
-    )
-
-
-class Compartment(BaseModel):
-    device: str
-    number: int
-    size: CompartmentSize | None
-    accessible: bool
-    state: CompartmentState | None = Field(description="As last reported by the device; null before any report")
-    door_open: bool | None
-    reported_at: datetime | None
-    delivery: str | None = Field(description="Delivery or share holding it")
-
-
-class Delivery(BaseModel):
-    id: str
-    kind: str
-    device: str
-    compartment: int
-    size: CompartmentSize
-    status: DeliveryStatus
-    created_at: datetime
-    created_by: str | None
-    dropoff_expires_at: datetime
-    dropped_at: datetime | None
-    pickup_expires_at: datetime | None
-    extended: bool
-    finished_at: datetime | None
-    expired_at: datetime | None
-    resident_name: str | None = Field(description="Null once personal data is deleted")
-    resident_contact: str | None
-    personal_data_deleted_at: datetime | None
-
-
-class CreatedDelivery(BaseModel):
-    """Returned once at creation: the drop-off code is not stored anywhere in clear and cannot be shown again.
-
-    The pickup code is for the resident only: their page reveals it once (``Logistics.reveal_pickup_code``)."""
-
-    delivery: Delivery
-    dropoff_code: str = Field(description="For the carrier or lender; shown this once")
-    resident_link: str = Field(description="The resident's page: status, pickup code (once), extend")
-
-
-class IssuedCode(BaseModel):
-    delivery: str
-    purpose: Literal["dropoff", "pickup", "return"]
-    code: str
-    expires_at: datetime
-
-
-class ResidentView(BaseModel):
-    """What a resident's page shows: no contact data, no codes."""
-
-    delivery: str
-    kind: str
-    status: DeliveryStatus
-    locker: str
-    compartment: int
-    dropped_at: datetime | None
-    pickup_expires_at: datetime | None
-    can_extend: bool
-    extend_days: int
-    code_available: bool = Field(description="The pickup code can be revealed (once) on this page now")
-
-
-def _delivery(row: store.DeliveryRow) -> Delivery:
-    return Delivery(
-        id=row.id,
-        kind=row.kind,
-        device=row.device,
-        compartment=row.compartment,
-        size=CompartmentSize(row.size),
-        status=DeliveryStatus(row.status),
-        created_at=row.created_at,
-        created_by=row.created_by,
-        dropoff_expires_at=row.dropoff_expires_at,
-        dropped_at=row.dropped_at,
-        pickup_expires_at=row.pickup_expires_at,
-        extended=row.extended,
-        finished_at=row.finished_at,
-        expired_at=row.expired_at,
-        resident_name=row.resident_name,
-        resident_contact=row.resident_contact,
-        personal_data_deleted_at=row.personal_data_deleted_at,
-    )
-
-
-def _compartment(row: store.CompartmentRow) -> Compartment:
-    return Compartment(
-        device=row.device,
-        number=row.number,
-        size=None if row.size is None else CompartmentSize(row.size),
-        accessible=row.accessible,
-        state=None if row.state is None else CompartmentState(row.state),
-        door_open=row.door_open,
-        reported_at=row.reported_at,
-        delivery=row.delivery,
-    )
-
-
-def token_hash(token: str) -> str:
-    # The token has 256 random bits: a plain hash suffices, no salt or slow hash needed.
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def choose_compartment(
-    candidates: list[store.CompartmentRow], size: CompartmentSize, accessible: bool
-) -> store.CompartmentRow | None:
-    """Smallest free compartment the item fits in; accessible ones only when asked, and last otherwise."""
-    wanted = _SIZES.index(size)
-    fitting = [
-        c
-        for c in candidates
-        if c.size is not None
-        and _SIZES.index(CompartmentSize(c.size)) >= wanted
-        and c.state == CompartmentState.FREE
-        and c.delivery is None
-        and (c.accessible or not accessible)
-    ]
-    if not fitting:
-        return None
-    # Keep accessible compartments for residents who need them: use them for others only when nothing else fits.
-    return min(fitting, key=lambda c: (_SIZES.index(CompartmentSize(c.size or "L")), c.accessible, c.device, c.number))
 
 
 # --- the service --------------------------------------------------------------------------------------------
@@ -270,7 +127,7 @@ class Logistics:
         return self.compartments(device)
 
     def compartments(self, device: str | None = None) -> list[Compartment]:
-        return [_compartment(r) for r in store.compartments(self.db.conn, device)]
+        return [compartment_out(r) for r in store.compartments(self.db.conn, device)]
 
     def lockers(self) -> dict[str, list[Compartment]]:
         result: dict[str, list[Compartment]] = {}
@@ -330,7 +187,7 @@ class Logistics:
         assert row is not None
         self._publish([command])
         return CreatedDelivery(
-            delivery=_delivery(row), dropoff_code=dropoff_code, resident_link=self.resident_link(token)
+            delivery=delivery_out(row), dropoff_code=dropoff_code, resident_link=self.resident_link(token)
         )
 
     def resident_link(self, token: str) -> str:
@@ -340,13 +197,13 @@ class Logistics:
         row = store.delivery(self.db.conn, delivery_id)
         if row is None:
             raise NotFound(f"no delivery {delivery_id!r}")
-        return _delivery(row)
+        return delivery_out(row)
 
     def list_deliveries(
         self, status: DeliveryStatus | None = None, device: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[Delivery]:
         rows = store.deliveries(self.db.conn, None if status is None else status.value, device, limit, offset)
-        return [_delivery(r) for r in rows]
+        return [delivery_out(r) for r in rows]
 
     def cancel(self, delivery_id: str, operator: str | None = None) -> Delivery:
         now = self.clock()
@@ -361,7 +218,7 @@ class Logistics:
             updated = self._row(conn, delivery_id)
             self._audit(conn, operator, "delivery.cancel", delivery_id, {"was": row.status})
         self._publish([command])
-        return _delivery(updated)
+        return delivery_out(updated)
 
     def issue_return_code(self, delivery_id: str, operator: str | None = None) -> IssuedCode:
         """A fresh return code for an expired item (replaces the previous one on the device); shown once."""
@@ -382,7 +239,7 @@ class Logistics:
             updated = self._row(conn, delivery_id)
             self._audit(conn, operator, "delivery.extend", delivery_id, {"until": str(updated.pickup_expires_at)})
         self._publish([command])
-        return _delivery(updated)
+        return delivery_out(updated)
 
     # operator actions on compartments
 
@@ -464,23 +321,6 @@ class Logistics:
                 raise LogisticsError("the pickup code cannot be recovered (the hub's key changed); ask the operator")
             store.update_delivery(conn, row.id, pickup_sealed=None, pickup_revealed_at=store.ts(self.clock()))
         return code
-
-    def _pad(self, delivery_id: str, nonce: str, length: int) -> bytes:
-        return hmac.new(self._link_key, f"pickup-code:{delivery_id}:{nonce}".encode(), hashlib.sha256).digest()[:length]
-
-    def _seal(self, delivery_id: str, code: str) -> str:
-        # A one-time pad from HMAC (a PRF) over a fresh nonce; integrity comes from the stored salted hash,
-        # which the unsealed code must match.
-        nonce = secrets.token_hex(16)
-        data = code.encode("ascii")
-        sealed = bytes(a ^ b for a, b in zip(data, self._pad(delivery_id, nonce, len(data)), strict=True))
-        return f"{nonce}:{sealed.hex()}"
-
-    def _unseal(self, delivery_id: str, sealed: str) -> str:
-        nonce, _, body = sealed.partition(":")
-        data = bytes.fromhex(body)
-        plain = bytes(a ^ b for a, b in zip(data, self._pad(delivery_id, nonce, len(data)), strict=True))
-        return plain.decode("ascii", errors="replace")
 
     def extend_by_token(self, token: str) -> ResidentView:
         """The resident's 'extend once' button; raises LogisticsError when not allowed (page shows the reason)."""
@@ -728,10 +568,13 @@ class Logistics:
         store.queue_notification(conn, row.id, event.value, message.to_json(), now)
 
     def _token_for(self, delivery_id: str) -> str:
-        # An HMAC of the id under the hub's key: as unguessable as a random token, yet the hub can put the
-        # link in later messages without keeping the token itself; only its hash is stored, for look-up.
-        mac = hmac.new(self._link_key, f"resident-link:{delivery_id}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+        return codes.link_token(self._link_key, delivery_id)
+
+    def _seal(self, delivery_id: str, code: str) -> str:
+        return codes.seal(self._link_key, delivery_id, code)
+
+    def _unseal(self, delivery_id: str, sealed: str) -> str:
+        return codes.unseal(self._link_key, delivery_id, sealed)
 
     def _link_for(self, row: store.DeliveryRow) -> str | None:
         if row.personal_data_deleted_at is not None:
