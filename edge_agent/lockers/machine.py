@@ -230,7 +230,10 @@ class LockerMachine:
             # A door already open (forced, or never shut) counts as opened: closing it completes the visit.
             self.store.put_pending(PendingOpen(row.compartment, "code", row.id, None, now, comp.door_open))
             self._event(now, comp, comp.state, f"unlock-{row.purpose.value}")
-        self._release(row.compartment)
+        if comp.door_open:
+            self.io.indicate(row.compartment, True)  # nothing to release: just show which door to close
+        else:
+            self._release(row.compartment)
         return CodeOutcome("opened", row.compartment, row.purpose)
 
     def _release(self, number: int) -> None:
@@ -293,13 +296,18 @@ class LockerMachine:
             if occupied is False:
                 self.store.set_code_used(code.id, None)  # nothing went in: the courier may try again
                 return row, "dropoff-empty"
-            row = replace(row, state=OCCUPIED)
+            target, reservation = OCCUPIED, row.reservation
         else:
             if occupied is True:
                 self.store.set_code_used(code.id, None)
                 return row, f"{code.purpose.value}-not-emptied"
             self.store.delete_codes(code.reservation)
-            row = replace(row, state=FREE, reservation=None)
+            target, reservation = FREE, None
+        if row.state is OUT:
+            # Taken out of service while the door was open: the visit still counts, the service mark stays.
+            row = replace(row, before_service=target, reservation=reservation)
+        else:
+            row = replace(row, state=target, reservation=reservation)
         self.store.put_compartment(row)
         return row, code.purpose.value
 

@@ -173,3 +173,16 @@ def test_late_pickup_code_does_not_refill_a_free_compartment(make_rig: Callable[
     )
     assert (status, detail) == (ResultStatus.FAILED, "compartment 1 is free; a pickup code needs occupied")
     assert rig.bank.view(1).state is CompartmentState.FREE  # type: ignore[union-attr]
+
+
+def test_out_of_service_during_a_visit_keeps_the_mark(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.reserve(1, "parcel-1", "dropoff", "482913")
+    assert rig.bank.enter_code("482913").result == "opened"
+    rig.doors.set_door(1, closed=False)
+    rig.command(LockerSetService, compartment=1, in_service=False)  # staff noticed a broken hinge
+    rig.doors.set_door(1, closed=True)
+    assert rig.bank.view(1).state is CompartmentState.OUT_OF_SERVICE  # type: ignore[union-attr]
+    rig.command(LockerSetService, compartment=1, in_service=True)
+    view = rig.bank.view(1)
+    assert view is not None and (view.state, view.reservation) == (CompartmentState.OCCUPIED, "parcel-1")
