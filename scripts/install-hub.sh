@@ -62,12 +62,31 @@ need_systemd
   || die "$CONFIG: http.session_key_file must be '$SESSION_CREDENTIAL' (the service provides it under that name)"
 mqtt_user=$(toml_get "$CONFIG" mqtt.username)
 mqtt_user=${mqtt_user:-hub}
-[ -n "$(toml_get "$CONFIG" provisioning.reload_command)" ] \
-  || say "note: set provisioning.reload_command = [\"sudo\", \"-n\", \"systemctl\", \"reload\", \"mosquitto\"] in $CONFIG so that 'hub-server device add' reloads the broker"
+RELOAD_CHECK='["systemctl", "is-active", "--quiet", "mosquitto-hub-reload.path"]'
+reload_command=$(toml_get "$CONFIG" provisioning.reload_command)
+case "$reload_command" in
+  *mosquitto-hub-reload.path*) ;;
+  *) say "note: set provisioning.reload_command = $RELOAD_CHECK in $CONFIG: the broker reloads by itself when"
+     say "      the ACL changes (mosquitto-hub-reload.path); the hub server only checks that this watcher runs" ;;
+esac
 say "Installing the hub$([ "$DRY_RUN" -eq 1 ] && echo ' (dry run: nothing is changed)')"
 
-step "System packages (Mosquitto, Python venv, OpenSSL, sudo)"
-apt_install mosquitto mosquitto-clients python3-venv openssl sudo
+step "System packages (Mosquitto, Python venv, OpenSSL)"
+apt_install mosquitto mosquitto-clients python3-venv openssl
+
+# The drop-in defines listeners and access; Debian's main file only sets paths and includes conf.d.
+MAIN_CONF=/etc/mosquitto/mosquitto.conf
+if [ -f "$MAIN_CONF" ]; then
+  problems=""
+  grep -Eq '^[[:space:]]*include_dir[[:space:]]+/etc/mosquitto/conf\.d/?[[:space:]]*$' "$MAIN_CONF" \
+    || problems="it does not include /etc/mosquitto/conf.d (add the line: include_dir /etc/mosquitto/conf.d)"
+  grep -Eq '^[[:space:]]*(listener|port|allow_anonymous|password_file|acl_file)[[:space:]]' "$MAIN_CONF" \
+    && problems="${problems:+$problems; }it sets listeners or access itself (remove its listener, port, allow_anonymous, password_file and acl_file lines: systemd/mosquitto-hub.conf sets them)"
+  if [ -n "$problems" ]; then
+    [ "$DRY_RUN" -eq 1 ] || die "$MAIN_CONF: $problems"
+    say "note: a real run stops here: $MAIN_CONF: $problems"
+  fi
+fi
 
 step "User $USER_NAME (no extra groups)"
 ensure_user "$USER_NAME" "/var/lib/$USER_NAME"
@@ -92,7 +111,7 @@ for name in "$MQTT_CREDENTIAL" "$SESSION_CREDENTIAL"; do
 done
 
 step "Broker accounts in $BROKER_DIR (the hub user now; 'hub-server device add' adds devices)"
-# Owned by the hub-server user so that device add (run as that user) can edit them; readable by Mosquitto.
+# Owned by the hub-server user so that device add (CLI or API) can edit them; readable by Mosquitto.
 run install -d -m 2750 -o "$USER_NAME" -g mosquitto "$BROKER_DIR"
 [ -f "$BROKER_DIR/passwd" ] || : | write_file "$BROKER_DIR/passwd" 0640 "$USER_NAME:mosquitto"
 # The password goes from the credential file to mosquitto_passwd without appearing on a command line we print.
@@ -112,6 +131,8 @@ run install -d -m 0750 -o root -g mosquitto "$BROKER_DIR/certs"
 if [ -n "$CERT" ]; then
   run install -m 0644 -o root -g mosquitto "$CERT" "$BROKER_DIR/certs/server.pem"
   run install -m 0640 -o root -g mosquitto "$KEY" "$BROKER_DIR/certs/server.key"
+elif [ -n "$SELF_SIGNED" ] && [ -f "$BROKER_DIR/certs/server.pem" ]; then
+  say "    keeping the existing $BROKER_DIR/certs/server.pem (delete it to make a new one)"
 elif [ -n "$SELF_SIGNED" ]; then
   if [ ! -f "$BROKER_DIR/certs/ca.key" ]; then
     run openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
@@ -127,16 +148,21 @@ elif [ -n "$SELF_SIGNED" ]; then
   run chown root:mosquitto "$BROKER_DIR/certs/server.key" "$BROKER_DIR/certs/server.pem"
   run chmod 0640 "$BROKER_DIR/certs/server.key"
   run chmod 0644 "$BROKER_DIR/certs/ca.pem" "$BROKER_DIR/certs/server.pem"
-  say "    devices need $BROKER_DIR/certs/ca.pem: set provisioning.agent_ca_file to it in $CONFIG"
+fi
+if [ -n "$SELF_SIGNED" ] && [ "$(toml_get "$CONFIG" provisioning.agent_ca_file)" != "$BROKER_DIR/certs/ca.pem" ]; then
+  say "note: devices need $BROKER_DIR/certs/ca.pem: set provisioning.agent_ca_file to it in $CONFIG"
 fi
 
 step "Broker config: systemd/mosquitto-hub.conf as /etc/mosquitto/conf.d/hub.conf"
 run install -m 0644 "$REPO/systemd/mosquitto-hub.conf" /etc/mosquitto/conf.d/hub.conf
-printf '%s ALL=(root) NOPASSWD: /usr/bin/systemctl reload mosquitto\n' "$USER_NAME" \
-  | write_file /etc/sudoers.d/hub-server-mosquitto 0440 root:root
-run visudo -cqf /etc/sudoers.d/hub-server-mosquitto
 run systemctl enable mosquitto
 run systemctl restart mosquitto
+
+step "Broker reload on account changes: systemd/mosquitto-hub-reload.path and .service"
+run install -m 0644 "$REPO/systemd/mosquitto-hub-reload.service" /etc/systemd/system/mosquitto-hub-reload.service
+run install -m 0644 "$REPO/systemd/mosquitto-hub-reload.path" /etc/systemd/system/mosquitto-hub-reload.path
+run systemctl daemon-reload
+run systemctl enable --now mosquitto-hub-reload.path
 
 step "Service: systemd/hub-server.service, enabled at boot, (re)started"
 install_unit hub-server.service
@@ -150,7 +176,8 @@ if [ "$DRY_RUN" -eq 1 ]; then
 fi
 for _ in 1 2 3 4 5 6 7 8 9 10; do
   if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null; then
-    say "Done. Next: sudo -u $USER_NAME hub-server user add ... and sudo -u $USER_NAME hub-server device add DEVICE --site SITE"
+    say "Done. Next: sudo -u $USER_NAME hub-server user add NAME --role admin, then"
+    say "           sudo -u $USER_NAME hub-server device add DEVICE --site SITE"
     say "(see docs/deploy.md)"
     exit 0
   fi

@@ -156,9 +156,11 @@ def test_hub_dry_run_with_a_private_ca(hub_config: Path) -> None:
     assert "write /etc/edge-agent" not in plan
     assert "write /etc/hub-server/credentials/session-key (mode 0600, owner root:root)" in plan
     assert "subjectAltName" in plan and "hub.example.org" in plan
-    assert "write /etc/sudoers.d/hub-server-mosquitto (mode 0440, owner root:root)" in plan
+    assert "systemctl enable --now mosquitto-hub-reload.path" in plan
+    assert "sudoers" not in plan  # the hub server gets no privilege over the broker
     assert "systemctl enable hub-server.service" in plan
-    assert "provisioning.reload_command" in done.stdout  # the note for the missing reload command
+    assert "provisioning.reload_command" in done.stdout  # the note for the missing reload check
+    assert "provisioning.agent_ca_file" in done.stdout
 
 
 def test_hub_refuses_without_config_or_certificate(hub_config: Path, tmp_path: Path) -> None:

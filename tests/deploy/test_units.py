@@ -128,6 +128,23 @@ def test_exec_start_names_a_real_program_and_command(units: dict[str, Directives
     assert command in commands
 
 
+def test_broker_reload_watches_the_files_the_hub_edits(units: dict[str, Directives]) -> None:
+    from hub_server.config import ProvisioningConfig
+
+    path_unit = parse_unit(SYSTEMD / "mosquitto-hub-reload.path")
+    reload_unit = parse_unit(SYSTEMD / "mosquitto-hub-reload.service")
+    defaults = ProvisioningConfig(agent_mqtt_host="hub.example.org")
+    broker_conf = (SYSTEMD / "mosquitto-hub.conf").read_text()
+    assert Path(one(path_unit, "Path", "PathChanged")) == defaults.acl_file
+    assert f"acl_file {defaults.acl_file}\n" in broker_conf
+    assert f"password_file {defaults.passwd_file}\n" in broker_conf
+    assert one(path_unit, "Path", "Unit") == "mosquitto-hub-reload.service"
+    assert one(reload_unit, "Service", "ExecStart").endswith("systemctl reload mosquitto.service")
+    # The hub server may edit exactly that folder (optional: a hub without provisioning starts too).
+    assert units["hub-server.service"]["Service"]["ReadWritePaths"] == [f"-{defaults.acl_file.parent}"]
+    assert defaults.passwd_file.parent == defaults.acl_file.parent
+
+
 def test_systemd_accepts_the_units(tmp_path: Path, units: dict[str, Directives]) -> None:
     tool = shutil.which("systemd-analyze")
     if tool is None:
@@ -143,8 +160,11 @@ def test_systemd_accepts_the_units(tmp_path: Path, units: dict[str, Directives])
         copy = tmp_path / name
         copy.write_text((SYSTEMD / name).read_text().replace(binary, str(fake)))
         copies.append(str(copy))
+    for name in ("mosquitto-hub-reload.path", "mosquitto-hub-reload.service"):
+        shutil.copy(SYSTEMD / name, tmp_path / name)
+        copies.append(str(tmp_path / name))
     done = subprocess.run([tool, "verify", *copies], capture_output=True, text=True, timeout=60, check=False)
-    complaints = [line for line in done.stderr.splitlines() if any(name in line for name in UNITS)]
+    complaints = [line for line in done.stderr.splitlines() if any(Path(c).name in line for c in copies)]
     assert done.returncode == 0 and not complaints, done.stderr
 
 
