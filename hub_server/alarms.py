@@ -245,6 +245,8 @@ class AlarmService:
         limit = timedelta(seconds=self.config.offline_after_s)
         wanted: dict[tuple[str, int | None], tuple[datetime, str]] = {}
         for status in statuses:
+            if self.live is not None and self.live.is_revoked(status.device):
+                continue  # cut off on purpose: not an alarm
             if not status.online:
                 since = status.since or status.last_seen
                 if now - since >= limit:

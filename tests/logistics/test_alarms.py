@@ -160,6 +160,20 @@ def test_offline_longer_than_the_limit(rig: Rig) -> None:
     assert rig.alarms.get(alarm.id).ended_at == rig.clock()
 
 
+def test_revoked_device_is_not_reported_offline(rig: Rig) -> None:
+    rig.status(AvailabilityState.ONLINE)
+    rig.round()
+    rig.status(AvailabilityState.OFFLINE)
+    rig.clock.advance(seconds=600)
+    assert rig.alarms.live is not None
+    rig.alarms.live.revoked = frozenset({DEVICE})
+    rig.round()
+    assert rig.open_kinds() == set()
+    rig.alarms.live.revoked = frozenset()
+    rig.round()
+    assert rig.open_kinds() == {("offline", None)}
+
+
 def test_silence_counts_as_offline(rig: Rig) -> None:
     rig.status(AvailabilityState.ONLINE)
     rig.round()
