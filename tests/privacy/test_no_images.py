@@ -169,3 +169,31 @@ def test_calibration_bad_input_is_one_clear_line(sandbox: Path, args: list[str],
     assert done.returncode != 0
     assert message in done.stderr and "Traceback" not in done.stderr
     assert list(sandbox.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_calibration_takes_source_and_lines_from_the_agent_config(tmp_path: Path, sandbox: Path, street: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f"""
+[device]
+id = "dev-a"
+site = "street-a"
+state_dir = "{tmp_path / "state"}"
+
+[mqtt]
+password_file = "mqtt-password"
+
+[counting]
+source = "{street}"
+lines = [{{ name = "kerb", points = [10, 205, 310, 205] }}]
+"""
+    )
+    output = sandbox / "kerb.png"
+    done = run_traced(["calibrate", str(output), "--config", str(config), "--frames", "60"], sandbox, None)
+    assert done.returncode == 0, done.stderr
+    picture = cv2.imread(str(output))
+    assert picture is not None
+    row = picture[205, 40:280].astype(np.int16)
+    assert (np.abs(row - (0, 215, 255)).sum(axis=1) < 90).mean() > 0.8
+    assert sorted(p.name for p in sandbox.iterdir()) == ["kerb.png"]
