@@ -184,8 +184,9 @@ _BROKER_ADVICE: dict[BrokerOutcome, tuple[str, str]] = {
     BrokerOutcome.BAD_CREDENTIALS: (
         "the broker refused user {user} with this password: wrong password, or the device is unknown or "
         "revoked on the hub",
-        "on the hub: hub-server device list; re-issue with 'hub-server device add {user} --site SITE' and "
-        "copy the new credential file here",
+        "on the hub, 'hub-server device list' shows the device's state; copy its password again from the hub's "
+        "/var/lib/hub-server/provisioned/{device}/mqtt-password; a revoked device needs a new id "
+        "('hub-server device add NEW-ID --site {site}') and a new install",
     ),
     BrokerOutcome.NOT_AUTHORISED: (
         "user {user} logged in but may not use its own topics: the hub provisioned it for another site or topic prefix",
@@ -224,7 +225,10 @@ def check_broker(config: AgentConfig, password: str | None, env: DoctorEnv) -> C
             "",
             details,
         )
-    summary, fix = (text.format(host=mqtt.host, port=mqtt.port, user=user) for text in _BROKER_ADVICE[reading.outcome])
+    summary, fix = (
+        text.format(host=mqtt.host, port=mqtt.port, user=user, device=config.device.id, site=config.device.site)
+        for text in _BROKER_ADVICE[reading.outcome]
+    )
     return CheckResult("broker", Status.FAIL, f"{summary} ({reading.detail})", fix, details)
 
 

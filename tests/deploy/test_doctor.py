@@ -121,7 +121,8 @@ def test_wrong_password_is_explained(tmp_path: Path, make_broker: Callable[..., 
     assert result.status is Status.FAIL
     assert result.details["outcome"] == "bad-credentials"
     assert "refused user dev-a with this password" in result.summary
-    assert "hub-server device add dev-a" in result.fix
+    assert "/var/lib/hub-server/provisioned/dev-a/mqtt-password" in result.fix
+    assert "hub-server device add NEW-ID --site test-street" in result.fix
 
 
 def test_unknown_device_is_refused_like_a_wrong_password(
