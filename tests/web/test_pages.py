@@ -31,8 +31,7 @@ PAGES = [
 
 @pytest.fixture
 async def web_client(hub_config: HubConfig, db: Database, aiohttp_client: ClientFactory) -> TestClient[Any, Any]:
-    add_user(db, "olga", Role.OPERATOR)
-    add_user(db, "vera", Role.VIEWER)
+    add_user(db, "olga", Role.OPERATOR)  # argon2 is slow on purpose: one account per test unless it needs two
     with db.write() as conn:
         provisioning.add(conn, "dev-a", "test-street", "dev-a", "test")
     app: web.Application = create_app(hub_config, database=db, background=False)
@@ -110,7 +109,8 @@ async def test_state_changing_forms_need_the_session_csrf_token(web_client: Test
     assert 'role="alert"' in await missing.text()
 
 
-async def test_a_viewer_sees_but_cannot_act(web_client: TestClient[Any, Any]) -> None:
+async def test_a_viewer_sees_but_cannot_act(web_client: TestClient[Any, Any], db: Database) -> None:
+    add_user(db, "vera", Role.VIEWER)
     await log_in(web_client, "vera")
     page = await (await web_client.get("/dashboard/deliveries")).text()
     assert 'action="/dashboard/deliveries"' not in page  # no create form for viewers
