@@ -185,3 +185,35 @@ def test_invalid_reasons_are_specific(tmp_path: Path, caplog: pytest.LogCaptureF
     assert "invalid" in rows[("dev-a", "payload")][1].lower() or "json" in rows[("dev-a", "payload")][1].lower()
     assert any("melting" in r.message or "alarm" in r.message for r in caplog.records)
     assert datetime.now(UTC)  # the core never raised
+
+
+def test_flow_windows_and_cells_are_stored_as_typed_rows(tmp_path: Path) -> None:
+    from bench.ingest import flow_payloads
+
+    core = _core(tmp_path)
+    payload = flow_payloads("dev-a", "b1", 1, 0)[0]
+    window = decode(Channel.FLOW, payload)
+    suppressed = payload.replace(b'"count":7', b'"count":null', 1)
+    second = decode(Channel.FLOW, suppressed.replace(b'"seq":1', b'"seq":2'))
+    topic = device_topic(PREFIX, SITE, "dev-a", Channel.FLOW)
+    core.process([(topic, payload, 5.0), (topic, encode(second), 5.0), (topic, payload, 6.0)])
+    row = core.conn.execute(
+        "SELECT site, window_start, window_seconds, observed_fraction, policy_kind, policy FROM flow_windows WHERE seq = 1"
+    ).fetchone()
+    assert tuple(row[:5]) == (SITE, window.window_start.timestamp(), 60, 1.0, "threshold")
+    assert decode_policy(row[5]) == window.policy.model_dump()
+    cells = core.conn.execute(
+        "SELECT seq, line, direction, object_class, count, window_start FROM flow_cells ORDER BY seq, line, direction, object_class"
+    ).fetchall()
+    assert len(cells) == 16
+    expected = sorted((c.line, c.direction.value, c.object_class.value, c.count) for c in window.cells)
+    assert [tuple(c[1:5]) for c in cells[:8]] == expected
+    assert {c[5] for c in cells} == {window.window_start.timestamp()}
+    assert sum(c[4] is None for c in cells[8:]) == 1, "a suppressed cell stays NULL, not zero"
+    assert core.counters.duplicates == 1
+
+
+def decode_policy(text: str) -> dict[str, Any]:
+    import json
+
+    return dict(json.loads(text))
