@@ -54,7 +54,7 @@ class CountingConfig(StrictModel):
     model: Path | None = Field(default=None, description="ONNX model file (NanoDet-m), required for onnx")
     lines: list[LineConfig] = Field(min_length=1, max_length=16, description="Counting lines")
     detect_every: int | None = Field(
-        default=None, ge=1, le=30, description="Run the detector every k-th frame (default: 1 motion, 3 onnx)"
+        default=None, ge=1, le=30, description="Run the detector every k-th frame (default: 1 motion, 4 onnx)"
     )
     score_threshold: float = Field(default=0.35, ge=0.05, le=0.95, description="onnx detection score threshold")
     margin: float = Field(

@@ -20,7 +20,7 @@ from edge_agent.counting.sources import (
     picamera_source,
 )
 
-DEFAULT_DETECT_EVERY = {"motion": 1, "onnx": 3}
+DEFAULT_DETECT_EVERY = {"motion": 1, "onnx": 4}
 
 
 def build_detector(name: str, model: Path | None = None, score_threshold: float = 0.35) -> Detector:

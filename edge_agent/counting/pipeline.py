@@ -90,7 +90,9 @@ class CountingPipeline:
         updated, removed = self.tracker.update(detections)
         crossings: list[Crossing] = []
         for track in updated:
-            x, y = track.foot
+            # The measured feet, not the filter's estimate: a constant-velocity filter overshoots where
+            # people turn, which is exactly where "clearly past the line" is decided.
+            x, y = track.measured
             for line, direction in self.counter.observe(track.id, x, y, track.height):
                 if track.hits >= self.settings.min_hits:
                     crossings.append(Crossing(index, line, direction, self._classify(track)))

@@ -120,6 +120,7 @@ class Track:
     cyclist_votes: int = 0
     class_votes: int = 0
     matched: bool = True  # matched a detection in the latest detection round
+    measured: tuple[float, float] = (0.0, 0.0)  # foot of the latest matched detection
     recent: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=12))
 
     def remember(self) -> None:
@@ -149,10 +150,11 @@ class Track:
 @dataclass
 class TrackerSettings:
     gate: float = 0.9  # max distance, in box heights, between prediction and detection for a match
-    gate_growth: float = 0.15  # extra gate per frame without a match (uncertainty grows while coasting)
+    gate_growth: float = 0.08  # extra gate per frame without a match (uncertainty grows while coasting)
+    gate_max: float = 1.2  # ... up to this: a track coasting for long must not grab a passer-by
     min_hits: int = 2  # matched detections before a track is confirmed
     max_coast_frames: int = 10  # a track survives this many frames without a matched detection
-    process_noise: float = 0.03  # acceleration noise, box heights per frame^2
+    process_noise: float = 0.01  # acceleration noise, box heights per frame^2
     measurement_noise: float = 0.06  # detection noise, box heights
     hidden_feet: bool = True  # a box that loses its bottom part keeps the feet where the height says
     revive_frames: int = 50  # a lost track can be picked up again where it vanished for this long
@@ -201,7 +203,7 @@ class Tracker:
         cost = np.full((len(self.tracks), len(detections)), _UNASSIGNED)
         for i, track in enumerate(self.tracks):
             tx, ty = track.foot
-            gate = st.gate + st.gate_growth * max(track.misses - 1, 0)
+            gate = min(st.gate + st.gate_growth * max(track.misses - 1, 0), st.gate_max)
             for j, det in enumerate(detections):
                 scale = max((track.height + det.height) / 2, 1.0)
                 fx, fy = det.foot
@@ -245,6 +247,7 @@ class Tracker:
                 width=det.width,
                 height=h,
                 misses=0,
+                measured=(fx, fy),
             )
             track.remember()
             self._vote(track, det)
@@ -287,6 +290,7 @@ class Tracker:
                 # background). Put the feet where the known height says, rather than where the box ends.
                 fy = det.y1 + track.height
             shrink = 0.05  # a box that suddenly shrinks is more likely cut than a person getting smaller
+        track.measured = (fx, fy)
         s = track.state
         p = track.cov
         # H = [I, 0]: the innovation covariance is the top-left block plus R.

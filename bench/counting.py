@@ -1,0 +1,194 @@
+"""Counting benchmark on the PETS 2009 clip in ../shared: accuracy per line and direction, speed on one core
+against plain decoding of the same video (measured in the same run), and peak memory of ``edge-agent count``.
+
+    python bench/counting.py [--detector motion|onnx|all] [--repeat N]
+
+Prints per detector the counts and ground truth per line and direction for the issue's seven lines and for
+held-out lines (diagonals, short segments, lines along walking paths) that were never used for tuning, the
+event precision/recall/F1 (match: same line and direction within 10 frames, one to one), the count error,
+frames per second on one core, the ratio to decoding, and peak memory. The last line is a JSON summary.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core: set before numpy and OpenCV start their thread pools.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import cv2  # noqa: E402
+
+from edge_agent.counting import evaluate as ev  # noqa: E402
+from edge_agent.counting.factory import build_detector, settings_for  # noqa: E402
+from edge_agent.counting.lines import CountLine  # noqa: E402
+from edge_agent.counting.offline import count_source  # noqa: E402
+from edge_agent.counting.pipeline import CountingPipeline  # noqa: E402
+from edge_agent.counting.sources import VideoFileSource  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+VIDEO = SHARED / "data" / "pets09-s2l1" / "vtest.avi"
+GT = SHARED / "data" / "pets09-s2l1" / "gt.txt"
+MODEL = SHARED / "models" / "nanodet-m" / "object_detection_nanodet_2022nov.onnx"
+
+ISSUE_LINES = {
+    "h-mid": (0, 288, 768, 288),
+    "v-mid": (384, 0, 384, 576),
+    "h-top": (0, 192, 768, 192),
+    "h-low": (0, 384, 768, 384),
+    "v-left": (256, 0, 256, 576),
+    "v-right": (512, 0, 512, 576),
+    "diag": (160, 96, 672, 528),
+}
+# Never used for tuning: other diagonals, short segments, lines along the main walking paths.
+HELD_OUT = {
+    "anti-diag": (700, 100, 100, 500),
+    "long-diag": (50, 500, 500, 50),
+    "short-centre": (300, 250, 450, 250),
+    "short-upright": (500, 150, 500, 300),
+    "short-slant": (150, 300, 300, 420),
+    "along-path": (100, 240, 700, 250),
+    "v-330": (330, 80, 330, 500),
+    "h-330": (60, 330, 740, 330),
+    "h-150": (0, 150, 768, 150),
+    "v-620": (620, 0, 620, 576),
+}
+TARGETS = {"onnx": {"f1": 0.95, "count_error": 0.05, "fps": 100}, "motion": {"f1": 0.90, "fps": 200}}
+PEAK_MIB_TARGET = 120
+
+
+def one_core() -> None:
+    cv2.setNumThreads(1)
+    if False:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[-1]})
+
+
+def decode_fps(repeat: int) -> float:
+    best = 0.0
+    for _ in range(repeat):
+        cap = cv2.VideoCapture(str(VIDEO))
+        start = time.perf_counter()
+        n = 0
+        while True:
+            ok, _ = cap.read()
+            if not ok:
+                break
+            n += 1
+        best = max(best, n / (time.perf_counter() - start))
+        cap.release()
+    return best
+
+
+def run(detector: str, lines: list[CountLine], repeat: int) -> tuple[ev.Scores, float, int]:
+    truth = ev.truth_crossings(ev.load_mot(GT), lines, settings_for(detector).margin)
+    best_fps, scores, runs = 0.0, None, 0
+    for _ in range(repeat):
+        source = VideoFileSource(str(VIDEO))
+        pipeline = CountingPipeline(lines, build_detector(detector, MODEL), source.fps, settings_for(detector))
+        result = count_source(source, pipeline)
+        source.close()
+        best_fps = max(best_fps, result.fps)
+        scores, runs = ev.score_events(result.events, truth, lines), pipeline.detector_runs
+    assert scores is not None
+    return scores, best_fps, runs
+
+
+def peak_memory_mib(detector: str) -> float:
+    """ru_maxrss of a fresh ``edge-agent count`` process (measured by a wrapper so no other child counts)."""
+    args = ["-m", "edge_agent.cli", "count", str(VIDEO), "--detector", detector, "--model", str(MODEL), "--json"]
+    for name, points in ISSUE_LINES.items():
+        args += ["--line", f"{name}={','.join(str(v) for v in points)}"]
+    wrapper = (
+        "import resource, subprocess, sys\n"
+        "r = subprocess.run([sys.executable, *sys.argv[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, check=True, cwd=ROOT)
+    code, kib = out.stdout.split()
+    if code != "0":
+        raise SystemExit(f"edge-agent count failed with status {code}")
+    return int(kib) / 1024
+
+
+def table(title: str, scores: ev.Scores, names: list[str]) -> None:
+    print(f"  {title}")
+    for name in names:
+        cells = [f"{d} {scores.counted[(name, d)]:3d}/{scores.truth[(name, d)]:3d}" for d in ev.DIRECTIONS]
+        print(f"    {name:>14}: " + "   ".join(cells) + "   (counted/truth)")
+    print(
+        f"    events: precision {scores.precision:.3f}  recall {scores.recall:.3f}  F1 {scores.f1:.3f}"
+        f"   count error {scores.count_error:.1%}   truth {sum(scores.truth.values())} crossings"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detector", choices=["motion", "onnx", "all"], default="all")
+    parser.add_argument("--repeat", type=int, default=2, help="timing runs per detector (best is kept)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess")
+    args = parser.parse_args()
+    if not VIDEO.exists() or not GT.exists():
+        print(f"SKIP: evaluation data absent ({VIDEO.parent} not found beside the repository)")
+        return 0
+    one_core()
+    detectors = ["motion", "onnx"] if args.detector == "all" else [args.detector]
+    if "onnx" in detectors and not MODEL.exists():
+        print(f"SKIP onnx: model {MODEL} absent")
+        detectors.remove("onnx")
+    decode = decode_fps(max(args.repeat, 2))
+    print(f"video {VIDEO.name}: plain decoding {decode:.0f} frames/s on one core (OpenCV {cv2.__version__})")
+    issue = [CountLine(n, *p) for n, p in ISSUE_LINES.items()]
+    held = [CountLine(n, *p) for n, p in HELD_OUT.items()]
+    summary: dict[str, Any] = {"decode_fps": round(decode, 1)}
+    for detector in detectors:
+        s_issue, fps, runs = run(detector, issue, args.repeat)
+        s_held, fps_held, _ = run(detector, held, 1)
+        peak = None if args.no_memory else peak_memory_mib(detector)
+        print(f"\n== {detector} (detector ran on {runs} of 795 frames)")
+        table("issue lines", s_issue, list(ISSUE_LINES))
+        table("held-out lines", s_held, list(HELD_OUT))
+        print(f"  speed: {fps:.0f} frames/s on one core = {fps / decode:.3f} x plain decoding")
+        if peak is not None:
+            print(f"  peak memory of edge-agent count: {peak:.0f} MiB (target <= {PEAK_MIB_TARGET})")
+        target = TARGETS[detector]
+        verdict = [
+            f"F1 {s_issue.f1:.3f} {'>=' if (s_issue.f1 or 0) >= target['f1'] else '<'} {target['f1']}",
+            f"fps {fps:.0f} {'>=' if fps >= target['fps'] else '<'} {target['fps']}",
+        ]
+        if "count_error" in target:
+            ok = s_issue.count_error <= target["count_error"]
+            verdict.append(f"count error {s_issue.count_error:.1%} {'<=' if ok else '>'} {target['count_error']:.0%}")
+        print("  targets (issue lines): " + "; ".join(verdict))
+        summary[detector] = {
+            "issue": {
+                "f1": s_issue.f1,
+                "precision": s_issue.precision,
+                "recall": s_issue.recall,
+                "count_error": s_issue.count_error,
+            },
+            "held_out": {
+                "f1": s_held.f1,
+                "precision": s_held.precision,
+                "recall": s_held.recall,
+                "count_error": s_held.count_error,
+            },
+            "fps": round(fps, 1),
+            "ratio_to_decode": round(fps / decode, 4),
+            "peak_mib": None if peak is None else round(peak, 1),
+        }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
