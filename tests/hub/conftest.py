@@ -17,8 +17,10 @@ from hub_server.config import HubConfig
 from hub_server.store import accounts
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
+from tests.conftest import BrokerSetup
 
 PASSWORD = "correct horse battery"
+SITE = "test-street"
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -91,3 +93,30 @@ async def login(client: TestClient[Any, Any], name: str, password: str = PASSWOR
     body = await response.json()
     token: str = body["csrf_token"]
     return token
+
+
+@pytest.fixture
+def managed_broker(make_broker: Callable[..., BrokerSetup], tmp_path: Path) -> tuple[BrokerSetup, Path, HubConfig]:
+    """A broker holding only the hub's user, and a hub config that manages its files."""
+    broker = make_broker(devices=())
+    assert broker.broker.process is not None
+    pid_file = tmp_path / "mosquitto.pid"
+    pid_file.write_text(str(broker.broker.process.pid))
+    data = hub_config_data(
+        tmp_path / "hub",
+        mqtt={"port": broker.port, "username": "hub"},
+        provisioning={
+            "passwd_file": str(broker.broker.folder / "passwd"),
+            "acl_file": str(broker.broker.folder / "acl"),
+            "pid_file": str(pid_file),
+            "output_dir": str(tmp_path / "out"),
+            "agent_mqtt_host": "127.0.0.1",
+            "agent_mqtt_port": broker.port,
+            "agent_tls": False,
+        },
+    )
+    write_secret(Path(data["mqtt"]["password_file"]), broker.hub_password)
+    config = HubConfig.model_validate(data)
+    config_path = tmp_path / "hub.toml"
+    config_path.write_text(toml_text(data))
+    return broker, config_path, config

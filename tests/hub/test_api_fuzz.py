@@ -10,7 +10,6 @@ import asyncio
 import re
 import secrets
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,34 +21,17 @@ from hub_server.store import accounts, provisioning
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup
-from tests.hub.conftest import hub_config_data, write_secret
 from tests.hub.test_api_data import T0, insert_device, insert_window
 
-EXAMPLES_PER_OPERATION = 15
+EXAMPLES_PER_OPERATION = 12
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_schemathesis_finds_no_failure(
-    tmp_path: Path, make_broker: Callable[..., BrokerSetup], aiohttp_server: Any
+    tmp_path: Path, managed_broker: tuple[BrokerSetup, Path, HubConfig], aiohttp_server: Any
 ) -> None:
-    broker = make_broker(devices=())
-    assert broker.broker.process is not None
-    pid_file = tmp_path / "mosquitto.pid"
-    pid_file.write_text(str(broker.broker.process.pid))
-    data = hub_config_data(
-        tmp_path / "hub",
-        mqtt={"port": broker.port},
-        provisioning={
-            "passwd_file": str(broker.broker.folder / "passwd"),
-            "acl_file": str(broker.broker.folder / "acl"),
-            "pid_file": str(pid_file),
-            "output_dir": str(tmp_path / "out"),
-            "agent_mqtt_host": "127.0.0.1",
-        },
-    )
-    write_secret(Path(data["mqtt"]["password_file"]), broker.hub_password)
-    config = HubConfig.model_validate(data)
+    _, _, config = managed_broker
     db = Database(config.store.path)
     insert_device(db, "cam-1")
     insert_window(db, "cam-1", T0, {("door", "in", "pedestrian"): 12})

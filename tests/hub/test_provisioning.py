@@ -22,10 +22,8 @@ from hub_server.config import HubConfig
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup
-from tests.hub.conftest import PASSWORD, add_user, hub_config_data, login, toml_text, write_secret
+from tests.hub.conftest import PASSWORD, SITE, add_user, login
 from tests.hub.mqtt_probe import Probe
-
-SITE = "test-street"
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -37,33 +35,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
     return condition()
 
 
-@pytest.fixture
-def setup(make_broker: Callable[..., BrokerSetup], tmp_path: Path) -> tuple[BrokerSetup, Path, HubConfig]:
-    """A broker holding only the hub's user, and a hub config that manages its files."""
-    broker = make_broker(devices=())
-    assert broker.broker.process is not None
-    pid_file = tmp_path / "mosquitto.pid"
-    pid_file.write_text(str(broker.broker.process.pid))
-    data = hub_config_data(
-        tmp_path / "hub",
-        mqtt={"port": broker.port, "username": "hub"},
-        provisioning={
-            "passwd_file": str(broker.broker.folder / "passwd"),
-            "acl_file": str(broker.broker.folder / "acl"),
-            "pid_file": str(pid_file),
-            "output_dir": str(tmp_path / "out"),
-            "agent_mqtt_host": "127.0.0.1",
-            "agent_mqtt_port": broker.port,
-            "agent_tls": False,
-        },
-    )
-    write_secret(Path(data["mqtt"]["password_file"]), broker.hub_password)
-    config = HubConfig.model_validate(data)
-    config_path = tmp_path / "hub.toml"
-    config_path.write_text(toml_text(data))
-    return broker, config_path, config
-
-
 def provision(config_path: Path, device: str) -> tuple[Path, str]:
     assert main(["device", "--config", str(config_path), "add", device, "--site", SITE]) == 0
     folder = config_path.parent / "out" / device
@@ -72,9 +43,9 @@ def provision(config_path: Path, device: str) -> tuple[Path, str]:
 
 @pytest.mark.timeout(60)
 def test_new_device_connects_publishes_own_topics_only_and_is_cut_off_by_revoke(
-    setup: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+    managed_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broker, config_path, config = setup
+    broker, config_path, config = managed_broker
     folder, password = provision(config_path, "dev-new")
     _, other_password = provision(config_path, "dev-other")
 
@@ -128,9 +99,9 @@ def test_new_device_connects_publishes_own_topics_only_and_is_cut_off_by_revoke(
 
 
 def test_a_device_id_is_provisioned_once_and_never_reused_after_revoke(
-    setup: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+    managed_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, config_path, _ = setup
+    _, config_path, _ = managed_broker
     provision(config_path, "dev-once")
     assert main(["device", "--config", str(config_path), "add", "dev-once", "--site", SITE]) == 1
     assert "provisioned already" in capsys.readouterr().err
@@ -140,9 +111,9 @@ def test_a_device_id_is_provisioned_once_and_never_reused_after_revoke(
 
 
 def test_bad_device_ids_are_refused_before_anything_is_written(
-    setup: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+    managed_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broker, config_path, _ = setup
+    broker, config_path, _ = managed_broker
     before = (broker.broker.folder / "acl").read_text()
     assert main(["device", "--config", str(config_path), "add", "Dev/#", "--site", SITE]) == 1
     assert "must match" in capsys.readouterr().err
@@ -152,9 +123,9 @@ def test_bad_device_ids_are_refused_before_anything_is_written(
 
 @pytest.mark.timeout(60)
 async def test_provisioning_through_the_api_needs_an_admin_and_is_audited(
-    setup: tuple[BrokerSetup, Path, HubConfig], aiohttp_client: Any
+    managed_broker: tuple[BrokerSetup, Path, HubConfig], aiohttp_client: Any
 ) -> None:
-    broker, _, config = setup
+    broker, _, config = managed_broker
     db = Database(config.store.path)
     add_user(db, "root-admin", Role.ADMIN)
     add_user(db, "olga", Role.OPERATOR)
