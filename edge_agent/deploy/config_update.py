@@ -97,7 +97,10 @@ class ConfigStore:
     @classmethod
     def for_installed(cls, installed: Path, trial_timeout_s: float = DEFAULT_TRIAL_TIMEOUT_S) -> ConfigStore:
         """The store of the installed config: its state dir says where pushed configs live."""
-        return cls(installed, load_agent_config(installed).device.state_dir, trial_timeout_s)
+        quiet: list[str] = []  # upgrade notices are shown when the config itself is loaded
+        return cls(
+            installed, parse_agent_config(read_toml(installed), str(installed), quiet).device.state_dir, trial_timeout_s
+        )
 
     def active_path(self) -> Path:
         return self.pushed if self.pushed.exists() else self.installed
@@ -204,10 +207,9 @@ class ConfigStore:
 def active_config_path(installed: Path) -> Path:
     """The config the service runs with: the pushed one when there is one, else the installed file."""
     try:
-        state_dir = parse_agent_config(read_toml(installed), str(installed), []).device.state_dir
+        return ConfigStore.for_installed(installed).active_path()
     except ConfigError:
         return installed
-    return ConfigStore(installed, state_dir).active_path()
 
 
 def _origin(path: Path, installed: Path) -> str:

@@ -6,6 +6,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from edge_agent.config import AgentConfig
 from edge_agent.deploy.config_update import RESTART_EXIT_CODE
 from edge_agent.deploy.service import ServiceLifecycle
@@ -85,3 +87,13 @@ def test_pushed_config_that_no_longer_loads_is_rolled_back_at_start(tmp_path: Pa
     assert config.mqtt.host == "hub.example.org"
     assert second.decision is not None and second.decision.rolled_back is not None
     assert "it does not load: mqtt.unknown_key: Extra inputs are not permitted" in second.decision.rolled_back
+
+
+def test_upgrade_notices_of_an_old_installed_file_appear_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    installed = write_agent_config(tmp_path, host="hub.example.org", port=8883)
+    installed.write_text(installed.read_text().replace("config_version = 1\n", "").replace("[mqtt]", "[broker]"))
+    _lifecycle, config = start(installed)
+    assert config.mqtt.host == "hub.example.org"
+    assert capsys.readouterr().err.count("notice: config version 0 is upgraded") == 1
