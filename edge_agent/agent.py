@@ -71,8 +71,9 @@ class Agent:
         sink.target = self.transport.sink
 
         self.reporter: FlowReporter | None = None
-        if config.counting is not None:
-            privacy = config.privacy or PrivacyConfig()
+        # The register must describe the protection actually applied, defaults included.
+        privacy = (config.privacy or PrivacyConfig()) if config.counting is not None else None
+        if config.counting is not None and privacy is not None:
             active_until = config.sensor_register.active_until if config.sensor_register is not None else None
             lines = [line.name for line in config.counting.lines]
             self.reporter = FlowReporter(self.transport.sink, privacy, lines, state_dir, active_until=active_until)
@@ -87,7 +88,7 @@ class Agent:
         if config.sensor_register is not None:
             extra = [LOCKER_LEAVES] if config.lockers is not None else []
             entry = build_register_entry(
-                config.device.id, config.device.site, config.sensor_register, config.privacy, extra_leaves=extra
+                config.device.id, config.device.site, config.sensor_register, privacy, extra_leaves=extra
             )
             self.transport.set_register(entry)
         self._last_frames = (0, 0, 0.0)

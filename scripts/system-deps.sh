@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages the project needs that pip cannot: Mosquitto always; Chromium for the tests.
-# Usage: scripts/system-deps.sh [--browser]
+# Usage: scripts/system-deps.sh [--browser]   (--browser: also what the tests need)
 set -euo pipefail
 want=(mosquitto:mosquitto mosquitto_passwd:mosquitto-clients)
-[ "${1:-}" = "--browser" ] && want+=(chromium:chromium)
+# Tests also want a browser, and strace to prove no image file is written anywhere.
+[ "${1:-}" = "--browser" ] && want+=(chromium:chromium strace:strace)
 missing=()
 for pair in "${want[@]}"; do
   cmd=${pair%%:*}; pkg=${pair#*:}
