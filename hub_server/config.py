@@ -34,7 +34,11 @@ class HttpConfig(StrictModel):
     public_url: str = Field(
         default="http://127.0.0.1:8080", max_length=300, description="Base URL residents' links point to"
     )
-    behind_tls: bool = Field(default=False, description="Set when a TLS proxy fronts the hub: cookies get Secure")
+    behind_tls: bool = Field(
+        default=False,
+        description="Set when a TLS proxy fronts the hub: cookies get Secure, and the login limits take the client"
+        " address from the proxy's X-Forwarded-For",
+    )
     session_key_file: str = Field(
         min_length=1, max_length=4096, description="File with the session signing key, or a systemd credential name"
     )
