@@ -82,6 +82,8 @@ def _frame(chart_id: str, title: str, desc: str, top: float, x_labels: Sequence[
 
 
 def _legend(series: Sequence[Series], kind: str) -> str:
+    if len(series) < 2:
+        return ""  # the caption names a lone series
     items = []
     for index, s in enumerate(series):
         colour = COLOURS[index % len(COLOURS)]

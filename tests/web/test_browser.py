@@ -119,6 +119,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 ("door", "in", "cyclist"): None,
                 ("door", "out", "cyclist"): 0,
             },
+            hidden=2,  # what the suppressed cell held: in the line total, never in a cell
         )
         moment += timedelta(hours=1)
     for number in (1, 2, 3):
@@ -239,6 +240,12 @@ def test_a_count_arrives_live_on_fleet_and_device_pages(world: World, browser: A
     )
     expect(today).to_have_text(f"{before + 45:,}")
     expect(line).to_have_text(f"{line_before + 40:,}")
+    cells = sum(
+        int(c.inner_text().replace(",", ""))
+        for c in device.locator(f'[data-live^="line-{CAMERA}-door-"]:not([data-live$="-total"])').all()
+    )
+    whole = int(device.locator(f'[data-live="line-{CAMERA}-door-total"]').inner_text().replace(",", ""))
+    assert whole > cells  # the published line totals include what the suppressed cells held
     shoot(device, "device-desktop")
     shoot(fleet, "fleet-desktop")
     device.set_viewport_size(PHONE)

@@ -65,5 +65,5 @@ def test_bar_chart_draws_one_bar_per_nonzero_value() -> None:
 
 
 def test_legend_names_are_escaped() -> None:
-    markup = str(charts.line_chart("t", "d", ["a"], [charts.Series("<b>x</b>", [1])]))
+    markup = str(charts.line_chart("t", "d", ["a"], [charts.Series("<b>x</b>", [1]), charts.Series("y", [2])]))
     assert "<b>x</b>" not in markup and "&lt;b&gt;x&lt;/b&gt;" in markup
