@@ -74,8 +74,14 @@ class LockerBank:
             from edge_agent.lockers.kiosk.server import KioskServer
 
             kiosk = self.config.kiosk
-            self.kiosk = KioskServer(self, kiosk.host, kiosk.port, kiosk.language)
-            self.kiosk.start()
+            server = KioskServer(self, kiosk.host, kiosk.port, kiosk.language)
+            try:
+                server.start()
+            except RuntimeError as exc:
+                # The keypad and the hub's commands keep working without the touchscreen page.
+                log.error("locker kiosk not available: %s", exc)
+            else:
+                self.kiosk = server
 
     def _tick_loop(self) -> None:
         while not self._stop.wait(self.config.timing.tick_s):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -128,3 +129,27 @@ async def test_json_endpoint(make_rig: Callable[..., Rig], aiohttp_client: Clien
         assert response.status == 400 and "code" in (await response.json())["error"]
     not_json = await client.post("/api/code", data=b"{", headers={"Content-Type": "application/json"})
     assert not_json.status == 400
+
+
+def test_bank_serves_the_kiosk_from_config_and_survives_a_busy_port(
+    make_rig: Callable[..., Rig], tmp_path: Path
+) -> None:
+    import socket
+
+    from tests.lockers.conftest import make_config
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        rig = make_rig(config=make_config(kiosk={"port": busy}))
+        assert rig.bank.kiosk is None  # logged, not fatal: codes still work on the keypad
+        rig.reserve(1, "parcel-1", "dropoff", "482913")
+        assert rig.bank.enter_code("482913").result == "opened"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    served = make_rig(config=make_config(kiosk={"port": free, "language": "de"}), state_dir=tmp_path / "other")
+    assert served.bank.kiosk is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{free}/", timeout=5) as response:
+        assert "Code eingeben" in response.read().decode()
