@@ -1,0 +1,63 @@
+"""`edge-agent run` keeps the unit's Type=notify contract: READY, then the watchdog, then STOPPING on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BrokerSetup
+from tests.deploy.conftest import write_agent_config
+
+
+def collect(sock: socket.socket, wanted: str, timeout: float) -> list[str]:
+    """Datagrams until one contains ``wanted`` (or the time is up)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            seen.append(sock.recv(4096).decode())
+        except TimeoutError:
+            break
+        if wanted in seen[-1]:
+            break
+    return seen
+
+
+@pytest.mark.slow
+def test_agent_speaks_sd_notify(tmp_path: Path, make_broker: Callable[..., BrokerSetup]) -> None:
+    setup = make_broker(devices=("dev-a",))
+    config = write_agent_config(
+        tmp_path, host=setup.host, port=setup.port, password=setup.device_passwords["dev-a"], site=setup.site
+    )
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "2000000", "GPIOZERO_PIN_FACTORY": "mock"}
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            started = collect(sock, "READY=1", 30)
+            assert any("READY=1" in m for m in started), started
+            assert any("WATCHDOG=1" in m for m in collect(sock, "WATCHDOG=1", 5))
+            agent.send_signal(signal.SIGTERM)
+            assert any("STOPPING=1" in m for m in collect(sock, "STOPPING=1", 15))
+            assert agent.wait(timeout=20) == 0
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+                agent.wait(timeout=10)
+            if agent.stderr:
+                agent.stderr.close()
