@@ -377,12 +377,19 @@ class Logistics:
             log.exception("logistics could not apply event %s/%s/%s", event.device, event.boot, event.seq)
 
     def on_command_result(self, result: CommandResult) -> None:
+        carried_out = result.status in (ResultStatus.DONE, ResultStatus.REFUSED_REPLAY)
         with self.db.write() as conn:
-            store.record_command_result(
+            command = store.record_command_result(
                 conn, result.command_id, result.device, result.status.value, result.detail, result.at
             )
-        if result.status not in (ResultStatus.DONE, ResultStatus.REFUSED_REPLAY):
-            log.warning("device %s refused command %s: %s", result.device, result.command_id, result.status)
+            if command is not None and command.delivery_id is not None:
+                # Operators see the latest refusal on the delivery until a later command succeeds.
+                problem = None if carried_out else f"{command.purpose}: {result.status.value}: {result.detail}"[:500]
+                store.update_delivery(conn, command.delivery_id, device_problem=problem)
+        if not carried_out:
+            log.warning(
+                "device %s refused command %s: %s %s", result.device, result.command_id, result.status, result.detail
+            )
 
     def on_locker_event(self, event: LockerEvent) -> None:
         now = self.clock()

@@ -102,6 +102,7 @@ class Delivery(BaseModel):
     resident_name: str | None = Field(description="Null once personal data is deleted")
     resident_contact: str | None
     personal_data_deleted_at: datetime | None
+    device_problem: str | None = Field(description="The device's latest refusal of a command for it, if any")
 
 
 class CreatedDelivery(BaseModel):
@@ -155,6 +156,7 @@ def delivery_out(row: store.DeliveryRow) -> Delivery:
         resident_name=row.resident_name,
         resident_contact=row.resident_contact,
         personal_data_deleted_at=row.personal_data_deleted_at,
+        device_problem=row.device_problem,
     )
 
 

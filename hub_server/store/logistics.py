@@ -58,6 +58,7 @@ class DeliveryRow:
     personal_data_deleted_at: datetime | None
     pickup_sealed: str | None
     pickup_revealed_at: datetime | None
+    device_problem: str | None
 
 
 ACTIVE_STATUSES = ("awaiting-dropoff", "ready-for-pickup", "expired")
@@ -108,6 +109,7 @@ def _delivery(row: sqlite3.Row) -> DeliveryRow:
         personal_data_deleted_at=parse_ts(row["personal_data_deleted_at"]),
         pickup_sealed=row["pickup_sealed"],
         pickup_revealed_at=parse_ts(row["pickup_revealed_at"]),
+        device_problem=row["device_problem"],
     )
 
 
@@ -366,13 +368,14 @@ def mark_command_sent(conn: sqlite3.Connection, command_id: str, now: datetime) 
 
 def record_command_result(
     conn: sqlite3.Connection, command_id: str, device: str, result: str, detail: str, at: datetime
-) -> bool:
+) -> CommandRow | None:
+    """Store the device's answer; returns the command when it was ours and not answered before."""
     cursor = conn.execute(
         """UPDATE locker_commands SET result = ?, result_detail = ?, result_at = ?
            WHERE id = ? AND device = ? AND (result IS NULL OR result = 'superseded')""",
         (result, detail, ts(at), command_id, device),
     )
-    return cursor.rowcount == 1
+    return command(conn, command_id) if cursor.rowcount == 1 else None
 
 
 def expire_commands(conn: sqlite3.Connection, now: datetime) -> int:

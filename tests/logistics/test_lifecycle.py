@@ -209,10 +209,36 @@ def test_command_results_are_recorded(bench: Bench) -> None:
     bench.logistics.on_event(result)
     [row] = store.commands_for(bench.logistics.db.conn, delivery)
     assert row.result == "done" and row.attempts == 1
+    assert bench.logistics.get(delivery).device_problem is None
     # A result from another device for this id changes nothing.
     other = result.model_copy(update={"device": "dev-b", "status": ResultStatus.FAILED})
     bench.logistics.on_event(other)
     assert store.commands_for(bench.logistics.db.conn, delivery)[0].result == "done"
+
+
+def test_a_refusal_is_shown_on_the_delivery_until_a_later_command_succeeds(bench: Bench) -> None:
+    delivery, _, _, n = _create(bench)
+    [dropoff] = bench.device.wait_for(1)
+
+    def answer(command_id: str, status: ResultStatus, seq: int, detail: str = "") -> None:
+        bench.logistics.on_event(
+            CommandResult(
+                device="dev-a",
+                boot="b1",
+                seq=seq,
+                command_id=command_id,
+                status=status,
+                detail=detail,
+                at=bench.clock(),
+            )
+        )
+
+    answer(dropoff.id, ResultStatus.FAILED, 1, "compartment 3 is out of service")
+    assert bench.logistics.get(delivery).device_problem == "dropoff: failed: compartment 3 is out of service"
+    bench.event(n, OCCUPIED, "dropoff", delivery, previous=RESERVED)  # e.g. fixed on site, then used
+    pickup = bench.device.wait_for(2)[1]
+    answer(pickup.id, ResultStatus.DONE, 2)
+    assert bench.logistics.get(delivery).device_problem is None
 
 
 def test_commands_wait_for_the_broker_and_are_resent(bench: Bench, broker: BrokerSetup) -> None:
