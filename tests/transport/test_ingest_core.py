@@ -217,3 +217,36 @@ def decode_policy(text: str) -> dict[str, Any]:
     import json
 
     return dict(json.loads(text))
+
+
+def test_store_readers_return_what_the_core_stored(tmp_path: Path) -> None:
+    from hub_server.store import devices, events
+
+    clock = Clock()
+    core = _core(tmp_path, clock, gap_after_s=1)
+    gap = OutboxGap(device="dev-a", boot="b1", seq=5, dropped_boot="b0", first_seq=1, last_seq=9, dropped_total=9)
+    core.process(
+        [
+            _status(AvailabilityState.ONLINE, "b1"),
+            _event(1),
+            _event(3),
+            (device_topic(PREFIX, SITE, "dev-a", Channel.GAP), encode(gap), 1.0),
+            ("nope", b"", 1.0),
+        ]
+    )
+    core.tick()
+    clock.now += 2
+    core.tick()
+    conn = core.conn
+    open_gaps = sorted((g.boot, g.first_seq, g.last_seq, g.resolved_at) for g in events.gaps(conn, open_only=True))
+    assert open_gaps == [("b1", 2, 2, None), ("b1", 4, 4, None)]
+    assert [(d.boot, d.first_seq, d.last_seq, d.dropped_total) for d in events.dropped_ranges(conn)] == [
+        ("b0", 1, 9, 9)
+    ]
+    assert [(c.device, c.kind, c.count) for c in events.invalid_counters(conn)] == [("", "topic", 1)]
+    assert events.event_counts(conn) == {("dev-a", "alarm"): 2, ("dev-a", "gap"): 1}
+    assert sorted(a.detail for a in events.device_alarms(conn, device="dev-a")) == ["n=1", "n=3"]
+    assert {(w.boot, w.upto) for w in events.watermarks(conn, "dev-a")} == {("b1", 1), ("b0", 9)}
+    (state,) = devices.availability(conn)
+    assert (state.device, state.online, state.boot, state.dropped_total) == ("dev-a", True, "b1", 9)
+    assert events.locker_events(conn) == [] and devices.register_entries(conn) == []
