@@ -1,4 +1,4 @@
-"""`edge-agent run` keeps the unit's Type=notify contract: READY, then the watchdog, then STOPPING on SIGTERM."""
+"""`edge-agent run` as the unit runs it: credential from $CREDENTIALS_DIRECTORY, READY, watchdog, STOPPING."""
 
 from __future__ import annotations
 
@@ -38,10 +38,21 @@ def test_agent_speaks_sd_notify(tmp_path: Path, make_broker: Callable[..., Broke
     config = write_agent_config(
         tmp_path, host=setup.host, port=setup.port, password=setup.device_passwords["dev-a"], site=setup.site
     )
+    # As under systemd: the config names a credential, LoadCredential puts it in $CREDENTIALS_DIRECTORY (0400).
+    secret = tmp_path / "mqtt-password"
+    config.write_text(config.read_text().replace(f'password_file = "{secret}"', 'password_file = "mqtt-password"'))
+    assert 'password_file = "mqtt-password"' in config.read_text()
+    secret.chmod(0o400)
     address = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(address)
-        env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "2000000", "GPIOZERO_PIN_FACTORY": "mock"}
+        env = {
+            **os.environ,
+            "NOTIFY_SOCKET": address,
+            "WATCHDOG_USEC": "2000000",
+            "CREDENTIALS_DIRECTORY": str(tmp_path),
+            "GPIOZERO_PIN_FACTORY": "mock",
+        }
         agent = subprocess.Popen(
             [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(config)],
             env=env,
