@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub_protocol.lockers import CompartmentSize, CompartmentState
-from hub_server.logistics import DeliveryRequest, NoCompartmentFree
+from hub_server.logistics import DeliveryRequest, NoCompartmentFree, choose_compartment
+from hub_server.store.logistics import CompartmentRow
 from tests.logistics.conftest import Bench
 
 
@@ -74,3 +77,52 @@ def test_older_reports_do_not_overwrite_newer(bench: Bench) -> None:
     bench.event(1, CompartmentState.FREE, "service", at=now - timedelta(minutes=5))
     one = next(c for c in bench.logistics.compartments("dev-a") if c.number == 1)
     assert one.state is CompartmentState.OUT_OF_SERVICE
+
+
+SIZES = ["S", "M", "L"]
+_compartments = st.lists(
+    st.tuples(
+        st.sampled_from(SIZES),
+        st.booleans(),
+        st.sampled_from(["free", "reserved", "occupied", "out-of-service"]),
+        st.booleans(),
+    ),
+    max_size=12,
+)
+
+
+@given(_compartments, st.sampled_from(SIZES), st.booleans())
+def test_choice_is_free_fitting_and_smallest(
+    specs: list[tuple[str, bool, str, bool]], size: str, accessible: bool
+) -> None:
+    candidates = [
+        CompartmentRow(
+            device="dev-a",
+            number=i + 1,
+            size=s,
+            accessible=acc,
+            state=state,
+            door_open=False,
+            door_open_since=None,
+            reported_at=None,
+            delivery="d-x" if held else None,
+        )
+        for i, (s, acc, state, held) in enumerate(specs)
+    ]
+    usable = [
+        c
+        for c in candidates
+        if c.state == "free"
+        and c.delivery is None
+        and SIZES.index(c.size or "S") >= SIZES.index(size)
+        and (c.accessible or not accessible)
+    ]
+    chosen = choose_compartment(candidates, CompartmentSize(size), accessible)
+    if not usable:
+        assert chosen is None
+        return
+    assert chosen in usable
+    smallest = min(SIZES.index(c.size or "S") for c in usable)
+    assert SIZES.index(chosen.size or "S") == smallest  # never a bigger compartment than needed
+    if not accessible and any(not c.accessible and c.size == chosen.size for c in usable):
+        assert not chosen.accessible  # accessible ones are spared for who needs them
