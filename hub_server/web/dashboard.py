@@ -47,6 +47,7 @@ def login_required(handler: OperatorHandler) -> Handler:
 async def _base(request: web.Request, operator: Operator, active: str) -> dict[str, Any]:
     wb = get_web(request)
     return {
+        "lang_path": active or "/dashboard",
         "operator": operator,
         "nav": NAV,
         "active": active,

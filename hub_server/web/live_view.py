@@ -59,6 +59,8 @@ async def format_event(wb: Web, event: LiveEvent, lang: str) -> dict[str, Any] |
         update["text"].update(fields["text"])
         update["state"].update(fields["state"])
         if event.kind == "availability":
+            devices = wb.source.devices()
+            update["text"]["online-count"] = f"{sum(1 for d in devices if d.online)}/{len(devices)}"
             online = update["state"].get(f"status-{device_id}") == "online"
             update["announce"] = i18n.translate(lang, "live.online" if online else "live.offline", device=device_id)
     elif event.kind == "flow" and device_id:

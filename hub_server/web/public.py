@@ -47,6 +47,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         if not isinstance(result, Refusal):
             return redirect
     context = {"next": target, "error": result, "username": username, "csrf": await wb.auth.csrf_token(request)}
+    context["lang_path"] = "/login"
     return wb.page(
         request, "login.html", context, status=401 if result.key != "error.forbidden" else 403, no_store=True
     )
@@ -69,6 +70,7 @@ async def parcel(request: web.Request) -> web.StreamResponse:
         return wb.page(request, "parcel_missing.html", {}, status=404, no_store=True)
     context = {"parcel": found, "token": token, "notice": request.query.get("done", ""), "error": None, "code": None}
     context["csrf"] = await wb.auth.csrf_token(request)
+    context["lang_path"] = f"/r/{token}"
     return wb.page(request, "parcel.html", context, no_store=True)
 
 
@@ -84,6 +86,7 @@ async def parcel_extend(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(f"/r/{token}?done=extended")
     context = {"parcel": wb.source.parcel(token), "token": token, "notice": "", "error": refusal, "code": None}
     context["csrf"] = await wb.auth.csrf_token(request)
+    context["lang_path"] = f"/r/{token}"
     return wb.page(request, "parcel.html", context, status=409, no_store=True)
 
 
@@ -98,9 +101,11 @@ async def parcel_code(request: web.Request) -> web.StreamResponse:
     if isinstance(code, Refusal):
         context = {"parcel": found, "token": token, "notice": "", "error": code, "code": None}
         context["csrf"] = await wb.auth.csrf_token(request)
+        context["lang_path"] = f"/r/{token}"
         return wb.page(request, "parcel.html", context, status=409, no_store=True)
     context = {"parcel": wb.source.parcel(token), "token": token, "notice": "", "error": None, "code": code}
     context["csrf"] = await wb.auth.csrf_token(request)
+    context["lang_path"] = f"/r/{token}"
     return wb.page(request, "parcel.html", context, no_store=True)
 
 

@@ -36,13 +36,18 @@ def make_environment() -> jinja2.Environment:
     return env
 
 
-def language_links(request: web.Request) -> list[dict[str, str]]:
-    """The current page in each language (``?lang=`` added to the query, everything else kept)."""
+def language_links(request: web.Request, path: str | None = None) -> list[dict[str, str]]:
+    """The current page in each language (``?lang=`` added to the query, everything else kept).
+
+    A page rendered as the answer to a form post names the page to switch on instead (``path``): the
+    post's own URL cannot be fetched with GET.
+    """
     links = []
     for lang in i18n.LANGUAGES:
-        query = {k: v for k, v in request.query.items() if k != "lang"}
+        query = {k: v for k, v in request.query.items() if k != "lang"} if path is None else {}
         query["lang"] = lang
-        links.append({"lang": lang, "name": i18n.LANGUAGE_NAMES[lang], "href": f"{request.path}?{urlencode(query)}"})
+        target = path or request.path
+        links.append({"lang": lang, "name": i18n.LANGUAGE_NAMES[lang], "href": f"{target}?{urlencode(query)}"})
     return links
 
 
@@ -74,7 +79,7 @@ def render(
         "_": i18n.translator(lang),
         "lbl": lambda prefix, value: i18n.label(lang, prefix, str(value)),
         "opt": lambda key: i18n.translate(lang, key) if key in MESSAGES else "",
-        "languages": language_links(request),
+        "languages": language_links(request, None if request.method == "GET" else context.get("lang_path", "/")),
         "path": request.path,
         "now": now,
         "dt": dt,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -212,6 +213,7 @@ def test_fleet_overview_and_a_device_going_offline_live(world: World, page: Any)
     shoot(page, "fleet")
     world.devices[CAMERA_2].crash()  # no goodbye: the broker's last will tells the hub
     expect(status).to_have_text("offline", timeout=20_000)
+    expect(page.locator('[data-live="online-count"]')).to_have_text("2/3")
     assert status.get_attribute("data-state") == "offline"
     assert page.locator("#live-announcer").inner_text() == f"{CAMERA_2} went offline"
     shoot(page, "fleet-offline")
@@ -332,6 +334,8 @@ def test_create_a_delivery_and_open_the_resident_page(world: World, page: Any, b
     pickup = resident.locator("#pickup-code").inner_text()
     assert re.fullmatch(r"\d{6,12}", pickup) and pickup != code
     shoot(resident, "resident-code")
+    # The answer to the form post offers the resident page, not the post's URL, in other languages.
+    assert resident.get_by_role("link", name="Deutsch").get_attribute("href") == f"{urlsplit(link).path}?lang=de"
     resident.reload()  # shown once: never again
     assert resident.locator("#pickup-code").count() == 0
     assert resident.get_by_role("button", name="Toon mijn ophaalcode").count() == 0
