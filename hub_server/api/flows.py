@@ -16,6 +16,7 @@ from hub_protocol.flows import Direction, ObjectClass
 from hub_protocol.validation import Identifier, StrictModel
 from hub_server.api.registry import ApiRoutes, Call, QueryDatetime
 from hub_server.store import readings
+from hub_server.store import retention as retention_store
 from hub_server.store.accounts import Role
 from hub_server.store.readings import FlowCellRow
 
@@ -126,3 +127,109 @@ async def list_flows(call: Call) -> web.StreamResponse:
     q: FlowQuery = call.query
     cells = await query_cells(call, q, protected_only=False)
     return csv_response(cells, "flows.csv") if q.format == "csv" else call.json(cells)
+
+
+# --- hourly and daily totals (kept after raw windows age out) ---------------------------------------------
+
+
+class TotalsQuery(StrictModel):
+    resolution: Literal["hour", "day"] = Field(default="hour", description="hour or day buckets (UTC)")
+    device: Identifier | None = Field(default=None, description="Only this device")
+    site: Identifier | None = Field(default=None, description="Only this site")
+    line: Identifier | None = Field(default=None, description="Only this line")
+    object_class: ObjectClass | None = Field(default=None, description="Only this class (leaves out margins)")
+    direction: Direction | None = Field(default=None, description="Only this direction (leaves out margins)")
+    since: QueryDatetime | None = Field(default=None, description="Buckets starting at or after (default: 7 days ago)")
+    until: QueryDatetime | None = Field(default=None, description="Buckets starting before (default: now)")
+    format: Literal["json", "csv"] = Field(default="json", description="json or csv")
+    limit: int = Field(default=10_000, ge=1, le=100_000, description="At most this many rows")
+
+    def time_range(self) -> tuple[datetime, datetime]:
+        until = self.until or datetime.now(UTC)
+        return self.since or until - timedelta(days=7), until
+
+
+class FlowTotalOut(BaseModel):
+    bucket_start: datetime
+    resolution: str
+    site: str
+    device: str
+    line: str
+    direction: str = Field(description="in, out, or * for a margin over both directions")
+    object_class: str = Field(description="pedestrian, cyclist, or * for a margin over both classes")
+    count: int = Field(description="Sum of the published counts")
+    lower_bound: bool = Field(description="Some parts were suppressed: the true total is at least count")
+    windows: int = Field(description="Windows added up")
+    suppressed_cells: int
+    policy: str = Field(description="Protection applied on the device")
+    observed_seconds: float = Field(description="Seconds the camera was observing within the bucket")
+
+
+TOTAL_COLUMNS = list(FlowTotalOut.model_fields)
+
+
+async def query_totals(call: Call, q: TotalsQuery, *, protected_only: bool) -> list[FlowTotalOut]:
+    since, until = q.time_range()
+    rows = await asyncio.to_thread(
+        retention_store.rollups,
+        call.db.conn,
+        q.resolution,
+        since=since,
+        until=until,
+        device=q.device,
+        line=q.line,
+        object_class=q.object_class.value if q.object_class else None,
+        limit=q.limit,
+    )
+    return [
+        FlowTotalOut(
+            bucket_start=r.bucket_start,
+            resolution=r.resolution,
+            site=r.site,
+            device=r.device,
+            line=r.line,
+            direction=r.direction,
+            object_class=r.object_class,
+            count=r.count,
+            lower_bound=r.lower_bound,
+            windows=r.cells,
+            suppressed_cells=r.suppressed_cells,
+            policy=r.policy_kind,
+            observed_seconds=r.observed_seconds,
+        )
+        for r in rows
+        if (q.site is None or r.site == q.site)
+        and (q.direction is None or r.direction == q.direction.value)
+        and not (protected_only and r.policy_kind == "none")
+    ]
+
+
+def totals_csv(totals: Sequence[FlowTotalOut], filename: str) -> web.Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TOTAL_COLUMNS)
+    for total in totals:
+        data = total.model_dump(mode="json")
+        writer.writerow([data[c] for c in TOTAL_COLUMNS])
+    return web.Response(
+        text=buffer.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@routes.get(
+    "/flows/totals",
+    summary="Hourly or daily totals per line, direction and class (JSON or CSV)",
+    role=Role.VIEWER,
+    query=TotalsQuery,
+    response=list[FlowTotalOut],
+    csv=True,
+)
+async def list_flow_totals(call: Call) -> web.StreamResponse:
+    """Kept after the raw windows age out. Margins (direction or class '*') carry totals a device published while
+    some of their cells were suppressed: use the line's ('*', '*') row as its best total."""
+    q: TotalsQuery = call.query
+    totals = await query_totals(call, q, protected_only=False)
+    return totals_csv(totals, f"flow-totals-{q.resolution}.csv") if q.format == "csv" else call.json(totals)

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
+from hub_server.store.retention import roll_up_batch
 from tests.hub.conftest import add_token
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
@@ -155,3 +156,21 @@ async def test_open_data_is_public_and_only_protected(client: TestClient[Any, An
     assert text.splitlines()[0].startswith("window_start,window_seconds,site,device,line")
     assert len(text.splitlines()) == 1 + len(cells)
     assert "boot" not in text and "seq" not in text.splitlines()[0]
+
+
+async def test_hourly_totals_mark_lower_bounds_and_open_data_keeps_protected_only(
+    client: TestClient[Any, Any], viewer: dict[str, str], db: Database, stored: None
+) -> None:
+    with db.write() as conn:
+        assert roll_up_batch(conn) == 3
+    params = {"resolution": "hour", "since": T0.isoformat(), "until": (T0 + timedelta(hours=1)).isoformat()}
+    totals = await (await client.get("/api/v1/flows/totals", params=params, headers=viewer)).json()
+    door_in = [t for t in totals if (t["device"], t["direction"], t["object_class"]) == ("cam-1", "in", "pedestrian")]
+    assert [(t["count"], t["lower_bound"]) for t in door_in] == [(12, False)]
+    door_out = [t for t in totals if (t["device"], t["direction"]) == ("cam-1", "out")]
+    assert [(t["count"], t["lower_bound"]) for t in door_out] == [(0, True)]  # suppressed: "at least 0"
+    public = await (await client.get("/api/v1/open/flows/totals", params=params)).json()
+    assert {t["device"] for t in public} == {"cam-1"}
+    text = await (await client.get("/api/v1/open/flows/totals", params={**params, "format": "csv"})).text()
+    assert text.splitlines()[0].startswith("bucket_start,resolution,site,device,line")
+    assert len(text.splitlines()) == 1 + len(public)
