@@ -8,7 +8,7 @@ which code (if any) matched.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from edge_agent.lockers.config import LockoutPolicy
@@ -54,9 +54,14 @@ class Lockout:
     def retry_after(self, now: datetime) -> float | None:
         """Seconds until codes are accepted again, or None when the keypad is open."""
         row = self.store.lockout()
-        if row.until is not None and now < row.until:
-            return (row.until - now).total_seconds()
-        return None
+        if row.until is None or now >= row.until:
+            return None
+        remaining = (row.until - now).total_seconds()
+        if remaining > self.policy.max_delay_s:
+            # The clock was set back after the lockout began: never lock longer than the policy allows.
+            self.store.put_lockout(replace(row, until=now + timedelta(seconds=self.policy.max_delay_s)))
+            return self.policy.max_delay_s
+        return remaining
 
     def ended(self, now: datetime) -> bool:
         """True once a recorded lockout has run out (the caller clears the alarm)."""

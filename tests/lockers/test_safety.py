@@ -255,3 +255,17 @@ def test_code_on_an_already_open_door_finishes_when_it_closes(make_rig: Callable
     assert rig.alarms(AlarmKind.OPEN_NOT_OPENED) == []
     rig.doors.set_door(1, closed=True)
     assert rig.bank.view(1).state is CompartmentState.OCCUPIED  # type: ignore[union-attr]
+
+
+def test_clock_set_back_does_not_stretch_a_lockout(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    for _ in range(5):
+        rig.bank.enter_code("000000")
+    rig.clock.advance(-86_400)  # NTP corrected a clock that ran a day ahead
+    outcome = rig.bank.enter_code("000000")
+    assert outcome.result == "locked-out" and outcome.retry_after_s == 900
+    rig.clock.advance(901)
+    assert rig.bank.enter_code("000000").result == "locked-out"  # the next wrong code locks again...
+    rig.clock.advance(3600 + 1)
+    rig.reserve(1, "parcel-1", "dropoff", "482913")
+    assert rig.bank.enter_code("482913").result == "opened"  # ...but the keypad does open again
