@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from edge_agent.config import AgentConfig
 from edge_agent.counting.runner import CounterRunner
 from edge_agent.deploy.sdnotify import SystemdNotifier
+from edge_agent.deploy.service import ServiceLifecycle
 from edge_agent.events import EventSink
 from edge_agent.lockers.bank import LockerBank
 from edge_agent.privacy.config import PrivacyConfig
@@ -53,10 +53,11 @@ class Agent:
         *,
         pin_factory: Any = None,
         notifier: SystemdNotifier | None = None,
-        extra_handlers: dict[str, Callable[[Any], Any]] | None = None,
+        lifecycle: ServiceLifecycle | None = None,
     ) -> None:
         self.config = config
         self.notifier = notifier or SystemdNotifier()
+        self.lifecycle = lifecycle
         self._stopping = threading.Event()
         state_dir = Path(config.device.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -82,8 +83,9 @@ class Agent:
         if self.lockers is not None:
             for action, handler in self.lockers.handlers().items():
                 self.transport.router.register(action, handler)
-        for action, handler in (extra_handlers or {}).items():
-            self.transport.router.register(action, handler)
+        if lifecycle is not None:
+            for action, handler in lifecycle.handlers(lambda: self.config).items():
+                self.transport.router.register(action, handler)
 
         if config.sensor_register is not None:
             extra = [LOCKER_LEAVES] if config.lockers is not None else []
@@ -115,6 +117,8 @@ class Agent:
                 self.counter.start()
             else:
                 log.warning("register active_until has passed: this device does not count")
+        if self.lifecycle is not None:
+            self.lifecycle.report(self.transport.sink)  # a pushed config rolled back before this start
         self.notifier.notify("READY=1", f"STATUS=device {self.config.device.id} running")
 
     def serve(self) -> None:
@@ -139,6 +143,8 @@ class Agent:
                 log.warning("register active_until has passed: counting stops")
                 self.counter.stop()
                 self.counter = None
+        if self.lifecycle is not None and self.lifecycle.tick(self.transport.link.connected, self.transport.sink):
+            self.request_stop()  # a config push or reload wants a restart, or a trial config was rolled back
         self.notifier.notify("WATCHDOG=1")
 
     def _counting_allowed(self, now: datetime) -> bool:

@@ -60,8 +60,8 @@ def _lockers_section() -> dict[str, Any]:
             "number": n + 1,
             "size": size,
             "accessible": n in (0, 2),
-            "lock_pin": f"GPIO{5 + n}",
-            "door_pin": f"GPIO{12 + n}",
+            "lock_pin": f"GPIO{12 + n}",  # GPIO9-27: not pulled up at boot, so a relay stays off
+            "door_pin": f"GPIO{5 + n}",
             "occupancy_pin": f"GPIO{18 + n}",
             "pulse_s": 1.0,
         }

@@ -8,8 +8,6 @@ import signal
 from pathlib import Path
 from types import FrameType
 
-from edge_agent.config import load_agent_config
-
 NAME = "run"
 HELP = "Run the agent: counting, lockers and reporting as configured"
 
@@ -26,9 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_agent_config(args.config)
     # Imported here: the agent pulls in OpenCV and gpiozero, which check-config and doctor do not need.
     from edge_agent.agent import Agent
+    from edge_agent.deploy.service import ServiceLifecycle
+
+    lifecycle = ServiceLifecycle(args.config)
+    config = lifecycle.load_config()  # a config the hub pushed, on trial, or the installed one
 
     world = None
     pin_factory = None
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
         world = SimulatedWorld(config)
         pin_factory = world.pin_factory
-    agent = Agent(config, pin_factory=pin_factory)
+    agent = Agent(config, pin_factory=pin_factory, lifecycle=lifecycle)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.request_stop()
@@ -54,4 +55,4 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if world is not None:
             world.stop()
-    return 0
+    return lifecycle.exit_code

@@ -1,17 +1,12 @@
 """What ``edge-agent run`` does around the agent so that pushed configs are tried and kept or rolled back.
 
-Wiring (in ``edge-agent run``)::
+Wiring (``edge-agent run`` and ``edge_agent.agent.Agent``)::
 
     lifecycle = ServiceLifecycle(args.config)
-    config = lifecycle.load_config()                        # the pushed config on trial, or the good one
-    agent = Agent(config, extra_handlers=lifecycle.handlers(lambda: agent.config))
-    agent.start()
-    lifecycle.report(agent.transport.sink)                  # tells the hub about an earlier roll-back
-    # in the main loop, once a second:
-    if lifecycle.tick(healthy=agent.transport.link.connected, sink=agent.transport.sink):
-        agent.request_stop()                                # a push, a reload or a roll-back wants a restart
+    config = lifecycle.load_config()          # the pushed config on trial, or the good one
+    agent = Agent(config, lifecycle=lifecycle)  # registers handlers(), calls report() at start, tick() each second
     ...
-    return lifecycle.exit_code                              # 75 makes systemd start the agent again
+    return lifecycle.exit_code                # 75 makes systemd start the agent again
 """
 
 from __future__ import annotations
