@@ -51,6 +51,7 @@ from hub_server.logistics_models import (
     token_hash,
 )
 from hub_server.notifications import Notification, NotificationError, NotificationEvent, Notifier
+from hub_server.store import feed
 from hub_server.store import logistics as store
 from hub_server.store.db import Database
 
@@ -417,11 +418,20 @@ class Logistics:
             if status == DeliveryStatus.AWAITING_DROPOFF and event.state == CompartmentState.OCCUPIED:
                 commands.append(self._mark_ready(conn, row, event, now))
             elif event.state == CompartmentState.FREE and status in (DeliveryStatus.READY, DeliveryStatus.EXPIRED):
+                # The cause tells who emptied it: a pickup reported after the hub expired the item (the
+                # resident came just in time while the device was offline) is still a collection.
                 final = DeliveryStatus.COLLECTED if status == DeliveryStatus.READY else DeliveryStatus.RETURNED
-                if event.cause == "return":
+                if event.cause == "pickup":
+                    final = DeliveryStatus.COLLECTED
+                elif event.cause == "return":
                     final = DeliveryStatus.RETURNED
                 store.update_delivery(
-                    conn, row.id, status=final.value, finished_at=store.ts(event.at), pickup_sealed=None
+                    conn,
+                    row.id,
+                    status=final.value,
+                    finished_at=store.ts(event.at),
+                    pickup_sealed=None,
+                    device_problem=None,  # e.g. a return code refused because it was collected meanwhile
                 )
             elif event.state == CompartmentState.FREE and status == DeliveryStatus.AWAITING_DROPOFF:
                 # Freed before any drop-off: cancelled on the device (operator at the locker, or expiry there).
@@ -458,6 +468,10 @@ class Logistics:
         issued: list[IssuedCode] = []
         with self.db.write() as conn:
             for row in store.due(conn, DeliveryStatus.AWAITING_DROPOFF.value, "dropoff_expires_at", now):
+                if not feed.caught_up(conn, row.device, row.dropoff_expires_at):
+                    # A drop-off made offline just in time may still be in the device's outbox; cancelling now
+                    # would free a compartment with a parcel inside. Wait until the device has caught up.
+                    continue
                 store.update_delivery(
                     conn, row.id, status=DeliveryStatus.CANCELLED.value, finished_at=store.ts(now), pickup_sealed=None
                 )

@@ -234,3 +234,19 @@ def latest_health(conn: sqlite3.Connection) -> list[Health]:
         except ValueError:
             continue  # stored by an older contract version: skip rather than stop the alarms
     return found
+
+
+def caught_up(conn: sqlite3.Connection, device: str, since: datetime) -> bool:
+    """True when every event the device made before ``since`` is stored at the hub, as far as its latest health
+    shows: sent after ``since``, with nothing older than ``since`` left unacknowledged in its outbox.
+    A device that never sent health counts as caught up (nothing better is known)."""
+    rows = _all(conn, "SELECT payload FROM health_latest WHERE device = ?", (device,))
+    if not rows:
+        return True
+    try:
+        health = Health.model_validate_json(rows[0]["payload"])
+    except ValueError:
+        return True
+    if health.at < since:
+        return False
+    return health.outbox_depth == 0 or health.outbox_oldest_age_s < (health.at - since).total_seconds()

@@ -153,6 +153,78 @@ def test_unused_dropoff_is_cancelled_after_its_hours(bench: Bench) -> None:
     assert isinstance(commands[1], ReservationCancel) and commands[1].reservation == delivery
 
 
+def _health(bench: Bench, at_offset_s: float, depth: int, oldest_s: float) -> None:
+    from hub_protocol.envelope import CameraState, Health
+
+    health = Health(
+        device="dev-a",
+        boot="b1",
+        at=bench.clock() + timedelta(seconds=at_offset_s),
+        uptime_s=10,
+        version="0.1.0",
+        load1=0.1,
+        mem_used_fraction=0.2,
+        disk_free_bytes=10**9,
+        outbox_depth=depth,
+        outbox_oldest_age_s=oldest_s,
+        dropped_total=0,
+        camera_state=CameraState.ABSENT,
+        fps=0,
+    )
+    with bench.logistics.db.write() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO health_latest (device, at, received_at, payload) VALUES (?, ?, ?, ?)",
+            ("dev-a", health.at.timestamp(), health.at.timestamp(), health.model_dump_json()),
+        )
+
+
+def test_expired_dropoff_waits_until_the_device_has_caught_up(bench: Bench) -> None:
+    delivery, _, _, n = _create(bench)
+    bench.clock.advance(hours=72, minutes=1)
+    _health(bench, -120, depth=0, oldest_s=0)  # last heard before the code expired: the drop-off may be on its way
+    assert bench.logistics.expire_due() == []
+    assert bench.logistics.get(delivery).status is DeliveryStatus.AWAITING_DROPOFF
+    _health(bench, 0, depth=2, oldest_s=300)  # back, with events from before the expiry still unacknowledged
+    bench.logistics.expire_due()
+    assert bench.logistics.get(delivery).status is DeliveryStatus.AWAITING_DROPOFF
+    # The drop-off made offline arrives: the item is ready, not cancelled.
+    bench.event(n, OCCUPIED, "dropoff", delivery, previous=RESERVED, at=bench.clock() - timedelta(minutes=3))
+    assert bench.logistics.get(delivery).status is DeliveryStatus.READY
+    assert not any(isinstance(c, ReservationCancel) for c in bench.device.wait_for(2))
+
+
+def test_expired_dropoff_is_cancelled_once_the_device_has_caught_up(bench: Bench) -> None:
+    delivery, _, _, _ = _create(bench)
+    bench.clock.advance(hours=72, minutes=1)
+    _health(bench, 0, depth=1, oldest_s=5)  # only a newer event is waiting: everything before expiry is stored
+    bench.logistics.expire_due()
+    assert bench.logistics.get(delivery).status is DeliveryStatus.CANCELLED
+
+
+def test_pickup_reported_after_the_hub_expired_it_counts_as_collected(bench: Bench) -> None:
+    delivery, _, _, n = _create(bench)
+    bench.event(n, OCCUPIED, "dropoff", delivery, previous=RESERVED)
+    bench.clock.advance(days=7, minutes=1)
+    bench.logistics.expire_due()
+    assert bench.logistics.get(delivery).status is DeliveryStatus.EXPIRED
+    ret = bench.device.wait_for(3)[2]
+    bench.logistics.on_event(
+        CommandResult(
+            device="dev-a",
+            boot="b1",
+            seq=50,
+            command_id=ret.id,
+            status=ResultStatus.FAILED,
+            detail="compartment 3 is free; a return code needs occupied",
+            at=bench.clock(),
+        )
+    )
+    assert bench.logistics.get(delivery).device_problem is not None
+    bench.event(n, FREE, "pickup", delivery, previous=OCCUPIED, at=bench.clock() - timedelta(minutes=2))
+    collected = bench.logistics.get(delivery)
+    assert collected.status is DeliveryStatus.COLLECTED and collected.device_problem is None
+
+
 def test_extend_once_by_resident_token(bench: Bench) -> None:
     created = bench.logistics.create(DeliveryRequest(size=CompartmentSize.S, resident_name="Kim"))
     token = created.resident_link.rsplit("/", 1)[1]
