@@ -110,20 +110,14 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
                 charts.line_chart(title, _("chart.health_desc", what=title), labels, [charts.Series(title, values)])
             )
     start = _day_start(wb, _today(wb))
-    windows = wb.source.flow_windows(start, now, device_id)
-    line_totals = flowstats.totals(windows)
-    whole_lines: dict[str, int] = {}
-    for stored in windows:
-        for line, value in flowstats.line_totals(stored.window).items():
-            whole_lines[line] = whole_lines.get(line, 0) + value
+    lines = flowstats.line_tables(wb.source.flow_windows(start, now, device_id))
     banks = [b for b in wb.source.locker_banks() if b.device == device_id]
     register = next((r for r in wb.source.register() if r.device == device_id), None)
     context = await _base(request, operator, "/dashboard")
     context.update(
         device=device,
         health_charts=health_charts,
-        line_totals=line_totals,
-        whole_lines=whole_lines,
+        lines=lines,
         banks=banks,
         register=register,
         alarms=[a for a in wb.source.alarms(limit=50) if a.device == device_id],

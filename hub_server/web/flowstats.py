@@ -155,3 +155,25 @@ def totals(windows: Iterable[StoredWindow]) -> dict[tuple[str, str, str], int]:
             if cell.count is not None:
                 result[(cell.line, cell.direction.value, cell.object_class.value)] += cell.count
     return dict(sorted(result.items()))
+
+
+@dataclass
+class LineTable:
+    """One line's published counts over some windows: per direction and class, and the line's total."""
+
+    line: str
+    cells: list[tuple[str, str, int]]  # (direction, object_class, count)
+    total: int
+
+
+def line_tables(windows: Iterable[StoredWindow]) -> list[LineTable]:
+    windows = list(windows)
+    cells = totals(windows)
+    whole: dict[str, int] = defaultdict(int)
+    for stored in windows:
+        for line, value in line_totals(stored.window).items():
+            whole[line] += value
+    return [
+        LineTable(line, [(d, c, n) for (ln, d, c), n in cells.items() if ln == line], whole[line])
+        for line in sorted(whole)
+    ]

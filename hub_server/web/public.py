@@ -119,22 +119,12 @@ async def sensors(request: web.Request) -> web.StreamResponse:
         current = latest.get(stored.device)
         if current is None or stored.window.window_start > current.window_start:
             latest[stored.device] = stored.window
-    per_device: dict[str, dict[tuple[str, str, str], int]] = {}
-    whole: dict[str, dict[str, int]] = {}
-    for entry in entries:
-        mine = [w for w in windows if w.device == entry.device]
-        per_device[entry.device] = flowstats.totals(mine)
-        lines: dict[str, int] = {}
-        for stored in mine:
-            for line, value in flowstats.line_totals(stored.window).items():
-                lines[line] = lines.get(line, 0) + value
-        whole[entry.device] = lines
+    per_device = {e.device: flowstats.line_tables(w for w in windows if w.device == e.device) for e in entries}
     status = {d.device: d for d in wb.source.devices()}
     context = {
         "entries": entries,
         "latest": latest,
-        "day_totals": per_device,
-        "whole_lines": whole,
+        "lines": per_device,
         "status": status,
         "today": now.date(),
     }

@@ -93,3 +93,12 @@ def test_a_published_line_total_beats_the_sum_of_its_published_cells() -> None:
     assert flowstats.device_totals([stored, with_total]) == {"dev-a": 14}
     day = flowstats.bucket([with_total], START, timedelta(hours=1), 24, UTC, "%H")
     assert day.lines["door"].series[flowstats.ALL][0] == 8
+
+
+def test_line_tables_group_cells_under_their_line_total() -> None:
+    a = window("dev-a", START, {("b-line", "in", "pedestrian"): 5, ("a-line", "out", "cyclist"): None})
+    b = StoredWindow("dev-a", "street", a.window.model_copy(update={"totals": [FlowTotal(line="a-line", count=3)]}))
+    tables = flowstats.line_tables([a, b])
+    assert [t.line for t in tables] == ["a-line", "b-line"]
+    assert tables[0].cells == [] and tables[0].total == 3  # only the published total tells about a-line
+    assert tables[1].cells == [("in", "pedestrian", 10)] and tables[1].total == 10
