@@ -67,10 +67,8 @@ PEAK_MIB_TARGET = 120
 
 
 def one_core() -> None:
+    # No CPU pinning: on a shared machine a pinned process queues behind others on that core.
     cv2.setNumThreads(1)
-    if False:
-        cpus = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpus[-1]})
 
 
 def decode_fps(repeat: int) -> float:
@@ -152,7 +150,7 @@ def main() -> int:
     summary: dict[str, Any] = {"decode_fps": round(decode, 1)}
     for detector in detectors:
         s_issue, fps, runs = run(detector, issue, args.repeat)
-        s_held, fps_held, _ = run(detector, held, 1)
+        s_held, _, _ = run(detector, held, 1)
         peak = None if args.no_memory else peak_memory_mib(detector)
         print(f"\n== {detector} (detector ran on {runs} of 795 frames)")
         table("issue lines", s_issue, list(ISSUE_LINES))

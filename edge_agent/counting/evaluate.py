@@ -58,9 +58,11 @@ def load_mot(path: Path) -> dict[int, list[GtBox]]:
     return dict(tracks)
 
 
-def truth_crossings(tracks: dict[int, list[GtBox]], lines: Sequence[CountLine], margin: float) -> list[Crossing]:
+def truth_crossings(
+    tracks: dict[int, list[GtBox]], lines: Sequence[CountLine], margin: float, confirm: int = 1
+) -> list[Crossing]:
     """The crossings the rule finds on ground-truth boxes: the same convention as the live counter."""
-    counter = CrossingCounter(list(lines), margin=margin)
+    counter = CrossingCounter(list(lines), margin=margin, confirm=confirm)
     out: list[Crossing] = []
     for obj, boxes in tracks.items():
         for box in boxes:

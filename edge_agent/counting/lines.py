@@ -62,6 +62,7 @@ class _SideState:
     last_s: float | None = None
     last_t: float = 0.0
     passage_t: float | None = None  # where the path last passed the infinite line since the side was confirmed
+    pending: int = 0  # consecutive observations clearly on the side opposite to the confirmed one
 
 
 @dataclass
@@ -75,6 +76,7 @@ class CrossingCounter:
     lines: list[CountLine]
     margin: float = 0.25
     min_margin_px: float = 2.0
+    confirm: int = 1  # consecutive observations clearly past the line before the side flips
     _state: dict[tuple[int, int], _SideState] = field(default_factory=dict)
 
     def observe(self, obj: int, x: float, y: float, box_height: float) -> list[tuple[str, Direction]]:
@@ -91,12 +93,18 @@ class CrossingCounter:
                 state.passage_t = state.last_t + k * (t - state.last_t)
             state.last_s, state.last_t = s, t
             if abs(s) < band:
+                state.pending = 0
                 continue
             side = 1 if s > 0 else -1
-            if state.side == -side and state.passage_t is not None and 0.0 <= state.passage_t <= 1.0:
-                crossings.append((line.name, "in" if side > 0 else "out"))
+            if state.side == -side:
+                state.pending += 1
+                if state.pending < self.confirm:
+                    continue
+                if state.passage_t is not None and 0.0 <= state.passage_t <= 1.0:
+                    crossings.append((line.name, "in" if side > 0 else "out"))
             state.side = side
             state.passage_t = None
+            state.pending = 0
         return crossings
 
     def forget(self, obj: int) -> None:

@@ -26,6 +26,7 @@ class Crossing:
 class PipelineSettings:
     detect_every: int = 1  # run the detector on every k-th frame; the tracker predicts in between
     margin: float = 0.25  # hysteresis half-width, in box heights
+    confirm: int = 1  # observations clearly past a line before the crossing counts
     min_hits: int = 2  # detections before a track may count
     max_coast_seconds: float = 1.5  # how long a track survives unseen (occlusion)
     cyclist_speed: float = 2.0  # box heights per second above which an unclassified object is a cyclist
@@ -41,7 +42,7 @@ class CountingPipeline:
         self.detector = detector
         self.fps = fps if fps > 0 else 10.0
         self.settings = settings
-        self.counter = CrossingCounter(self.lines, margin=settings.margin)
+        self.counter = CrossingCounter(self.lines, margin=settings.margin, confirm=settings.confirm)
         coast = max(2, round(settings.max_coast_seconds * self.fps))
         # Motion blobs change shape for many reasons besides occlusion; detector boxes do not.
         self.tracker = Tracker(
@@ -90,8 +91,8 @@ class CountingPipeline:
         updated, removed = self.tracker.update(detections)
         crossings: list[Crossing] = []
         for track in updated:
-            # The measured feet, not the filter's estimate: a constant-velocity filter overshoots where
-            # people turn, which is exactly where "clearly past the line" is decided.
+            # Measured feet, not the filter's estimate: a constant-velocity filter overshoots where people
+            # turn, which is exactly where "clearly past the line" is decided.
             x, y = track.measured
             for line, direction in self.counter.observe(track.id, x, y, track.height):
                 if track.hits >= self.settings.min_hits:

@@ -66,7 +66,7 @@ class MotionDetector:
 
     def __init__(
         self,
-        work_width: int = 192,
+        work_width: int = 256,
         min_height: float = 0.04,
         max_height: float = 0.6,
         person_aspect: float = 0.45,
