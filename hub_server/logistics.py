@@ -170,6 +170,7 @@ class Logistics:
                     "resident_contact": request.resident_contact,
                     "token_hash": token_hash(token),
                     "pickup_sealed": self._seal(delivery_id, pickup_code),
+                    "extendable": int(request.extendable),
                 },
             )
             store.put_code(conn, delivery_id, "dropoff", dropoff, now)
@@ -349,11 +350,15 @@ class Logistics:
         )
 
     def _can_extend(self, row: store.DeliveryRow) -> bool:
-        return row.status == DeliveryStatus.READY and not row.extended and self.config.extend_days > 0
+        return (
+            row.status == DeliveryStatus.READY and row.extendable and not row.extended and self.config.extend_days > 0
+        )
 
     def _extend(self, conn: Any, row: store.DeliveryRow) -> CommandBase:
         if self.config.extend_days == 0:
             raise LogisticsError("extending is switched off at this hub")
+        if not row.extendable:
+            raise LogisticsError("this item cannot be extended (decided when it was booked)")
         if row.status != DeliveryStatus.READY:
             raise LogisticsError(f"only an item ready for pickup can be extended; this one is {row.status}")
         if row.extended:

@@ -71,6 +71,7 @@ class DeliveryRequest(StrictModel):
     resident_contact: str | None = Field(
         default=None, min_length=3, max_length=200, description="E-mail or phone for the 'ready' message"
     )
+    extendable: bool = Field(default=True, description="The resident may extend the pickup time once")
 
 
 class Compartment(BaseModel):
@@ -97,6 +98,7 @@ class Delivery(BaseModel):
     dropped_at: datetime | None
     pickup_expires_at: datetime | None
     extended: bool
+    extendable: bool
     finished_at: datetime | None
     expired_at: datetime | None
     resident_name: str | None = Field(description="Null once personal data is deleted")
@@ -151,6 +153,7 @@ def delivery_out(row: store.DeliveryRow) -> Delivery:
         dropped_at=row.dropped_at,
         pickup_expires_at=row.pickup_expires_at,
         extended=row.extended,
+        extendable=row.extendable,
         finished_at=row.finished_at,
         expired_at=row.expired_at,
         resident_name=row.resident_name,

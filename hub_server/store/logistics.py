@@ -59,6 +59,7 @@ class DeliveryRow:
     pickup_sealed: str | None
     pickup_revealed_at: datetime | None
     device_problem: str | None
+    extendable: bool
 
 
 ACTIVE_STATUSES = ("awaiting-dropoff", "ready-for-pickup", "expired")
@@ -110,6 +111,7 @@ def _delivery(row: sqlite3.Row) -> DeliveryRow:
         pickup_sealed=row["pickup_sealed"],
         pickup_revealed_at=parse_ts(row["pickup_revealed_at"]),
         device_problem=row["device_problem"],
+        extendable=bool(row["extendable"]),
     )
 
 

@@ -260,6 +260,18 @@ def test_extending_can_be_switched_off(make_bench: Callable[..., Bench]) -> None
         bench.logistics.extend(delivery)
 
 
+def test_a_share_can_be_booked_without_extension(bench: Bench) -> None:
+    created = bench.logistics.create(
+        DeliveryRequest(kind="share", size=CompartmentSize.S, resident_name="Kim", extendable=False)
+    )
+    bench.event(created.delivery.compartment, OCCUPIED, "dropoff", created.delivery.id, previous=RESERVED)
+    token = created.resident_link.rsplit("/", 1)[1]
+    view = bench.logistics.resident_view(token)
+    assert view is not None and view.status is DeliveryStatus.READY and not view.can_extend
+    with pytest.raises(LogisticsError, match="cannot be extended"):
+        bench.logistics.extend_by_token(token)
+
+
 def test_cancel_by_operator(bench: Bench) -> None:
     delivery, _, _, _ = _create(bench, kind="share")
     cancelled = bench.logistics.cancel(delivery, operator="op-7")
