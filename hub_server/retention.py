@@ -122,7 +122,7 @@ class Retention:
             except Exception:
                 log.exception("retention failed; trying again later")
             wait = (due - self.clock()).total_seconds()
-            await asyncio.sleep(max(1.0, min(roll_every_s, wait)))
+            await asyncio.sleep(max(0.01, min(roll_every_s, wait)))
 
 
 async def retention_ctx(app: web.Application) -> AsyncIterator[None]:

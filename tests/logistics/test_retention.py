@@ -230,3 +230,29 @@ raw_days = 30
     assert "deleted windows: 1" in done.stdout and "rolled windows: 1" in done.stdout
     assert db.conn.execute("SELECT count(*) FROM flow_windows").fetchone()[0] == 0
     assert [r.count for r in store.rollups(db.conn, "day")] == [8]
+
+
+async def test_background_loop_purges_at_start_then_rolls_up(setup: tuple[Retention, Flows, Clock]) -> None:
+    import asyncio
+
+    retention, flows, _ = setup
+    flows.window(DAY0 - timedelta(days=40), {"door": 9})  # older than raw_days: goes at the first purge
+    task = asyncio.create_task(retention.run(roll_every_s=0.05))
+    try:
+        for _ in range(250):
+            if store.last_run(retention.db.conn) is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert store.last_run(retention.db.conn) is not None  # no run recorded yet: purge at once
+        conn = retention.db.conn
+        assert conn.execute("SELECT count(*) FROM flow_windows").fetchone()[0] == 0
+        flows.window(DAY0 + timedelta(hours=11), {"door": 5})
+        for _ in range(250):
+            if store.rollups(conn, "hour", since=DAY0 + timedelta(hours=11)):
+                break
+            await asyncio.sleep(0.02)
+        [row] = store.rollups(conn, "hour", since=DAY0 + timedelta(hours=11))
+        assert row.count == 5
+        assert conn.execute("SELECT count(*) FROM retention_runs").fetchone()[0] == 1  # the daily purge is not due
+    finally:
+        task.cancel()
