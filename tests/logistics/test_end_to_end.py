@@ -156,6 +156,17 @@ async def test_delivery_life_cycle_with_the_device(
         assert [(r.purpose, r.result) for r in rows] == [("dropoff", "done"), ("pickup", "done")]
         # A clean run: the device raised no alarm (no forced open, no door left open) on the way.
         assert app[ALARMS_KEY].poll_device_alarms() == 0 and app[ALARMS_KEY].list_alarms() == []
+
+        # Someone forces compartment 2 open: the device's alarm reaches the hub's alarm list, an operator
+        # acknowledges it, and it ends when the door is shut again.
+        alarms = app[ALARMS_KEY]
+        doors.set_door(2, closed=False)
+        await _until(lambda: bool(alarms.list_alarms(active_only=True, kind="forced-open")), "the forced-open alarm")
+        [forced] = alarms.list_alarms(active_only=True, kind="forced-open")
+        assert (forced.device, forced.compartment, forced.source) == (DEVICE, 2, "device")
+        assert alarms.acknowledge(forced.id, "user:op-anna").acknowledged_by == "user:op-anna"
+        doors.set_door(2, closed=True)
+        await _until(lambda: alarms.get(forced.id).ended_at is not None, "the alarm's end")
     finally:
         await asyncio.to_thread(bank.stop)
         await asyncio.to_thread(transport.stop)
