@@ -9,9 +9,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from hub_protocol.commands import CommandBase
 from hub_protocol.validation import Identifier, StrictModel
+from hub_server import audit, device_config
 from hub_server import devices as provisioning_service
 from hub_server.api.registry import ApiError, ApiRoutes, Call, QueryDatetime
+from hub_server.device_config import MAX_CONFIG_CHARS, ConfigPushError, audit_detail, push_command, reload_command
+from hub_server.ingest import ingest_of
 from hub_server.store import readings
 from hub_server.store.accounts import Role
 from hub_server.store.provisioning import ProvisioningError
@@ -201,3 +205,102 @@ async def revoke_device(call: Call) -> web.StreamResponse:
     call.live.revoked = call.live.revoked | {record.device}
     assert record.revoked_at is not None
     return call.json(RevokedOut(device=record.device, revoked_at=record.revoked_at, broker_reloaded=reloaded))
+
+
+# --- config changes without SSH ---------------------------------------------------------------------------
+
+
+class ConfigIn(StrictModel):
+    config_toml: str = Field(min_length=1, max_length=MAX_CONFIG_CHARS, description="The complete new agent config")
+
+
+class CommandSentOut(BaseModel):
+    command: str = Field(description="Command id; poll /devices/{device}/commands/{command} for the answer")
+    device: str
+    action: str
+    expires_at: datetime = Field(description="The device refuses the command after this")
+
+
+class CommandPath(StrictModel):
+    device: Identifier = Field(description="Device id")
+    command_id: Identifier = Field(description="Command id")
+
+
+class CommandOutcomeOut(BaseModel):
+    command: str
+    device: str
+    status: str | None = Field(description="done, failed, refused-...; null while the device has not answered")
+    detail: str | None = Field(description="The device's reason or outcome")
+    at: datetime | None
+
+
+async def _send(call: Call, command: CommandBase, action: str) -> web.StreamResponse:
+    ingest = ingest_of(call.request.app)
+    if ingest is None:
+        raise ApiError(409, "the hub's ingest is not running: commands cannot be sent")
+
+    def send() -> None:
+        ingest.publish_command(command)
+        with call.db.write() as conn:
+            audit.record(conn, call.actor, action, f"device:{command.device}", audit_detail(command))
+
+    try:
+        await asyncio.to_thread(send)
+    except LookupError as exc:
+        raise ApiError(404, str(exc)) from None
+    except RuntimeError as exc:
+        raise ApiError(409, str(exc)) from None
+    sent = CommandSentOut(command=command.id, device=command.device, action=action, expires_at=command.expires_at)
+    return call.json(sent, status=202)
+
+
+@routes.post(
+    "/devices/{device}/config",
+    summary="Send a new agent config (validated, tried, rolled back if bad)",
+    role=Role.ADMIN,
+    path_params=DevicePath,
+    body=ConfigIn,
+    response=CommandSentOut,
+    status=202,
+    statuses=(409,),
+)
+async def push_device_config(call: Call) -> web.StreamResponse:
+    """The text must be TOML naming this device in [device] id. Audited as device.push-config (hash, not text)."""
+    path: DevicePath = call.path
+    body: ConfigIn = call.body
+    try:
+        command = push_command(path.device, body.config_toml, call.actor)
+    except ConfigPushError as exc:
+        raise ApiError(422, "config refused", [f"body.config_toml: {exc}"]) from None
+    return await _send(call, command, "device.push-config")
+
+
+@routes.post(
+    "/devices/{device}/reload-config",
+    summary="Make the agent re-read its config file",
+    role=Role.ADMIN,
+    path_params=DevicePath,
+    response=CommandSentOut,
+    status=202,
+    statuses=(409,),
+)
+async def reload_device_config(call: Call) -> web.StreamResponse:
+    path: DevicePath = call.path
+    return await _send(call, reload_command(path.device, call.actor), "device.reload-config")
+
+
+@routes.get(
+    "/devices/{device}/commands/{command_id}",
+    summary="The device's answer to a command",
+    role=Role.OPERATOR,
+    path_params=CommandPath,
+    response=CommandOutcomeOut,
+)
+async def get_command_outcome(call: Call) -> web.StreamResponse:
+    path: CommandPath = call.path
+    found = await asyncio.to_thread(device_config.outcome, call.db.conn, path.device, path.command_id)
+    return call.json(
+        CommandOutcomeOut(
+            command=found.command_id, device=found.device, status=found.status, detail=found.detail, at=found.at
+        )
+    )

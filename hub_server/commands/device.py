@@ -1,18 +1,24 @@
-"""``hub-server device add|revoke|list``: per-device broker credentials, written for the technician to copy."""
+"""``hub-server device add|revoke|list|push-config|reload-config``: per-device broker credentials, written for
+the technician to copy; config changes sent over the broker (the device tries a new config and rolls back)."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from hub_protocol.cli import CliError
-from hub_server import devices
+from hub_protocol.commands import CommandBase
+from hub_server import audit, device_config, devices
 from hub_server.commands._common import add_config_argument, cli_actor, open_store
-from hub_server.store import provisioning
+from hub_server.config import HubConfig
+from hub_server.store import provisioning, readings
+from hub_server.store.db import Database
 from hub_server.store.provisioning import ProvisioningError
 
 NAME = "device"
-HELP = "Provision a device (own broker password and ACL), revoke it, or list devices with their status"
+HELP = "Provision a device (own broker password and ACL), revoke it, list devices, push or reload its config"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     revoke = sub.add_parser("revoke", help="cut the device off the broker at once")
     revoke.add_argument("device")
     sub.add_parser("list", help="devices with status (active/revoked) and last message seen")
+    push = sub.add_parser("push-config", help="send a new agent config; the device tries it and rolls back if bad")
+    push.add_argument("device")
+    push.add_argument("file", type=Path, help="the complete agent config (TOML)")
+    push.add_argument("--wait", type=float, default=0, metavar="S", help="wait up to S seconds for the answer")
+    reload = sub.add_parser("reload-config", help="make the agent re-read its config file")
+    reload.add_argument("device")
+    reload.add_argument("--wait", type=float, default=0, metavar="S", help="wait up to S seconds for the answer")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,11 +60,49 @@ def run(args: argparse.Namespace) -> int:
                     seen = last_seen.get(item.device)
                     seen_text = f"last seen {int((now - seen).total_seconds())} s ago" if seen else "never seen"
                     print(f"{item.device:<24} {item.site:<24} {state:<8} {seen_text}")
+            case "push-config" | "reload-config":
+                _send_command(args, config, db)
     except ProvisioningError as exc:
         raise CliError(str(exc)) from None
     except ValueError as exc:
         raise CliError(str(exc)) from None
     return 0
+
+
+def _send_command(args: argparse.Namespace, config: HubConfig, db: Database) -> None:
+    known = readings.get_device(db.conn, args.device)
+    if known is None:
+        raise CliError(f"device {args.device!r} is unknown to the hub")
+    actor = cli_actor()
+    if args.action == "push-config":
+        try:
+            text = args.file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read {args.file}: {exc}") from None
+        try:
+            command: CommandBase = device_config.push_command(args.device, text, actor)
+        except device_config.ConfigPushError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        command = device_config.reload_command(args.device, actor)
+    try:
+        device_config.publish_once(config, known.site, command)
+    except ConnectionError as exc:
+        raise CliError(str(exc)) from None
+    with db.write() as conn:
+        audit.record(conn, actor, f"device.{args.action}", f"device:{args.device}", device_config.audit_detail(command))
+    print(f"sent {args.action} {command.id} to {args.device} (expires {command.expires_at:%H:%M:%S} UTC)")
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        found = device_config.outcome(db.conn, args.device, command.id)
+        if found.status is not None:
+            print(f"{args.device} answered {found.status}: {found.detail}")
+            if found.status != "done":
+                raise CliError(f"the device did not apply it ({found.status})")
+            return
+        time.sleep(0.5)
+    if args.wait:
+        raise CliError(f"no answer within {args.wait:g} s (is the device online? see hub-server device list)")
 
 
 def _reload_note(reloaded: bool) -> None:

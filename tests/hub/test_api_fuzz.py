@@ -25,6 +25,14 @@ from tests.hub.test_api_data import T0, insert_device, insert_window
 
 EXAMPLES_PER_OPERATION = 12
 
+SETTINGS = """
+# A pushed agent config is a string to the schema, but the hub refuses text that is not TOML or names another
+# device (422 with the reason): valid by the schema, refused by meaning.
+[[operations]]
+include-operation-id = "push_device_config"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+"""
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
@@ -46,8 +54,12 @@ async def test_schemathesis_finds_no_failure(
     operations = len([op for op in app[API_KEY].operations if op.path != "/openapi.json"])
     server = await aiohttp_server(app)
     tool = Path(sys.executable).with_name("st")
+    settings = tmp_path / "schemathesis.toml"
+    settings.write_text(SETTINGS)
     process = await asyncio.create_subprocess_exec(
         str(tool),
+        "--config-file",
+        str(settings),
         "run",
         str(server.make_url("/api/v1/openapi.json")),
         "--checks",
@@ -66,7 +78,8 @@ async def test_schemathesis_finds_no_failure(
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=170)
     text = output.decode(errors="replace")
-    assert process.returncode == 0, text[-6000:]
+    report = text[text.find("=== FAILURES") :] if "=== FAILURES" in text else text
+    assert process.returncode == 0, report[:8000]
     tested = re.search(r"Tested:\s+(\d+)", text)
     assert tested is not None and int(tested.group(1)) == operations, text[-3000:]
     # Valid input reached the real work: the fuzzer provisioned devices on the broker.
