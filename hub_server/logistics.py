@@ -48,6 +48,7 @@ from hub_server.logistics_models import (
     choose_compartment,
     compartment_out,
     delivery_out,
+    erase_due_personal_data,
     token_hash,
 )
 from hub_server.notifications import Notification, NotificationError, NotificationEvent, Notifier
@@ -507,7 +508,7 @@ class Logistics:
         """Delete name, contact and page link of items finished more than ``personal_data_days`` ago."""
         now = self.clock()
         with self.db.write() as conn:
-            erased = store.erase_personal_data(conn, now - timedelta(days=self.config.personal_data_days), now)
+            erased = erase_due_personal_data(conn, self.config, now)
             store.forget_seen_events(conn, now - timedelta(days=30))
         return len(erased)
 

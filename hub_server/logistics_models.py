@@ -6,7 +6,8 @@ Kept apart from the service (``hub_server.logistics``), which re-exports every n
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+import sqlite3
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal, Protocol
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 from hub_protocol.commands import CommandBase
 from hub_protocol.lockers import CompartmentSize, CompartmentState
 from hub_protocol.validation import Identifier, StrictModel
+from hub_server.config import LogisticsConfig
 from hub_server.store import logistics as store
 
 _SIZES = [CompartmentSize.S, CompartmentSize.M, CompartmentSize.L]
@@ -199,3 +201,12 @@ def choose_compartment(
         return None
     # Keep accessible compartments for residents who need them: use them for others only when nothing else fits.
     return min(fitting, key=lambda c: (_SIZES.index(CompartmentSize(c.size or "L")), c.accessible, c.device, c.number))
+
+
+def erase_due_personal_data(conn: sqlite3.Connection, config: LogisticsConfig, now: datetime) -> list[str]:
+    """Residents' data goes ``personal_data_days`` after the item left the locker; for an expired item nobody
+    returned, ``return_days + personal_data_days`` after it expired (the resident has no say in it any more)."""
+    keep = timedelta(days=config.personal_data_days)
+    return store.erase_personal_data(
+        conn, now - keep, now, expired_before=now - keep - timedelta(days=config.return_days)
+    )

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from hub_server.config import HubConfig
+from hub_server.logistics_models import erase_due_personal_data
 from hub_server.store import alarms as alarms_store
 from hub_server.store import feed
 from hub_server.store import logistics as logistics_store
@@ -81,9 +82,7 @@ class Retention:
         with self.db.write() as conn:
             raw = store.delete_raw_flows(conn, started - timedelta(days=retention.raw_days))
             hourly = store.delete_hourly(conn, started - timedelta(days=retention.hourly_days))
-            erased = logistics_store.erase_personal_data(
-                conn, started - timedelta(days=self.config.logistics.personal_data_days), started
-            )
+            erased = erase_due_personal_data(conn, self.config.logistics, started)
             logistics_store.forget_seen_events(conn, started - timedelta(days=30))
             feed.forget_seen(conn, started - timedelta(days=2))
             alarms = alarms_store.prune(conn, started - timedelta(days=retention.alarm_days))

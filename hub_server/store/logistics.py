@@ -235,14 +235,18 @@ def due(conn: sqlite3.Connection, status: str, column: str, now: datetime) -> li
     return [_delivery(r) for r in rows]
 
 
-def erase_personal_data(conn: sqlite3.Connection, finished_before: datetime, now: datetime) -> list[str]:
-    """Clear name, contact and page token of every delivery finished before the cut-off; returns their ids."""
+def erase_personal_data(
+    conn: sqlite3.Connection, finished_before: datetime, now: datetime, expired_before: datetime | None = None
+) -> list[str]:
+    """Clear name, contact and page token of every delivery finished before ``finished_before`` (and of expired
+    items, never returned, that expired before ``expired_before``); returns their ids."""
     ids = [
         r[0]
         for r in conn.execute(
-            """SELECT id FROM deliveries WHERE finished_at IS NOT NULL AND finished_at <= ?
-               AND personal_data_deleted_at IS NULL""",
-            (ts(finished_before),),
+            """SELECT id FROM deliveries WHERE personal_data_deleted_at IS NULL AND (
+                   (finished_at IS NOT NULL AND finished_at <= ?)
+                   OR (status = 'expired' AND expired_at IS NOT NULL AND expired_at <= ?))""",
+            (ts(finished_before), ts(expired_before) if expired_before else ""),
         )
     ]
     for delivery_id in ids:

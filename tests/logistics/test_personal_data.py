@@ -51,3 +51,17 @@ def test_cancelled_items_lose_personal_data_too(make_bench: Callable[..., Bench]
     bench.logistics.cancel(created.delivery.id)
     assert bench.logistics.purge_personal_data() == 1
     assert bench.logistics.get(created.delivery.id).resident_name is None
+
+
+def test_expired_items_nobody_returned_lose_personal_data_too(make_bench: Callable[..., Bench]) -> None:
+    bench = make_bench(personal_data_days=14, return_days=7, pickup_days=7)
+    created = bench.logistics.create(DeliveryRequest(size=CompartmentSize.S, resident_name="Lou"))
+    bench.event(created.delivery.compartment, OCCUPIED, "dropoff", created.delivery.id)
+    bench.clock.advance(days=7)
+    bench.logistics.expire_due()
+    bench.clock.advance(days=21, seconds=-1)
+    assert bench.logistics.purge_personal_data() == 0
+    bench.clock.advance(seconds=1)
+    assert bench.logistics.purge_personal_data() == 1
+    item = bench.logistics.get(created.delivery.id)
+    assert item.resident_name is None and item.status.value == "expired"  # still to be returned, anonymously
