@@ -32,6 +32,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from hub_protocol.secrets import read_secret
+from hub_protocol.validation import ConfigError
 from hub_server import audit
 from hub_server.appkeys import AUTH_KEY, DB_KEY
 from hub_server.config import AuthConfig, HubConfig
@@ -135,7 +136,7 @@ class AuthState:
     def from_config(cls, config: HubConfig) -> AuthState:
         key = read_secret(config.http.session_key_file, "http.session_key_file").encode()
         if len(key) < 32:
-            raise ValueError("http.session_key_file: the session key needs at least 32 characters")
+            raise ConfigError("http.session_key_file", ["the session key needs at least 32 characters"])
         auth = config.auth
         limiter = LoginLimiter(
             auth.login_failures_per_user, auth.login_failures_per_address, auth.login_window_minutes * 60

@@ -19,7 +19,6 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from hub_protocol.secrets import read_secret
@@ -27,7 +26,7 @@ from hub_protocol.topics import check_identifier, device_acl, hub_acl
 from hub_server import audit
 from hub_server.broker import find_binary
 from hub_server.config import HubConfig, ProvisioningConfig
-from hub_server.store import provisioning, readings
+from hub_server.store import provisioning
 from hub_server.store.db import Database
 from hub_server.store.provisioning import ProvisionedDevice, ProvisioningError
 
@@ -203,8 +202,3 @@ def revoke_device(
             _passwd(settings, "-D", str(settings.passwd_file), record.username)
         reloaded = sync_broker(config, conn, reloader)
     return record, reloaded
-
-
-def last_seen(conn: sqlite3.Connection) -> dict[str, datetime]:
-    """When the hub last heard from each device."""
-    return {row.device: row.last_seen for row in readings.list_devices(conn) if row.last_seen is not None}

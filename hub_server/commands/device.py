@@ -13,7 +13,7 @@ from hub_protocol.commands import CommandBase
 from hub_server import audit, device_config, devices
 from hub_server.commands._common import add_config_argument, cli_actor, open_store
 from hub_server.config import HubConfig
-from hub_server.store import provisioning, readings
+from hub_server.store import readings
 from hub_server.store.db import Database
 from hub_server.store.provisioning import ProvisioningError
 
@@ -53,13 +53,16 @@ def run(args: argparse.Namespace) -> int:
                 print(f"device {record.device} revoked at {record.revoked_at}")
                 _reload_note(reloaded)
             case "list":
-                last_seen = devices.last_seen(db.conn)
                 now = datetime.now(UTC)
-                for item in provisioning.list_all(db.conn):
-                    state = "revoked" if item.revoked_at else "active"
-                    seen = last_seen.get(item.device)
-                    seen_text = f"last seen {int((now - seen).total_seconds())} s ago" if seen else "never seen"
-                    print(f"{item.device:<24} {item.site:<24} {state:<8} {seen_text}")
+                for row in readings.list_devices(db.conn):
+                    state = "revoked" if row.revoked else "active" if row.provisioned else "unmanaged"
+                    online = "online" if row.online else "offline"
+                    seen = (
+                        f"last seen {int((now - row.last_seen).total_seconds())} s ago"
+                        if row.last_seen
+                        else "never seen"
+                    )
+                    print(f"{row.device:<24} {row.site:<24} {state:<9} {online:<7} {seen}")
             case "push-config" | "reload-config":
                 _send_command(args, config, db)
     except ProvisioningError as exc:

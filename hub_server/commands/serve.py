@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hub_protocol.cli import CliError
 from hub_server import app
 from hub_server.commands._common import add_config_argument
 from hub_server.config import load_hub_config
@@ -22,5 +23,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_hub_config(args.config)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger(__name__).info("hub listening on http://%s:%d", config.http.host, config.http.port)
-    app.run(config)
+    try:
+        app.run(config)
+    except OSError as exc:  # typically the port is taken
+        raise CliError(f"cannot serve on {config.http.host}:{config.http.port}: {exc.strerror or exc}") from None
     return 0
