@@ -23,13 +23,12 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from hub_protocol.alarms import DeviceAlarm
-from hub_protocol.envelope import CameraState
+from hub_protocol.envelope import CameraState, Health
 from hub_server import audit
 from hub_server.config import AlarmsConfig
 from hub_server.live import LiveRegistry
@@ -65,8 +64,10 @@ class Alarm(BaseModel):
     acknowledged_by: str | None
     acknowledged_at: datetime | None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def active(self) -> bool:
+        """Not ended yet."""
         return self.ended_at is None
 
 
@@ -284,7 +285,7 @@ class AlarmService:
             wanted[key] = (first, f"the device's outbox dropped events; {drop.dropped_total} since install")
         self._reconcile(HubAlarmKind.OUTBOX_DROPPING, wanted)
 
-    def _health(self, now: datetime, health: list[Any]) -> None:
+    def _health(self, now: datetime, health: list[Health]) -> None:
         camera: dict[tuple[str, int | None], tuple[datetime, str]] = {}
         backlog: dict[tuple[str, int | None], tuple[datetime, str]] = {}
         for h in health:

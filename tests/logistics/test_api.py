@@ -163,6 +163,7 @@ async def test_alarms_list_and_ack(setup: Any) -> None:
     response = await client.get("/api/v1/alarms?active_only=true", headers=headers[Role.VIEWER])
     [listed] = await response.json()
     assert listed["id"] == alarm.id and listed["kind"] == "forced-open" and listed["acknowledged_by"] is None
+    assert listed["active"] is True
     assert (await client.post(f"/api/v1/alarms/{alarm.id}/ack", headers=headers[Role.VIEWER])).status == 403
     response = await client.post(f"/api/v1/alarms/{alarm.id}/ack", headers=headers[Role.OPERATOR])
     assert response.status == 200 and (await response.json())["acknowledged_by"].startswith("token:")
