@@ -8,9 +8,10 @@ Life cycle of a delivery (a share is the same, for an item a neighbour lends)::
           v
       cancelled
 
-Both codes are made at creation and shown once (drop-off code for the carrier or lender, pickup code for the
-resident); the hub keeps their salted hashes only. The device gets the drop-off hash at once and the pickup
-hash when it reports the drop-off, so it verifies both offline. Status follows the device's locker events
+Both codes are made at creation. The drop-off code (for the courier or lender) is shown once, in the answer
+to ``create``; the pickup code is kept sealed until the resident reveals it once on their page, then only its
+hash remains. The device gets the drop-off hash at once and the pickup hash when it reports the drop-off, so
+it verifies both offline. Status follows the device's locker events
 only: the hub never assumes a door opened. Commands are stored before they are published and published
 again until the device answers, so a broker outage delays them but does not lose them.
 """
