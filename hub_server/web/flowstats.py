@@ -104,12 +104,18 @@ def bucket(
 
 
 def expected_windows(windows: Iterable[StoredWindow], span: timedelta, until: datetime, start: datetime) -> int:
-    """Windows that should have arrived in the elapsed part of the span, from each device's window length."""
-    lengths: dict[str, int] = {}
+    """Windows that should have arrived in the elapsed part of the span, per device from its first window in
+    the span on (a device installed mid-span is not blamed for the time before), by its window length."""
+    first: dict[str, tuple[datetime, int]] = {}
+    end = min(until, start + span)
     for stored in windows:
-        lengths.setdefault(stored.device, stored.window.window_seconds)
-    elapsed = max(timedelta(0), min(until, start + span) - start)
-    return sum(int(elapsed.total_seconds() // seconds) for seconds in lengths.values())
+        begin = stored.window.window_start
+        if not start <= begin < end:
+            continue
+        known = first.get(stored.device)
+        if known is None or begin < known[0]:
+            first[stored.device] = (begin, stored.window.window_seconds)
+    return sum(max(1, int((end - begin).total_seconds() // seconds)) for begin, seconds in first.values())
 
 
 def _policy_text(stored: StoredWindow) -> str:

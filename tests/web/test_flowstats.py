@@ -73,6 +73,9 @@ def test_quality_is_weighted_by_observed_time() -> None:
     assert q.mean_fps == pytest.approx(10.0)  # the blind window does not drag the frame rate down
     q.expected_windows = flowstats.expected_windows(windows, timedelta(days=1), START + timedelta(hours=1), START)
     assert q.expected_windows == 4 and q.coverage == pytest.approx(0.5)
+    late = [window("dev-b", START + timedelta(hours=10), {("l", "in", "cyclist"): 5})]
+    # Installed at 10:00: by 11:00 four 15-minute windows were due, not forty-four.
+    assert flowstats.expected_windows(late, timedelta(days=1), START + timedelta(hours=11), START) == 4
 
 
 def test_totals_skip_suppressed_cells() -> None:
