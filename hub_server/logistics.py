@@ -520,7 +520,13 @@ class Logistics:
         for item in await asyncio.to_thread(store.notifications_due, self.db.conn, now):
             assert item.payload is not None
             try:
-                await notifier.send(Notification.from_json(item.payload))
+                message = Notification.from_json(item.payload)
+            except (TypeError, ValueError, KeyError) as exc:  # written by another version: never sendable
+                with self.db.write() as conn:
+                    store.notification_failed(conn, item.id, f"unreadable message: {exc}", None, now)
+                continue
+            try:
+                await notifier.send(message)
             except NotificationError as exc:
                 retry = None
                 if item.attempts + 1 < NOTIFY_MAX_ATTEMPTS:

@@ -175,3 +175,20 @@ async def test_unsigned_by_default(make_bench: Callable[..., Bench]) -> None:
         assert receiver.signatures == [None]
     finally:
         await receiver.server.close()
+
+
+async def test_an_unreadable_queued_message_is_set_aside(make_bench: Callable[..., Bench]) -> None:
+    bench = make_bench(notify=True)
+    receiver = await _receiver()
+    try:
+        delivery, _ = _ready(bench)
+        with bench.logistics.db.write() as conn:
+            store.queue_notification(
+                conn, delivery, "parcel-ready", {"event": "parcel-ready", "bogus": 1}, bench.clock()
+            )
+        assert await bench.logistics.dispatch_notifications(WebhookNotifier(receiver.url)) == 1  # the good one
+        rows = store.notifications_for(bench.logistics.db.conn, delivery)
+        assert [(r["sent_at"] is not None, r["failed_at"] is not None) for r in rows] == [(True, False), (False, True)]
+        assert "unreadable" in rows[1]["last_error"]
+    finally:
+        await receiver.server.close()
