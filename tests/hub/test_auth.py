@@ -8,11 +8,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from hub_server import audit
-from hub_server.app import AUTH_KEY
+from hub_server.app import AUTH_KEY, create_app
 from hub_server.auth import CSRF_COOKIE, SESSION_COOKIE, LoginLimiter
+from hub_server.config import HubConfig
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
-from tests.hub.conftest import PASSWORD, add_token, add_user, login
+from tests.hub.conftest import PASSWORD, add_token, add_user, hub_config_data, login
 
 
 def replace_cookie(client: TestClient[Any, Any], name: str, value: str) -> None:
@@ -196,3 +197,32 @@ async def test_token_lifecycle_through_the_api(client: TestClient[Any, Any], db:
     assert revoked.status == 200
     assert (await client.get("/api/v1/session", headers={"Authorization": f"Bearer {secret}"})).status == 401
     assert (await client.delete("/api/v1/tokens/99999", headers=headers)).status == 404
+
+
+async def test_behind_tls_cookies_are_secure_and_limits_use_the_forwarded_address(
+    tmp_path: Any, aiohttp_client: Any
+) -> None:
+    data = hub_config_data(tmp_path / "tls", http={"behind_tls": True}, auth={"login_failures_per_address": 2})
+    config = HubConfig.model_validate(data)
+    db = Database(config.store.path)
+    add_user(db, "alice", Role.VIEWER)
+    client = await aiohttp_client(create_app(config, database=db, background=False, pages=False))
+    ok = await client.post(
+        "/api/v1/session", json={"username": "alice", "password": PASSWORD}, headers={"X-Forwarded-For": "10.0.0.9"}
+    )
+    assert ok.status == 200
+    assert ok.cookies[SESSION_COOKIE]["secure"] is True and ok.cookies[CSRF_COOKIE]["secure"] is True
+    client.session.cookie_jar.clear()
+    for name in ("x1", "x2"):
+        bad = {"username": name, "password": "wrong wrong wrong"}
+        assert (await client.post("/api/v1/session", json=bad, headers={"X-Forwarded-For": "10.0.0.1"})).status == 401
+    third = {"username": "x3", "password": "wrong wrong wrong"}
+    assert (await client.post("/api/v1/session", json=third, headers={"X-Forwarded-For": "10.0.0.1"})).status == 429
+    # The proxy appends the real client: a forged first hop does not escape the limit...
+    forged = {"X-Forwarded-For": "1.2.3.4, 10.0.0.1"}
+    assert (await client.post("/api/v1/session", json=third, headers=forged)).status == 429
+    # ...and another client behind the same proxy is not locked out.
+    other = await client.post(
+        "/api/v1/session", json={"username": "alice", "password": PASSWORD}, headers={"X-Forwarded-For": "10.0.0.2"}
+    )
+    assert other.status == 200
