@@ -71,34 +71,41 @@ def one_core() -> None:
     cv2.setNumThreads(1)
 
 
-def decode_fps(repeat: int) -> float:
-    best = 0.0
+def decode_fps(repeat: int) -> tuple[float, float]:
+    """(wall, cpu) frames per second of plain decoding; CPU time is what one core delivers on a busy machine."""
+    best_wall = best_cpu = 0.0
     for _ in range(repeat):
         cap = cv2.VideoCapture(str(VIDEO))
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         n = 0
         while True:
             ok, _ = cap.read()
             if not ok:
                 break
             n += 1
-        best = max(best, n / (time.perf_counter() - start))
+        best_wall = max(best_wall, n / (time.perf_counter() - start))
+        best_cpu = max(best_cpu, n / (time.process_time() - start_cpu))
         cap.release()
-    return best
+    return best_wall, best_cpu
 
 
-def run(detector: str, lines: list[CountLine], repeat: int) -> tuple[ev.Scores, float, int]:
+def run(detector: str, lines: list[CountLine], repeat: int) -> tuple[ev.Scores, float, float, int]:
+    """Scores, best wall-clock fps, best CPU-time fps, detector runs."""
     truth = ev.truth_crossings(ev.load_mot(GT), lines, settings_for(detector).margin)
-    best_fps, scores, runs = 0.0, None, 0
+    best_wall = best_cpu = 0.0
+    scores, runs = None, 0
     for _ in range(repeat):
         source = VideoFileSource(str(VIDEO))
         pipeline = CountingPipeline(lines, build_detector(detector, MODEL), source.fps, settings_for(detector))
+        start_cpu = time.process_time()
         result = count_source(source, pipeline)
+        cpu = time.process_time() - start_cpu
         source.close()
-        best_fps = max(best_fps, result.fps)
+        best_wall = max(best_wall, result.fps)
+        best_cpu = max(best_cpu, result.frames / cpu)
         scores, runs = ev.score_events(result.events, truth, lines), pipeline.detector_runs
     assert scores is not None
-    return scores, best_fps, runs
+    return scores, best_wall, best_cpu, runs
 
 
 def peak_memory_mib(detector: str) -> float:
@@ -143,19 +150,25 @@ def main() -> int:
     if "onnx" in detectors and not MODEL.exists():
         print(f"SKIP onnx: model {MODEL} absent")
         detectors.remove("onnx")
-    decode = decode_fps(max(args.repeat, 2))
-    print(f"video {VIDEO.name}: plain decoding {decode:.0f} frames/s on one core (OpenCV {cv2.__version__})")
+    decode, decode_cpu = decode_fps(max(args.repeat, 2))
+    print(
+        f"video {VIDEO.name}: plain decoding {decode:.0f} frames/s wall clock, {decode_cpu:.0f} frames per CPU "
+        f"second (OpenCV {cv2.__version__}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})"
+    )
     issue = [CountLine(n, *p) for n, p in ISSUE_LINES.items()]
     held = [CountLine(n, *p) for n, p in HELD_OUT.items()]
-    summary: dict[str, Any] = {"decode_fps": round(decode, 1)}
+    summary: dict[str, Any] = {"decode_fps": round(decode, 1), "decode_fps_cpu": round(decode_cpu, 1)}
     for detector in detectors:
-        s_issue, fps, runs = run(detector, issue, args.repeat)
-        s_held, _, _ = run(detector, held, 1)
+        s_issue, fps_wall, fps, runs = run(detector, issue, args.repeat)
+        s_held, _, _, _ = run(detector, held, 1)
         peak = None if args.no_memory else peak_memory_mib(detector)
         print(f"\n== {detector} (detector ran on {runs} of 795 frames)")
         table("issue lines", s_issue, list(ISSUE_LINES))
         table("held-out lines", s_held, list(HELD_OUT))
-        print(f"  speed: {fps:.0f} frames/s on one core = {fps / decode:.3f} x plain decoding")
+        print(
+            f"  speed: {fps:.0f} frames per CPU second on one core = {fps / decode_cpu:.3f} x plain decoding "
+            f"({fps_wall:.0f} frames/s wall clock = {fps_wall / decode:.3f} x decoding)"
+        )
         if peak is not None:
             print(f"  peak memory of edge-agent count: {peak:.0f} MiB (target <= {PEAK_MIB_TARGET})")
         target = TARGETS[detector]
@@ -181,7 +194,8 @@ def main() -> int:
                 "count_error": s_held.count_error,
             },
             "fps": round(fps, 1),
-            "ratio_to_decode": round(fps / decode, 4),
+            "fps_wall": round(fps_wall, 1),
+            "ratio_to_decode": round(fps / decode_cpu, 4),
             "peak_mib": None if peak is None else round(peak, 1),
         }
     print(json.dumps(summary))
