@@ -170,9 +170,11 @@ class AlarmService:
         compartment: int | None = None,
         detail: str = "",
         source: str = "hub",
+        seen: datetime | None = None,
     ) -> Alarm:
+        """Raise (starting ``at``) or refresh (still true at ``seen``, default ``at``) the alarm of this key."""
         with self.db.write() as conn:
-            row, new = store.raise_alarm(conn, device, kind, compartment, source, detail, at)
+            row, new = store.raise_alarm(conn, device, kind, compartment, source, detail, at, seen)
         alarm = _alarm(row)
         if new:
             log.warning("alarm raised: %s %s%s %s", device, kind, f" #{compartment}" if compartment else "", detail)
@@ -237,7 +239,7 @@ class AlarmService:
         """Raise every wanted (device, compartment) of ``kind`` and end the open hub alarms no longer wanted."""
         now = self.clock()
         for (device, compartment), (at, detail) in wanted.items():
-            self.raise_alarm(device, kind.value, at, compartment=compartment, detail=detail)
+            self.raise_alarm(device, kind.value, at, compartment=compartment, detail=detail, seen=now)
         for row in store.open_of_kind(self.db.conn, kind.value):
             if (row.device, row.compartment) not in wanted and row.source == "hub":
                 self.end_alarm(row.device, kind.value, now, compartment=row.compartment)

@@ -58,14 +58,16 @@ def raise_alarm(
     source: str,
     detail: str,
     at: datetime,
+    seen: datetime | None = None,
 ) -> tuple[AlarmRow, bool]:
-    """The open alarm of this key, created if there was none; the flag says whether it is new."""
+    """The open alarm of this key, created (starting ``at``) if there was none, else marked still true at ``seen``
+    (default ``at``); the flag says whether it is new."""
     current = open_alarm(conn, device, kind, compartment)
     if current is not None:
         conn.execute(
             "UPDATE alarms SET last_seen_at = MAX(last_seen_at, ?), detail = CASE WHEN ? != '' THEN ? ELSE detail END "
             "WHERE id = ?",
-            (ts(at), detail, detail, current.id),
+            (ts(seen or at), detail, detail, current.id),
         )
         refreshed = get(conn, current.id)
         assert refreshed is not None
@@ -73,7 +75,7 @@ def raise_alarm(
     cursor = conn.execute(
         """INSERT INTO alarms (device, kind, compartment, source, detail, started_at, last_seen_at)
            VALUES (?, ?, ?, ?, ?, ?, ?)""",
-        (device, kind, compartment or 0, source, detail, ts(at), ts(at)),
+        (device, kind, compartment or 0, source, detail, ts(at), ts(max(at, seen or at))),
     )
     assert cursor.lastrowid is not None
     created = get(conn, cursor.lastrowid)

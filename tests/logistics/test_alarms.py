@@ -155,6 +155,10 @@ def test_offline_longer_than_the_limit(rig: Rig) -> None:
     rig.round()
     [alarm] = rig.alarms.list_alarms(active_only=True, kind="offline")
     assert alarm.started_at == went and "connection lost" in alarm.detail
+    assert alarm.last_seen_at == rig.clock()
+    rig.clock.advance(seconds=30)
+    rig.round()
+    assert rig.alarms.get(alarm.id).last_seen_at == rig.clock()  # still offline, checked just now
     rig.status(AvailabilityState.ONLINE)
     rig.round()
     assert rig.alarms.get(alarm.id).ended_at == rig.clock()
