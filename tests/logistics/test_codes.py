@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from hub_protocol import lockers as contract
+from hub_protocol.lockers import CodePurpose
 from hub_server import codes
 
 
@@ -49,3 +52,24 @@ def test_hash_is_the_contract_hash_with_a_fresh_salt() -> None:
     assert not codes.matches("40817264", first)
     assert not codes.matches("4081726", first)
     assert not codes.matches("4O817263", first)
+
+
+def test_hub_hash_matches_the_documented_device_vector() -> None:
+    # docs/lockers.md: what the device computes for this salt and code.
+    stored = codes.StoredHash("000102030405060708090a0b0c0d0e0f", "0" * 64)
+    assert codes.code_digest(stored.salt, "12345678") == (
+        "227f81661c2958a647fd2d50b4c59c00e38d65cacef6354368c0e826a80e7d63"
+    )
+
+
+def test_hub_hash_is_found_by_the_device_check(tmp_path: Path) -> None:
+    from edge_agent.lockers.codes import find_code
+    from edge_agent.lockers.store import LockerStore
+
+    store = LockerStore(tmp_path / "lockers.sqlite3")
+    stored = codes.hash_code("40817263")
+    wire = stored.to_wire(datetime.now(UTC) + timedelta(days=1))
+    store.add_code("d-1", 1, CodePurpose.PICKUP, wire.salt, wire.sha256, wire.expires_at)
+    found = find_code(store, "40817263")
+    assert found is not None and found.sha256 == stored.sha256
+    assert find_code(store, "40817264") is None
