@@ -14,9 +14,7 @@ from aiohttp import web
 
 from hub_server.web import flowstats, i18n
 from hub_server.web.context import Web, get_web
-from hub_server.web.dashboard import login_required
 from hub_server.web.live import LiveEvent, stream
-from hub_server.web.model import Operator
 
 
 def device_fields(wb: Web, device_id: str, lang: str) -> dict[str, Any]:
@@ -88,9 +86,12 @@ async def format_event(wb: Web, event: LiveEvent, lang: str) -> dict[str, Any] |
     return update
 
 
-@login_required
-async def live(request: web.Request, operator: Operator) -> web.StreamResponse:
+async def live(request: web.Request) -> web.StreamResponse:
     wb = get_web(request)
+    if await wb.auth.operator(request) is None:
+        # Not a redirect: an event stream answered with anything but 200 stops retrying, which is what a
+        # page left open after logout should do.
+        return web.Response(status=401, text="log in first")
     lang = i18n.negotiate(request)
 
     async def formatter(event: LiveEvent) -> dict[str, Any] | None:

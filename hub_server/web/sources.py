@@ -7,8 +7,6 @@ used, so the pages show what exists and an empty state for the rest instead of f
 from __future__ import annotations
 
 import hmac
-import importlib
-import importlib.util
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,7 +15,6 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from hub_protocol.envelope import Health
 from hub_protocol.flows import FlowWindow
 from hub_protocol.lockers import CompartmentSize
 from hub_protocol.register import RegisterEntry
@@ -27,8 +24,9 @@ from hub_server import audit as audit_log
 from hub_server import auth as hub_auth_module
 from hub_server.logistics import DeliveryRequest as LogisticsRequest
 from hub_server.logistics import Logistics, LogisticsError, NoCompartmentFree
+from hub_server.store import devices as store_devices
 from hub_server.store import logistics as logistics_store
-from hub_server.store import provisioning
+from hub_server.store import provisioning, readings
 from hub_server.web.model import (
     AlarmView,
     AuditEntry,
@@ -46,13 +44,6 @@ from hub_server.web.model import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _module(name: str) -> Any | None:
-    """A hub module that may not be part of this build yet."""
-    if importlib.util.find_spec(name) is None:
-        return None
-    return importlib.import_module(name)
 
 
 class HubAuth:
@@ -91,20 +82,6 @@ def hub_auth(app: web.Application) -> HubAuth:
     return HubAuth()
 
 
-def _has_table(conn: Any, name: str) -> bool:
-    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
-    return found is not None
-
-
-def _health(payload: dict[str, Any] | None) -> Health | None:
-    if payload is None:
-        return None
-    try:
-        return Health.model_validate(payload)
-    except ValidationError:
-        return None
-
-
 def _dt(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
@@ -126,23 +103,19 @@ class HubSource:
     def devices(self) -> list[DeviceStatus]:
         """Provisioned and heard-from devices; the ingest's in-memory state wins over the stored one (fresher)."""
         conn = self._conn
-        rows: dict[str, DeviceStatus] = {}
-        readings = _module("hub_server.store.readings")
-        if readings is not None and _has_table(conn, "devices"):
-            for r in readings.list_devices(conn):
-                if r.revoked:
-                    continue
-                latest = readings.latest_health(conn, r.device)
-                rows[r.device] = DeviceStatus(r.device, r.site, r.online, r.last_seen, _health(latest))
-        else:
-            for p in provisioning.list_all(conn):
-                if p.revoked_at is None:
-                    rows[p.device] = DeviceStatus(p.device, p.site, None, None, None)
+        health = store_devices.latest_health(conn)
+        rows = {
+            r.device: DeviceStatus(
+                r.device, r.site, r.online if r.last_seen else None, r.last_seen, health.get(r.device)
+            )
+            for r in readings.list_devices(conn)
+            if not r.revoked
+        }
         live = self.app[appkeys.LIVE_KEY]
         for seen in live.snapshot():
-            if live.is_revoked(seen.device):
-                continue
             stored = rows.get(seen.device)
+            if live.is_revoked(seen.device) or (stored is None and seen.device in provisioning.revoked_devices(conn)):
+                continue
             rows[seen.device] = DeviceStatus(
                 seen.device,
                 seen.site,
@@ -159,9 +132,6 @@ class HubSource:
         return next((d for d in self.devices() if d.device == device), None)
 
     def health_history(self, device: str, since: datetime) -> list[HealthPoint]:
-        readings = _module("hub_server.store.readings")
-        if readings is None or not _has_table(self._conn, "health_samples"):
-            return []
         return [
             HealthPoint(
                 at=r["at"],
@@ -177,8 +147,6 @@ class HubSource:
     def flow_windows(self, since: datetime, until: datetime, device: str | None = None) -> list[StoredWindow]:
         """Whole windows as the device sent them (cells, margins, quality, policy), by window start."""
         conn = self._conn
-        if not _has_table(conn, "flow_windows"):
-            return []
         sql = (
             "SELECT w.site, e.payload FROM flow_windows w JOIN events e"
             " ON (e.device, e.boot, e.seq) = (w.device, w.boot, w.seq)"
@@ -199,19 +167,8 @@ class HubSource:
         return result
 
     def register(self) -> list[RegisterEntry]:
-        conn = self._conn
-        if not _has_table(conn, "register_latest"):
-            return []
-        revoked = provisioning.revoked_devices(conn)
-        entries = []
-        for row in conn.execute("SELECT device, payload FROM register_latest ORDER BY site, device"):
-            if row[0] in revoked:
-                continue
-            try:
-                entries.append(RegisterEntry.model_validate_json(row[1]))
-            except ValidationError:
-                continue
-        return entries
+        revoked = provisioning.revoked_devices(self._conn)
+        return [e for e in store_devices.register_entries(self._conn) if e.device not in revoked]
 
     # lockers and deliveries
 

@@ -76,6 +76,17 @@ async def test_login_then_every_page_renders_with_security_headers(web_client: T
     assert "dev-a" in fleet and 'data-live="status-dev-a"' in fleet
 
 
+async def test_live_stream_needs_a_login_and_is_not_redirected(web_client: TestClient[Any, Any]) -> None:
+    response = await web_client.get("/live", allow_redirects=False)
+    assert response.status == 401
+    await log_in(web_client, "olga")
+    async with web_client.get("/live") as stream:
+        assert stream.status == 200
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        first = await stream.content.readuntil(b"\n\n")
+        assert first == b"retry: 3000\n\n"
+
+
 async def test_wrong_password_is_refused_with_a_message_and_no_session(web_client: TestClient[Any, Any]) -> None:
     response = await log_in(web_client, "olga", password="not the password")
     assert response.status == 401
