@@ -37,6 +37,13 @@ from hub_server.store.accounts import Role
 from hub_server.store.db import Database
 
 API_PREFIX = "/api/v1"
+API_DESCRIPTION = (
+    "The neighbourhood hub's REST API. Operations marked public need nothing; every other one needs "
+    "`Authorization: Bearer hubt_...` (an API token from `hub-server user token-add` or POST /api/v1/tokens) "
+    "or the session cookie from POST /api/v1/session, which must then send `X-CSRF-Token` on every "
+    "state-changing request. `x-required-role` names the least role (viewer < operator < admin). Errors are "
+    "JSON problems with one `problems` line per mistake."
+)
 JSON = "application/json"
 _PATH_PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
@@ -130,9 +137,9 @@ class Operation:
         return self.handler.__name__
 
     def all_statuses(self) -> list[int]:
-        found = {self.status, 400}
+        found = {self.status, 400, 401}  # 401 also on public operations when a wrong token is sent
         if self.role is not None:
-            found |= {401, 403}
+            found |= {403}
         if self.method not in ("GET", "HEAD"):
             found |= {403}  # CSRF refusal
         if self.path_params is not None:
@@ -337,7 +344,7 @@ class ApiRegistry:
             paths.setdefault(API_PREFIX + op.path, {})[op.method.lower()] = entry
         return {
             "openapi": "3.1.0",
-            "info": {"title": title, "version": version},
+            "info": {"title": title, "version": version, "description": API_DESCRIPTION},
             "tags": [{"name": g.tag, "description": g.description} for g in self.groups],
             "paths": paths,
             "components": {

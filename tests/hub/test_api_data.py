@@ -4,19 +4,43 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pydantic import BaseModel
 
+from hub_protocol.codec import encode
+from hub_protocol.envelope import Availability, AvailabilityState, CameraState, Health
+from hub_protocol.flows import (
+    Direction,
+    FlowCell,
+    FlowWindow,
+    ObjectClass,
+    PolicyKind,
+    PrivacyPolicy,
+    WindowQuality,
+)
+from hub_protocol.topics import Channel, device_topic
+from hub_server.config import IngestConfig
+from hub_server.ingest import IngestCore
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
 from hub_server.store.retention import roll_up_batch
 from tests.hub.conftest import add_token
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+PREFIX = "cot"
+
+
+def ingest(db: Database, site: str, device: str, channel: Channel, message: BaseModel) -> None:
+    """Store one message the way the hub does: through the ingest's writer, not by hand."""
+    core = IngestCore(db.path, PREFIX, IngestConfig())
+    try:
+        core.process([(device_topic(PREFIX, site, device, channel), encode(message), datetime.now(UTC).timestamp())])
+    finally:
+        core.close()
 
 
 def insert_window(
@@ -29,31 +53,42 @@ def insert_window(
     site: str = "main-street",
     seq: int = 1,
 ) -> None:
-    """A stored window as the ingest writes it (tables of migration 0001)."""
-    with db.write() as conn:
-        conn.execute(
-            "INSERT INTO flow_windows VALUES (?, 'boot-1', ?, ?, ?, 900, 0.98, 7.5, 0, ?, ?, ?)",
-            (device, seq, site, start.timestamp(), policy, json.dumps({"kind": policy}), start.timestamp() + 901),
-        )
-        for (line, direction, object_class), count in cells.items():
-            conn.execute(
-                "INSERT INTO flow_cells VALUES (?, 'boot-1', ?, ?, ?, 900, ?, ?, ?, ?)",
-                (device, seq, site, start.timestamp(), line, direction, object_class, count),
-            )
+    window = FlowWindow(
+        device=device,
+        boot="boot-1",
+        seq=seq,
+        window_start=start,
+        window_seconds=900,
+        cells=[
+            FlowCell(line=line, direction=Direction(direction), object_class=ObjectClass(cls), count=count)
+            for (line, direction, cls), count in cells.items()
+        ],
+        quality=WindowQuality(observed_fraction=0.98, mean_fps=7.5, dropped_frames=0),
+        policy=PrivacyPolicy(kind=PolicyKind(policy), k=5 if policy == "threshold" else None),
+    )
+    ingest(db, site, device, Channel.FLOW, window)
 
 
 def insert_device(db: Database, device: str, site: str = "main-street", online: bool = True) -> None:
-    now = datetime.now(UTC).timestamp()
-    with db.write() as conn:
-        conn.execute(
-            "INSERT INTO devices (device, site, first_seen, last_seen, online, boot, dropped_total)"
-            " VALUES (?, ?, ?, ?, ?, 'boot-1', 0)",
-            (device, site, now - 3600, now, int(online)),
-        )
-        conn.execute(
-            "INSERT INTO health_samples VALUES (?, ?, 'boot-1', 100, 51.5, 0.4, 0.3, 1000000, 3, 12.0, 0, 'ok', 7.5)",
-            (device, now - 60),
-        )
+    state = AvailabilityState.ONLINE if online else AvailabilityState.OFFLINE
+    ingest(db, site, device, Channel.STATUS, Availability(device=device, boot="boot-1", state=state, graceful=True))
+    health = Health(
+        device=device,
+        boot="boot-1",
+        at=datetime.now(UTC) - timedelta(seconds=60),
+        uptime_s=100,
+        version="0.1.0",
+        cpu_temp_c=51.5,
+        load1=0.4,
+        mem_used_fraction=0.3,
+        disk_free_bytes=1_000_000,
+        outbox_depth=3,
+        outbox_oldest_age_s=12.0,
+        dropped_total=0,
+        camera_state=CameraState.OK,
+        fps=7.5,
+    )
+    ingest(db, site, device, Channel.HEALTH, health)
 
 
 @pytest.fixture
