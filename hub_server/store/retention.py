@@ -134,9 +134,16 @@ def delete_raw_flows(conn: sqlite3.Connection, before: datetime) -> Deleted:
             return Deleted(0, 0, 0, 0)
         raise
     keys = [(r[0], r[1], r[2]) for r in doomed]
+    # flow_cells is a table of its own in older schemas and a view over the window's row in newer ones.
+    cells_table = conn.execute("SELECT type FROM sqlite_master WHERE name = 'flow_cells'").fetchone()
+    separate_cells = cells_table is not None and cells_table[0] == "table"
     cells = events = 0
     for key in keys:
-        cells += conn.execute("DELETE FROM flow_cells WHERE device = ? AND boot = ? AND seq = ?", key).rowcount
+        cells += conn.execute(
+            "SELECT count(*) FROM flow_cells WHERE device = ? AND boot = ? AND seq = ?", key
+        ).fetchone()[0]
+        if separate_cells:
+            conn.execute("DELETE FROM flow_cells WHERE device = ? AND boot = ? AND seq = ?", key)
         # The payload copy goes too; only acknowledged ones (the device will never send them again).
         events += conn.execute(
             """DELETE FROM events WHERE device = ? AND boot = ? AND seq = ? AND channel = 'flow' AND seq <= COALESCE(
