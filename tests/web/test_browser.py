@@ -7,6 +7,7 @@ with axe-core on each page, failing on serious and critical violations.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -65,7 +66,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("web-e2e")
     names = (CAMERA, CAMERA_2, LOCKER)
     hub_password = secrets.token_urlsafe(18)
@@ -130,7 +131,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         lambda: all(c.state == CompartmentState.FREE for c in logistics.compartments(LOCKER)), what="compartments free"
     )
     SHOTS.mkdir(parents=True, exist_ok=True)
-    print(f"\nscreenshots: {SHOTS}")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():  # shown despite capture
+        print(f"\nweb screenshots: {SHOTS}")
     yield World(hub, devices, db)
     for device in devices.values():
         device.close()
@@ -354,6 +357,7 @@ def test_switch_language_and_keep_it(world: World, page: Any) -> None:
     page.get_by_role("link", name="Alarme").click()  # the next page keeps the choice (cookie)
     assert page.locator("html").get_attribute("lang") == "de"
     assert page.get_by_role("heading", level=1).inner_text() == "Alarme"
+    check_accessibility(page, "alarms-de")
     shoot(page, "alarms-de")
     page.get_by_role("link", name="Nederlands").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Alarmen"
@@ -379,6 +383,13 @@ def test_public_sensor_page_and_export(world: World, page: Any) -> None:
     response = page.request.get(f"{world.hub.url}/sensors.json")
     body = response.json()
     assert {s["device"] for s in body["sensors"]} >= {CAMERA, LOCKER}
+
+
+def test_unknown_resident_link(world: World, page: Any) -> None:
+    page.goto(f"{world.hub.url}/r/{'x' * 43}?lang=de")
+    assert page.get_by_role("heading", level=1).inner_text() == "Paket nicht gefunden"
+    check_accessibility(page, "resident-missing")
+    shoot(page, "resident-missing")
 
 
 def test_keyboard_only_login_with_skip_link(world: World, page: Any) -> None:
