@@ -23,7 +23,7 @@ from edge_agent.counting.sources import (
 DEFAULT_DETECT_EVERY = {"motion": 1, "onnx": 4}
 
 
-def build_detector(name: str, model: Path | None = None, score_threshold: float = 0.35) -> Detector:
+def build_detector(name: str, model: Path | None = None, score_threshold: float = 0.4) -> Detector:
     if name == "motion":
         return MotionDetector()
     if name == "onnx":

@@ -35,7 +35,7 @@ class OnnxDetector:
     classifies = True
 
     def __init__(
-        self, model_path: Path, score_threshold: float = 0.35, nms_threshold: float = 0.5, input_size: int = 416
+        self, model_path: Path, score_threshold: float = 0.4, nms_threshold: float = 0.5, input_size: int = 416
     ) -> None:
         if not model_path.is_file():
             raise ModelError(f"model file {model_path} does not exist")
