@@ -6,8 +6,11 @@ privacy) are published here; suppressed cells stay suppressed.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
+from hub_protocol.register import RegisterEntry
 from hub_server.api.flows import (
     FlowCellOut,
     FlowQuery,
@@ -19,8 +22,10 @@ from hub_server.api.flows import (
     totals_csv,
 )
 from hub_server.api.registry import ApiRoutes, Call
+from hub_server.store import devices as device_store
+from hub_server.store import provisioning
 
-routes = ApiRoutes("open-data", "Public, privacy-protected counts")
+routes = ApiRoutes("open-data", "Public: privacy-protected counts and the sensor register")
 
 
 @routes.get(
@@ -54,6 +59,25 @@ async def open_flow_totals(call: Call) -> web.StreamResponse:
     q: TotalsQuery = call.query
     totals = await query_totals(call, q, protected_only=True)
     response = totals_csv(totals, f"open-flow-totals-{q.resolution}.csv") if q.format == "csv" else call.json(totals)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@routes.get(
+    "/open/register",
+    summary="Every sensor's register entry, as the city's register wants it (public)",
+    role=None,
+    response=list[RegisterEntry],
+)
+async def open_register(call: Call) -> web.StreamResponse:
+    """What each device measures, why, who runs it, what leaves it and what never does; revoked devices left out."""
+
+    def load() -> list[RegisterEntry]:
+        revoked = provisioning.revoked_devices(call.db.conn)
+        return [e for e in device_store.register_entries(call.db.conn) if e.device not in revoked]
+
+    response = call.json(await asyncio.to_thread(load))
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

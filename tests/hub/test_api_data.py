@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,9 +22,11 @@ from hub_protocol.flows import (
     PrivacyPolicy,
     WindowQuality,
 )
+from hub_protocol.register import RegisterEntry
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import IngestConfig
 from hub_server.ingest import IngestCore
+from hub_server.store import provisioning
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
 from hub_server.store.retention import roll_up_batch
@@ -209,3 +211,35 @@ async def test_hourly_totals_mark_lower_bounds_and_open_data_keeps_protected_onl
     text = await (await client.get("/api/v1/open/flows/totals", params={**params, "format": "csv"})).text()
     assert text.splitlines()[0].startswith("bucket_start,resolution,site,device,line")
     assert len(text.splitlines()) == 1 + len(public)
+
+
+def register_entry(device: str, site: str) -> RegisterEntry:
+    return RegisterEntry(
+        device=device,
+        site=site,
+        sensor_type="optical sensor (camera), on-device counting",
+        measures=["pedestrians and cyclists crossing a line"],
+        purpose="Know how busy the street is",
+        legal_ground="public task",
+        organisation="Neighbourhood association",
+        contact="sensors@example.org",
+        leaves_device=["counts per 15 minutes"],
+        never_leaves=["images", "tracks"],
+        privacy=PrivacyPolicy(kind=PolicyKind.THRESHOLD, k=5),
+        retention="90 days, then hourly totals",
+        active_until=date(2027, 12, 31),
+        location="Main Street, near number 10",
+    )
+
+
+async def test_open_register_lists_active_devices_only(client: TestClient[Any, Any], db: Database) -> None:
+    ingest(db, "main-street", "cam-1", Channel.REGISTER, register_entry("cam-1", "main-street"))
+    ingest(db, "main-street", "cam-old", Channel.REGISTER, register_entry("cam-old", "main-street"))
+    with db.write() as conn:
+        provisioning.add(conn, "cam-old", "main-street", "cam-old", "test")
+        provisioning.revoke(conn, "cam-old")
+    response = await client.get("/api/v1/open/register")
+    assert response.status == 200
+    entries = await response.json()
+    assert [(e["device"], e["never_leaves"]) for e in entries] == [("cam-1", ["images", "tracks"])]
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
