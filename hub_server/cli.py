@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from hub_protocol.cli import run_cli
 from hub_server import __version__
-from hub_server.commands import check_config, demo, device, purge, serve, user
+from hub_server.commands import check_config, delivery, demo, device, purge, serve, user
 
-COMMANDS = [demo, check_config, serve, user, device, purge]
+COMMANDS = [demo, check_config, serve, user, device, delivery, purge]
 
 
 def main(argv: list[str] | None = None) -> int:
