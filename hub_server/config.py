@@ -113,7 +113,7 @@ class LogisticsConfig(StrictModel):
     command_ttl_s: int = Field(
         default=3600, ge=60, le=7 * 86_400, description="Device refuses a command older than this"
     )
-    check_interval_s: float = Field(default=60, ge=0.1, le=3600, description="How often expiry and resends run")
+    check_interval_s: float = Field(default=10, ge=0.1, le=3600, description="How often expiry and resends run")
 
 
 class AlarmsConfig(StrictModel):
