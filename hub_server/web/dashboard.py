@@ -145,11 +145,18 @@ async def flows(request: web.Request, operator: Operator) -> web.StreamResponse:
     start = _day_start(wb, day)
     week_start = _day_start(wb, day - timedelta(days=6))
     now = datetime.now(UTC)
-    windows = wb.source.flow_windows(week_start, start + timedelta(days=1), device_id or None)
-    day_b = flowstats.bucket(windows, start, timedelta(hours=1), 24, wb.zone, "%H")
-    day_b.quality.expected_windows = flowstats.expected_windows(windows, timedelta(days=1), now, start)
-    week_b = flowstats.bucket(windows, week_start, timedelta(days=1), 7, wb.zone, "%a %d")
-    week_b.quality.expected_windows = flowstats.expected_windows(windows, timedelta(days=7), now, week_start)
+    spans = []
+    for span_start, step, slots, label in (
+        (start, timedelta(hours=1), 24, "%H"),
+        (week_start, timedelta(days=1), 7, "%a %d"),
+    ):
+        aggregate = wb.source.flow_aggregate(span_start, step, slots, device_id or None)
+        bucketed = flowstats.assemble(aggregate, span_start, step, slots, wb.zone, label)
+        bucketed.quality.expected_windows = flowstats.expected_from_first(
+            aggregate.first_windows, min(now, span_start + step * slots)
+        )
+        spans.append(bucketed)
+    day_b, week_b = spans
 
     def series_name(key: tuple[str, str]) -> str:
         if key == flowstats.ALL:

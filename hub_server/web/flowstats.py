@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
-from hub_protocol.flows import FlowWindow
+from hub_protocol.flows import FlowWindow, PrivacyPolicy
 from hub_server.web.model import StoredWindow
 
 SeriesKey = tuple[str, str]  # (direction, object_class); ("all", "all") is the line total
@@ -55,71 +55,78 @@ class Bucketed:
     quality: Quality
 
 
-def bucket(
-    windows: Iterable[StoredWindow], start: datetime, step: timedelta, slots: int, zone: tzinfo, label_format: str
+@dataclass(frozen=True)
+class CellSum:
+    """Published counts of one line x direction x class summed over the windows of one slot."""
+
+    slot: int
+    line: str
+    direction: str
+    object_class: str
+    count: int | None  # None: every cell of the slot was suppressed
+    suppressed: int
+    cells: int
+
+
+@dataclass(frozen=True)
+class LineSum:
+    """A line's published totals summed over the windows of one slot."""
+
+    slot: int
+    line: str
+    count: int
+
+
+@dataclass
+class FlowAggregate:
+    """Flow windows of a span summed per slot by the store, with their quality; what the charts need."""
+
+    cells: list[CellSum]
+    lines: list[LineSum]
+    quality: Quality
+    first_windows: dict[str, tuple[datetime, int]]  # device -> (first window start in the span, window length)
+
+
+def assemble(
+    aggregate: FlowAggregate, start: datetime, step: timedelta, slots: int, zone: tzinfo, label_format: str
 ) -> Bucketed:
-    """Sum each window's cells into the slot its start falls in (slots are in local time from ``start``)."""
+    """Chart series per line from the store's sums; a slot without any window stays None (a gap, not a zero)."""
     labels = [(start + step * i).astimezone(zone).strftime(label_format) for i in range(slots)]
     lines: dict[str, LineBuckets] = {}
-    quality = Quality()
-    seen_windows: set[tuple[str, datetime]] = set()
-    span = step * slots
-    for stored in windows:
-        window = stored.window
-        offset = window.window_start - start
-        if offset < timedelta(0) or offset >= span:
+    quality = aggregate.quality
+    quality.cells = quality.suppressed_cells = 0
+
+    def buckets_of(line: str) -> LineBuckets:
+        if line not in lines:
+            lines[line] = LineBuckets(line, {}, defaultdict(int))
+        return lines[line]
+
+    for c in aggregate.cells:
+        if not 0 <= c.slot < slots:
             continue
-        slot = int(offset / step)
-        key = (stored.device, window.window_start)
-        if key not in seen_windows:
-            seen_windows.add(key)
-            quality.windows += 1
-            observed = window.window_seconds * window.quality.observed_fraction
-            quality.observed_seconds += observed
-            quality.window_seconds += window.window_seconds
-            quality.fps_weighted += window.quality.mean_fps * observed
-            quality.dropped_frames += window.quality.dropped_frames
-            quality.policies.add(_policy_text(stored))
-        for cell in window.cells:
-            buckets = lines.get(cell.line)
-            if buckets is None:
-                buckets = lines[cell.line] = LineBuckets(cell.line, {}, defaultdict(int))
-            skey = (cell.direction.value, cell.object_class.value)
-            values = buckets.series.setdefault(skey, [None] * slots)
-            quality.cells += 1
-            if cell.count is None:
-                quality.suppressed_cells += 1
-                buckets.suppressed[skey] += 1
-                continue
-            values[slot] = (values[slot] or 0) + cell.count
-        # The published line total counts suppressed cells too, so it is the best figure for the line.
-        for total in window.totals:
-            if total.direction is None and total.object_class is None and total.count is not None:
-                buckets = lines.get(total.line)
-                if buckets is None:
-                    buckets = lines[total.line] = LineBuckets(total.line, {}, defaultdict(int))
-                values = buckets.series.setdefault(ALL, [None] * slots)
-                values[slot] = (values[slot] or 0) + total.count
+        b = buckets_of(c.line)
+        key = (c.direction, c.object_class)
+        values = b.series.setdefault(key, [None] * slots)
+        quality.cells += c.cells
+        quality.suppressed_cells += c.suppressed
+        b.suppressed[key] += c.suppressed
+        if c.count is not None:
+            values[c.slot] = (values[c.slot] or 0) + c.count
+    # The published line total counts suppressed cells too, so it is the best figure for the line.
+    for t in aggregate.lines:
+        if 0 <= t.slot < slots:
+            values = buckets_of(t.line).series.setdefault(ALL, [None] * slots)
+            values[t.slot] = (values[t.slot] or 0) + t.count
     return Bucketed(labels, dict(sorted(lines.items())), quality)
 
 
-def expected_windows(windows: Iterable[StoredWindow], span: timedelta, until: datetime, start: datetime) -> int:
-    """Windows that should have arrived in the elapsed part of the span, per device from its first window in
-    the span on (a device installed mid-span is not blamed for the time before), by its window length."""
-    first: dict[str, tuple[datetime, int]] = {}
-    end = min(until, start + span)
-    for stored in windows:
-        begin = stored.window.window_start
-        if not start <= begin < end:
-            continue
-        known = first.get(stored.device)
-        if known is None or begin < known[0]:
-            first[stored.device] = (begin, stored.window.window_seconds)
-    return sum(max(1, int((end - begin).total_seconds() // seconds)) for begin, seconds in first.values())
+def expected_from_first(first_windows: dict[str, tuple[datetime, int]], span_end: datetime) -> int:
+    """Windows that should have arrived by ``span_end``, per device from its first window in the span on (a
+    device installed mid-span is not blamed for the time before), by its window length."""
+    return sum(max(1, int((span_end - begin).total_seconds() // seconds)) for begin, seconds in first_windows.values())
 
 
-def _policy_text(stored: StoredWindow) -> str:
-    policy = stored.window.policy
+def policy_text(policy: PrivacyPolicy) -> str:
     parts = [policy.kind.value]
     if policy.k is not None:
         parts.append(f"k={policy.k}")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
 
 from hub_protocol.envelope import Health
 from hub_protocol.flows import FlowWindow
 from hub_protocol.register import RegisterEntry
+
+if TYPE_CHECKING:
+    from hub_server.web.flowstats import FlowAggregate
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,9 @@ class WebSource(Protocol):
     def device(self, device: str) -> DeviceStatus | None: ...
     def health_history(self, device: str, since: datetime) -> list[HealthPoint]: ...
     def flow_windows(self, since: datetime, until: datetime, device: str | None = None) -> list[StoredWindow]: ...
+    def flow_aggregate(
+        self, start: datetime, step: timedelta, slots: int, device: str | None = None
+    ) -> FlowAggregate: ...
     def locker_banks(self) -> list[LockerBank]: ...
     def alarms(self, active_only: bool = False, limit: int = 200) -> list[AlarmView]: ...
     def acknowledge_alarm(self, alarm_id: str, operator: Operator) -> Refusal | None: ...

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from hub_protocol.flows import FlowWindow
+from hub_protocol.flows import FlowWindow, PrivacyPolicy
 from hub_protocol.lockers import CompartmentSize
 from hub_protocol.register import RegisterEntry
 from hub_protocol.validation import describe_errors
@@ -27,6 +27,7 @@ from hub_server.logistics import Logistics, LogisticsError, NoCompartmentFree
 from hub_server.store import devices as store_devices
 from hub_server.store import logistics as logistics_store
 from hub_server.store import provisioning, readings
+from hub_server.web import flowstats
 from hub_server.web.model import (
     AlarmView,
     AuditEntry,
@@ -165,6 +166,73 @@ class HubSource:
                 continue
             result.append(StoredWindow(window.device, row[0], window))
         return result
+
+    def flow_aggregate(
+        self, start: datetime, step: timedelta, slots: int, device: str | None = None
+    ) -> flowstats.FlowAggregate:
+        """Sums per slot computed by SQLite from the stored windows: a week of one-minute windows stays cheap."""
+        conn = self._conn
+        end = start + step * slots
+        where = "w.window_start >= ? AND w.window_start < ?"
+        params: list[Any] = [start.timestamp(), end.timestamp()]
+        if device is not None:
+            where += " AND w.device = ?"
+            params.append(device)
+        slot = "CAST((w.window_start - ?) / ? AS INTEGER)"
+        slot_params = [start.timestamp(), step.total_seconds()]
+        joined = "flow_windows w JOIN events e ON e.device = w.device AND e.boot = w.boot AND e.seq = w.seq"
+        cells = [
+            flowstats.CellSum(int(r[0]), r[1], r[2], r[3], None if r[4] is None else int(r[4]), int(r[5]), int(r[6]))
+            for r in conn.execute(
+                f"SELECT {slot} AS slot, json_extract(c.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
+                " json_extract(c.value, '$.direction') AS direction, json_extract(c.value, '$.object_class') AS cls,"
+                " SUM(json_extract(c.value, '$.count')),"
+                " SUM(json_extract(c.value, '$.count') IS NULL), COUNT(*)"
+                f" FROM {joined}, json_each(e.payload, '$.cells') c WHERE {where}"
+                " GROUP BY slot, line, direction, cls",
+                [*slot_params, *params],
+            )
+        ]
+        lines = [
+            flowstats.LineSum(int(r[0]), r[1], int(r[2]))
+            for r in conn.execute(
+                f"SELECT {slot} AS slot, json_extract(t.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
+                " SUM(json_extract(t.value, '$.count'))"
+                f" FROM {joined}, json_each(e.payload, '$.totals') t WHERE {where}"
+                " AND json_extract(t.value, '$.direction') IS NULL AND json_extract(t.value, '$.object_class') IS NULL"
+                " AND json_extract(t.value, '$.count') IS NOT NULL GROUP BY slot, line",
+                [*slot_params, *params],
+            )
+        ]
+        row = conn.execute(
+            "SELECT COUNT(*), SUM(w.window_seconds * w.observed_fraction), SUM(w.window_seconds),"  # noqa: S608
+            " SUM(w.mean_fps * w.window_seconds * w.observed_fraction), SUM(w.dropped_frames)"
+            f" FROM flow_windows w WHERE {where}",
+            params,
+        ).fetchone()
+        policies = set()
+        for (text,) in conn.execute(f"SELECT DISTINCT w.policy FROM flow_windows w WHERE {where}", params):  # noqa: S608
+            try:
+                policies.add(flowstats.policy_text(PrivacyPolicy.model_validate_json(text)))
+            except ValidationError:
+                continue
+        quality = flowstats.Quality(
+            windows=int(row[0]),
+            observed_seconds=float(row[1] or 0),
+            window_seconds=float(row[2] or 0),
+            fps_weighted=float(row[3] or 0),
+            dropped_frames=int(row[4] or 0),
+            policies=policies,
+        )
+        first = {
+            r[0]: (datetime.fromtimestamp(r[1], UTC), int(r[2]))
+            for r in conn.execute(
+                f"SELECT w.device, MIN(w.window_start), MIN(w.window_seconds) FROM flow_windows w WHERE {where}"  # noqa: S608
+                " GROUP BY w.device",
+                params,
+            )
+        }
+        return flowstats.FlowAggregate(cells, lines, quality, first)
 
     def register(self) -> list[RegisterEntry]:
         revoked = provisioning.revoked_devices(self._conn)
