@@ -417,7 +417,7 @@ class Logistics:
             )
             if event.reservation is None:
                 return
-            row = store.active_delivery_for(conn, event.device, event.reservation)
+            row = store.delivery_on_device(conn, event.device, event.reservation)
             if row is None or row.compartment != event.compartment:
                 log.warning("locker event for unknown reservation %s on %s", event.reservation, event.device)
                 return

@@ -202,7 +202,7 @@ def delivery_by_token(conn: sqlite3.Connection, token_hash: str) -> DeliveryRow 
     return None if row is None else _delivery(row)
 
 
-def active_delivery_for(conn: sqlite3.Connection, device: str, reservation: str) -> DeliveryRow | None:
+def delivery_on_device(conn: sqlite3.Connection, device: str, reservation: str) -> DeliveryRow | None:
     row = conn.execute("SELECT * FROM deliveries WHERE id = ? AND device = ?", (reservation, device)).fetchone()
     return None if row is None else _delivery(row)
 
