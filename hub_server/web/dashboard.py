@@ -70,7 +70,8 @@ async def fleet(request: web.Request, operator: Operator) -> web.StreamResponse:
     wb = get_web(request)
     devices = wb.source.devices()
     start = _day_start(wb, _today(wb))
-    today = flowstats.device_totals(wb.source.flow_windows(start, datetime.now(UTC)))
+    sums = wb.source.flow_sums(start, datetime.now(UTC))
+    today = {d.device: sums.device_total(d.device) for d in devices}
     context = await _base(request, operator, "/dashboard")
     context.update(
         devices=devices,
@@ -110,7 +111,7 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
                 charts.line_chart(title, _("chart.health_desc", what=title), labels, [charts.Series(title, values)])
             )
     start = _day_start(wb, _today(wb))
-    lines = flowstats.line_tables(wb.source.flow_windows(start, now, device_id))
+    lines = flowstats.line_tables(wb.source.flow_sums(start, now, device_id), device_id)
     banks = [b for b in wb.source.locker_banks() if b.device == device_id]
     register = next((r for r in wb.source.register() if r.device == device_id), None)
     context = await _base(request, operator, "/dashboard")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
-from hub_protocol.flows import FlowWindow, PrivacyPolicy
-from hub_server.web.model import StoredWindow
+from hub_protocol.flows import PrivacyPolicy
 
 SeriesKey = tuple[str, str]  # (direction, object_class); ("all", "all") is the line total
 ALL: SeriesKey = ("all", "all")
@@ -137,56 +135,39 @@ def policy_text(policy: PrivacyPolicy) -> str:
     return " ".join(parts)
 
 
-def line_totals(window: FlowWindow) -> dict[str, int]:
-    """Per line: the published line total when the device sent one, else the sum of its published cells.
+@dataclass
+class FlowSums:
+    """Published counts over a span, summed by the store.
 
-    Under small-count protection a line total may be published while some of its cells are not; never try to
-    fill suppressed cells in, only use what was published.
+    ``lines`` holds, per device and line, the sum over windows of the line's published total when the device
+    sent one, else of its published cells: under small-count protection a line total may be published while
+    some of its cells are not. Suppressed cells are never filled in.
     """
-    result: dict[str, int] = {}
-    for cell in window.cells:
-        result[cell.line] = result.get(cell.line, 0) + (cell.count or 0)
-    for total in window.totals:
-        if total.direction is None and total.object_class is None and total.count is not None:
-            result[total.line] = total.count
-    return result
 
+    cells: dict[tuple[str, str, str, str], int]  # (device, line, direction, object_class) -> count
+    lines: dict[tuple[str, str], int]  # (device, line) -> count
+    latest: dict[str, datetime]  # device -> start of its newest window in the span
 
-def device_totals(windows: Iterable[StoredWindow]) -> dict[str, int]:
-    """Crossings per device over all its lines and windows."""
-    result: dict[str, int] = defaultdict(int)
-    for stored in windows:
-        result[stored.device] += sum(line_totals(stored.window).values())
-    return dict(result)
-
-
-def totals(windows: Iterable[StoredWindow]) -> dict[tuple[str, str, str], int]:
-    """Published counts per (line, direction, class); suppressed cells add nothing."""
-    result: dict[tuple[str, str, str], int] = defaultdict(int)
-    for stored in windows:
-        for cell in stored.window.cells:
-            if cell.count is not None:
-                result[(cell.line, cell.direction.value, cell.object_class.value)] += cell.count
-    return dict(sorted(result.items()))
+    def device_total(self, device: str) -> int:
+        return sum(n for (d, _), n in self.lines.items() if d == device)
 
 
 @dataclass
 class LineTable:
-    """One line's published counts over some windows: per direction and class, and the line's total."""
+    """One line's published counts: per direction and class, and the line's total."""
 
     line: str
     cells: list[tuple[str, str, int]]  # (direction, object_class, count)
     total: int
 
 
-def line_tables(windows: Iterable[StoredWindow]) -> list[LineTable]:
-    windows = list(windows)
-    cells = totals(windows)
-    whole: dict[str, int] = defaultdict(int)
-    for stored in windows:
-        for line, value in line_totals(stored.window).items():
-            whole[line] += value
+def line_tables(sums: FlowSums, device: str) -> list[LineTable]:
     return [
-        LineTable(line, [(d, c, n) for (ln, d, c), n in cells.items() if ln == line], whole[line])
-        for line in sorted(whole)
+        LineTable(
+            line,
+            sorted((dr, c, n) for (dv, ln, dr, c), n in sums.cells.items() if dv == device and ln == line),
+            total,
+        )
+        for (dv, line), total in sorted(sums.lines.items())
+        if dv == device
     ]

@@ -35,17 +35,12 @@ def device_fields(wb: Web, device_id: str, lang: str) -> dict[str, Any]:
 def flow_fields(wb: Web, device_id: str, lang: str) -> dict[str, str]:
     now = datetime.now(wb.zone)
     start = now.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-    windows = wb.source.flow_windows(start, datetime.now(UTC), device_id)
-    today = flowstats.device_totals(windows).get(device_id, 0)
-    text = {f"today-{device_id}": i18n.format_number(today, lang)}
-    for (line, direction, cls), value in flowstats.totals(windows).items():
-        text[f"line-{device_id}-{line}-{direction}-{cls}"] = i18n.format_number(value, lang)
-    whole: dict[str, int] = {}
-    for stored in windows:
-        for line, value in flowstats.line_totals(stored.window).items():
-            whole[line] = whole.get(line, 0) + value
-    for line, value in whole.items():
-        text[f"line-{device_id}-{line}-total"] = i18n.format_number(value, lang)
+    sums = wb.source.flow_sums(start, datetime.now(UTC), device_id)
+    text = {f"today-{device_id}": i18n.format_number(sums.device_total(device_id), lang)}
+    for table in flowstats.line_tables(sums, device_id):
+        for direction, cls, value in table.cells:
+            text[f"line-{device_id}-{table.line}-{direction}-{cls}"] = i18n.format_number(value, lang)
+        text[f"line-{device_id}-{table.line}-total"] = i18n.format_number(table.total, lang)
     return text
 
 

@@ -7,11 +7,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from hub_protocol.envelope import Health
-from hub_protocol.flows import FlowWindow
 from hub_protocol.register import RegisterEntry
 
 if TYPE_CHECKING:
-    from hub_server.web.flowstats import FlowAggregate
+    from hub_server.web.flowstats import FlowAggregate, FlowSums
 
 
 @dataclass(frozen=True)
@@ -45,13 +44,6 @@ class HealthPoint:
     cpu_temp_c: float | None
     fps: float
     mem_used_fraction: float
-
-
-@dataclass(frozen=True)
-class StoredWindow:
-    device: str
-    site: str
-    window: FlowWindow
 
 
 @dataclass(frozen=True)
@@ -155,7 +147,7 @@ class WebSource(Protocol):
     def devices(self) -> list[DeviceStatus]: ...
     def device(self, device: str) -> DeviceStatus | None: ...
     def health_history(self, device: str, since: datetime) -> list[HealthPoint]: ...
-    def flow_windows(self, since: datetime, until: datetime, device: str | None = None) -> list[StoredWindow]: ...
+    def flow_sums(self, since: datetime, until: datetime, device: str | None = None) -> FlowSums: ...
     def flow_aggregate(
         self, start: datetime, step: timedelta, slots: int, device: str | None = None
     ) -> FlowAggregate: ...

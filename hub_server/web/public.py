@@ -113,13 +113,9 @@ async def sensors(request: web.Request) -> web.StreamResponse:
     wb = get_web(request)
     entries = sorted(wb.source.register(), key=lambda e: (e.site, e.device))
     now = datetime.now(UTC)
-    windows = wb.source.flow_windows(now - timedelta(hours=24), now)
-    latest: dict[str, Any] = {}
-    for stored in windows:
-        current = latest.get(stored.device)
-        if current is None or stored.window.window_start > current.window_start:
-            latest[stored.device] = stored.window
-    per_device = {e.device: flowstats.line_tables(w for w in windows if w.device == e.device) for e in entries}
+    sums = wb.source.flow_sums(now - timedelta(hours=24), now)
+    per_device = {e.device: flowstats.line_tables(sums, e.device) for e in entries}
+    latest = sums.latest
     status = {d.device: d for d in wb.source.devices()}
     context = {
         "entries": entries,

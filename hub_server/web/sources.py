@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from hub_protocol.flows import FlowWindow, PrivacyPolicy
+from hub_protocol.flows import PrivacyPolicy
 from hub_protocol.lockers import CompartmentSize
 from hub_protocol.register import RegisterEntry
 from hub_protocol.validation import describe_errors
@@ -41,7 +41,6 @@ from hub_server.web.model import (
     Operator,
     Parcel,
     Refusal,
-    StoredWindow,
 )
 
 log = logging.getLogger(__name__)
@@ -145,27 +144,50 @@ class HubSource:
             for r in readings.health_history(self._conn, device, since, None, 2000)
         ]
 
-    def flow_windows(self, since: datetime, until: datetime, device: str | None = None) -> list[StoredWindow]:
-        """Whole windows as the device sent them (cells, margins, quality, policy), by window start."""
+    def flow_sums(self, since: datetime, until: datetime, device: str | None = None) -> flowstats.FlowSums:
         conn = self._conn
-        sql = (
-            "SELECT w.site, e.payload FROM flow_windows w JOIN events e"
-            " ON (e.device, e.boot, e.seq) = (w.device, w.boot, w.seq)"
-            " WHERE w.window_start >= ? AND w.window_start < ?"
-        )
+        where = "w.window_start >= ? AND w.window_start < ?"
         params: list[Any] = [since.timestamp(), until.timestamp()]
         if device is not None:
-            sql += " AND w.device = ?"
+            where += " AND w.device = ?"
             params.append(device)
-        sql += " ORDER BY w.window_start, w.device LIMIT 20000"
-        result = []
-        for row in conn.execute(sql, params):
-            try:
-                window = FlowWindow.model_validate_json(row[1])
-            except ValidationError:  # stored before a contract change: skip rather than fail the page
-                continue
-            result.append(StoredWindow(window.device, row[0], window))
-        return result
+        joined = "flow_windows w JOIN events e ON e.device = w.device AND e.boot = w.boot AND e.seq = w.seq"
+        cells = {
+            (r[0], r[1], r[2], r[3]): int(r[4])
+            for r in conn.execute(
+                "SELECT w.device, json_extract(c.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
+                " json_extract(c.value, '$.direction') AS direction, json_extract(c.value, '$.object_class') AS cls,"
+                f" SUM(json_extract(c.value, '$.count')) FROM {joined}, json_each(e.payload, '$.cells') c"
+                f" WHERE {where} GROUP BY w.device, line, direction, cls"
+                " HAVING SUM(json_extract(c.value, '$.count')) IS NOT NULL",
+                params,
+            )
+        }
+        # Per window and line: its published total if any, else its published cells; then summed per line.
+        lines = {
+            (r[0], r[1]): int(r[2])
+            for r in conn.execute(
+                "SELECT device, line, SUM(COALESCE(total, cell_sum, 0)) FROM ("  # noqa: S608 - fixed fragments
+                " SELECT w.device AS device, json_extract(c.value, '$.line') AS line,"
+                " SUM(json_extract(c.value, '$.count')) AS cell_sum,"
+                " (SELECT json_extract(t.value, '$.count') FROM json_each(e.payload, '$.totals') t"
+                "  WHERE json_extract(t.value, '$.line') = json_extract(c.value, '$.line')"
+                "  AND json_extract(t.value, '$.direction') IS NULL"
+                "  AND json_extract(t.value, '$.object_class') IS NULL) AS total"
+                f" FROM {joined}, json_each(e.payload, '$.cells') c WHERE {where}"
+                " GROUP BY w.device, w.boot, w.seq, line"
+                ") GROUP BY device, line",
+                params,
+            )
+        }
+        latest = {
+            r[0]: datetime.fromtimestamp(r[1], UTC)
+            for r in conn.execute(
+                f"SELECT w.device, MAX(w.window_start) FROM flow_windows w WHERE {where} GROUP BY w.device",  # noqa: S608
+                params,
+            )
+        }
+        return flowstats.FlowSums(cells, lines, latest)
 
     def flow_aggregate(
         self, start: datetime, step: timedelta, slots: int, device: str | None = None

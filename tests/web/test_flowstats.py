@@ -17,7 +17,6 @@ from hub_server.config import IngestConfig
 from hub_server.ingest import IngestCore
 from hub_server.store.db import Database
 from hub_server.web import flowstats
-from hub_server.web.model import StoredWindow
 from hub_server.web.sources import HubSource
 
 START = datetime(2026, 5, 4, 0, 0, tzinfo=UTC)
@@ -30,35 +29,28 @@ def window(
     observed: float = 1.0,
     policy: PrivacyPolicy | None = None,
     seq: int = 1,
-) -> StoredWindow:
+) -> FlowWindow:
     cells = [FlowCell(line=line, direction=d, object_class=c, count=n) for (line, d, c), n in counts.items()]  # type: ignore[arg-type]
-    return StoredWindow(
-        device,
-        "street",
-        FlowWindow(
-            device=device,
-            boot="b1",
-            seq=seq,
-            window_start=start,
-            window_seconds=900,
-            cells=cells,
-            quality=WindowQuality(observed_fraction=observed, mean_fps=10.0 if observed else 0.0, dropped_frames=3),
-            policy=policy or PrivacyPolicy(kind=PolicyKind.THRESHOLD, k=5),
-        ),
+    return FlowWindow(
+        device=device,
+        boot="b1",
+        seq=seq,
+        window_start=start,
+        window_seconds=900,
+        cells=cells,
+        quality=WindowQuality(observed_fraction=observed, mean_fps=10.0 if observed else 0.0, dropped_frames=3),
+        policy=policy or PrivacyPolicy(kind=PolicyKind.THRESHOLD, k=5),
     )
 
 
 @pytest.fixture
-def stored(tmp_path: Path) -> Callable[[list[StoredWindow]], HubSource]:
+def stored(tmp_path: Path) -> Callable[[list[FlowWindow]], HubSource]:
     """Windows stored by the real ingest writer into a real database; the pages' source reading them back."""
 
-    def store(windows: list[StoredWindow]) -> HubSource:
+    def store(windows: list[FlowWindow]) -> HubSource:
         db = Database(tmp_path / "hub.sqlite3")
         core = IngestCore(db.path, "cot", IngestConfig())
-        batch = [
-            (device_topic("cot", "street", w.device, Channel.FLOW), encode(w.window), START.timestamp())
-            for w in windows
-        ]
+        batch = [(device_topic("cot", "street", w.device, Channel.FLOW), encode(w), START.timestamp()) for w in windows]
         core.process(batch)
         core.close()
         app = web.Application()
@@ -69,7 +61,7 @@ def stored(tmp_path: Path) -> Callable[[list[StoredWindow]], HubSource]:
 
 
 def test_windows_sum_into_hour_slots_and_suppressed_cells_are_counted_apart(
-    stored: Callable[[list[StoredWindow]], HubSource],
+    stored: Callable[[list[FlowWindow]], HubSource],
 ) -> None:
     windows = [
         window(
@@ -109,7 +101,7 @@ def test_windows_sum_into_hour_slots_and_suppressed_cells_are_counted_apart(
     assert q.policies == {"threshold k=5"}
 
 
-def test_quality_is_weighted_by_observed_time(stored: Callable[[list[StoredWindow]], HubSource]) -> None:
+def test_quality_is_weighted_by_observed_time(stored: Callable[[list[FlowWindow]], HubSource]) -> None:
     windows = [
         window("dev-a", START, {("l", "in", "cyclist"): 5}, observed=1.0, seq=1),
         window("dev-a", START + timedelta(minutes=15), {("l", "in", "cyclist"): 0}, observed=0.0, seq=2),
@@ -123,39 +115,33 @@ def test_quality_is_weighted_by_observed_time(stored: Callable[[list[StoredWindo
     assert flowstats.expected_from_first(aggregate.first_windows, START + timedelta(hours=11)) == 44 + 4
 
 
-def test_published_line_totals_become_the_whole_line_series(stored: Callable[[list[StoredWindow]], HubSource]) -> None:
+def test_published_line_totals_become_the_whole_line_series(stored: Callable[[list[FlowWindow]], HubSource]) -> None:
     base = window("dev-a", START, {("door", "in", "pedestrian"): 6, ("door", "out", "pedestrian"): None}, seq=1)
-    with_total = StoredWindow(
-        "dev-a", "street", base.window.model_copy(update={"totals": [FlowTotal(line="door", count=8)]})
-    )
+    with_total = base.model_copy(update={"totals": [FlowTotal(line="door", count=8)]})
     aggregate = stored([with_total]).flow_aggregate(START, timedelta(hours=1), 24)
     day = flowstats.assemble(aggregate, START, timedelta(hours=1), 24, UTC, "%H")
     assert day.lines["door"].series[flowstats.ALL][0] == 8
     assert day.lines["door"].series[("in", "pedestrian")][0] == 6
 
 
-def test_totals_skip_suppressed_cells() -> None:
-    windows = [
-        window("dev-a", START, {("door", "in", "pedestrian"): 5, ("door", "out", "cyclist"): None}),
-        window("dev-b", START, {("door", "in", "pedestrian"): 3}, policy=PrivacyPolicy(kind=PolicyKind.NONE)),
-    ]
-    assert flowstats.totals(windows) == {("door", "in", "pedestrian"): 8}
-
-
-def test_a_published_line_total_beats_the_sum_of_its_published_cells() -> None:
-    stored = window("dev-a", START, {("door", "in", "pedestrian"): 6, ("door", "out", "pedestrian"): None})
-    assert flowstats.line_totals(stored.window) == {"door": 6}  # no total sent: what was published
-    with_total = StoredWindow(
-        "dev-a", "street", stored.window.model_copy(update={"totals": [FlowTotal(line="door", count=8)]})
-    )
-    assert flowstats.line_totals(with_total.window) == {"door": 8}  # the hidden 2 are in the total
-    assert flowstats.device_totals([stored, with_total]) == {"dev-a": 14}
-
-
-def test_line_tables_group_cells_under_their_line_total() -> None:
-    a = window("dev-a", START, {("b-line", "in", "pedestrian"): 5, ("a-line", "out", "cyclist"): None})
-    b = StoredWindow("dev-a", "street", a.window.model_copy(update={"totals": [FlowTotal(line="a-line", count=3)]}))
-    tables = flowstats.line_tables([a, b])
-    assert [t.line for t in tables] == ["a-line", "b-line"]
-    assert tables[0].cells == [] and tables[0].total == 3  # only the published total tells about a-line
-    assert tables[1].cells == [("in", "pedestrian", 10)] and tables[1].total == 10
+def test_sums_keep_suppressed_cells_out_and_prefer_published_line_totals(
+    stored: Callable[[list[FlowWindow]], HubSource],
+) -> None:
+    plain = window("dev-a", START, {("door", "in", "pedestrian"): 6, ("door", "out", "cyclist"): None}, seq=1)
+    with_total = window(
+        "dev-a",
+        START + timedelta(minutes=15),
+        {("door", "in", "pedestrian"): 5, ("door", "out", "cyclist"): None},
+        seq=2,
+    ).model_copy(update={"totals": [FlowTotal(line="door", count=7)]})
+    other = window("dev-b", START, {("gate", "in", "cyclist"): 3}, policy=PrivacyPolicy(kind=PolicyKind.NONE), seq=1)
+    source = stored([plain, with_total, other])
+    sums = source.flow_sums(START, START + timedelta(days=1))
+    assert sums.cells == {("dev-a", "door", "in", "pedestrian"): 11, ("dev-b", "gate", "in", "cyclist"): 3}
+    # dev-a: the first window sent no total (its published cells: 6), the second a total of 7 (2 were hidden).
+    assert sums.lines == {("dev-a", "door"): 13, ("dev-b", "gate"): 3}
+    assert sums.device_total("dev-a") == 13
+    assert sums.latest["dev-a"] == START + timedelta(minutes=15)
+    tables = flowstats.line_tables(sums, "dev-a")
+    assert [(t.line, t.cells, t.total) for t in tables] == [("door", [("in", "pedestrian", 11)], 13)]
+    assert source.flow_sums(START, START + timedelta(days=1), "dev-b").lines == {("dev-b", "gate"): 3}
