@@ -81,7 +81,7 @@ async def get_locker(call: Call) -> web.StreamResponse:
 
 @routes.put(
     "/lockers/{device}",
-    summary="Describe a locker bank's compartments (size, accessible); states come from the device",
+    summary="Describe (add or update) a locker bank's compartments: size, accessible; states come from the device",
     role=Role.ADMIN,
     path_params=LockerPath,
     body=LockerSpec,
