@@ -28,9 +28,20 @@ from hub_server.logistics import Logistics
 from hub_server.notifications import Notifier, WebhookNotifier
 from hub_server.store import feed
 
-__all__ = ["ALARMS_KEY", "LOGISTICS_KEY", "AppCommandPublisher", "logistics_ctx", "setup_logistics", "wake_on"]
+__all__ = [
+    "ALARMS_KEY",
+    "LOGISTICS_KEY",
+    "NOTIFIER_KEY",
+    "AppCommandPublisher",
+    "logistics_ctx",
+    "setup_logistics",
+    "wake_on",
+]
 
 log = logging.getLogger(__name__)
+
+NOTIFIER_KEY: web.AppKey[WebhookNotifier | None] = web.AppKey("logistics_notifier")
+"""The residents' webhook (None without ``logistics.webhook_url``); built at setup so a bad key file fails early."""
 
 FEED_LOCKERS = "logistics.locker_events"
 FEED_RESULTS = "logistics.command_results"
@@ -71,6 +82,7 @@ def setup_logistics(app: web.Application) -> None:
     key = link_key(read_secret(config.http.session_key_file, "http.session_key_file"))
     app[LOGISTICS_KEY] = Logistics(db, config.logistics, AppCommandPublisher(app), config.http.public_url, key)
     app[ALARMS_KEY] = AlarmService(db, config.alarms, app[LIVE_KEY])
+    app[NOTIFIER_KEY] = webhook_notifier(config.logistics)
 
 
 def wake_on(app: web.Application, wake: asyncio.Event, kinds: set[str]) -> Callable[[], None]:
@@ -109,7 +121,7 @@ async def run_logistics(logistics: Logistics, notifier: Notifier | None, wake: a
 async def logistics_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: the logistics loop runs while the hub runs."""
     logistics = app[LOGISTICS_KEY]
-    notifier = webhook_notifier(logistics.config)
+    notifier = app[NOTIFIER_KEY]
     wake = asyncio.Event()
     unsubscribe = wake_on(app, wake, {"locker", "result"})
     task = asyncio.create_task(run_logistics(logistics, notifier, wake), name="hub-logistics")

@@ -171,3 +171,21 @@ async def test_alarms_list_and_ack(setup: Any) -> None:
     response = await client.get("/api/v1/alarms?unacknowledged=true", headers=headers[Role.VIEWER])
     assert await response.json() == []
     assert [e.action for e in audit.query(app[ALARMS_KEY].db.conn, target=f"alarm:{alarm.id}")] == ["alarm.ack"]
+
+
+def test_webhook_settings_are_checked_when_the_app_is_built(tmp_path: Path) -> None:
+    from hub_protocol.validation import ConfigError
+    from hub_server.logistics_app import NOTIFIER_KEY
+    from tests.hub.conftest import write_secret
+
+    def build(**logistics: str) -> web.Application:
+        config = HubConfig.model_validate(hub_config_data(tmp_path / "hub", logistics=logistics))
+        return create_app(config, database=Database(config.store.path), background=False, pages=False)
+
+    assert build()[NOTIFIER_KEY] is None
+    key = write_secret(tmp_path / "webhook.key", "a-shared-key-for-signing")
+    app = build(webhook_url="https://notify.example.org/hub", webhook_secret_file=str(key))
+    notifier = app[NOTIFIER_KEY]
+    assert notifier is not None and notifier.key == b"a-shared-key-for-signing"
+    with pytest.raises(ConfigError, match="webhook_secret_file"):
+        build(webhook_url="https://notify.example.org/hub", webhook_secret_file=str(tmp_path / "missing"))
