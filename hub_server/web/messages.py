@@ -20,6 +20,7 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
     "nav.audit": ("Audit log", "Logboek", "Protokoll"),
     "nav.logout": ("Log out", "Uitloggen", "Abmelden"),
     "footer.sensors": ("Sensors in this neighbourhood", "Sensoren in deze buurt", "Sensoren in dieser Nachbarschaft"),
+    "footer.login": ("Operator login", "Inloggen voor beheerders", "Anmeldung für Betreiber"),
     "common.never": ("never", "nooit", "nie"),
     "common.table": ("Table (scrolls sideways)", "Tabel (schuift opzij)", "Tabelle (seitlich verschiebbar)"),
     "age.seconds": ("{n} s ago", "{n} s geleden", "vor {n} s"),

@@ -141,7 +141,13 @@ async def sensors_json(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def home(request: web.Request) -> web.StreamResponse:
+    """The hub's address on its own leads to what everyone may see; operators log in from there."""
+    raise web.HTTPSeeOther("/sensors")
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", home)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login_submit)
     app.router.add_post("/logout", logout)

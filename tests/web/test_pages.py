@@ -161,6 +161,12 @@ async def test_browser_language_is_the_default(web_client: TestClient[Any, Any])
     assert '<html lang="en">' in text and "Sensors in this neighbourhood" in text
 
 
+async def test_the_hub_address_leads_to_the_public_page(web_client: TestClient[Any, Any]) -> None:
+    response = await web_client.get("/", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/sensors"
+    assert 'href="/login"' in await (await web_client.get("/sensors")).text()
+
+
 async def test_sensor_register_export_is_public_json(web_client: TestClient[Any, Any]) -> None:
     response = await web_client.get("/sensors.json")
     assert response.status == 200
