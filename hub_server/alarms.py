@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -32,12 +33,15 @@ from hub_protocol.envelope import CameraState, Health
 from hub_server import audit
 from hub_server.config import AlarmsConfig
 from hub_server.live import LiveRegistry
+from hub_server.notifications import AlarmNotice, NotificationError, Notifier
 from hub_server.store import alarms as store
 from hub_server.store import feed
 from hub_server.store import logistics as logistics_store
 from hub_server.store.db import Database
 
 log = logging.getLogger(__name__)
+
+MAX_NOTICES = 1000
 
 
 class HubAlarmKind(StrEnum):
@@ -110,6 +114,10 @@ class AlarmService:
         self.config = config
         self.live = live
         self.clock = clock
+        self.notify = False
+        """Collect notices for ``dispatch_notices`` (set by the app when a webhook is configured)."""
+        # Alarms themselves are in the database; the notices are a best-effort nudge, kept in memory, bounded.
+        self._notices: deque[AlarmNotice] = deque(maxlen=MAX_NOTICES)
 
     # reading
 
@@ -192,6 +200,19 @@ class AlarmService:
         return alarm
 
     def _tell(self, alarm: Alarm) -> None:
+        if self.notify:
+            self._notices.append(
+                AlarmNotice(
+                    event="alarm-raised" if alarm.active else "alarm-ended",
+                    alarm=alarm.id,
+                    device=alarm.device,
+                    kind=alarm.kind,
+                    detail=alarm.detail,
+                    started_at=alarm.started_at.isoformat(),
+                    compartment=alarm.compartment,
+                    ended_at=None if alarm.ended_at is None else alarm.ended_at.isoformat(),
+                )
+            )
         if self.live is not None:
             self.live.notify(
                 "alarm",
@@ -316,12 +337,29 @@ class AlarmService:
         with self.db.write() as conn:
             return store.prune(conn, ended_before)
 
-    async def run(self, wake: asyncio.Event | None = None) -> None:
+    async def dispatch_notices(self, notifier: Notifier) -> int:
+        """Post the notices collected since the last call, oldest first; on a failure the rest wait for the next
+        round. Returns how many went out."""
+        sent = 0
+        while self._notices:
+            notice = self._notices[0]
+            try:
+                await notifier.send(notice)
+            except NotificationError as exc:
+                log.warning("alarm notice not delivered (%s); %d waiting", exc, len(self._notices))
+                break
+            self._notices.popleft()
+            sent += 1
+        return sent
+
+    async def run(self, wake: asyncio.Event | None = None, notifier: Notifier | None = None) -> None:
         """Background loop; ``wake`` (set by the live bus) makes it look at once instead of at the interval."""
         while True:
             try:
                 await asyncio.to_thread(self.poll_device_alarms)
                 await asyncio.to_thread(self.evaluate)
+                if notifier is not None:
+                    await self.dispatch_notices(notifier)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -336,12 +374,14 @@ class AlarmService:
 
 async def alarms_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: evaluates alarms in the background while the hub runs."""
-    from hub_server.logistics_app import ALARMS_KEY, wake_on
+    from hub_server.logistics_app import ALARMS_KEY, NOTIFIER_KEY, wake_on
 
     service = app[ALARMS_KEY]
+    notifier = app[NOTIFIER_KEY] if service.config.notify_webhook else None
+    service.notify = notifier is not None
     wake = asyncio.Event()
     unsubscribe = wake_on(app, wake, {"alarm", "gap", "availability", "health", "locker"})
-    task = asyncio.create_task(service.run(wake), name="hub-alarms")
+    task = asyncio.create_task(service.run(wake, notifier), name="hub-alarms")
     yield
     unsubscribe()
     task.cancel()

@@ -134,6 +134,9 @@ class AlarmsConfig(StrictModel):
         default=600, ge=1, le=7 * 86_400, description="Missing sequence numbers unfilled this long raise an alarm"
     )
     evaluate_interval_s: float = Field(default=30, ge=0.1, le=3600, description="How often alarms are evaluated")
+    notify_webhook: bool = Field(
+        default=True, description="Post each alarm's start and end to logistics.webhook_url too (when it is set)"
+    )
 
 
 class RetentionConfig(StrictModel):

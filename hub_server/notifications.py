@@ -47,12 +47,33 @@ class Notification:
         return cls(**{**data, "event": NotificationEvent(data["event"])})
 
 
+@dataclass(frozen=True, slots=True)
+class AlarmNotice:
+    """For operators: an alarm started or ended (see ``hub_server.alarms``)."""
+
+    event: str  # "alarm-raised" or "alarm-ended"
+    alarm: int
+    device: str
+    kind: str
+    detail: str
+    started_at: str
+    compartment: int | None = None
+    ended_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class Message(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
 class NotificationError(RuntimeError):
     """The receiver did not take the message; it will be tried again."""
 
 
 class Notifier(Protocol):
-    async def send(self, message: Notification) -> None:
+    async def send(self, message: Message) -> None:
         """Deliver one message or raise NotificationError."""
         ...
 
@@ -73,7 +94,7 @@ class WebhookNotifier:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.key = key
 
-    async def send(self, message: Notification) -> None:
+    async def send(self, message: Message) -> None:
         body = json.dumps(message.to_json(), sort_keys=True).encode()
         headers = {"Content-Type": "application/json"}
         if self.key is not None:

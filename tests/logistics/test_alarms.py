@@ -22,6 +22,7 @@ from hub_server.alarms import AlarmNotFound, AlarmService
 from hub_server.config import AlarmsConfig, IngestConfig
 from hub_server.ingest import IngestCore
 from hub_server.live import LiveRegistry
+from hub_server.notifications import WebhookNotifier
 from hub_server.store.db import Database
 from tests.logistics.helpers import Clock
 
@@ -297,3 +298,37 @@ def test_prune_keeps_open_and_recent(rig: Rig) -> None:
     assert rig.alarms.prune(rig.clock() - timedelta(seconds=1)) == 0
     assert rig.alarms.prune(rig.clock() + timedelta(seconds=1)) == 1
     assert rig.open_kinds() == {("sensor-fault", 1)}
+
+
+async def test_operators_get_alarm_start_and_end_on_the_webhook(rig: Rig) -> None:
+    from tests.logistics.test_notifications import _receiver
+
+    receiver = await _receiver()
+    try:
+        rig.alarms.notify = True
+        notifier = WebhookNotifier(receiver.url)
+        receiver.statuses = [503]  # the receiver is down at first: notices wait, in order
+        rig.device_alarm(AlarmKind.FORCED_OPEN, True, compartment=2)
+        rig.round()
+        assert await rig.alarms.dispatch_notices(notifier) == 0
+        rig.device_alarm(AlarmKind.FORCED_OPEN, False, compartment=2)
+        rig.round()
+        assert await rig.alarms.dispatch_notices(notifier) == 2
+        assert await rig.alarms.dispatch_notices(notifier) == 0
+        raised, ended = receiver.received
+        assert (raised["event"], raised["kind"], raised["compartment"], raised["device"]) == (
+            "alarm-raised",
+            "forced-open",
+            2,
+            DEVICE,
+        )
+        assert ended["event"] == "alarm-ended" and ended["alarm"] == raised["alarm"] and "ended_at" in ended
+    finally:
+        await receiver.server.close()
+
+
+async def test_no_notices_collected_without_a_webhook(rig: Rig) -> None:
+    rig.device_alarm(AlarmKind.LOCKOUT, True)
+    rig.round()
+    assert rig.alarms.list_alarms(active_only=True)
+    assert not rig.alarms._notices
