@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect, sync_playwright
 
 from hub_protocol.alarms import AlarmKind
 from hub_protocol.lockers import CompartmentSize, CompartmentState
@@ -54,10 +56,6 @@ pytestmark = [
         not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (install Debian's chromium to run the browser tests)"
     ),
 ]
-
-sync_api = pytest.importorskip("playwright.sync_api")
-axe_api = pytest.importorskip("axe_playwright_python.sync_playwright")
-expect = sync_api.expect
 
 
 class World:
@@ -143,7 +141,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config)
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
+    with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield chromium
         chromium.close()
@@ -167,7 +165,7 @@ def check_accessibility(page: Any, name: str) -> None:
         "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]},
         "resultTypes": ["violations"],
     }
-    results = axe_api.Axe().run(page, options=options)
+    results = Axe().run(page, options=options)
     serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     described = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in serious]
     assert not described, f"{name}: " + "; ".join(described)
