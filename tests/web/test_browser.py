@@ -103,7 +103,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config)
     now = datetime.now(UTC)
     for name, device in devices.items():
         device.connect()
-        device.health(camera_state="absent" if name == LOCKER else "ok", fps=0.0 if name == LOCKER else 9.5)
+        for hours_ago in (6, 4, 2, 0):  # a morning of health reports for the charts over time
+            device.health(
+                at=now - timedelta(hours=hours_ago, minutes=1),
+                camera_state="absent" if name == LOCKER else "ok",
+                fps=0.0 if name == LOCKER else 9.5 - hours_ago / 4,
+                outbox_depth=hours_ago * 3,
+                load1=0.3 + hours_ago / 10,
+            )
         device.register(counts=name != LOCKER)
     cam = devices[CAMERA]
     # A week of hourly history, so the day and week charts have something to draw.
@@ -252,6 +259,7 @@ def test_a_count_arrives_live_on_fleet_and_device_pages(world: World, browser: A
     shoot(device, "device-desktop")
     shoot(fleet, "fleet-desktop")
     device.set_viewport_size(PHONE)
+    assert device.locator(".chart-grid svg.chart polyline").count() >= 4  # health lines over the last 24 hours
     check_accessibility(device, "device")
     shoot(device, "device")
     context.close()
