@@ -73,7 +73,7 @@ def open_source(config: CountingConfig) -> FrameSource:
     if source == "picamera":
         return picamera_source(config.width, config.height, config.fps)
     if source == "synthetic":
-        scene = demo_scene(min(config.width, 640), min(config.height, 480))
+        scene = demo_scene(min(config.width, 640), min(config.height, 480), config.fps)
         return SyntheticSource(scene, fps=config.fps, realtime=True, loop=True)
     if _is_device(source):
         return capture_source(int(source) if source.isdigit() else source, config.fps, config.width, config.height)

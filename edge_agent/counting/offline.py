@@ -46,7 +46,7 @@ class CountResult:
             "lines": lines,
             "events": [
                 {"frame": e.frame, "line": e.line, "direction": e.direction, "class": e.object_class}
-                for e in self.events
+                for e in sorted(self.events, key=lambda e: e.frame)
             ],
         }
 
@@ -66,5 +66,6 @@ def count_source(source: FrameSource, pipeline: CountingPipeline) -> CountResult
         frames += 1
         image = frame.image if pipeline.wants_image(frame.index) else None
         events.extend(pipeline.process(frame.index, image))
+    events.extend(pipeline.flush())
     seconds = time.perf_counter() - start
     return CountResult(frames, seconds, pipeline.lines, events)

@@ -30,6 +30,7 @@ class PipelineSettings:
     min_hits: int = 2  # detections before a track may count
     max_coast_seconds: float = 1.5  # how long a track survives unseen (occlusion)
     cyclist_speed: float = 2.0  # box heights per second above which an unclassified object is a cyclist
+    classify_after: int = 6  # observations of an object before its class is decided
     roi: bool = True  # let the detector look only around the lines
     motion_gate: bool = True  # skip the detector when nothing moves and nothing is tracked
 
@@ -54,6 +55,7 @@ class CountingPipeline:
         self._frame_size: tuple[int, int] | None = None
         self._last_detect: int | None = None
         self.detector_runs = 0
+        self._pending: list[tuple[Track, int, str, Direction]] = []
 
     def _region(self, width: int, height: int) -> tuple[int, int, int, int] | None:
         if self._frame_size != (width, height):
@@ -88,18 +90,41 @@ class CountingPipeline:
         else:
             detections = self.detector.detect(image, roi)
             self.detector_runs += 1
-        updated, removed = self.tracker.update(detections)
-        crossings: list[Crossing] = []
+        updated, removed = self.tracker.update(detections, (width, height))
         for track in updated:
             # Measured feet, not the filter's estimate: a constant-velocity filter overshoots where people
             # turn, which is exactly where "clearly past the line" is decided.
             x, y = track.measured
             for line, direction in self.counter.observe(track.id, x, y, track.height):
                 if track.hits >= self.settings.min_hits:
-                    crossings.append(Crossing(index, line, direction, self._classify(track)))
+                    self._pending.append((track, index, line, direction))
         for track in removed:
             self.counter.forget(track.id)
-        return crossings
+        return self._release(final=False)
+
+    def flush(self) -> list[Crossing]:
+        """Crossings still waiting for their class (end of a video)."""
+        return self._release(final=True)
+
+    def _release(self, final: bool) -> list[Crossing]:
+        """Crossings whose object has been seen long enough to tell a cyclist from a pedestrian.
+
+        A track that has just appeared has too few observations for a speed (motion) or a class vote
+        (onnx); its crossings wait a few frames, keeping the frame at which they happened.
+        """
+        if not self._pending:
+            return []
+        live = {id(t) for t in self.tracker.tracks}
+        out: list[Crossing] = []
+        waiting = []
+        for item in self._pending:
+            track, index, line, direction = item
+            if final or track.hits >= self.settings.classify_after or id(track) not in live:
+                out.append(Crossing(index, line, direction, self._classify(track)))
+            else:
+                waiting.append(item)
+        self._pending = waiting
+        return out
 
     def _moving(self, image: Image, roi: tuple[int, int, int, int] | None) -> bool:
         assert self._gate is not None

@@ -394,28 +394,31 @@ class SyntheticSource:
         pass
 
 
-def demo_scene(width: int = 320, height: int = 240, seed: int = 7) -> SyntheticScene:
-    """A loopable street: pedestrians and cyclists crossing the middle both ways, some loitering."""
+def demo_scene(width: int = 320, height: int = 240, fps: float = 10.0, seed: int = 7) -> SyntheticScene:
+    """A loopable street: pedestrians (0.8 body heights per second) and cyclists (3.5) walking and riding
+    up and down the whole image in six lanes, so any line across it gets crossings both ways and people
+    in different lanes never merge into one moving blob (the demo should count what it shows)."""
     rng = np.random.default_rng(seed)
     walkers: list[Walker] = []
     t = 0
+    lanes = [width * (0.15 + 0.14 * i) for i in range(6)]
     for k in range(24):
         cyclist = k % 4 == 3
         downwards = rng.random() < 0.5
-        x = float(rng.uniform(0.2, 0.8) * width)
+        x = lanes[(k * 5) % len(lanes)]  # a lane is used again only after five others
         top, bottom = 0.25 * height, 0.98 * height
-        path = [(x, top), (x + rng.uniform(-20, 20), bottom)]
+        path = [(x, top), (x + rng.uniform(-0.02, 0.02) * width, bottom)]
         if not downwards:
             path.reverse()
         walkers.append(
             Walker(
                 path=path,
                 start=t,
-                speed=(6.0 if cyclist else 2.5) * height / 240,
+                speed=(3.5 if cyclist else 0.8) * 0.25 * height / fps,
                 height=0.25 * height,
                 cyclist=cyclist,
                 colour=(int(rng.integers(0, 60)), int(rng.integers(0, 60)), int(rng.integers(0, 60))),
             )
         )
-        t += int(rng.integers(15, 45))
+        t += int(rng.integers(2, 6) * fps)
     return SyntheticScene(width=width, height=height, walkers=walkers, seed=seed)

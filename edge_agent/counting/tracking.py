@@ -107,7 +107,7 @@ def assign(cost: Sequence[Sequence[float]] | FloatArray, limit: float) -> list[t
     return pairs
 
 
-@dataclass
+@dataclass(eq=False)  # identity, not field equality: tracks hold arrays and are compared as objects
 class Track:
     id: int
     state: FloatArray  # foot x, foot y, vx, vy (pixels, pixels per frame)
@@ -192,12 +192,16 @@ class Tracker:
         for track in self.lost:
             track.misses += 1
 
-    def update(self, detections: Sequence[Detection]) -> tuple[list[Track], list[Track]]:
+    def update(
+        self, detections: Sequence[Detection], bounds: tuple[float, float] | None = None
+    ) -> tuple[list[Track], list[Track]]:
         """Match detections to the predicted tracks; returns (tracks updated this round, tracks forgotten).
 
         A track that goes unseen for longer than ``max_coast_frames`` is moved to ``lost``: someone who
         stood still (and faded into the background) or was hidden, and reappears where they vanished, gets
-        their old track back, so a crossing after a pause is still seen as one crossing.
+        their old track back, so a crossing after a pause is still seen as one crossing. An unmatched
+        track whose predicted feet have left the frame (``bounds`` = width, height) has left the scene: it
+        is dropped at once, so it cannot coast into someone entering at the same border.
         """
         st = self.settings
         cost = np.full((len(self.tracks), len(detections)), _UNASSIGNED)
@@ -254,12 +258,22 @@ class Tracker:
             self._next_id += 1
             self.tracks.append(track)
             updated.append(track)
+        if bounds is not None:
+            width, height = bounds
+            left = [
+                t for t in self.tracks if not t.matched and not (0 <= t.state[0] < width and 0 <= t.state[1] < height)
+            ]
+            if left:
+                gone_ids = {id(t) for t in left}
+                self.tracks = [t for t in self.tracks if id(t) not in gone_ids]
+        else:
+            left = []
         gone = [t for t in self.tracks if t.misses > st.max_coast_frames]
         if gone:
             self.tracks = [t for t in self.tracks if t.misses <= st.max_coast_frames]
             # Only tracks that were real (confirmed) are worth remembering.
             self.lost.extend(t for t in gone if t.hits >= st.min_hits)
-        forgotten = [t for t in gone if t.hits < st.min_hits]
+        forgotten = left + [t for t in gone if t.hits < st.min_hits]
         forgotten += [t for t in self.lost if t.misses > st.max_coast_frames + st.revive_frames]
         self.lost = [t for t in self.lost if t.misses <= st.max_coast_frames + st.revive_frames]
         return updated, forgotten

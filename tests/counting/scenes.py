@@ -33,7 +33,7 @@ def run_motion(scene: SyntheticScene, lines: list[CountLine], fps: float = 10.0)
     events: list[Crossing] = []
     while (frame := source.read()) is not None:
         events.extend(pipeline.process(frame.index, frame.image))
-    return events
+    return events + pipeline.flush()
 
 
 def tally(events: list[Crossing]) -> Counter[tuple[str, str, str]]:

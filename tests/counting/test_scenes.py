@@ -6,7 +6,7 @@ from collections import Counter
 
 from edge_agent.counting.evaluate import GtBox, truth_crossings
 from edge_agent.counting.lines import CountLine
-from edge_agent.counting.sources import SyntheticScene, Walker
+from edge_agent.counting.sources import SyntheticScene, Walker, demo_scene
 from tests.counting.scenes import MID, run_motion, scene, tally
 
 DOWN = [(160.0, 40.0), (160.0, 220.0)]
@@ -90,3 +90,19 @@ def test_scene_ground_truth_gives_the_same_crossings_as_the_rule() -> None:
             boxes.setdefault(i, []).append(GtBox(frame, x1, y1, x2, y2))
     found = Counter((c.line, c.direction) for c in truth_crossings(boxes, [MID], margin=0.25))
     assert found == Counter({("mid", "in"): 2, ("mid", "out"): 1})
+
+
+def test_demo_street_counts_match_its_ground_truth_with_classes() -> None:
+    street = scene(*demo_scene(320, 240, fps=10).walkers)  # after a lead-in: nobody in the first frame
+    lines = [CountLine("mid", 0, 120, 320, 120), CountLine("low", 320, 180, 0, 180)]
+    boxes: dict[int, list[GtBox]] = {}
+    for frame in range(street.length):
+        for i, (x1, y1, x2, y2) in street.boxes(frame):
+            boxes.setdefault(i, []).append(GtBox(frame, x1, y1, x2, y2))
+    truth = Counter(
+        (c.line, c.direction, "cyclist" if street.walkers[obj].cyclist else "pedestrian")
+        for obj in boxes
+        for c in truth_crossings({obj: boxes[obj]}, lines, margin=0.25)
+    )
+    assert truth[("mid", "in", "cyclist")] + truth[("mid", "out", "cyclist")] >= 4
+    assert tally(run_motion(street, lines)) == truth
