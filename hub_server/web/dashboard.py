@@ -93,17 +93,21 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
     lang = negotiate(request)
     _ = functools.partial(translate, lang)
     now = datetime.now(UTC)
-    history = wb.source.health_history(device_id, now - timedelta(hours=24))
+    # Half-hour slots over the last 24 hours: time runs evenly along the axis and an outage shows as a gap.
+    since = now - timedelta(hours=24)
+    history = wb.source.health_history(device_id, since)
     health_charts = []
     if history:
-        labels = [h.at.astimezone(wb.zone).strftime("%H:%M") for h in history]
-        for key, values in (
-            ("health.outbox_depth", [float(h.outbox_depth) for h in history]),
-            ("health.load1", [h.load1 for h in history]),
-            ("health.mem", [h.mem_used_fraction * 100 for h in history]),
-            ("health.cpu_temp", [h.cpu_temp_c for h in history]),
-            ("health.fps", [h.fps for h in history]),
+        step, slots = timedelta(minutes=30), 48
+        labels = [(since + step * i).astimezone(wb.zone).strftime("%H:%M") for i in range(slots)]
+        for key, pick in (
+            ("health.outbox_depth", lambda h: float(h.outbox_depth)),
+            ("health.load1", lambda h: h.load1),
+            ("health.mem", lambda h: h.mem_used_fraction * 100),
+            ("health.cpu_temp", lambda h: h.cpu_temp_c),
+            ("health.fps", lambda h: h.fps),
         ):
+            values = _slot_means([(h.at, pick(h)) for h in history], since, step, slots)
             if all(v is None for v in values):
                 continue
             title = _(key)
@@ -124,6 +128,19 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
         alarms=[a for a in wb.source.alarms(limit=50) if a.device == device_id],
     )
     return wb.page(request, "device.html", context)
+
+
+def _slot_means(
+    samples: list[tuple[datetime, float | None]], start: datetime, step: timedelta, slots: int
+) -> list[float | None]:
+    sums: list[float] = [0.0] * slots
+    counts: list[int] = [0] * slots
+    for at, value in samples:
+        slot = int((at - start) / step)
+        if value is not None and 0 <= slot < slots:
+            sums[slot] += value
+            counts[slot] += 1
+    return [sums[i] / counts[i] if counts[i] else None for i in range(slots)]
 
 
 def _parse_day(value: str, fallback: date) -> date:

@@ -103,13 +103,13 @@ def world(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config)
     now = datetime.now(UTC)
     for name, device in devices.items():
         device.connect()
-        for hours_ago in (6, 4, 2, 0):  # a morning of health reports for the charts over time
+        for minutes_ago in range(180, -1, -30):  # three hours of health reports for the charts over time
             device.health(
-                at=now - timedelta(hours=hours_ago, minutes=1),
+                at=now - timedelta(minutes=minutes_ago),
                 camera_state="absent" if name == LOCKER else "ok",
-                fps=0.0 if name == LOCKER else 9.5 - hours_ago / 4,
-                outbox_depth=hours_ago * 3,
-                load1=0.3 + hours_ago / 10,
+                fps=0.0 if name == LOCKER else 9.5 - minutes_ago / 60,
+                outbox_depth=minutes_ago // 10,
+                load1=0.3 + minutes_ago / 300,
             )
         device.register(counts=name != LOCKER)
     cam = devices[CAMERA]
