@@ -279,7 +279,7 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
     "delivery.cancelled": ("cancelled", "geannuleerd", "storniert"),
     # alarms
     "alarms.none": ("No alarms.", "Geen alarmen.", "Keine Alarme."),
-    "alarms.active": ("active", "actief", "aktiv"),
+    "alarms.active": ("still active", "nog actief", "noch aktiv"),
     "alarms.ack": ("Acknowledge", "Bevestigen", "Quittieren"),
     "alarms.ack_label": (
         "Acknowledge {kind} on {device}",

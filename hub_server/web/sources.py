@@ -82,6 +82,11 @@ def hub_auth(app: web.Application) -> HubAuth:
     return HubAuth()
 
 
+def _person(actor: str | None) -> str | None:
+    """``user:olga`` reads as ``olga``; tokens and the command line keep their prefix."""
+    return actor.removeprefix("user:") if actor else actor
+
+
 def _dt(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
@@ -387,7 +392,7 @@ class HubSource:
                 ended=a.ended_at,
                 detail=a.detail,
                 compartment=a.compartment or None,
-                acknowledged_by=a.acknowledged_by,
+                acknowledged_by=_person(a.acknowledged_by),
                 acknowledged_at=a.acknowledged_at,
             )
             for a in service.list_alarms(active_only=active_only, limit=limit)
