@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import multiprocessing
@@ -34,8 +35,9 @@ from pydantic import BaseModel
 from hub_protocol.codec import ProtocolError, decode, encode
 from hub_protocol.commands import CommandBase
 from hub_protocol.envelope import Ack, Availability, AvailabilityState, Health
+from hub_protocol.flows import PrivacyPolicy
 from hub_protocol.secrets import read_secret
-from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, device_topic, parse_topic
+from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, TopicParts, device_topic, parse_topic
 from hub_server.config import HubMqttConfig, IngestConfig
 from hub_server.live import LiveRegistry
 from hub_server.mqtt import HubMqtt
@@ -50,10 +52,15 @@ Note = tuple[str, str, str, str]
 """(kind, site, device, JSON text): what happened, for handlers and live pages. Kinds: the channel names of
 device messages, ``silent`` (offline by silence), ``gap`` (a sequence hole recorded)."""
 
+_UNSEEN: Any = object()
+
 _DEVICE_CHANNEL_VALUES = frozenset(c.value for c in DEVICE_CHANNELS)
 
 MAX_FLOW_NOTES_PER_BATCH = 20
 """Flow windows are the bulk of traffic; live pages need a sample, not every window of a backlog."""
+
+MAX_PENDING = 500_000
+"""Messages received and not yet handed to the writer; beyond it the hub refuses (devices resend), never grows."""
 
 
 @dataclass(slots=True)
@@ -139,26 +146,11 @@ class BatchResult:
     seen: list[tuple[str, str, float, bool]] = field(default_factory=list)
 
 
-_STAGE = "INSERT INTO temp.staging (device, boot, seq, site, channel, received_at, payload) VALUES (?,?,?,?,?,?,?)"
-# Flow windows are the bulk of traffic: their typed rows are built by SQLite from the JSON just validated, in C,
-# instead of as Python objects (which would cost more than the validation itself).
-_FROM_STAGING = [
-    "INSERT OR IGNORE INTO events (device, boot, seq, channel, received_at, payload)"
-    " SELECT device, boot, seq, channel, received_at, payload FROM temp.staging",
+_INSERT_EVENT = "INSERT OR IGNORE INTO events (device, boot, seq, channel, received_at, payload) VALUES (?,?,?,?,?,?)"
+_INSERT_FLOW = (
     "INSERT OR IGNORE INTO flow_windows (device, boot, seq, site, window_start, window_seconds, observed_fraction,"
-    " mean_fps, dropped_frames, policy_kind, policy, received_at)"
-    " SELECT device, boot, seq, site, CAST(strftime('%s', json_extract(payload, '$.window_start')) AS REAL),"
-    " json_extract(payload, '$.window_seconds'), json_extract(payload, '$.quality.observed_fraction'), json_extract(payload, '$.quality.mean_fps'),"
-    " json_extract(payload, '$.quality.dropped_frames'), json_extract(payload, '$.policy.kind'), json_extract(payload, '$.policy'), received_at"
-    " FROM temp.staging WHERE channel = 'flow'",
-    "INSERT OR IGNORE INTO flow_cells (device, boot, seq, site, window_start, window_seconds, line, direction,"
-    " object_class, count)"
-    " SELECT s.device, s.boot, s.seq, s.site, CAST(strftime('%s', json_extract(s.payload, '$.window_start')) AS REAL),"
-    " json_extract(s.payload, '$.window_seconds'), json_extract(c.value, '$.line'), json_extract(c.value, '$.direction'),"
-    " json_extract(c.value, '$.object_class'), json_extract(c.value, '$.count')"
-    " FROM temp.staging s, json_each(s.payload, '$.cells') c WHERE s.channel = 'flow'",
-    "DELETE FROM temp.staging",
-]
+    " mean_fps, dropped_frames, policy_kind, policy, cells, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 _INSERT_LOCKER = (
     "INSERT OR IGNORE INTO locker_events (device, boot, seq, site, at, compartment, state, previous, cause,"
     " reservation, operator, door_open, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -207,6 +199,25 @@ _UPSERT_INVALID = (
 )
 
 
+@functools.lru_cache(maxsize=256)
+def _policy_json_cached(values: tuple[Any, ...]) -> str:
+    return json.dumps(dict(zip(_POLICY_FIELDS, values, strict=True)), separators=(",", ":"))
+
+
+_POLICY_FIELDS = tuple(PrivacyPolicy.model_fields)  # the order of a model instance's __dict__
+
+
+def _policy_json(policy: PrivacyPolicy) -> str:
+    """A device's policy repeats window after window: serialise each distinct one once."""
+    try:
+        return _policy_json_cached(tuple(policy.__dict__.values()))
+    except TypeError:  # a field pydantic serialises and json does not (or an unhashable one)
+        return policy.model_dump_json()
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _clean(text: str, limit: int) -> str:
     """Anything from the wire, made storable: valid UTF-8 (no lone surrogates), bounded."""
     return text.encode("utf-8", errors="replace").decode("utf-8")[:limit]
@@ -223,11 +234,8 @@ class IngestCore:
         self._clock = clock
         self.conn = connect(db_path)
         self.conn.execute("PRAGMA synchronous=FULL")  # we acknowledge after commit: it must survive power loss
-        self.conn.execute("PRAGMA temp_store=MEMORY")
-        self.conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS staging (device TEXT, boot TEXT, seq INTEGER, site TEXT, channel TEXT,"
-            " received_at REAL, payload TEXT)"
-        )
+        self.conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages of the busy tables stay in memory
+        self._topic_cache: dict[str, TopicParts | None] = {}
         self.counters = Counters()
         self._started = clock()
         self._invalid_logged: dict[tuple[str, str], int] = defaultdict(int)
@@ -279,7 +287,11 @@ class IngestCore:
         counters.batches += 1
         for topic, payload, received in batch:
             counters.received += 1
-            parts = parse_topic(self.prefix, topic)
+            parts = self._topic_cache.get(topic, _UNSEEN)
+            if parts is _UNSEEN:
+                if len(self._topic_cache) > 10_000:  # topics are per device and channel; junk must not grow it
+                    self._topic_cache.clear()
+                parts = self._topic_cache[topic] = parse_topic(self.prefix, topic)
             if parts is None:
                 self._invalid(invalid, "", "topic", topic, "not a topic of this contract", received)
                 continue
@@ -302,14 +314,15 @@ class IngestCore:
                 key = (device, msg.boot)
                 touched[key] = site
                 state = self.boots.get(key)
-                if (state is not None and state.known(msg.seq)) or msg.seq in new_seqs.get(key, ()):
+                if (
+                    state is not None and (state.known(msg.seq) or self._stored_late_copy(state, key, msg.seq))
+                ) or msg.seq in new_seqs.get(key, ()):
                     counters.duplicates += 1
                     continue
                 new_seqs[key].add(msg.seq)
-                rows["staging"].append((device, msg.boot, msg.seq, site, channel.value, received, text))
+                rows["events"].append((device, msg.boot, msg.seq, channel.value, received, text))
                 counters.stored += 1
-                if channel is not Channel.FLOW:
-                    self._typed_rows(rows, channel, msg, site, received)
+                self._typed_rows(rows, channel, msg, site, received)
                 if channel is Channel.GAP:
                     gap_key = (device, msg.dropped_boot)
                     touched[gap_key] = site
@@ -384,6 +397,13 @@ class IngestCore:
             result.seen.append((device, dev.site, dev.last_seen, dev.online))
         return result
 
+    def _stored_late_copy(self, state: BootState, key: tuple[str, str], seq: int) -> bool:
+        """Below the watermark only through a declared drop: stored already if it came before the notice."""
+        if seq > state.upto:
+            return False
+        row = self.conn.execute("SELECT 1 FROM events WHERE device = ? AND boot = ? AND seq = ?", (*key, seq))
+        return row.fetchone() is not None
+
     def _touch(self, device: str, site: str, received: float, talking: bool) -> DeviceState:
         dev = self.devices.get(device)
         if dev is None:
@@ -407,9 +427,19 @@ class IngestCore:
         dev.status_changed = received
         return True
 
-    @staticmethod
-    def _typed_rows(rows: dict[str, list[tuple[Any, ...]]], channel: Channel, msg: Any, site: str, t: float) -> None:
-        if channel is Channel.LOCKER:
+    def _typed_rows(
+        self, rows: dict[str, list[tuple[Any, ...]]], channel: Channel, msg: Any, site: str, t: float
+    ) -> None:
+        if channel is Channel.FLOW:
+            # The bulk of traffic: plain tuples, enum members bound as their text (no .value lookups).
+            quality, policy = msg.quality, msg.policy
+            cells = _dumps([(c.line, c.direction, c.object_class, c.count) for c in msg.cells])
+            rows["flows"].append(
+                (msg.device, msg.boot, msg.seq, site, msg.window_start.timestamp(), msg.window_seconds,
+                 quality.observed_fraction, quality.mean_fps, quality.dropped_frames, policy.kind,
+                 _policy_json(policy), cells, t)
+            )  # fmt: skip
+        elif channel is Channel.LOCKER:
             rows["lockers"].append(
                 (
                     msg.device,
@@ -472,11 +502,9 @@ class IngestCore:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if rows.get("staging"):
-                conn.executemany(_STAGE, rows["staging"])
-                for statement in _FROM_STAGING:
-                    conn.execute(statement)
             for name, sql in (
+                ("events", _INSERT_EVENT),
+                ("flows", _INSERT_FLOW),
                 ("lockers", _INSERT_LOCKER),
                 ("alarms", _INSERT_ALARM),
                 ("results", _INSERT_RESULT),
@@ -653,6 +681,7 @@ class IngestStats:
     invalid: int
     batches: int
     revoked_dropped: int
+    overflow_dropped: int
     errors: int
 
 
@@ -687,6 +716,7 @@ class Ingest:
         self._from_writer: Connection | None = None
         self._counters = (0, 0, 0, 0, 0)
         self._revoked_dropped = 0
+        self._overflow = 0
         self._errors = 0
         self.mqtt: HubMqtt | None = None
 
@@ -703,6 +733,17 @@ class Ingest:
             migrate(conn)  # the writer expects the schema; usually the app's Database did this already
         finally:
             conn.close()
+        self._start_writer(timeout)
+        for target, name in ((self._forward, "ingest-forward"), (self._receive, "ingest-results")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.mqtt = HubMqtt(
+            self.mqtt_config, password, self.settings.client_id, self.feed, on_connection=self._on_connection
+        )
+        self.mqtt.start()
+
+    def _start_writer(self, timeout: float) -> None:
         a_recv, a_send = multiprocessing.Pipe(duplex=False)
         b_recv, b_send = multiprocessing.Pipe(duplex=False)
         args = (a_recv, b_send, str(self.db_path), self.mqtt_config.prefix, self.settings.model_dump_json())
@@ -712,19 +753,30 @@ class Ingest:
         else:
             self._worker = threading.Thread(target=writer_main, args=args, name="hub-ingest-writer", daemon=True)
         self._worker.start()
-        self._to_writer, self._from_writer = a_send, b_recv
         if not b_recv.poll(timeout):
             raise RuntimeError("the ingest writer did not start")
         ready = b_recv.recv()
-        self._sites = dict(ready[1])
-        for target, name in ((self._forward, "ingest-forward"), (self._receive, "ingest-results")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        self.mqtt = HubMqtt(
-            self.mqtt_config, password, self.settings.client_id, self.feed, on_connection=self._on_connection
-        )
-        self.mqtt.start()
+        self._sites.update(ready[1])
+        self._to_writer, self._from_writer = a_send, b_recv
+
+    def _restart_writer(self) -> None:
+        """The writer died (a crash, the OOM killer): start another. What it held was never acknowledged."""
+        self._errors += 1
+        old = self._slots
+        self._slots = threading.Semaphore(2)
+        with self._idle:
+            self._outstanding = 0
+            self._idle.notify_all()
+        old.release()
+        old.release()  # a forwarder waiting on the old slots goes on with the new writer
+        while not self._stopping.is_set():
+            try:
+                self._start_writer(60.0)
+                log.warning("ingest writer restarted")
+                return
+            except Exception:
+                log.exception("could not restart the ingest writer; retrying")
+                time.sleep(5)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Disconnect, store what arrived, stop the writer. Unacknowledged messages come again from devices."""
@@ -752,8 +804,12 @@ class Ingest:
             if len(parts) >= 2 and parts[-2] in live.revoked:
                 self._revoked_dropped += 1
                 return
+        if len(self._pending) >= MAX_PENDING:
+            self._overflow += 1  # never acknowledged: the devices send it again later
+            return
         self._pending.append((topic, payload, received_at if received_at is not None else time.time()))
-        self._wake.set()
+        if not self._wake.is_set():  # setting an Event takes a lock: once per batch is enough
+            self._wake.set()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything fed so far is stored; True if it was within ``timeout``."""
@@ -767,7 +823,7 @@ class Ingest:
         return True
 
     def stats(self) -> IngestStats:
-        return IngestStats(*self._counters, self._revoked_dropped, self._errors)
+        return IngestStats(*self._counters, self._revoked_dropped, self._overflow, self._errors)
 
     def site_of(self, device: str) -> str | None:
         return self._sites.get(device)
@@ -785,12 +841,13 @@ class Ingest:
     # -- threads -----------------------------------------------------------------------------------------
 
     def _forward(self) -> None:
-        assert self._to_writer is not None
         while not self._stopping.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
-            while self._pending:
-                self._slots.acquire()
+            while self._pending and not self._stopping.is_set():
+                slots = self._slots
+                if not slots.acquire(timeout=0.5):
+                    continue
                 batch: list[Message] = []
                 pending = self._pending
                 while pending and len(batch) < 20_000:
@@ -798,19 +855,28 @@ class Ingest:
                 with self._idle:
                     self._outstanding += 1
                 try:
+                    assert self._to_writer is not None
                     self._to_writer.send(("batch", batch))
-                except OSError:
-                    log.exception("the ingest writer is gone")
-                    return
+                except (OSError, ValueError):
+                    # The writer is gone; the result thread restarts it. The batch was never acknowledged.
+                    log.error("ingest writer unreachable: %d messages left to the devices' resending", len(batch))
+                    slots.release()
+                    with self._idle:
+                        self._outstanding = max(0, self._outstanding - 1)
+                        self._idle.notify_all()
+                    time.sleep(0.2)
 
     def _receive(self) -> None:
-        assert self._from_writer is not None
         while True:
             try:
+                assert self._from_writer is not None
                 message = self._from_writer.recv()
             except (EOFError, OSError):
-                log.error("the ingest writer ended")
-                return
+                if self._stopping.is_set():
+                    return
+                log.error("the ingest writer ended unexpectedly")
+                self._restart_writer()
+                continue
             kind = message[0]
             if kind == "stopped":
                 self._counters = message[1]
@@ -836,7 +902,7 @@ class Ingest:
         if size:
             self._slots.release()
             with self._idle:
-                self._outstanding -= 1
+                self._outstanding = max(0, self._outstanding - 1)
                 self._idle.notify_all()
 
     def _dispatch(self, note: Note) -> None:

@@ -42,6 +42,7 @@ class HubMqtt:
         self._on_message_cb = on_message
         self._on_connection = on_connection
         self._connected = threading.Event()
+        self._stopping = False
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311
         )
@@ -60,6 +61,7 @@ class HubMqtt:
         self.client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
         self._connected.clear()
@@ -92,7 +94,7 @@ class HubMqtt:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         was = self._connected.is_set()
         self._connected.clear()
-        if was:
+        if was and not self._stopping:
             log.warning("hub lost the broker connection (%s); reconnecting", rc)
         if self._on_connection:
             self._on_connection(False)

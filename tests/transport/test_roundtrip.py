@@ -45,3 +45,24 @@ def test_events_reach_the_hub_once_and_leave_the_outbox_on_ack(
         transport.stop()
     assert wait_until(lambda: _device(db, "dev-a") == (0, "graceful"), 5), _device(db, "dev-a")
     ingest.stop()
+
+
+def test_a_killed_writer_process_is_restarted_and_nothing_is_lost(broker: BrokerSetup, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    db = tmp_path / "hub.sqlite3"
+    ingest = start_ingest(broker, db)
+    transport = Transport(agent_config(broker, "dev-a", tmp_path))
+    transport.start()
+    try:
+        first = [transport.sink.emit(Channel.ALARM, alarm_fields(n)) for n in range(20)]
+        assert wait_until(lambda: transport.outbox.stats().depth == 0, 15)
+        os.kill(ingest._worker.pid, signal.SIGKILL)
+        second = [transport.sink.emit(Channel.ALARM, alarm_fields(n)) for n in range(20)]
+        assert wait_until(lambda: transport.outbox.stats().depth == 0, 30), "events after the crash never acked"
+        assert sorted(s for _, _, s in _hub_events(db)) == first + second
+        assert ingest.stats().errors >= 1
+    finally:
+        transport.stop()
+        ingest.stop()
