@@ -43,7 +43,9 @@ class CountingPipeline:
         self.detector = detector
         self.fps = fps if fps > 0 else 10.0
         self.settings = settings
-        self.counter = CrossingCounter(self.lines, margin=settings.margin, confirm=settings.confirm)
+        self.counter = CrossingCounter(
+            self.lines, margin=settings.margin + detector.noise_allowance, confirm=settings.confirm
+        )
         coast = max(2, round(settings.max_coast_seconds * self.fps))
         # Motion blobs change shape for many reasons besides occlusion; detector boxes do not.
         self.tracker = Tracker(

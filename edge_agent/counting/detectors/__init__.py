@@ -15,6 +15,9 @@ Image = npt.NDArray[Any]
 class Detector(Protocol):
     name: str
     classifies: bool  # True when the detector tells cyclists from pedestrians itself
+    # Extra hysteresis, in box heights, for the detector's own localisation noise: the furthest of several
+    # noisy foot positions overshoots the true furthest one, which would count near-misses as crossings.
+    noise_allowance: float
 
     def detect(self, image: Image, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
         """Boxes in full-frame pixels; ``roi`` (x1, y1, x2, y2) limits where the detector looks."""

@@ -33,6 +33,8 @@ class ModelError(RuntimeError):
 class OnnxDetector:
     name = "onnx"
     classifies = True
+    # Half the foot-position noise measured against annotated boxes (sd 0.05 box heights on PETS 2009).
+    noise_allowance = 0.025
 
     def __init__(
         self, model_path: Path, score_threshold: float = 0.4, nms_threshold: float = 0.5, input_size: int = 416
