@@ -107,7 +107,8 @@ class MqttLink:
 
     def publish_soon(self, channel: Channel, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         """Non-event messages (health): sent by the link thread if connected, otherwise dropped."""
-        self._extra.append((channel, payload, qos, retain))
+        if retain or self._connected.is_set():
+            self._extra.append((channel, payload, qos, retain))
 
     def set_retained(self, channel: Channel, payload: bytes) -> None:
         """A retained message (register) sent now if connected and again at every connect."""
