@@ -7,6 +7,7 @@ from collections import Counter
 from edge_agent.counting.evaluate import GtBox, truth_crossings
 from edge_agent.counting.lines import CountLine
 from edge_agent.counting.sources import SyntheticScene, Walker, demo_scene
+from edge_agent.counting.tracking import Detection
 from tests.counting.scenes import MID, run_motion, scene, tally
 
 DOWN = [(160.0, 40.0), (160.0, 220.0)]
@@ -106,3 +107,40 @@ def test_demo_street_counts_match_its_ground_truth_with_classes() -> None:
     )
     assert truth[("mid", "in", "cyclist")] + truth[("mid", "out", "cyclist")] >= 4
     assert tally(run_motion(street, lines)) == truth
+
+
+class _Recorder:
+    """A detector that records where it was asked to look (and finds nobody)."""
+
+    name = "recorder"
+    classifies = True
+    noise_allowance = 0.0
+
+    def __init__(self) -> None:
+        self.rois: list[tuple[int, int, int, int] | None] = []
+
+    def detect(self, image: object, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
+        self.rois.append(roi)
+        return []
+
+
+def test_model_detector_runs_every_kth_frame_only_around_the_lines_and_only_on_motion() -> None:
+    import numpy as np
+
+    from edge_agent.counting.pipeline import CountingPipeline, PipelineSettings
+
+    recorder = _Recorder()
+    short = CountLine("door", 100, 300, 200, 300)
+    pipeline = CountingPipeline([short], recorder, 10, PipelineSettings(detect_every=4))
+    still = np.full((480, 640, 3), 120, np.uint8)
+    for index in range(40):
+        image = still.copy()
+        if index >= 20:  # someone moves near the door
+            image[200 + index : 260 + index, 130:150] = 20
+        pipeline.process(index, image if pipeline.wants_image(index) else None)
+    # Of the ten 4th frames, the still ones (4..16) are skipped: the first frame (the background model
+    # knows nothing yet) and the five with motion remain, each looking only around the segment.
+    assert 4 <= len(recorder.rois) <= 6
+    x1, y1, x2, y2 = recorder.rois[-1] or (0, 0, 640, 480)
+    assert (x1, x2) != (0, 640) and x1 < 100 and x2 > 200 and y1 < 300 - 60 and y2 > 300
+    assert (x2 - x1) * (y2 - y1) < 0.5 * 640 * 480
