@@ -1,67 +1,57 @@
-"""The README's operator first steps, as written: first admin, a token, a device, a locker bank, a delivery."""
+"""The README's operator first steps, as written: first admin, a device, the locker bank, a delivery."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from hub_protocol.lockers import CompartmentState, LockerEvent
-from hub_server.app import create_app
-from hub_server.appkeys import LOGISTICS_KEY
 from hub_server.cli import main
+from hub_server.commands.delivery import service
 from hub_server.config import load_hub_config
 from hub_server.store.db import Database
 from tests.hub.conftest import SITE
 
 
 @pytest.mark.timeout(60)
-async def test_first_steps(
-    managed_broker: tuple[Any, Path, Any],
-    tmp_path: Path,
-    aiohttp_client: Any,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_first_steps(managed_broker: tuple[Any, Path, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, config_path, _ = managed_broker
     password = tmp_path / "alice.pw"
     password.write_text("a long enough password\n")
     password.chmod(0o600)
     cli = ["--config", str(config_path)]
+
+    # 1. The first admin: there is no default account.
     assert main(["user", *cli, "add", "alice", "--role", "admin", "--password-file", str(password)]) == 0
-    assert main(["user", *cli, "token-add", "setup-script", "--role", "admin"]) == 0
-    token = capsys.readouterr().out.strip().splitlines()[-1]
+    # 2. A device with its own broker account; the folder goes to the Pi.
     assert main(["device", *cli, "add", "locker-1", "--site", SITE]) == 0
     assert (config_path.parent / "out" / "locker-1" / "agent.toml").exists()
-
+    assert main(["device", *cli, "list"]) == 0
+    assert "locker-1" in capsys.readouterr().out
+    # 3. Describe the locker bank, then create a delivery.
+    assert main(["delivery", *cli, "describe-locker", "locker-1", "1:S", "2:M:accessible", "3:L"]) == 0
     config = load_hub_config(config_path)
-    app = create_app(config, database=Database(config.store.path), background=False, pages=False)
-    client: TestClient[Any, Any] = await aiohttp_client(app)
-    auth = {"Authorization": f"Bearer {token}"}
-    bank = {"compartments": [{"number": 1, "size": "S"}, {"number": 2, "size": "M", "accessible": True}]}
-    described = await client.put("/api/v1/lockers/locker-1", json=bank, headers=auth)
-    assert described.status == 200, await described.text()
-    # The bank reports its compartments when its agent starts (here handed to the hub's logistics directly).
-    for number in (1, 2):
-        report = LockerEvent(
-            device="locker-1",
-            boot="boot-1",
-            seq=number,
-            at=datetime.now(UTC),
-            compartment=number,
-            state=CompartmentState.FREE,
-            previous=None,
-            cause="recovered",
-            door_open=False,
+    logistics = service(config, Database(config.store.path))
+    for number in (1, 2, 3):  # what the bank reports when its agent starts (the ingest hands these over)
+        logistics.on_locker_event(
+            LockerEvent(
+                device="locker-1",
+                boot="boot-1",
+                seq=number,
+                at=datetime.now(UTC),
+                compartment=number,
+                state=CompartmentState.FREE,
+                previous=None,
+                cause="recovered",
+                door_open=False,
+            )
         )
-        await asyncio.to_thread(app[LOGISTICS_KEY].on_locker_event, report)
-    delivery = {"size": "M", "resident_name": "J. Jansen", "resident_contact": "j.jansen@example.org"}
-    created = await client.post("/api/v1/deliveries", json=delivery, headers=auth)
-    assert created.status == 201, await created.text()
-    body = await created.json()
-    assert body["dropoff_code"].isdigit()
-    assert body["resident_link"].startswith(config.http.public_url)
-    assert (body["delivery"]["device"], body["delivery"]["compartment"]) == ("locker-1", 2)
+    capsys.readouterr()
+    code = main(["delivery", *cli, "create", "--size", "M", "--name", "J. Jansen", "--contact", "j@example.org"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "locker locker-1, compartment 2 (M)" in out
+    assert "drop-off code (shown once):" in out and f"{config.http.public_url}/r/" in out
