@@ -47,10 +47,7 @@ class CountingPipeline:
             self.lines, margin=settings.margin + detector.noise_allowance, confirm=settings.confirm
         )
         coast = max(2, round(settings.max_coast_seconds * self.fps))
-        # Motion blobs change shape for many reasons besides occlusion; detector boxes do not.
-        self.tracker = Tracker(
-            TrackerSettings(min_hits=settings.min_hits, max_coast_frames=coast, hidden_feet=detector.classifies)
-        )
+        self.tracker = Tracker(TrackerSettings(min_hits=settings.min_hits, max_coast_frames=coast))
         # The motion detector is its own gate; a model detector gets a cheap background model as gate.
         self._gate = BackgroundModel(work_width=96) if settings.motion_gate and detector.classifies else None
         self._roi: tuple[int, int, int, int] | None = None

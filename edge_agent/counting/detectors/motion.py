@@ -1,4 +1,4 @@
-"""Motion detector: background subtraction on a small grey copy of the frame, then blob analysis.
+"""Motion detector: background subtraction on a small copy of the frame, then blob analysis.
 
 Needs no model file and costs about a millisecond per frame, so it is the low-power default. It also keeps
 the learned background, which calibration shows instead of a live frame (people fade out of it).
@@ -13,12 +13,16 @@ from edge_agent.counting.tracking import Detection
 
 
 class BackgroundModel:
-    """A Gaussian-mixture background on a downscaled grey image; ``foreground`` gives the moving pixels."""
+    """A Gaussian-mixture background on a downscaled colour image; ``foreground`` gives the moving pixels.
+
+    Colour, not grey: in grey every darker pixel looks like a shadow, and without shadow detection the
+    shadows glue neighbours into one blob. With colour MOG2 marks shadows (127) and they are dropped.
+    """
 
     def __init__(self, work_width: int = 192, history: int = 500, var_threshold: float = 16.0) -> None:
         self.work_width = work_width
         self._subtractor = cv2.createBackgroundSubtractorMOG2(
-            history=history, varThreshold=var_threshold, detectShadows=False
+            history=history, varThreshold=var_threshold, detectShadows=True
         )
         # Someone standing still fades into the background once their mixture component outweighs
         # 1 - ratio; 0.7 keeps them for about a third of the history instead of a tenth.
@@ -32,8 +36,7 @@ class BackgroundModel:
             self.frame_size = (w, h)
             self.scale = max(1.0, w / self.work_width)
         size = (max(1, round(w / self.scale)), max(1, round(h / self.scale)))
-        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        small: Image = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        small: Image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         return small
 
     def foreground(self, image: Image) -> Image:
@@ -63,8 +66,8 @@ class MotionDetector:
 
     name = "motion"
     classifies = False
-    # Blob bottoms sit slightly below the feet already (shadow, blur), which offsets the noise overshoot.
-    noise_allowance = 0.0
+    # Half the foot-position noise measured against annotated boxes (sd 0.07 box heights on PETS 2009).
+    noise_allowance = 0.035
 
     def __init__(
         self,
