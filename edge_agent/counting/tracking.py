@@ -120,6 +120,7 @@ class Track:
     cyclist_votes: int = 0
     class_votes: int = 0
     matched: bool = True  # matched a detection in the latest detection round
+    grouped: bool = False  # following a box shared with others (see Tracker._follow_groups)
     measured: tuple[float, float] = (0.0, 0.0)  # foot of the latest matched detection
     recent: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=12))
 
@@ -157,6 +158,8 @@ class TrackerSettings:
     process_noise: float = 0.01  # acceleration noise, box heights per frame^2
     measurement_noise: float = 0.06  # detection noise, box heights
     hidden_feet: bool = True  # a box that loses its bottom part keeps the feet where the height says
+    groups: bool = True  # let tracks follow a box they merged into with a neighbour
+    group_join_frames: int = 4  # ... if they lost their own box at most this many frames ago
     revive_frames: int = 50  # a lost track can be picked up again where it vanished for this long
     revive_gate: float = 0.6  # max distance, in box heights, from where a lost track vanished
 
@@ -225,6 +228,8 @@ class Tracker:
             self._correct(track, det)
             matched_dets.add(j)
             updated.append(track)
+        if st.groups:
+            updated += self._follow_groups([(detections[j], self.tracks[i]) for i, j in pairs])
         unmatched = [j for j in range(len(detections)) if j not in matched_dets]
         if unmatched and self.lost:
             pairs = self._revive([detections[j] for j in unmatched])
@@ -278,6 +283,46 @@ class Tracker:
         self.lost = [t for t in self.lost if t.misses <= st.max_coast_frames + st.revive_frames]
         return updated, forgotten
 
+    def _follow_groups(self, taken: Sequence[tuple[Detection, Track]]) -> list[Track]:
+        """Tracks that lost their own box because it merged with a neighbour's follow the merged box.
+
+        People walking together (or passing each other) become one blob or one box; the track that did
+        not get it would coast and be lost, and its crossing with it. While its predicted feet stay inside
+        a matched box, it is updated with its own position clamped into that box (feet at the box's
+        bottom when at about the same depth), with a weak measurement that leaves its hits unchanged.
+        """
+        followed: list[Track] = []
+        for track in self.tracks:
+            if track.matched or track.hits < self.settings.min_hits:
+                continue
+            if not (track.grouped or track.misses <= self.settings.group_join_frames):
+                continue
+            tx, ty = track.foot
+            best: Detection | None = None
+            for det, owner in taken:
+                pad = 0.1 * det.height
+                if not (det.x1 - pad <= tx <= det.x2 + pad and det.y1 <= ty <= det.y2 + pad):
+                    continue
+                # Joining needs a neighbour, not a twin: a second track on the same person (a fragment)
+                # must die, not follow it.
+                ox, oy = owner.foot
+                if not track.grouped and math.hypot(ox - tx, oy - ty) < 0.3 * track.height:
+                    continue
+                if best is None or abs(det.y2 - ty) < abs(best.y2 - ty):
+                    best = det
+            if best is None:
+                track.grouped = False
+                continue
+            fy = best.y2 if abs(best.y2 - ty) < 0.25 * track.height else ty
+            fx = min(max(tx, best.x1), best.x2)
+            x1 = fx - track.width / 2
+            hits = track.hits
+            self._correct(track, Detection(x1, fy - track.height, x1 + track.width, fy, 0.0, None), weak=True)
+            track.hits = hits
+            track.grouped = True
+            followed.append(track)
+        return followed
+
     def _revive(self, detections: Sequence[Detection]) -> list[tuple[int, int]]:
         """Pairs (lost index, detection index) of people reappearing where a lost track was last seen."""
         cost = np.full((len(self.lost), len(detections)), _UNASSIGNED)
@@ -293,8 +338,8 @@ class Tracker:
                     cost[i, j] = dist + 0.5 * ratio
         return assign(cost, _UNASSIGNED / 2)
 
-    def _correct(self, track: Track, det: Detection) -> None:
-        r = (self.settings.measurement_noise * max(track.height, det.height, 1.0)) ** 2
+    def _correct(self, track: Track, det: Detection, weak: bool = False) -> None:
+        r = ((3.0 if weak else 1.0) * self.settings.measurement_noise * max(track.height, det.height, 1.0)) ** 2
         fx, fy = det.foot
         shrink = 0.3
         if self.settings.hidden_feet and track.hits >= 2 and det.height < 0.8 * track.height:
@@ -318,6 +363,7 @@ class Tracker:
         track.hits += 1
         track.misses = 0
         track.matched = True
+        track.grouped = weak
         track.remember()
         self._vote(track, det)
 

@@ -90,3 +90,31 @@ def test_hidden_feet_keep_the_reference_point_on_the_ground() -> None:
     cut = Detection(88, 140, 112, 175)  # the same person, lower part hidden behind someone
     tracker.update([cut])
     assert tracker.tracks[0].foot[1] == pytest.approx(200, abs=3)
+
+
+def test_neighbours_merging_into_one_box_both_keep_their_tracks() -> None:
+    """Two people walking side by side become one box for a while (one blob); both tracks survive it."""
+    tracker = Tracker(TrackerSettings(max_coast_frames=3))
+    for frame in range(40):
+        tracker.predict()
+        y = 100 + 4 * frame
+        if 10 <= frame < 30:  # merged: one wide box over both
+            boxes = [Detection(100 - 12, y - 60, 130 + 12, y)]
+        else:
+            boxes = [person(100, y), person(130, y)]
+        tracker.update(boxes)
+    assert sorted(t.id for t in tracker.tracks) == [1, 2]
+    xs = sorted(t.foot[0] for t in tracker.tracks)
+    assert abs(xs[0] - 100) < 6 and abs(xs[1] - 130) < 6
+
+
+def test_a_twin_track_on_the_same_person_does_not_follow_it() -> None:
+    tracker = Tracker(TrackerSettings(max_coast_frames=3))
+    for frame in range(30):
+        tracker.predict()
+        y = 100 + 4 * frame
+        boxes = [person(100, y)]
+        if frame < 8:
+            boxes.append(person(104, y + 3))  # a fragment of the same person, for a while
+        tracker.update(boxes)
+    assert len(tracker.tracks) == 1
