@@ -98,11 +98,8 @@ def test_neighbours_merging_into_one_box_both_keep_their_tracks() -> None:
     for frame in range(40):
         tracker.predict()
         y = 100 + 4 * frame
-        if 10 <= frame < 30:  # merged: one wide box over both
-            boxes = [Detection(100 - 12, y - 60, 130 + 12, y)]
-        else:
-            boxes = [person(100, y), person(130, y)]
-        tracker.update(boxes)
+        merged = 10 <= frame < 30  # one wide box over both
+        tracker.update([Detection(88, y - 60, 142, y)] if merged else [person(100, y), person(130, y)])
     assert sorted(t.id for t in tracker.tracks) == [1, 2]
     xs = sorted(t.foot[0] for t in tracker.tracks)
     assert abs(xs[0] - 100) < 6 and abs(xs[1] - 130) < 6
