@@ -62,6 +62,16 @@ HELD_OUT = {
     "h-240": (0, 240, 768, 240),
     "v-620": (620, 0, 620, 576),
 }
+# Added after the last change to the algorithm and evaluated once: a check that nothing was fitted to the
+# lines above either.
+FRESH = {
+    "fresh-diag": (80, 420, 420, 160),
+    "fresh-short-diag": (560, 60, 740, 300),
+    "fresh-short-v": (250, 300, 250, 480),
+    "fresh-short-h": (430, 360, 700, 360),
+    "fresh-long": (120, 180, 640, 200),
+    "fresh-v": (460, 120, 460, 560),
+}
 TARGETS = {"onnx": {"f1": 0.95, "count_error": 0.05, "fps": 100}, "motion": {"f1": 0.90, "fps": 200}}
 PEAK_MIB_TARGET = 120
 
@@ -157,14 +167,17 @@ def main() -> int:
     )
     issue = [CountLine(n, *p) for n, p in ISSUE_LINES.items()]
     held = [CountLine(n, *p) for n, p in HELD_OUT.items()]
+    fresh = [CountLine(n, *p) for n, p in FRESH.items()]
     summary: dict[str, Any] = {"decode_fps": round(decode, 1), "decode_fps_cpu": round(decode_cpu, 1)}
     for detector in detectors:
         s_issue, fps_wall, fps, runs = run(detector, issue, args.repeat)
         s_held, _, _, _ = run(detector, held, 1)
+        s_fresh, _, _, _ = run(detector, fresh, 1)
         peak = None if args.no_memory else peak_memory_mib(detector)
         print(f"\n== {detector} (detector ran on {runs} of 795 frames)")
         table("issue lines", s_issue, list(ISSUE_LINES))
         table("held-out lines", s_held, list(HELD_OUT))
+        table("fresh lines (added after the last algorithm change)", s_fresh, list(FRESH))
         print(
             f"  speed: {fps:.0f} frames per CPU second on one core = {fps / decode_cpu:.3f} x plain decoding "
             f"({fps_wall:.0f} frames/s wall clock = {fps_wall / decode:.3f} x decoding)"
@@ -187,6 +200,7 @@ def main() -> int:
                 "recall": s_issue.recall,
                 "count_error": s_issue.count_error,
             },
+            "fresh": {"f1": s_fresh.f1, "count_error": s_fresh.count_error},
             "held_out": {
                 "f1": s_held.f1,
                 "precision": s_held.precision,

@@ -265,8 +265,11 @@ class Tracker:
             updated.append(track)
         if bounds is not None:
             width, height = bounds
+            # Feet just below the bottom edge are still someone in view (the box is cut by the frame).
             left = [
-                t for t in self.tracks if not t.matched and not (0 <= t.state[0] < width and 0 <= t.state[1] < height)
+                t
+                for t in self.tracks
+                if not t.matched and not (0 <= t.state[0] < width and 0 <= t.state[1] < height + 0.25 * t.height)
             ]
             if left:
                 gone_ids = {id(t) for t in left}
