@@ -30,6 +30,79 @@ class ModelError(RuntimeError):
     """The model file is missing or is not the expected detector."""
 
 
+class NanoDetDecoder:
+    """Turns NanoDet-m's raw outputs (in any order) into person and bicycle boxes in input pixels."""
+
+    def __init__(self, input_size: int = 416, score_threshold: float = 0.4, nms_threshold: float = 0.5) -> None:
+        self.size = input_size
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self._anchors: dict[int, tuple[int, npt.NDArray[np.float32]]] = {}
+        for stride in _STRIDES:
+            n = math.ceil(input_size / stride)
+            ys, xs = np.mgrid[0:n, 0:n]
+            centre = (np.stack([xs.ravel(), ys.ravel()], axis=1) * stride + 0.5 * (stride - 1)).astype(np.float32)
+            self._anchors[n * n] = (stride, centre)
+        self._project = np.arange(_REG_BINS, dtype=np.float32)
+
+    def decode(self, outs: Sequence[npt.NDArray[Any]]) -> list[tuple[tuple[float, float, float, float], float, int]]:
+        """((x1, y1, x2, y2), score, class) after per-class non-maximum suppression; class 0 person, 1 bicycle."""
+        by_count: dict[int, dict[int, npt.NDArray[Any]]] = {}
+        for out in outs:
+            arr = out.reshape(-1, out.shape[-1])
+            by_count.setdefault(arr.shape[0], {})[arr.shape[1]] = arr
+        boxes: list[list[float]] = []
+        scores: list[float] = []
+        classes: list[int] = []
+        if set(by_count) != set(self._anchors):
+            raise ModelError("unexpected model outputs: expected NanoDet-m class and box outputs per stride")
+        for count, parts in by_count.items():
+            if 80 not in parts or 4 * _REG_BINS not in parts:
+                raise ModelError("unexpected model outputs: expected NanoDet-m class and box outputs per stride")
+            stride, anchors = self._anchors[count]
+            cls = parts[80][:, :2]
+            idx = np.nonzero(cls.max(axis=1) >= self.score_threshold)[0]
+            if idx.size == 0:
+                continue
+            # Each side's distance is a distribution over 8 bins: its expectation, in strides.
+            reg = parts[4 * _REG_BINS][idx].reshape(-1, _REG_BINS)
+            reg = np.exp(reg - reg.max(axis=1, keepdims=True))
+            dist = ((reg / reg.sum(axis=1, keepdims=True)) @ self._project).reshape(-1, 4) * stride
+            centres = anchors[idx]
+            labels = cls[idx].argmax(axis=1)
+            for k in range(idx.size):
+                x1, y1 = centres[k, 0] - dist[k, 0], centres[k, 1] - dist[k, 1]
+                x2, y2 = centres[k, 0] + dist[k, 2], centres[k, 1] + dist[k, 3]
+                boxes.append([float(x1), float(y1), float(x2 - x1), float(y2 - y1)])
+                scores.append(float(cls[idx[k], labels[k]]))
+                classes.append(int(labels[k]))
+        if not boxes:
+            return []
+        # Per-class NMS through one call (NMSBoxesBatched is missing before OpenCV 4.7): shift classes apart.
+        shifted = [[b[0] + c * 4096.0, b[1], b[2], b[3]] for b, c in zip(boxes, classes, strict=True)]
+        keep = cv2.dnn.NMSBoxes(shifted, scores, self.score_threshold, self.nms_threshold)
+        out_boxes = []
+        for k in (int(v) for v in np.asarray(keep).ravel()):
+            bx, by, bw, bh = boxes[k]
+            out_boxes.append(((bx, by, bx + bw, by + bh), scores[k], classes[k]))
+        return out_boxes
+
+
+def to_detections(
+    decoded: Sequence[tuple[tuple[float, float, float, float], float, int]], scale: float, x0: float, y0: float
+) -> list[Detection]:
+    """People in frame pixels; a person riding (overlapping) a bicycle is a cyclist."""
+    people: list[tuple[float, float, float, float, float]] = []
+    bikes: list[tuple[float, float, float, float]] = []
+    for (bx1, by1, bx2, by2), score, cls in decoded:
+        box = (bx1 / scale + x0, by1 / scale + y0, bx2 / scale + x0, by2 / scale + y0)
+        if cls == PERSON:
+            people.append((*box, score))
+        else:
+            bikes.append(box)
+    return [Detection(x1, y1, x2, y2, score, _rides(x1, y1, x2, y2, bikes)) for x1, y1, x2, y2, score in people]
+
+
 class OnnxDetector:
     name = "onnx"
     classifies = True
@@ -47,15 +120,7 @@ class OnnxDetector:
             raise ModelError(f"cannot load model {model_path}: {str(exc).strip().splitlines()[-1]}") from None
         self._outputs = list(self._net.getUnconnectedOutLayersNames())
         self.size = input_size
-        self.score_threshold = score_threshold
-        self.nms_threshold = nms_threshold
-        self._anchors = {}
-        for stride in _STRIDES:
-            n = math.ceil(input_size / stride)
-            ys, xs = np.mgrid[0:n, 0:n]
-            centre = (np.stack([xs.ravel(), ys.ravel()], axis=1) * stride + 0.5 * (stride - 1)).astype(np.float32)
-            self._anchors[n * n] = (stride, centre)
-        self._project = np.arange(_REG_BINS, dtype=np.float32)
+        self.decoder = NanoDetDecoder(input_size, score_threshold, nms_threshold)
 
     def detect(self, image: Image, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
         x0, y0 = 0, 0
@@ -71,58 +136,9 @@ class OnnxDetector:
         canvas = np.zeros((self.size, self.size, 3), dtype=np.uint8)
         canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
         blob = cv2.dnn.blobFromImage(canvas, 1.0, (self.size, self.size), _MEAN, swapRB=False, crop=False)
-        blob = blob * _INV_STD
-        self._net.setInput(blob)
+        self._net.setInput(blob * _INV_STD)
         outs = self._net.forward(self._outputs)
-        boxes, scores, classes = self._decode(outs)
-        if not boxes:
-            return []
-        # Per-class NMS through one call (NMSBoxesBatched is missing before OpenCV 4.7): shift classes apart.
-        shifted = [[b[0] + c * 4096.0, b[1], b[2], b[3]] for b, c in zip(boxes, classes, strict=True)]
-        keep = cv2.dnn.NMSBoxes(shifted, scores, self.score_threshold, self.nms_threshold)
-        people: list[tuple[float, float, float, float, float]] = []
-        bikes: list[tuple[float, float, float, float]] = []
-        for k in np.asarray(keep).ravel():
-            bx, by, bw, bh = boxes[int(k)]
-            box = (bx / scale + x0, by / scale + y0, (bx + bw) / scale + x0, (by + bh) / scale + y0)
-            if classes[int(k)] == PERSON:
-                people.append((*box, scores[int(k)]))
-            else:
-                bikes.append(box)
-        return [Detection(x1, y1, x2, y2, score, _rides(x1, y1, x2, y2, bikes)) for x1, y1, x2, y2, score in people]
-
-    def _decode(self, outs: Sequence[npt.NDArray[Any]]) -> tuple[list[list[float]], list[float], list[int]]:
-        by_count: dict[int, dict[int, npt.NDArray[np.float32]]] = {}
-        for out in outs:
-            arr = out.reshape(-1, out.shape[-1])
-            by_count.setdefault(arr.shape[0], {})[arr.shape[1]] = arr
-        boxes: list[list[float]] = []
-        scores: list[float] = []
-        classes: list[int] = []
-        for count, parts in by_count.items():
-            if count not in self._anchors or 80 not in parts or 4 * _REG_BINS not in parts:
-                raise ModelError("unexpected model outputs: expected NanoDet-m class and box outputs per stride")
-            stride, anchors = self._anchors[count]
-            cls = parts[80][:, :2]
-            best = cls.max(axis=1)
-            idx = np.nonzero(best >= self.score_threshold)[0]
-            if idx.size == 0:
-                continue
-            reg = parts[4 * _REG_BINS][idx].reshape(-1, _REG_BINS)
-            reg = np.exp(reg - reg.max(axis=1, keepdims=True))
-            dist = (reg / reg.sum(axis=1, keepdims=True)) @ self._project
-            dist = dist.reshape(-1, 4) * stride
-            centres = anchors[idx]
-            x1 = centres[:, 0] - dist[:, 0]
-            y1 = centres[:, 1] - dist[:, 1]
-            x2 = centres[:, 0] + dist[:, 2]
-            y2 = centres[:, 1] + dist[:, 3]
-            labels = cls[idx].argmax(axis=1)
-            for k in range(idx.size):
-                boxes.append([float(x1[k]), float(y1[k]), float(x2[k] - x1[k]), float(y2[k] - y1[k])])
-                scores.append(float(cls[idx[k], labels[k]]))
-                classes.append(int(labels[k]))
-        return boxes, scores, classes
+        return to_detections(self.decoder.decode(outs), scale, x0, y0)
 
 
 def _rides(x1: float, y1: float, x2: float, y2: float, bikes: list[tuple[float, float, float, float]]) -> bool:
