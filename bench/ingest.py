@@ -163,7 +163,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=60_000, help="events per round (default 60,000)")
     parser.add_argument("--devices", type=int, default=4, help="publishing devices (default 4)")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of bare + hub (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of bare + hub (default 3)")
     args = parser.parse_args()
     devices = [f"bench-{i}" for i in range(args.devices)]
     per_device = args.events // len(devices)

@@ -59,6 +59,15 @@ _DEVICE_CHANNEL_VALUES = frozenset(c.value for c in DEVICE_CHANNELS)
 MAX_FLOW_NOTES_PER_BATCH = 20
 """Flow windows are the bulk of traffic; live pages need a sample, not every window of a backlog."""
 
+MAX_BATCH = 2_000
+"""Messages per hand-over: pickling a bigger batch holds the interpreter long enough to delay the MQTT thread's
+acknowledgements to the broker, which then holds back further messages."""
+
+LINGER_S = 0.01
+
+SLOTS = 8
+"""Hand-overs in the writer's pipe at once; they queue while it syncs and are committed together."""
+
 MAX_PENDING = 500_000
 """Messages received and not yet handed to the writer; beyond it the hub refuses (devices resend), never grows."""
 
@@ -149,7 +158,7 @@ class BatchResult:
 _INSERT_EVENT = "INSERT OR IGNORE INTO events (device, boot, seq, channel, received_at, payload) VALUES (?,?,?,?,?,?)"
 _INSERT_FLOW = (
     "INSERT OR IGNORE INTO flow_windows (device, boot, seq, site, window_start, window_seconds, observed_fraction,"
-    " mean_fps, dropped_frames, policy_kind, policy, cells, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " mean_fps, dropped_frames, policy_kind, policy, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_LOCKER = (
     "INSERT OR IGNORE INTO locker_events (device, boot, seq, site, at, compartment, state, previous, cause,"
@@ -213,9 +222,6 @@ def _policy_json(policy: PrivacyPolicy) -> str:
         return _policy_json_cached(tuple(policy.__dict__.values()))
     except TypeError:  # a field pydantic serialises and json does not (or an unhashable one)
         return policy.model_dump_json()
-
-
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _clean(text: str, limit: int) -> str:
@@ -433,11 +439,10 @@ class IngestCore:
         if channel is Channel.FLOW:
             # The bulk of traffic: plain tuples, enum members bound as their text (no .value lookups).
             quality, policy = msg.quality, msg.policy
-            cells = _dumps([(c.line, c.direction, c.object_class, c.count) for c in msg.cells])
             rows["flows"].append(
                 (msg.device, msg.boot, msg.seq, site, msg.window_start.timestamp(), msg.window_seconds,
                  quality.observed_fraction, quality.mean_fps, quality.dropped_frames, policy.kind,
-                 _policy_json(policy), cells, t)
+                 _policy_json(policy), t)
             )  # fmt: skip
         elif channel is Channel.LOCKER:
             rows["lockers"].append(
@@ -613,10 +618,15 @@ class IngestCore:
 # -- the writer loop, in a process or a thread -------------------------------------------------------------
 
 TICK_S = 0.5
+GROUP_COMMIT_MAX = 20_000
 
 
 def writer_main(inbox: Connection, outbox: Connection, db_path: str, prefix: str, settings_json: str) -> None:
-    """Receives ("batch", messages) / ("stop",); sends ("ready", sites), ("result", ...), ("stopped",)."""
+    """Receives ("batch", messages) / ("stop",); sends ("ready", sites), ("result", ..., chunks), ("stopped",).
+
+    Group commit: the batches that queued up while the last transaction was syncing to disk are stored
+    together in the next one, so the rate is not bounded by one fsync per hand-over.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     core = IngestCore(Path(db_path), prefix, IngestConfig.model_validate_json(settings_json))
     outbox.send(("ready", core.sites()))
@@ -628,14 +638,24 @@ def writer_main(inbox: Connection, outbox: Connection, db_path: str, prefix: str
                 request = inbox.recv()
                 if request[0] == "stop":
                     break
+                messages, chunks, stop = list(request[1]), 1, False
+                while len(messages) < GROUP_COMMIT_MAX and inbox.poll(0):
+                    more = inbox.recv()
+                    if more[0] == "stop":
+                        stop = True
+                        break
+                    messages.extend(more[1])
+                    chunks += 1
                 try:
-                    res = core.process(request[1])
+                    res = core.process(messages)
                 except Exception as exc:
                     # The batch is lost to this hub, not to the system: it was never acknowledged, devices resend.
                     log.exception("ingest batch failed")
-                    outbox.send(("error", f"{type(exc).__name__}: {exc}", len(request[1])))
+                    outbox.send(("error", f"{type(exc).__name__}: {exc}", chunks))
                     continue
-                outbox.send(("result", res.acks, res.notes, res.seen, _counters(core.counters), len(request[1])))
+                outbox.send(("result", res.acks, res.notes, res.seen, _counters(core.counters), chunks))
+                if stop:
+                    break
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_S
                 try:
@@ -705,7 +725,7 @@ class Ingest:
         self._handlers: list[Handler] = []
         self._pending: deque[Message] = deque()
         self._wake = threading.Event()
-        self._slots = threading.Semaphore(2)  # batches in the writer at once: one processing, one waiting
+        self._slots = threading.Semaphore(SLOTS)
         self._outstanding = 0
         self._idle = threading.Condition()
         self._sites: dict[str, str] = {}
@@ -763,11 +783,10 @@ class Ingest:
         """The writer died (a crash, the OOM killer): start another. What it held was never acknowledged."""
         self._errors += 1
         old = self._slots
-        self._slots = threading.Semaphore(2)
+        self._slots = threading.Semaphore(SLOTS)
         with self._idle:
             self._outstanding = 0
             self._idle.notify_all()
-        old.release()
         old.release()  # a forwarder waiting on the old slots goes on with the new writer
         while not self._stopping.is_set():
             try:
@@ -844,13 +863,17 @@ class Ingest:
         while not self._stopping.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
+            if 0 < len(self._pending) < MAX_BATCH:
+                # Linger a moment so a burst goes over in few hand-overs: each one costs the MQTT thread
+                # interpreter switches, and a broker that waits for its PUBACKs slows down.
+                time.sleep(LINGER_S)
             while self._pending and not self._stopping.is_set():
                 slots = self._slots
                 if not slots.acquire(timeout=0.5):
                     continue
                 batch: list[Message] = []
                 pending = self._pending
-                while pending and len(batch) < 20_000:
+                while pending and len(batch) < MAX_BATCH:
                     batch.append(pending.popleft())
                 with self._idle:
                     self._outstanding += 1
@@ -898,11 +921,12 @@ class Ingest:
                 self._dispatch(note)
             self._done(size)
 
-    def _done(self, size: int) -> None:
-        if size:
-            self._slots.release()
+    def _done(self, chunks: int) -> None:
+        if chunks:
+            for _ in range(chunks):
+                self._slots.release()
             with self._idle:
-                self._outstanding = max(0, self._outstanding - 1)
+                self._outstanding = max(0, self._outstanding - chunks)
                 self._idle.notify_all()
 
     def _dispatch(self, note: Note) -> None:

@@ -70,33 +70,24 @@ CREATE TABLE flow_windows (
     dropped_frames INTEGER NOT NULL,
     policy_kind TEXT NOT NULL,
     policy TEXT NOT NULL,
-    cells TEXT NOT NULL,          -- JSON array of [line, direction, object_class, count or null]
     received_at REAL NOT NULL,
     PRIMARY KEY (device, boot, seq)
 );
 CREATE INDEX flow_windows_start ON flow_windows (window_start);
 CREATE INDEX flow_windows_device_start ON flow_windows (device, window_start);
 
--- Every cell with its window's columns. The cells live in their window's row: eight or more rows per event
--- (one per line x direction x class) would cost the ingest more than validating the event.
+-- Every cell with its window's columns, read from the window as received (events.payload). A row per cell
+-- (eight or more per window) would cost the ingest more than validating the event. Read-only: retention
+-- deletes the flow_windows row and its events row together.
 CREATE VIEW flow_cells AS
 SELECT w.device, w.boot, w.seq, w.site, w.window_start, w.window_seconds,
-       json_extract(c.value, '$[0]') AS line,
-       json_extract(c.value, '$[1]') AS direction,
-       json_extract(c.value, '$[2]') AS object_class,
-       json_extract(c.value, '$[3]') AS count
-FROM flow_windows w, json_each(w.cells) c;
-
--- Deleting cells through the view removes them from their window's list.
-CREATE TRIGGER flow_cells_delete INSTEAD OF DELETE ON flow_cells
-BEGIN
-    UPDATE flow_windows SET cells = (
-        SELECT json_group_array(json(c.value)) FROM json_each(flow_windows.cells) c
-        WHERE NOT (json_extract(c.value, '$[0]') = OLD.line AND json_extract(c.value, '$[1]') = OLD.direction
-                   AND json_extract(c.value, '$[2]') = OLD.object_class)
-    )
-    WHERE device = OLD.device AND boot = OLD.boot AND seq = OLD.seq;
-END;
+       json_extract(c.value, '$.line') AS line,
+       json_extract(c.value, '$.direction') AS direction,
+       json_extract(c.value, '$.object_class') AS object_class,
+       json_extract(c.value, '$.count') AS count
+FROM flow_windows w
+JOIN events e ON e.device = w.device AND e.boot = w.boot AND e.seq = w.seq,
+     json_each(e.payload, '$.cells') c;
 
 CREATE TABLE locker_events (
     device TEXT NOT NULL,
