@@ -59,6 +59,7 @@ class CounterRunner:
         self._source: FrameSource | None = None
         self._observing = 0.0
         self._fps = 0.0
+        self._last_frame = 0.0
         self._pipeline: CountingPipeline | None = None
 
     def start(self) -> None:
@@ -79,7 +80,9 @@ class CounterRunner:
             source = self._source
             dropped = self._dropped_before + (source.dropped if source is not None else 0)
             state = source.state if source is not None and self._state == CameraState.OK else self._state
-            return CounterStats(state, round(self._fps, 2), self._processed, dropped, round(self._observing, 1))
+            # A rate from frames long gone is no rate: a camera that stopped delivering reports 0.
+            fps = self._fps if time.monotonic() - self._last_frame < 3.0 else 0.0
+            return CounterStats(state, round(fps, 2), self._processed, dropped, round(self._observing, 1))
 
     def background(self) -> Image | None:
         """The motion model's learned background (for calibration), if the motion detector runs."""
@@ -140,6 +143,7 @@ class CounterRunner:
             elapsed = now - last
             last = now
             with self._lock:
+                self._last_frame = now
                 self._processed += 1
                 if source.state == CameraState.OK and elapsed < 5.0:
                     self._observing += elapsed

@@ -141,3 +141,34 @@ def test_synthetic_demo_source_is_cheap_in_real_time() -> None:
     used = time.process_time() - start_cpu
     assert runner.stats().frames_processed >= 12
     assert used / (time.monotonic() - start_wall) < 0.25  # generous: the machine is shared
+
+
+def test_runner_reports_a_lost_camera_and_its_rate_drops_to_zero() -> None:
+    """Health must not show a frame rate from the past while the camera is away."""
+    delivered = {"n": 0}
+
+    def grab(_handle: Any) -> np.ndarray | None:
+        delivered["n"] += 1
+        if delivered["n"] > 30:
+            return None
+        time.sleep(0.01)
+        return np.zeros((48, 64, 3), np.uint8)
+
+    opens = {"n": 0}
+
+    def open_camera() -> Any:
+        opens["n"] += 1
+        return object() if opens["n"] == 1 else None  # the camera never comes back
+
+    def source() -> LiveSource:
+        return LiveSource(open_camera, grab, lambda _h: None, backoff_initial=0.05, backoff_max=0.1, fail_after=3)
+
+    config = CountingConfig(source="synthetic", lines=[{"name": "a", "points": [0, 0, 10, 10]}])
+    runner = CounterRunner(config, lambda *_: None, source_factory=source)
+    runner.start()
+    try:
+        assert wait_for(lambda: runner.stats().frames_processed >= 10)
+        assert wait_for(lambda: runner.stats().camera_state == CameraState.FAILED)
+        assert wait_for(lambda: runner.stats().fps == 0.0, timeout=6)
+    finally:
+        runner.stop()
