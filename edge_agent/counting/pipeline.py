@@ -53,6 +53,7 @@ class CountingPipeline:
         self._roi: tuple[int, int, int, int] | None = None
         self._frame_size: tuple[int, int] | None = None
         self._last_detect: int | None = None
+        self._last_index: int | None = None
         self.detector_runs = 0
         self._pending: list[tuple[Track, int, str, Direction]] = []
 
@@ -77,7 +78,11 @@ class CountingPipeline:
 
     def process(self, index: int, image: Image | None) -> list[Crossing]:
         """Feed frame ``index`` (frames may be skipped); ``image`` may be None for frames not wanted."""
-        self.tracker.predict()
+        # Frames a live source dropped still passed in the world: the tracker predicts over them too.
+        steps = 1 if self._last_index is None else min(max(index - self._last_index, 1), 30)
+        self._last_index = index
+        for _ in range(steps):
+            self.tracker.predict()
         if image is None or not self.wants_image(index):
             return []
         self._last_detect = index

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+
+from edge_agent.counting.detectors.motion import MotionDetector
 from edge_agent.counting.evaluate import GtBox, truth_crossings
 from edge_agent.counting.lines import CountLine
+from edge_agent.counting.pipeline import CountingPipeline, PipelineSettings
 from edge_agent.counting.sources import SyntheticScene, Walker, demo_scene
 from edge_agent.counting.tracking import Detection
 from tests.counting.scenes import MID, run_motion, scene, tally
@@ -125,10 +129,6 @@ class _Recorder:
 
 
 def test_model_detector_runs_every_kth_frame_only_around_the_lines_and_only_on_motion() -> None:
-    import numpy as np
-
-    from edge_agent.counting.pipeline import CountingPipeline, PipelineSettings
-
     recorder = _Recorder()
     short = CountLine("door", 100, 300, 200, 300)
     pipeline = CountingPipeline([short], recorder, 10, PipelineSettings(detect_every=4))
@@ -144,3 +144,18 @@ def test_model_detector_runs_every_kth_frame_only_around_the_lines_and_only_on_m
     x1, y1, x2, y2 = recorder.rois[-1] or (0, 0, 640, 480)
     assert (x1, x2) != (0, 640) and x1 < 100 and x2 > 200 and y1 < 300 - 60 and y2 > 300
     assert (x2 - x1) * (y2 - y1) < 0.5 * 640 * 480
+
+
+def test_frames_dropped_by_a_slow_consumer_still_count_the_crossings() -> None:
+    """A live source skips frames when processing falls behind: only every 6th frame is seen here. The counts
+    stay exact, and walkers stay pedestrians (their speed is per real frame, not per processed frame)."""
+    walkers = scene(
+        Walker(DOWN, speed=2, height=50),
+        Walker([(100, 220), (100, 40)], speed=2, height=50, start=15, colour=BRIGHT),
+    )
+    pipeline = CountingPipeline([MID], MotionDetector(work_width=160), 10, PipelineSettings())
+    events = []
+    for index in range(0, walkers.length, 6):
+        events += pipeline.process(index, walkers.render(index))
+    events += pipeline.flush()
+    assert tally(events) == Counter({("mid", "in", "pedestrian"): 1, ("mid", "out", "pedestrian"): 1})
