@@ -1,0 +1,649 @@
+"""The ingest's single writer: validate device messages, store events once, move watermarks, detect gaps.
+
+``IngestCore`` takes a batch of (topic, payload, received at), validates each message against its channel's
+model, stores what is new in one transaction (synchronous=FULL: an acknowledged event survives a power cut),
+advances each (device, boot) watermark in memory and returns the acks to publish. ``writer_main`` runs it in
+a process (or thread) of its own, fed through a pipe by ``hub_server.ingest.Ingest``.
+
+Watermark: ``upto`` of (device, boot) is the highest seq such that every seq <= upto is stored or declared
+dropped by an ``OutboxGap``. The device deletes its outbox rows up to it. A duplicate changes nothing and is
+acknowledged again (the device sent it because it missed our ack).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from hub_protocol.codec import ProtocolError, decode, encode
+from hub_protocol.envelope import Ack, Availability, AvailabilityState, Health
+from hub_protocol.flows import PrivacyPolicy
+from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, TopicParts, device_topic, parse_topic
+from hub_server.config import IngestConfig
+from hub_server.store.db import connect
+
+log = logging.getLogger("hub_server.ingest")
+
+Message = tuple[str, bytes, float]
+"""(topic, payload, received at in Unix seconds)"""
+
+Note = tuple[str, str, str, str]
+"""(kind, site, device, JSON text): what happened, for handlers and live pages. Kinds: the channel names of
+device messages, ``silent`` (offline by silence), ``gap`` (a sequence hole recorded)."""
+
+_UNSEEN: Any = object()
+
+DEVICE_CHANNEL_VALUES = frozenset(c.value for c in DEVICE_CHANNELS)
+
+MAX_FLOW_NOTES_PER_BATCH = 20
+"""Flow windows are the bulk of traffic; live pages need a sample, not every window of a backlog."""
+
+
+@dataclass(slots=True)
+class BootState:
+    """Watermark state of one (device, boot): kept in memory, rebuilt from the database at start."""
+
+    upto: int = 0
+    max_seq: int = 0
+    pending: set[int] = field(default_factory=set)
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    hole_since: float | None = None
+    gap_open: bool = False
+
+    def known(self, seq: int) -> bool:
+        if seq in self.pending:
+            return True
+        if seq <= self.upto:
+            # Declared dropped, yet here (it was in flight when the outbox dropped it): store it after all.
+            return not any(first <= seq <= last for first, last in self.ranges)
+        return False
+
+    def add(self, seq: int) -> None:
+        self.max_seq = max(self.max_seq, seq)
+        if seq > self.upto:
+            self.pending.add(seq)
+
+    def add_range(self, first: int, last: int) -> None:
+        self.ranges.append((first, last))
+        self.max_seq = max(self.max_seq, last)
+
+    def advance(self) -> bool:
+        start = self.upto
+        while True:
+            following = self.upto + 1
+            if following in self.pending:
+                self.pending.discard(following)
+                self.upto = following
+                continue
+            covering = [last for first, last in self.ranges if first <= following <= last]
+            if covering:
+                self.upto = max(covering)
+                self.pending = {s for s in self.pending if s > self.upto}
+                continue
+            return self.upto != start
+
+    def missing(self) -> list[tuple[int, int]]:
+        """Holes between the watermark and the highest seq seen."""
+        covered = sorted([(s, s) for s in self.pending] + [r for r in self.ranges if r[1] > self.upto])
+        holes: list[tuple[int, int]] = []
+        cursor = self.upto + 1
+        for first, last in covered:
+            if first > cursor:
+                holes.append((cursor, first - 1))
+            cursor = max(cursor, last + 1)
+        return holes[:100]
+
+
+@dataclass(slots=True)
+class DeviceState:
+    site: str
+    first_seen: float
+    last_seen: float
+    online: bool = False
+    reason: str | None = None
+    status_changed: float | None = None
+    boot: str | None = None
+    dropped_total: int = 0
+
+
+@dataclass(slots=True)
+class Counters:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    batches: int = 0
+
+
+@dataclass(slots=True)
+class BatchResult:
+    acks: list[tuple[str, bytes]] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    seen: list[tuple[str, str, float, bool]] = field(default_factory=list)
+
+
+_INSERT_EVENT = "INSERT OR IGNORE INTO events (device, boot, seq, channel, received_at, payload) VALUES (?,?,?,?,?,?)"
+_INSERT_FLOW = (
+    "INSERT OR IGNORE INTO flow_windows (device, boot, seq, site, window_start, window_seconds, observed_fraction,"
+    " mean_fps, dropped_frames, policy_kind, policy, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_LOCKER = (
+    "INSERT OR IGNORE INTO locker_events (device, boot, seq, site, at, compartment, state, previous, cause,"
+    " reservation, operator, door_open, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_ALARM = (
+    "INSERT OR IGNORE INTO device_alarms (device, boot, seq, site, at, alarm, active, compartment, detail,"
+    " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_RESULT = (
+    "INSERT OR IGNORE INTO command_results (device, boot, seq, command_id, status, detail, at, received_at)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
+_UPSERT_RANGE = (
+    "INSERT INTO dropped_ranges (device, boot, first_seq, last_seq, declared_at, dropped_total) VALUES (?,?,?,?,?,?)"
+    " ON CONFLICT (device, boot, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),"
+    " declared_at = excluded.declared_at, dropped_total = max(dropped_total, excluded.dropped_total)"
+)
+_UPSERT_WATERMARK = (
+    "INSERT INTO boot_watermarks (device, boot, upto, max_seq, first_seen, updated_at) VALUES (?,?,?,?,?,?)"
+    " ON CONFLICT (device, boot) DO UPDATE SET upto = excluded.upto, max_seq = excluded.max_seq,"
+    " updated_at = excluded.updated_at"
+)
+_UPSERT_DEVICE = (
+    "INSERT INTO devices (device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
+    " dropped_total) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (device) DO UPDATE SET site = excluded.site,"
+    " last_seen = excluded.last_seen, online = excluded.online, offline_reason = excluded.offline_reason,"
+    " status_changed = excluded.status_changed, boot = excluded.boot, dropped_total = excluded.dropped_total"
+)
+_UPSERT_HEALTH = (
+    "INSERT INTO health_latest (device, at, received_at, payload) VALUES (?,?,?,?) ON CONFLICT (device) DO UPDATE"
+    " SET at = excluded.at, received_at = excluded.received_at, payload = excluded.payload WHERE excluded.at >= at"
+)
+_INSERT_SAMPLE = (
+    "INSERT OR IGNORE INTO health_samples (device, at, boot, uptime_s, cpu_temp_c, load1, mem_used_fraction,"
+    " disk_free_bytes, outbox_depth, outbox_oldest_age_s, dropped_total, camera_state, fps)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_UPSERT_REGISTER = (
+    "INSERT INTO register_latest (device, site, received_at, payload) VALUES (?,?,?,?) ON CONFLICT (device)"
+    " DO UPDATE SET site = excluded.site, received_at = excluded.received_at, payload = excluded.payload"
+)
+_UPSERT_INVALID = (
+    "INSERT INTO invalid_messages (device, kind, count, first_at, last_at, last_topic, last_reason)"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (device, kind) DO UPDATE SET count = count + excluded.count,"
+    " last_at = excluded.last_at, last_topic = excluded.last_topic, last_reason = excluded.last_reason"
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _policy_json_cached(values: tuple[Any, ...]) -> str:
+    return json.dumps(dict(zip(_POLICY_FIELDS, values, strict=True)), separators=(",", ":"))
+
+
+_POLICY_FIELDS = tuple(PrivacyPolicy.model_fields)  # the order of a model instance's __dict__
+
+
+def _policy_json(policy: PrivacyPolicy) -> str:
+    """A device's policy repeats window after window: serialise each distinct one once."""
+    try:
+        return _policy_json_cached(tuple(policy.__dict__.values()))
+    except TypeError:  # a field pydantic serialises and json does not (or an unhashable one)
+        return policy.model_dump_json()
+
+
+def _clean(text: str, limit: int) -> str:
+    """Anything from the wire, made storable: valid UTF-8 (no lone surrogates), bounded."""
+    return text.encode("utf-8", errors="replace").decode("utf-8")[:limit]
+
+
+class IngestCore:
+    """The single writer. Not thread-safe: one thread (or process) calls ``process`` and ``tick``."""
+
+    def __init__(
+        self, db_path: Path, prefix: str, settings: IngestConfig, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.prefix = prefix
+        self.settings = settings
+        self._clock = clock
+        self.conn = connect(db_path)
+        self.conn.execute("PRAGMA synchronous=FULL")  # we acknowledge after commit: it must survive power loss
+        self.conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages of the busy tables stay in memory
+        self._topic_cache: dict[str, TopicParts | None] = {}
+        self.counters = Counters()
+        self._started = clock()
+        self._invalid_logged: dict[tuple[str, str], int] = defaultdict(int)
+        self._load()
+
+    def _load(self) -> None:
+        conn = self.conn
+        self.boots: dict[tuple[str, str], BootState] = {
+            (d, b): BootState(upto=u, max_seq=m)
+            for d, b, u, m in conn.execute("SELECT device, boot, upto, max_seq FROM boot_watermarks")
+        }
+        for device, boot, seq in conn.execute(
+            "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"
+            " ON e.device = w.device AND e.boot = w.boot WHERE e.seq > w.upto"
+        ):
+            self.boots[(device, boot)].add(seq)
+        for device, boot, first, last in conn.execute("SELECT device, boot, first_seq, last_seq FROM dropped_ranges"):
+            self.boots.setdefault((device, boot), BootState()).add_range(first, last)
+        open_gaps = {
+            (d, b) for d, b in conn.execute("SELECT device, boot FROM sequence_gaps WHERE resolved_at IS NULL")
+        }
+        for key in open_gaps:
+            if key in self.boots:
+                self.boots[key].gap_open = True
+        self.devices: dict[str, DeviceState] = {
+            row[0]: DeviceState(row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
+            for row in conn.execute(
+                "SELECT device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
+                " dropped_total FROM devices"
+            )
+        }
+
+    def sites(self) -> dict[str, str]:
+        return {device: state.site for device, state in self.devices.items()}
+
+    # -- one batch ---------------------------------------------------------------------------------------
+
+    def process(self, batch: list[Message]) -> BatchResult:
+        now = self._clock()
+        result = BatchResult()
+        rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        new_seqs: dict[tuple[str, str], set[int]] = defaultdict(set)
+        new_ranges: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+        touched: dict[tuple[str, str], str] = {}
+        changed_devices: set[str] = set()
+        invalid: dict[tuple[str, str], list[Any]] = {}
+        flow_notes = 0
+        counters = self.counters
+        counters.batches += 1
+        for topic, payload, received in batch:
+            counters.received += 1
+            parts = self._topic_cache.get(topic, _UNSEEN)
+            if parts is _UNSEEN:
+                if len(self._topic_cache) > 10_000:  # topics are per device and channel; junk must not grow it
+                    self._topic_cache.clear()
+                parts = self._topic_cache[topic] = parse_topic(self.prefix, topic)
+            if parts is None:
+                self._invalid(invalid, "", "topic", topic, "not a topic of this contract", received)
+                continue
+            channel, device, site = parts.channel, parts.device, parts.site
+            if channel not in DEVICE_CHANNELS:
+                self._invalid(invalid, device, "channel", topic, f"{channel.value} is not a device channel", received)
+                continue
+            try:
+                msg = decode(channel, payload)
+            except ProtocolError as exc:
+                self._invalid(invalid, device, "payload", topic, exc.reason, received)
+                continue
+            if msg.device != device:
+                self._invalid(invalid, device, "device", topic, f"payload names device {msg.device}", received)
+                continue
+            text = payload.decode("utf-8", errors="replace")
+            dev = self._touch(device, site, received, channel is not Channel.STATUS)
+            changed_devices.add(device)
+            if channel in SEQUENCED_CHANNELS:
+                key = (device, msg.boot)
+                touched[key] = site
+                state = self.boots.get(key)
+                if (
+                    state is not None and (state.known(msg.seq) or self._stored_late_copy(state, key, msg.seq))
+                ) or msg.seq in new_seqs.get(key, ()):
+                    counters.duplicates += 1
+                    continue
+                new_seqs[key].add(msg.seq)
+                rows["events"].append((device, msg.boot, msg.seq, channel.value, received, text))
+                counters.stored += 1
+                self._typed_rows(rows, channel, msg, site, received)
+                if channel is Channel.GAP:
+                    gap_key = (device, msg.dropped_boot)
+                    touched[gap_key] = site
+                    new_ranges[gap_key].append((msg.first_seq, msg.last_seq))
+                    rows["ranges"].append(
+                        (device, msg.dropped_boot, msg.first_seq, msg.last_seq, received, msg.dropped_total)
+                    )
+                    dev.dropped_total = max(dev.dropped_total, msg.dropped_total)
+                if channel is Channel.FLOW:
+                    flow_notes += 1
+                    if flow_notes > MAX_FLOW_NOTES_PER_BATCH:
+                        continue
+                result.notes.append((channel.value, site, device, text))
+            elif channel is Channel.STATUS:
+                if self._status(dev, msg, received):
+                    result.notes.append((channel.value, site, device, text))
+            elif channel is Channel.HEALTH:
+                health: Health = msg
+                at = health.at.timestamp()
+                rows["health"].append((device, at, received, text))
+                rows["samples"].append(
+                    (
+                        device,
+                        at,
+                        health.boot,
+                        health.uptime_s,
+                        health.cpu_temp_c,
+                        health.load1,
+                        health.mem_used_fraction,
+                        health.disk_free_bytes,
+                        health.outbox_depth,
+                        health.outbox_oldest_age_s,
+                        health.dropped_total,
+                        health.camera_state.value,
+                        health.fps,
+                    )
+                )
+                dev.dropped_total = max(dev.dropped_total, health.dropped_total)
+                result.notes.append((channel.value, site, device, text))
+            elif channel is Channel.REGISTER:
+                rows["register"].append((device, site, received, text))
+                result.notes.append((channel.value, site, device, text))
+        # Watermarks move in memory first; on a failed commit everything is reloaded from the database.
+        advanced: list[tuple[str, str]] = []
+        for key, seqs in new_seqs.items():
+            state = self.boots.setdefault(key, BootState())
+            for seq in seqs:
+                state.add(seq)
+        for key, ranges in new_ranges.items():
+            state = self.boots.setdefault(key, BootState())
+            for first, last in ranges:
+                state.add_range(first, last)
+        for key in touched:
+            state = self.boots.setdefault(key, BootState())
+            if state.advance():
+                state.hole_since = None
+                advanced.append(key)
+        try:
+            self._commit(rows, touched, advanced, changed_devices, invalid, now)
+        except Exception:
+            self._load()
+            raise
+        for key, site in touched.items():
+            upto = self.boots[key].upto
+            if upto > 0:
+                device, boot = key
+                result.acks.append(
+                    (device_topic(self.prefix, site, device, Channel.ACK), encode(Ack(boot=boot, upto=upto)))
+                )
+        for device in changed_devices:
+            dev = self.devices[device]
+            result.seen.append((device, dev.site, dev.last_seen, dev.online))
+        return result
+
+    def _stored_late_copy(self, state: BootState, key: tuple[str, str], seq: int) -> bool:
+        """Below the watermark only through a declared drop: stored already if it came before the notice."""
+        if seq > state.upto:
+            return False
+        row = self.conn.execute("SELECT 1 FROM events WHERE device = ? AND boot = ? AND seq = ?", (*key, seq))
+        return row.fetchone() is not None
+
+    def _touch(self, device: str, site: str, received: float, talking: bool) -> DeviceState:
+        dev = self.devices.get(device)
+        if dev is None:
+            dev = DeviceState(site, received, received, online=talking, status_changed=received if talking else None)
+            self.devices[device] = dev
+        dev.site = site
+        dev.last_seen = max(dev.last_seen, received)
+        if talking and not dev.online and dev.reason == "silent":
+            dev.online, dev.reason, dev.status_changed = True, None, received
+        return dev
+
+    def _status(self, dev: DeviceState, msg: Availability, received: float) -> bool:
+        """Apply an availability message; False when it is stale (the will of an earlier boot)."""
+        if msg.state is AvailabilityState.ONLINE:
+            dev.online, dev.reason, dev.boot = True, None, msg.boot
+        else:
+            if dev.online and dev.boot is not None and msg.boot != dev.boot:
+                log.info("ignored offline of earlier boot %s: boot %s is online", msg.boot, dev.boot)
+                return False
+            dev.online, dev.reason = False, "graceful" if msg.graceful else "will"
+        dev.status_changed = received
+        return True
+
+    def _typed_rows(
+        self, rows: dict[str, list[tuple[Any, ...]]], channel: Channel, msg: Any, site: str, t: float
+    ) -> None:
+        if channel is Channel.FLOW:
+            # The bulk of traffic: plain tuples, enum members bound as their text (no .value lookups).
+            quality, policy = msg.quality, msg.policy
+            rows["flows"].append(
+                (msg.device, msg.boot, msg.seq, site, msg.window_start.timestamp(), msg.window_seconds,
+                 quality.observed_fraction, quality.mean_fps, quality.dropped_frames, policy.kind,
+                 _policy_json(policy), t)
+            )  # fmt: skip
+        elif channel is Channel.LOCKER:
+            rows["lockers"].append(
+                (
+                    msg.device,
+                    msg.boot,
+                    msg.seq,
+                    site,
+                    msg.at.timestamp(),
+                    msg.compartment,
+                    msg.state.value,
+                    msg.previous.value if msg.previous else None,
+                    msg.cause,
+                    msg.reservation,
+                    msg.operator,
+                    int(msg.door_open),
+                    t,
+                )
+            )
+        elif channel is Channel.ALARM:
+            rows["alarms"].append(
+                (
+                    msg.device,
+                    msg.boot,
+                    msg.seq,
+                    site,
+                    msg.at.timestamp(),
+                    msg.alarm.value,
+                    int(msg.active),
+                    msg.compartment,
+                    msg.detail,
+                    t,
+                )
+            )
+        elif channel is Channel.RESULT:
+            rows["results"].append(
+                (msg.device, msg.boot, msg.seq, msg.command_id, msg.status.value, msg.detail, msg.at.timestamp(), t)
+            )
+
+    def _invalid(
+        self, invalid: dict[tuple[str, str], list[Any]], device: str, kind: str, topic: str, reason: str, t: float
+    ) -> None:
+        self.counters.invalid += 1
+        topic, reason = _clean(topic, 200), _clean(reason, 500)
+        key = (device, kind)
+        entry = invalid.setdefault(key, [device, kind, 0, t, t, topic, reason])
+        entry[2] += 1
+        entry[4], entry[5], entry[6] = t, topic, reason
+        seen = self._invalid_logged[key] = self._invalid_logged[key] + 1
+        if seen <= 5 or seen % 1000 == 0:
+            log.warning("invalid message #%d from %r (%s) on %r: %s", seen, device or "?", kind, topic, reason)
+
+    def _commit(
+        self,
+        rows: dict[str, list[tuple[Any, ...]]],
+        touched: dict[tuple[str, str], str],
+        advanced: list[tuple[str, str]],
+        changed_devices: set[str],
+        invalid: dict[tuple[str, str], list[Any]],
+        now: float,
+    ) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for name, sql in (
+                ("events", _INSERT_EVENT),
+                ("flows", _INSERT_FLOW),
+                ("lockers", _INSERT_LOCKER),
+                ("alarms", _INSERT_ALARM),
+                ("results", _INSERT_RESULT),
+                ("ranges", _UPSERT_RANGE),
+                ("health", _UPSERT_HEALTH),
+                ("samples", _INSERT_SAMPLE),
+                ("register", _UPSERT_REGISTER),
+            ):
+                if rows.get(name):
+                    conn.executemany(sql, rows[name])
+            if touched:
+                conn.executemany(
+                    _UPSERT_WATERMARK,
+                    [(d, b, self.boots[(d, b)].upto, self.boots[(d, b)].max_seq, now, now) for (d, b) in touched],
+                )
+            for device, boot in advanced:
+                if self.boots[(device, boot)].gap_open:
+                    self._resolve_gaps(device, boot, now)
+            if changed_devices:
+                conn.executemany(_UPSERT_DEVICE, [self._device_row(d) for d in changed_devices])
+            if invalid:
+                conn.executemany(_UPSERT_INVALID, [tuple(v) for v in invalid.values()])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _resolve_gaps(self, device: str, boot: str, now: float) -> None:
+        state = self.boots[(device, boot)]
+        self.conn.execute(
+            "UPDATE sequence_gaps SET resolved_at = ? WHERE device = ? AND boot = ? AND resolved_at IS NULL"
+            " AND last_seq <= ?",
+            (now, device, boot, state.upto),
+        )
+        remaining = self.conn.execute(
+            "SELECT COUNT(*) FROM sequence_gaps WHERE device = ? AND boot = ? AND resolved_at IS NULL", (device, boot)
+        ).fetchone()[0]
+        state.gap_open = remaining > 0
+
+    def _device_row(self, device: str) -> tuple[Any, ...]:
+        d = self.devices[device]
+        return (device, d.site, d.first_seen, d.last_seen, int(d.online), d.reason, d.status_changed, d.boot,
+                d.dropped_total)  # fmt: skip
+
+    # -- time-driven checks ------------------------------------------------------------------------------
+
+    def tick(self) -> BatchResult:
+        """Offline by silence, and holes that stayed open long enough to be called gaps."""
+        now = self._clock()
+        result = BatchResult()
+        silent = [
+            device
+            for device, d in self.devices.items()
+            if d.online and max(d.last_seen, self._started) < now - self.settings.offline_after_s
+        ]
+        gap_rows: list[tuple[Any, ...]] = []
+        for (device, boot), state in self.boots.items():
+            if state.upto >= state.max_seq:
+                state.hole_since = None
+                continue
+            if state.hole_since is None:
+                state.hole_since = now
+            elif now - state.hole_since >= self.settings.gap_after_s:
+                holes = state.missing()
+                if holes:
+                    state.gap_open = True
+                    state.hole_since = now  # look again one period later for holes that appear meanwhile
+                    gap_rows.extend((device, boot, first, last, now) for first, last in holes)
+        if not silent and not gap_rows:
+            return result
+        for device in silent:
+            d = self.devices[device]
+            d.online, d.reason, d.status_changed = False, "silent", now
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if silent:
+                conn.executemany(_UPSERT_DEVICE, [self._device_row(d) for d in silent])
+            if gap_rows:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO sequence_gaps (device, boot, first_seq, last_seq, detected_at)"
+                    " VALUES (?,?,?,?,?)",
+                    gap_rows,
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._load()
+            raise
+        for device in silent:
+            d = self.devices[device]
+            log.info("device %s offline: nothing heard for %.0f s", device, now - d.last_seen)
+            result.notes.append(("silent", d.site, device, ""))
+            result.seen.append((device, d.site, d.last_seen, False))
+        for device, boot, first, last, _ in gap_rows:
+            log.warning("sequence gap: device %s boot %s seq %d..%d missing", device, boot, first, last)
+            data = {"device": device, "boot": boot, "first_seq": first, "last_seq": last}
+            result.notes.append(("gap", self.devices[device].site if device in self.devices else "", device,
+                                 json.dumps(data)))  # fmt: skip
+        return result
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# -- the writer loop, in a process or a thread -------------------------------------------------------------
+
+TICK_S = 0.5
+GROUP_COMMIT_MAX = 20_000
+
+
+def writer_main(inbox: Connection, outbox: Connection, db_path: str, prefix: str, settings_json: str) -> None:
+    """Receives ("batch", messages) / ("stop",); sends ("ready", sites), ("result", ..., chunks), ("stopped",).
+
+    Group commit: the batches that queued up while the last transaction was syncing to disk are stored
+    together in the next one, so the rate is not bounded by one fsync per hand-over.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    core = IngestCore(Path(db_path), prefix, IngestConfig.model_validate_json(settings_json))
+    outbox.send(("ready", core.sites()))
+    next_tick = time.monotonic() + TICK_S
+    try:
+        while True:
+            timeout = max(0.0, next_tick - time.monotonic())
+            if inbox.poll(timeout):
+                request = inbox.recv()
+                if request[0] == "stop":
+                    break
+                messages, chunks, stop = list(request[1]), 1, False
+                while len(messages) < GROUP_COMMIT_MAX and inbox.poll(0):
+                    more = inbox.recv()
+                    if more[0] == "stop":
+                        stop = True
+                        break
+                    messages.extend(more[1])
+                    chunks += 1
+                try:
+                    res = core.process(messages)
+                except Exception as exc:
+                    # The batch is lost to this hub, not to the system: it was never acknowledged, devices resend.
+                    log.exception("ingest batch failed")
+                    outbox.send(("error", f"{type(exc).__name__}: {exc}", chunks))
+                    continue
+                outbox.send(("result", res.acks, res.notes, res.seen, _counters(core.counters), chunks))
+                if stop:
+                    break
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_S
+                try:
+                    res = core.tick()
+                except Exception:
+                    log.exception("ingest checks failed")
+                    continue
+                if res.notes:
+                    outbox.send(("result", res.acks, res.notes, res.seen, _counters(core.counters), 0))
+    finally:
+        core.close()
+        outbox.send(("stopped", _counters(core.counters)))
+
+
+def _counters(c: Counters) -> tuple[int, int, int, int, int]:
+    return (c.received, c.stored, c.duplicates, c.invalid, c.batches)
