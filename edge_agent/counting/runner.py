@@ -16,7 +16,7 @@ from edge_agent.counting.config import CountingConfig
 from edge_agent.counting.detectors import Image
 from edge_agent.counting.factory import build_pipeline, is_file_source, open_source
 from edge_agent.counting.lines import Direction
-from edge_agent.counting.pipeline import CountingPipeline, ObjectClass
+from edge_agent.counting.pipeline import CountingPipeline, Crossing, ObjectClass
 from edge_agent.counting.sources import CameraState, FrameSource, SourceError, VideoFileSource
 
 log = logging.getLogger(__name__)
@@ -102,9 +102,13 @@ class CounterRunner:
                     break
                 backoff = min(backoff * 2, 30.0)
                 continue
-            backoff = 0.5
             try:
-                self._consume(source)
+                if self._consume(source) > 0:
+                    backoff = 0.5
+                elif self._stopping.wait(backoff):  # a file without a single frame: do not spin on it
+                    break
+                else:
+                    backoff = min(backoff * 2, 30.0)
             except Exception:
                 log.exception("counting stopped on an unexpected error; restarting the source")
                 self._set_state(CameraState.REOPENING)
@@ -116,7 +120,8 @@ class CounterRunner:
                 source.close()
         self._set_state(CameraState.ABSENT)
 
-    def _consume(self, source: FrameSource) -> None:
+    def _consume(self, source: FrameSource) -> int:
+        """Count from ``source`` until it ends or the runner stops; returns the frames processed."""
         fps = source.fps or self.config.fps
         pipeline = build_pipeline(self.config, fps if not self._paced else self.config.fps)
         self._pipeline = pipeline
@@ -125,21 +130,19 @@ class CounterRunner:
             self._state = CameraState.OK
         interval = 1.0 / self.config.fps
         last = time.monotonic()
+        frames = 0
         while not self._stopping.is_set():
             frame = source.read()
             now = time.monotonic()
             if frame is None:
                 if isinstance(source, VideoFileSource):
-                    return  # end of the file: reopen it (the demo loops a video)
+                    break  # end of the file: reopen it (the demo loops a video)
                 self._stopping.wait(0.05)
                 last = now
                 continue
+            frames += 1
             image = frame.image if pipeline.wants_image(frame.index) else None
-            for crossing in pipeline.process(frame.index, image):
-                try:
-                    self._on_crossing(crossing.line, crossing.direction, crossing.object_class)
-                except Exception:
-                    log.exception("crossing callback failed")
+            self._deliver(pipeline.process(frame.index, image))
             elapsed = now - last
             last = now
             with self._lock:
@@ -151,6 +154,15 @@ class CounterRunner:
                     self._fps = 1.0 / elapsed if self._fps == 0 else 0.9 * self._fps + 0.1 / elapsed
             if self._paced:
                 self._stopping.wait(max(0.0, interval - (time.monotonic() - now)))
+        self._deliver(pipeline.flush())  # crossings still waiting for their class are real crossings too
+        return frames
+
+    def _deliver(self, crossings: list[Crossing]) -> None:
+        for crossing in crossings:
+            try:
+                self._on_crossing(crossing.line, crossing.direction, crossing.object_class)
+            except Exception:
+                log.exception("crossing callback failed")
 
     def _set_state(self, state: CameraState) -> None:
         with self._lock:
