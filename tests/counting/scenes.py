@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
+
+import cv2
 
 from edge_agent.counting.detectors.motion import MotionDetector
 from edge_agent.counting.lines import CountLine
@@ -38,3 +41,13 @@ def run_motion(scene: SyntheticScene, lines: list[CountLine], fps: float = 10.0)
 
 def tally(events: list[Crossing]) -> Counter[tuple[str, str, str]]:
     return Counter((e.line, e.direction, e.object_class) for e in events)
+
+
+def write_video(path: Path, synthetic: SyntheticScene, fps: float = 10.0) -> Path:
+    """An MJPG AVI of a synthetic scene (test data only; the product never writes frames)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (synthetic.width, synthetic.height))
+    assert writer.isOpened()
+    for frame in range(synthetic.length):
+        writer.write(synthetic.render(frame))
+    writer.release()
+    return path

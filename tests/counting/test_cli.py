@@ -12,7 +12,7 @@ import pytest
 
 from edge_agent.cli import main
 from edge_agent.counting.sources import Walker
-from tests.counting.scenes import scene
+from tests.counting.scenes import scene, write_video
 
 CODE = "import sys; from edge_agent.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -24,13 +24,7 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
         Walker([(100, 40), (100, 220)], speed=3, height=50),
         Walker([(220, 220), (220, 40)], speed=16, height=50, cyclist=True, start=30, colour=(225, 225, 210)),
     )
-    path = tmp_path_factory.mktemp("video") / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (synthetic.width, synthetic.height))
-    assert writer.isOpened()
-    for frame in range(synthetic.length):
-        writer.write(synthetic.render(frame))
-    writer.release()
-    return path
+    return write_video(tmp_path_factory.mktemp("video") / "clip.avi", synthetic)
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:  # type: ignore[type-arg]
