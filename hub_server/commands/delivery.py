@@ -11,7 +11,7 @@ import re
 
 from hub_protocol.cli import CliError
 from hub_protocol.secrets import read_secret
-from hub_protocol.validation import validate_data
+from hub_protocol.validation import ConfigError, validate_data
 from hub_server.commands._common import add_config_argument, cli_actor, open_store
 from hub_server.config import HubConfig
 from hub_server.logistics import DeliveryRequest, DeliveryStatus, LockerSpec, Logistics, LogisticsError
@@ -49,8 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def service(config: HubConfig, db: Database) -> Logistics:
-    key = link_key(read_secret(config.http.session_key_file, "http.session_key_file"))
-    return Logistics(db, config.logistics, None, config.http.public_url, key)
+    """The hub's logistics without a broker connection: commands are stored for the running hub to send."""
+    try:
+        secret = read_secret(config.http.session_key_file, "http.session_key_file")
+    except ConfigError as exc:
+        # Residents' links are derived from the session key, so the shell needs it as the server has it.
+        raise CliError(
+            f"{'; '.join(exc.problems)}. Residents' links need the hub's session key: run as root with "
+            "CREDENTIALS_DIRECTORY=/etc/hub-server/credentials (where systemd's LoadCredential reads it), "
+            "or use the dashboard or the API"
+        ) from None
+    return Logistics(db, config.logistics, None, config.http.public_url, link_key(secret))
 
 
 def _spec(items: list[str]) -> LockerSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -84,3 +85,20 @@ def test_describe_create_list_cancel(tmp_path: Path) -> None:
     actions = [e.action for e in audit.query(db.conn)]
     assert actions[:3] == ["delivery.cancel", "delivery.create", "locker.configure"]
     assert all(e.actor.startswith("cli:") for e in audit.query(db.conn))
+
+
+def test_without_the_session_key_the_hint_says_where_it_is(tmp_path: Path) -> None:
+    data = hub_config_data(tmp_path / "hub")
+    data["http"]["session_key_file"] = "session-key"  # a systemd credential name, as in production
+    config_path = tmp_path / "hub.toml"
+    config_path.write_text(toml_text(data))
+    done = subprocess.run(
+        [sys.executable, "-m", "hub_server.cli", "delivery", "--config", str(config_path), "lockers"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"},
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "CREDENTIALS_DIRECTORY=/etc/hub-server/credentials" in done.stderr
