@@ -193,6 +193,8 @@ def main() -> int:
                 hub, ingest = drain_hub(broker, hub_password, db_path, expected)
                 stats = ingest.stats()
                 ingest.stop()
+                for leftover in folder.glob(f"hub-{round_}.sqlite3*"):
+                    leftover.unlink()  # its unwritten pages would otherwise compete with the next round's syncs
                 bare_rates.append(bare)
                 hub_rates.append(hub)
                 print(
