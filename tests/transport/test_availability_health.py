@@ -38,7 +38,7 @@ def test_agent_gone_without_goodbye_is_offline_within_one_and_a_half_keepalives(
         assert wait_until(lambda: agent.has("drained") and _state(db, "dev-a") == (1, None), 20)
         agent.process.send_signal(signal.SIGKILL if how == "sigkill" else signal.SIGSTOP)
         gone = time.monotonic()
-        limit = 1.5 * keepalive + 4  # "a few seconds": the broker checks keepalives about once a second
+        limit = 1.5 * keepalive + 5  # "a few seconds": the broker's keepalive check and the hub's batch, under load
         assert wait_until(lambda: _state(db, "dev-a") == (0, "will"), limit + 2), _state(db, "dev-a")
         took = time.monotonic() - gone
         print(f"\n[offline after {how}] keepalive={keepalive}s, shown offline after {took:.1f}s (limit {limit:.1f}s)")
