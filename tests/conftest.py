@@ -6,9 +6,11 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from edge_agent.config import AgentConfig
 from hub_protocol.topics import device_acl, hub_acl
 from hub_server.broker import PrivateBroker
 
@@ -68,6 +70,36 @@ def make_broker(tmp_path: Path) -> Iterator[Callable[..., BrokerSetup]]:
 @pytest.fixture
 def broker(make_broker: Callable[..., BrokerSetup]) -> BrokerSetup:
     return make_broker()
+
+
+def write_secret(path: Path, value: str) -> Path:
+    """A secret file as the programs require it: readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def agent_config(setup: BrokerSetup, device: str, folder: Path, **sections: dict[str, Any]) -> AgentConfig:
+    """An agent config for ``device`` on the test broker: its own password, plaintext, short timers.
+
+    ``sections`` adds config sections (``lockers=...``); an ``mqtt`` entry overrides single MQTT settings.
+    """
+    secret = write_secret(folder / f"{device}.password", setup.device_passwords[device])
+    mqtt = {
+        "host": setup.host,
+        "port": setup.port,
+        "prefix": setup.prefix,
+        "password_file": str(secret),
+        "tls": False,
+        "keepalive_s": 5,
+        "reconnect_min_s": 0.2,
+        "reconnect_max_s": 2.0,
+        "ack_timeout_s": 3.0,
+        **sections.pop("mqtt", {}),
+    }
+    data = {"device": {"id": device, "site": setup.site, "state_dir": str(folder / device)}, "mqtt": mqtt, **sections}
+    return AgentConfig.model_validate(data)
 
 
 def shared_path(*parts: str) -> Path:

@@ -10,7 +10,7 @@ from edge_agent.counting.lines import CountLine, CrossingCounter
 def walk(counter: CrossingCounter, points: list[tuple[float, float]], height: float = 40.0, obj: int = 1) -> list[str]:
     out = []
     for x, y in points:
-        out += [f"{line}:{d}" for line, d in counter.observe(obj, x, y, height)]
+        out += [f"{line}:{d}" for line, d, _ in counter.observe(obj, x, y, height)]
     return out
 
 
@@ -93,8 +93,8 @@ def test_objects_and_lines_are_independent() -> None:
     counter = CrossingCounter(lines)
     got = []
     for (x1, y1), (x2, y2) in zip(steps((20, 40), (180, 160)), steps((180, 160), (20, 40)), strict=True):
-        got += [f"1:{line}:{d}" for line, d in counter.observe(1, x1, y1, 40)]
-        got += [f"2:{line}:{d}" for line, d in counter.observe(2, x2, y2, 40)]
+        got += [f"1:{line}:{d}" for line, d, _ in counter.observe(1, x1, y1, 40)]
+        got += [f"2:{line}:{d}" for line, d, _ in counter.observe(2, x2, y2, 40)]
     assert sorted(got) == ["1:a:in", "1:b:out", "2:a:out", "2:b:in"]
     counter.forget(1)
     assert walk(counter, [(100, 40)], obj=1) == []  # a forgotten object starts afresh: no side known yet

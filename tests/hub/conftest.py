@@ -17,18 +17,12 @@ from hub_server.config import HubConfig
 from hub_server.store import accounts
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
-from tests.conftest import BrokerSetup
+from tests.conftest import BrokerSetup, write_secret
 
 PASSWORD = "correct horse battery"
 SITE = "test-street"
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
-
-
-def write_secret(path: Path, value: str) -> Path:
-    path.write_text(value + "\n")
-    path.chmod(0o600)
-    return path
 
 
 def hub_config_data(folder: Path, **sections: Any) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from hub_server.cli import main
 from hub_server.config import load_hub_config
 from hub_server.store import accounts
 from hub_server.store.db import Database
-from tests.hub.conftest import hub_config_data, toml_text, write_secret
+from tests.conftest import write_secret
+from tests.hub.conftest import hub_config_data, toml_text
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "hub.example.toml"
 

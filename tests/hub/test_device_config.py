@@ -22,8 +22,8 @@ from hub_server.cli import main
 from hub_server.config import HubConfig
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
-from tests.conftest import BrokerSetup
-from tests.hub.conftest import add_token, hub_config_data, toml_text, write_secret
+from tests.conftest import BrokerSetup, write_secret
+from tests.hub.conftest import add_token, hub_config_data, toml_text
 from tests.hub.mqtt_probe import Probe
 
 AGENT_TOML = 'config_version = 1\n[device]\nid = "cam-1"\nsite = "test-street"\n'

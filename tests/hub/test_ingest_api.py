@@ -21,8 +21,8 @@ from hub_server.config import HubConfig
 from hub_server.store import provisioning
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
-from tests.conftest import BrokerSetup
-from tests.hub.conftest import add_token, hub_config_data, write_secret
+from tests.conftest import BrokerSetup, write_secret
+from tests.hub.conftest import add_token, hub_config_data
 from tests.hub.mqtt_probe import Probe
 
 START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)

@@ -18,7 +18,6 @@ import paho.mqtt.client as mqtt
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from edge_agent.config import AgentConfig
 from edge_agent.lockers.bank import LockerBank
 from edge_agent.lockers.sim import prepare
 from edge_agent.transport.service import Transport
@@ -26,7 +25,7 @@ from hub_protocol.codec import encode
 from hub_protocol.commands import CodeHash, ReservationSet
 from hub_protocol.envelope import Ack
 from hub_protocol.topics import SEQUENCED_CHANNELS, Channel, device_topic
-from tests.conftest import BrokerSetup
+from tests.conftest import BrokerSetup, agent_config
 from tests.lockers.conftest import CONFIG
 
 DEVICE = "locker-hub-1"
@@ -90,24 +89,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 @pytest.mark.slow
 def test_code_used_offline_is_reported_after_reconnect(make_broker: Callable[..., BrokerSetup], tmp_path: Path) -> None:
     setup = make_broker(devices=(DEVICE,))
-    password_file = tmp_path / "mqtt-password"
-    password_file.write_text(setup.device_passwords[DEVICE])
-    password_file.chmod(0o600)
-    config = AgentConfig.model_validate(
-        {
-            "device": {"id": DEVICE, "site": setup.site, "state_dir": str(tmp_path / "state")},
-            "mqtt": {
-                "host": setup.host,
-                "port": setup.port,
-                "prefix": setup.prefix,
-                "password_file": str(password_file),
-                "tls": False,
-                "reconnect_min_s": 0.1,
-                "reconnect_max_s": 0.5,
-                "ack_timeout_s": 1.0,
-            },
-            "lockers": CONFIG,
-        }
+    config = agent_config(
+        setup,
+        DEVICE,
+        tmp_path,
+        lockers=CONFIG,
+        mqtt={"reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "ack_timeout_s": 1.0},
     )
     assert config.lockers is not None
     pins = MockFactory()

@@ -176,7 +176,7 @@ async def test_alarms_list_and_ack(setup: Any) -> None:
 def test_webhook_settings_are_checked_when_the_app_is_built(tmp_path: Path) -> None:
     from hub_protocol.validation import ConfigError
     from hub_server.logistics_app import NOTIFIER_KEY
-    from tests.hub.conftest import write_secret
+    from tests.conftest import write_secret
 
     def build(**logistics: str) -> web.Application:
         config = HubConfig.model_validate(hub_config_data(tmp_path / "hub", logistics=logistics))

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from edge_agent.config import AgentConfig
 from edge_agent.lockers.bank import LockerBank
 from edge_agent.lockers.sim import prepare
 from edge_agent.transport.service import Transport
@@ -27,8 +26,8 @@ from hub_server.config import HubConfig
 from hub_server.logistics import DeliveryRequest, DeliveryStatus, LockerSpec
 from hub_server.store import logistics as logistics_store
 from hub_server.store.db import Database
-from tests.conftest import BrokerSetup
-from tests.hub.conftest import ClientFactory, hub_config_data, write_secret
+from tests.conftest import BrokerSetup, agent_config, write_secret
+from tests.hub.conftest import ClientFactory, hub_config_data
 from tests.lockers.conftest import CONFIG
 
 DEVICE = "locker-e2e"
@@ -77,22 +76,12 @@ async def test_delivery_life_cycle_with_the_device(
     )
 
     # The device: real transport and outbox, the bank on mock pins.
-    password_file = write_secret(tmp_path / "device-mqtt.pw", setup.device_passwords[DEVICE])
-    agent = AgentConfig.model_validate(
-        {
-            "device": {"id": DEVICE, "site": setup.site, "state_dir": str(tmp_path / "device")},
-            "mqtt": {
-                "host": setup.host,
-                "port": setup.port,
-                "prefix": setup.prefix,
-                "password_file": str(password_file),
-                "tls": False,
-                "reconnect_min_s": 0.1,
-                "reconnect_max_s": 0.5,
-                "ack_timeout_s": 1.0,
-            },
-            "lockers": CONFIG,
-        }
+    agent = agent_config(
+        setup,
+        DEVICE,
+        tmp_path,
+        lockers=CONFIG,
+        mqtt={"reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "ack_timeout_s": 1.0},
     )
     assert agent.lockers is not None
     pins = MockFactory()

@@ -14,35 +14,6 @@ from hub_server.store.db import Database
 from tests.conftest import BrokerSetup
 
 
-def write_secret(path: Path, value: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(value)
-    path.chmod(0o600)
-    return path
-
-
-def agent_config(setup: BrokerSetup, device: str, folder: Path, **sections: dict[str, Any]) -> AgentConfig:
-    secret = write_secret(folder / f"{device}.password", setup.device_passwords[device])
-    mqtt = {
-        "host": setup.host,
-        "port": setup.port,
-        "prefix": setup.prefix,
-        "password_file": str(secret),
-        "tls": False,
-        "keepalive_s": 5,
-        "reconnect_min_s": 0.2,
-        "reconnect_max_s": 2.0,
-        "ack_timeout_s": 3.0,
-        **sections.pop("mqtt", {}),
-    }
-    data = {
-        "device": {"id": device, "site": setup.site, "state_dir": str(folder / device)},
-        "mqtt": mqtt,
-        **sections,
-    }
-    return AgentConfig.model_validate(data)
-
-
 def hub_mqtt(setup: BrokerSetup) -> HubMqttConfig:
     return HubMqttConfig(
         host=setup.host, port=setup.port, prefix=setup.prefix, username=setup.hub_user, password_file="unused"

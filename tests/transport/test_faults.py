@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BrokerSetup
-from tests.transport.helpers import AgentProcess, agent_config, report, start_ingest, wait_until
+from tests.conftest import BrokerSetup, agent_config
+from tests.transport.helpers import AgentProcess, report, start_ingest, wait_until
 
 pytestmark = pytest.mark.slow
 
