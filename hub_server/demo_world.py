@@ -76,20 +76,37 @@ def _lockers_section() -> dict[str, Any]:
     }
 
 
+def frame_size(video: Path | None) -> tuple[int, int]:
+    """The generated scene's size, or the video's (the demo's lines are placed relative to it)."""
+    if video is None:
+        return SCENE_WIDTH, SCENE_HEIGHT
+    import cv2  # only the demo with a video needs OpenCV in the hub's process
+
+    capture = cv2.VideoCapture(str(video))
+    try:
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        capture.release()
+    if width <= 0 or height <= 0:
+        raise ValueError(f"cannot read the frame size of {video}: is it a video file?")
+    return width, height
+
+
 def demo_agent_sections(device: str, state_dir: Path, *, with_lockers: bool, video: Path | None) -> dict[str, Any]:
     """The parts of an agent config the demo adds to what provisioning wrote."""
-    mid = round(SCENE_HEIGHT * 0.6)
+    width, height = frame_size(video)
+    mid = round(height * 0.6)
     sections: dict[str, Any] = {
         "device": {"state_dir": str(state_dir)},
         "health": {"interval_s": 10},
         "counting": {
             "source": str(video) if video is not None else "synthetic",
-            "width": SCENE_WIDTH,
-            "height": SCENE_HEIGHT,
+            "width": width,
+            "height": height,
             "fps": 5,
             "lines": [
-                {"name": "pavement", "points": [0, mid, SCENE_WIDTH, mid]},
-                {"name": "crossing", "points": [SCENE_WIDTH // 2, 0, SCENE_WIDTH // 2, SCENE_HEIGHT]},
+                {"name": "pavement", "points": [0, mid, width, mid]},
+                {"name": "crossing", "points": [width // 2, 0, width // 2, height]},
             ],
         },
         "privacy": {"window_seconds": 60, "policy": "threshold", "k": 3},

@@ -45,8 +45,16 @@ def run(args: argparse.Namespace) -> int:
     from hub_server.broker import BrokerError
     from hub_server.demo import DemoOptions, main
 
-    if args.video is not None and not args.video.is_file():
-        raise CliError(f"--video: no such file {args.video}")
+    if args.video is not None:
+        if not args.video.is_file():
+            raise CliError(f"--video: no such file {args.video}")
+        from hub_server.demo_world import frame_size
+
+        try:
+            frame_size(args.video)
+        except ValueError as exc:
+            raise CliError(f"--video: {exc}") from None
+        args.video = args.video.resolve()  # the agents run in their own working folder
     options = DemoOptions(args.port, args.seconds, args.agents, args.video, args.state_dir)
     try:
         return main(options)
