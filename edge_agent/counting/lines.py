@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Direction = Literal["in", "out"]
 
@@ -56,13 +56,20 @@ class CountLine:
         return ((x - self.x1) * dx + (y - self.y1) * dy) / (self.length**2)
 
 
+class Counted(NamedTuple):
+    line: str
+    direction: Direction
+    frame: int  # when the object first got clearly past the line (not when that was confirmed)
+
+
 @dataclass
 class _SideState:
     side: int = 0  # confirmed side: -1 left, +1 right, 0 not yet known
     last_s: float | None = None
     last_t: float = 0.0
+    last_frame: int = 0
     passage_t: float | None = None  # where the path last passed the infinite line since the side was confirmed
-    pending: int = 0  # consecutive observations clearly on the side opposite to the confirmed one
+    since: int | None = None  # frame at which the point got clearly past the line, on the other side
 
 
 @dataclass
@@ -70,18 +77,23 @@ class CrossingCounter:
     """Applies the crossing rule to the observed reference points of objects (one instance per camera).
 
     ``margin`` is the half-width of the hysteresis band as a fraction of the object's box height;
-    ``min_margin_px`` keeps the band meaningful for tiny, distant boxes.
+    ``min_margin_px`` keeps the band meaningful for tiny, distant boxes. ``persist`` (frames) asks that the
+    new side *lasts*: the point must stay past the band that long, or get twice as far past the line, before
+    the crossing counts. Someone who reaches just past the band and turns back, or stands at its edge while
+    the detector's feet wobble, does not count; someone walking on is counted at the frame they got past.
+    With ``persist`` 0 the first point past the band counts (the rule applied to ground-truth boxes).
     """
 
     lines: list[CountLine]
     margin: float = 0.25
     min_margin_px: float = 2.0
-    confirm: int = 1  # consecutive observations clearly past the line before the side flips
+    persist: int = 0
     _state: dict[tuple[int, int], _SideState] = field(default_factory=dict)
 
-    def observe(self, obj: int, x: float, y: float, box_height: float) -> list[tuple[str, Direction]]:
-        """Record that object ``obj`` was seen with its reference point at (x, y); returns its new crossings."""
-        crossings: list[tuple[str, Direction]] = []
+    def observe(self, obj: int, x: float, y: float, box_height: float, frame: int = 0) -> list[Counted]:
+        """Record that object ``obj`` was seen at frame ``frame`` with its reference point at (x, y); returns
+        its crossings that became certain now (each with the frame at which it happened)."""
+        crossings: list[Counted] = []
         band = max(self.margin * box_height, self.min_margin_px)
         for index, line in enumerate(self.lines):
             state = self._state.setdefault((obj, index), _SideState())
@@ -91,23 +103,39 @@ class CrossingCounter:
                 # Interpolate where the straight path between the two observations met the line.
                 k = state.last_s / (state.last_s - s)
                 state.passage_t = state.last_t + k * (t - state.last_t)
-            state.last_s, state.last_t = s, t
+            last_s, last_frame = state.last_s, state.last_frame
+            state.last_s, state.last_t, state.last_frame = s, t, frame
             if abs(s) < band:
-                state.pending = 0
+                state.since = None  # back into the band before the new side lasted: an excursion
                 continue
             side = 1 if s > 0 else -1
             if state.side == -side:
-                state.pending += 1
-                if state.pending < self.confirm:
+                if state.since is None:
+                    state.since = frame
+                    if last_s is not None and last_s != s and frame > last_frame:
+                        # Observations may be frames apart (a detector every k-th frame, an occlusion): the
+                        # frame at which the path got past the band, by linear interpolation.
+                        k = (side * band - last_s) / (s - last_s)
+                        state.since = last_frame + round(min(max(k, 0.0), 1.0) * (frame - last_frame))
+                if frame - state.since < self.persist and abs(s) < 2 * band:
                     continue
                 if state.passage_t is not None and 0.0 <= state.passage_t <= 1.0:
-                    crossings.append((line.name, "in" if side > 0 else "out"))
+                    crossings.append(Counted(line.name, "in" if side > 0 else "out", state.since))
             state.side = side
             state.passage_t = None
-            state.pending = 0
+            state.since = None
         return crossings
 
-    def forget(self, obj: int) -> None:
-        """Drop the state of an object that is gone (track ids live only in memory, and not for long)."""
-        for index in range(len(self.lines)):
-            self._state.pop((obj, index), None)
+    def forget(self, obj: int) -> list[Counted]:
+        """Drop the state of an object that is gone (track ids live only in memory, and not for long).
+
+        An object that was past the band when it vanished never came back: its crossing is returned.
+        """
+        crossings: list[Counted] = []
+        for index, line in enumerate(self.lines):
+            state = self._state.pop((obj, index), None)
+            if state is None or state.since is None or state.last_s is None:
+                continue
+            if state.passage_t is not None and 0.0 <= state.passage_t <= 1.0:
+                crossings.append(Counted(line.name, "in" if state.last_s > 0 else "out", state.since))
+        return crossings

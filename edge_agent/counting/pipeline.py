@@ -26,8 +26,9 @@ class Crossing:
 class PipelineSettings:
     detect_every: int = 1  # run the detector on every k-th frame; the tracker predicts in between
     margin: float = 0.25  # hysteresis half-width, in box heights
-    confirm: int = 1  # observations clearly past a line before the crossing counts
+    persist_seconds: float = 0.3  # how long the new side must last (or the point get twice past the band)
     min_hits: int = 2  # detections before a track may count
+    side_after: int = 1  # detections of a track before its position counts for the crossing rule
     max_coast_seconds: float = 1.5  # how long a track survives unseen (occlusion)
     cyclist_speed: float = 2.0  # box heights per second above which an unclassified object is a cyclist
     classify_after: int = 6  # observations of an object before its class is decided
@@ -44,7 +45,9 @@ class CountingPipeline:
         self.fps = fps if fps > 0 else 10.0
         self.settings = settings
         self.counter = CrossingCounter(
-            self.lines, margin=settings.margin + detector.noise_allowance, confirm=settings.confirm
+            self.lines,
+            margin=settings.margin + detector.noise_allowance,
+            persist=round(settings.persist_seconds * self.fps),
         )
         coast = max(2, round(settings.max_coast_seconds * self.fps))
         self.tracker = Tracker(TrackerSettings(min_hits=settings.min_hits, max_coast_frames=coast))
@@ -96,18 +99,26 @@ class CountingPipeline:
             self.detector_runs += 1
         updated, removed = self.tracker.update(detections, (width, height))
         for track in updated:
+            if track.hits < self.settings.side_after:
+                continue  # a single detection may be a false one: it must not establish a side
             # Measured feet, not the filter's estimate: a constant-velocity filter overshoots where people
             # turn, which is exactly where "clearly past the line" is decided.
             x, y = track.measured
-            for line, direction in self.counter.observe(track.id, x, y, track.height):
+            for line, direction, frame in self.counter.observe(track.id, x, y, track.height, index):
                 if track.hits >= self.settings.min_hits:
-                    self._pending.append((track, index, line, direction))
+                    self._pending.append((track, frame, line, direction))
         for track in removed:
-            self.counter.forget(track.id)
+            for line, direction, frame in self.counter.forget(track.id):
+                if track.hits >= self.settings.min_hits:
+                    self._pending.append((track, frame, line, direction))
         return self._release(final=False)
 
     def flush(self) -> list[Crossing]:
-        """Crossings still waiting for their class (end of a video)."""
+        """Crossings still waiting for their class or for their new side to last (end of a video)."""
+        for track in self.tracker.tracks + self.tracker.lost:
+            for line, direction, frame in self.counter.forget(track.id):
+                if track.hits >= self.settings.min_hits:
+                    self._pending.append((track, frame, line, direction))
         return self._release(final=True)
 
     def _release(self, final: bool) -> list[Crossing]:

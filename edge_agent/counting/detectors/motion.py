@@ -6,7 +6,10 @@ the learned background, which calibration shows instead of a live frame (people 
 
 from __future__ import annotations
 
+from collections import deque
+
 import cv2
+import numpy as np
 
 from edge_agent.counting.detectors import Image
 from edge_agent.counting.tracking import Detection
@@ -57,11 +60,89 @@ class BackgroundModel:
         return result
 
 
+class PersonShape:
+    """How tall a person is, by the image row of their feet (perspective), and how wide for their height.
+
+    Learned online from blobs shaped like one person, so it carries over to any camera height and lens
+    without a setting. The median per band of rows is robust to the minority of blobs that are two people
+    or half a person; a straight line through the band medians gives the height at any row.
+    """
+
+    def __init__(self, rows: int, bands: int = 8, keep: int = 40, min_samples: int = 30) -> None:
+        self.rows = rows
+        self._bands: list[deque[float]] = [deque(maxlen=keep) for _ in range(bands)]
+        self._aspects: deque[float] = deque(maxlen=4 * keep)
+        self._shoulders: deque[float] = deque(maxlen=4 * keep)
+        self.min_samples = min_samples
+        self._fit: tuple[float, float] | None = None
+        self._since_fit = 0
+
+    def learn(self, foot_y: float, height: float, width: float, shoulders: float | None = None) -> None:
+        """A blob that may be one person; ``shoulders`` is the width of its upper part (head and torso)."""
+        aspect = width / height
+        if not 0.2 <= aspect <= 0.6:  # clearly not one upright person
+            return
+        band = min(max(int(foot_y * len(self._bands) / self.rows), 0), len(self._bands) - 1)
+        self._bands[band].append(height)
+        self._aspects.append(aspect)
+        if shoulders is not None:
+            self._shoulders.append(shoulders / height)
+        self._since_fit += 1
+
+    def _refit(self) -> None:
+        points = [
+            ((k + 0.5) * self.rows / len(self._bands), float(np.median(b)), len(b))
+            for k, b in enumerate(self._bands)
+            if len(b) >= 3
+        ]
+        if not points or sum(n for *_, n in points) < self.min_samples:
+            self._fit = None
+            return
+        ys = np.array([p[0] for p in points])
+        hs = np.array([p[1] for p in points])
+        ws = np.array([p[2] for p in points], dtype=np.float64)
+        if len(points) == 1:
+            self._fit = (float(hs[0]), 0.0)
+            return
+        slope, intercept = np.polyfit(ys, hs, 1, w=np.sqrt(ws))
+        # People further away (higher in the image) are never taller: a rising line is noise.
+        self._fit = (float(intercept), max(float(slope), 0.0))
+
+    def height_at(self, foot_y: float) -> float | None:
+        """Expected height of one person whose feet are on row ``foot_y``; None while still learning."""
+        if self._since_fit >= 10 or (self._fit is None and self._since_fit):
+            self._since_fit = 0
+            self._refit()
+        if self._fit is None:
+            return None
+        a, b = self._fit
+        return a + b * foot_y
+
+    def top_to_foot(self, top: float) -> float | None:
+        """Row of the feet of a person whose head is on row ``top``: y - (a + b*y) = top."""
+        if self._fit is None or self._fit[1] >= 0.9:
+            return None
+        a, b = self._fit
+        return (top + a) / (1.0 - b)
+
+    @property
+    def aspect(self) -> float:
+        return float(np.median(self._aspects)) if self._aspects else 0.4
+
+    @property
+    def shoulders(self) -> float:
+        """Width of one person's upper part for their height."""
+        return float(np.median(self._shoulders)) if self._shoulders else self.aspect
+
+
 class MotionDetector:
     """Blobs of moving pixels as person boxes.
 
-    Size limits are fractions of the frame height, not pixels, so they carry over between cameras; blobs
-    that are much wider than a standing person are split, since people walking side by side merge.
+    Size limits are fractions of the frame height, not pixels, so they carry over between cameras. People
+    walking side by side or one behind the other merge into one blob; once the detector has learned how
+    tall and wide one person is at each row (``PersonShape``), a blob much wider than one person there is
+    split side by side, and one much taller is split into the person in front (feet at the bottom) and the
+    one behind (head at the top).
     """
 
     name = "motion"
@@ -75,11 +156,14 @@ class MotionDetector:
         min_height: float = 0.04,
         max_height: float = 0.6,
         person_aspect: float = 0.45,
+        learn_shape: bool = True,
     ) -> None:
         self.model = BackgroundModel(work_width=work_width)
         self.min_height = min_height
         self.max_height = max_height
         self.person_aspect = person_aspect
+        self.learn_shape = learn_shape
+        self.shape: PersonShape | None = None
         self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._close = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 7))
 
@@ -87,8 +171,10 @@ class MotionDetector:
         mask = self.model.foreground(image)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._open)
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._close)
-        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        frame_h = mask.shape[0]
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        frame_h, frame_w = mask.shape[:2]
+        if self.learn_shape and (self.shape is None or self.shape.rows != frame_h):
+            self.shape = PersonShape(frame_h)
         scale = self.model.scale
         detections: list[Detection] = []
         for label in range(1, count):
@@ -97,22 +183,64 @@ class MotionDetector:
                 continue
             if roi is not None and not _overlaps((x * scale, y * scale, (x + w) * scale, (y + h) * scale), roi):
                 continue
-            parts = max(1, round(w / (self.person_aspect * h * 1.5)))
-            step = w / parts
-            for k in range(parts):
-                detections.append(
-                    Detection(
-                        (x + k * step) * scale,
-                        y * scale,
-                        (x + (k + 1) * step) * scale,
-                        (y + h) * scale,
-                        score=min(1.0, area / (w * h)),
-                    )
-                )
+            score = min(1.0, area / (w * h))
+            blob = _Blob(labels, label, x, y, w, h)
+            for bx1, by1, bx2, by2 in self._people(blob, frame_w, frame_h):
+                detections.append(Detection(bx1 * scale, by1 * scale, bx2 * scale, by2 * scale, score=score))
         return detections
+
+    def _people(self, blob: _Blob, frame_w: int, frame_h: int) -> list[Box]:
+        """One blob as one or more person boxes (work pixels)."""
+        x, y, w, h = blob.x, blob.y, blob.w, blob.h
+        foot = float(y + h)
+        shape = self.shape
+        # Blobs cut by the frame border say nothing about a person's size: neither learnt from nor split.
+        inside = x > 0 and y > 0 and x + w < frame_w and foot < frame_h
+        expected = shape.height_at(foot) if shape is not None and inside else None
+        if shape is None or expected is None or expected < 2:
+            if shape is not None and inside:
+                shape.learn(foot, h, w, blob.shoulders())
+            # Without a learnt shape: split only blobs that are far wider than a standing person.
+            return _side_by_side(x, y, w, h, round(w / (self.person_aspect * h * 1.5)))
+        if 0.7 * expected <= h <= 1.3 * expected:
+            shape.learn(foot, h, w, blob.shoulders())
+        if w >= 2 * shape.aspect * expected:
+            # As wide as two people: two side by side have two heads and torsos, while a cyclist is wide
+            # only at the bicycle (a person with a bag or a swinging arm is not that wide at all).
+            parts = int(blob.shoulders() / (shape.shoulders * expected))
+            if parts > 1:
+                return _side_by_side(x, y, w, h, parts)
+        if h > 1.4 * expected:
+            # Taller than one person at this row: the one in front stands on the bottom, the one behind
+            # has their head at the top.
+            back = shape.top_to_foot(float(y))
+            if back is not None and y < back < foot - 0.3 * expected:
+                return [(float(x), foot - expected, float(x + w), foot), (float(x), float(y), float(x + w), back)]
+        return [(float(x), float(y), float(x + w), foot)]
 
     def background(self) -> Image | None:
         return self.model.background()
+
+
+Box = tuple[float, float, float, float]
+
+
+class _Blob:
+    """One connected component: its bounding box in the label image."""
+
+    def __init__(self, labels: Image, label: int, x: int, y: int, w: int, h: int) -> None:
+        self.labels, self.label, self.x, self.y, self.w, self.h = labels, label, x, y, w, h
+
+    def shoulders(self) -> float:
+        """Columns occupied by the upper 40% of the blob (heads and torsos)."""
+        top = self.labels[self.y : self.y + max(1, int(0.4 * self.h)), self.x : self.x + self.w] == self.label
+        return float(np.count_nonzero(top.any(axis=0)))
+
+
+def _side_by_side(x: int, y: int, w: int, h: int, parts: int) -> list[Box]:
+    parts = max(1, parts)
+    step = w / parts
+    return [(x + k * step, float(y), x + (k + 1) * step, float(y + h)) for k in range(parts)]
 
 
 def _overlaps(box: tuple[float, float, float, float], roi: tuple[int, int, int, int]) -> bool:
