@@ -6,8 +6,9 @@ id at most once, and answers with a ``CommandResult`` event.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -102,6 +103,20 @@ class ReservationSet(CommandBase):
 class ReservationCancel(CommandBase):
     action: Literal["reservation-cancel"] = Field(description="Cancel a reservation and free its compartment")
     reservation: Identifier = Field(description="Reservation id")
+
+
+def command_header(
+    device: str, ttl: timedelta, operator: str | None, *, prefix: str = "c", now: datetime | None = None
+) -> dict[str, Any]:
+    """Fields every new command needs: a fresh unguessable id, the device, issue and expiry times, the operator."""
+    issued = now or datetime.now(UTC)
+    return {
+        "id": f"{prefix}-{secrets.token_hex(8)}",
+        "device": device,
+        "issued_at": issued,
+        "expires_at": issued + ttl,
+        "operator": None if operator is None else operator[:64],
+    }
 
 
 Command = Annotated[

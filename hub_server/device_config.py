@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub_protocol.codec import encode
-from hub_protocol.commands import CommandBase, PushConfig, ReloadConfig
+from hub_protocol.commands import CommandBase, PushConfig, ReloadConfig, command_header
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import HubConfig
@@ -28,10 +28,6 @@ MAX_CONFIG_CHARS = 32_000
 
 class ConfigPushError(ValueError):
     """The config text cannot be sent as it is (not TOML, another device's, too long)."""
-
-
-def new_command_id(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(6)}"
 
 
 def check_config_text(device: str, text: str) -> None:
@@ -49,27 +45,13 @@ def check_config_text(device: str, text: str) -> None:
 
 def push_command(device: str, text: str, operator: str, now: datetime | None = None) -> PushConfig:
     check_config_text(device, text)
-    issued = now or datetime.now(UTC)
-    return PushConfig(
-        id=new_command_id("cfg"),
-        device=device,
-        issued_at=issued,
-        expires_at=issued + COMMAND_TTL,
-        operator=operator[:64],
-        action="push-config",
-        config_toml=text,
-    )
+    header = command_header(device, COMMAND_TTL, operator, prefix="cfg", now=now)
+    return PushConfig(action="push-config", **header, config_toml=text)
 
 
 def reload_command(device: str, operator: str, now: datetime | None = None) -> ReloadConfig:
-    issued = now or datetime.now(UTC)
     return ReloadConfig(
-        id=new_command_id("reload"),
-        device=device,
-        issued_at=issued,
-        expires_at=issued + COMMAND_TTL,
-        operator=operator[:64],
-        action="reload-config",
+        action="reload-config", **command_header(device, COMMAND_TTL, operator, prefix="reload", now=now)
     )
 
 
@@ -107,7 +89,9 @@ def publish_once(config: HubConfig, site: str, command: CommandBase, timeout: fl
     from paho.mqtt.enums import CallbackAPIVersion
 
     password = read_secret(config.mqtt.password_file, "mqtt.password_file")
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=new_command_id("hub-cli"), protocol=mqtt.MQTTv311)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"hub-cli-{secrets.token_hex(6)}", protocol=mqtt.MQTTv311
+    )
     client.username_pw_set(config.mqtt.username, password)
     if config.mqtt.tls:
         client.tls_set(ca_certs=str(config.mqtt.ca_file) if config.mqtt.ca_file else None)

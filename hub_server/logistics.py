@@ -26,7 +26,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from hub_protocol.codec import decode, encode
-from hub_protocol.commands import CommandBase, LockerOpen, LockerSetService, ReservationCancel, ReservationSet
+from hub_protocol.commands import (
+    CommandBase,
+    LockerOpen,
+    LockerSetService,
+    ReservationCancel,
+    ReservationSet,
+    command_header,
+)
 from hub_protocol.envelope import CommandResult, ResultStatus
 from hub_protocol.lockers import CodePurpose, CompartmentState, LockerEvent
 from hub_protocol.topics import Channel
@@ -253,15 +260,7 @@ class Logistics:
         with self.db.write() as conn:
             if store.compartment(conn, device, number) is None:
                 raise NotFound(f"no compartment {number} in locker {device}")
-            command = LockerOpen(
-                action="locker-open",
-                id="c-" + secrets.token_hex(8),
-                device=device,
-                issued_at=now,
-                expires_at=now + timedelta(seconds=self.config.command_ttl_s),
-                operator=operator[:64],
-                compartment=number,
-            )
+            command = LockerOpen(action="locker-open", **self._header(device, operator, now), compartment=number)
             self._store_command(conn, command, None, "open")
             audit.record(conn, operator, "locker.remote-open", f"locker:{device}/{number}", {"command": command.id})
         self._publish([command])
@@ -278,11 +277,7 @@ class Logistics:
                 raise LogisticsError(f"compartment {number} holds {current.delivery}: cancel or finish it first")
             command = LockerSetService(
                 action="locker-service",
-                id="c-" + secrets.token_hex(8),
-                device=device,
-                issued_at=now,
-                expires_at=now + timedelta(seconds=self.config.command_ttl_s),
-                operator=operator[:64],
+                **self._header(device, operator, now),
                 compartment=number,
                 in_service=in_service,
             )
@@ -637,14 +632,9 @@ class Logistics:
         code_expires: datetime,
         operator: str | None,
     ) -> CommandBase:
-        now = self.clock()
         command = ReservationSet(
             action="reservation-set",
-            id="c-" + secrets.token_hex(8),
-            device=device,
-            issued_at=now,
-            expires_at=now + timedelta(seconds=self.config.command_ttl_s),
-            operator=None if operator is None else operator[:64],
+            **self._header(device, operator, self.clock()),
             compartment=compartment,
             reservation=delivery_id,
             purpose=CodePurpose(purpose),
@@ -655,18 +645,14 @@ class Logistics:
         return command
 
     def _cancel_command(self, conn: Any, row: store.DeliveryRow, operator: str | None) -> CommandBase:
-        now = self.clock()
         command = ReservationCancel(
-            action="reservation-cancel",
-            id="c-" + secrets.token_hex(8),
-            device=row.device,
-            issued_at=now,
-            expires_at=now + timedelta(seconds=self.config.command_ttl_s),
-            operator=None if operator is None else operator[:64],
-            reservation=row.id,
+            action="reservation-cancel", **self._header(row.device, operator, self.clock()), reservation=row.id
         )
         self._store_command(conn, command, row.id, "cancel")
         return command
+
+    def _header(self, device: str, operator: str | None, now: datetime) -> dict[str, Any]:
+        return command_header(device, timedelta(seconds=self.config.command_ttl_s), operator, now=now)
 
     def _store_command(self, conn: Any, command: CommandBase, delivery_id: str | None, purpose: str) -> None:
         store.insert_command(

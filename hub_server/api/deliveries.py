@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TypeVar
 
 from aiohttp import web
 from pydantic import Field
 
 from hub_protocol.validation import Identifier, StrictModel
+from hub_server.api.logistics_calls import logistics_of, run_logistics
 from hub_server.api.registry import ApiError, ApiRoutes, Call
-from hub_server.appkeys import LOGISTICS_KEY
 from hub_server.logistics import (
     CreatedDelivery,
     Delivery,
     DeliveryRequest,
     DeliveryStatus,
     IssuedCode,
-    Logistics,
-    LogisticsError,
     ResidentView,
 )
 from hub_server.store.accounts import Role
 
 routes = ApiRoutes("deliveries", "Parcel deliveries and neighbour shares through the locker banks")
-
-T = TypeVar("T")
 
 
 class DeliveryQuery(StrictModel):
@@ -44,17 +38,6 @@ class TokenPath(StrictModel):
     token: str = Field(pattern=r"^[A-Za-z0-9_-]{20,100}$", description="The resident's link token")
 
 
-def logistics_of(call: Call) -> Logistics:
-    return call.request.app[LOGISTICS_KEY]
-
-
-async def _do(action: Callable[[], T]) -> T:
-    try:
-        return await asyncio.to_thread(action)
-    except LogisticsError as exc:
-        raise ApiError(exc.status, str(exc)) from None
-
-
 @routes.get(
     "/deliveries",
     summary="List deliveries and shares, newest first",
@@ -64,7 +47,7 @@ async def _do(action: Callable[[], T]) -> T:
 )
 async def list_deliveries(call: Call) -> web.StreamResponse:
     q: DeliveryQuery = call.query
-    found = await _do(lambda: logistics_of(call).list_deliveries(q.status, q.device, q.limit, q.offset))
+    found = await run_logistics(lambda: logistics_of(call).list_deliveries(q.status, q.device, q.limit, q.offset))
     return call.json(found)
 
 
@@ -79,7 +62,7 @@ async def list_deliveries(call: Call) -> web.StreamResponse:
 )
 async def create_delivery(call: Call) -> web.StreamResponse:
     body: DeliveryRequest = call.body
-    created = await _do(lambda: logistics_of(call).create(body, operator=call.actor))
+    created = await run_logistics(lambda: logistics_of(call).create(body, operator=call.actor))
     return call.json(created, status=201)
 
 
@@ -92,7 +75,7 @@ async def create_delivery(call: Call) -> web.StreamResponse:
 )
 async def get_delivery(call: Call) -> web.StreamResponse:
     path: DeliveryPath = call.path
-    return call.json(await _do(lambda: logistics_of(call).get(path.delivery)))
+    return call.json(await run_logistics(lambda: logistics_of(call).get(path.delivery)))
 
 
 @routes.post(
@@ -105,7 +88,7 @@ async def get_delivery(call: Call) -> web.StreamResponse:
 )
 async def cancel_delivery(call: Call) -> web.StreamResponse:
     path: DeliveryPath = call.path
-    return call.json(await _do(lambda: logistics_of(call).cancel(path.delivery, operator=call.actor)))
+    return call.json(await run_logistics(lambda: logistics_of(call).cancel(path.delivery, operator=call.actor)))
 
 
 @routes.post(
@@ -118,7 +101,7 @@ async def cancel_delivery(call: Call) -> web.StreamResponse:
 )
 async def extend_delivery(call: Call) -> web.StreamResponse:
     path: DeliveryPath = call.path
-    return call.json(await _do(lambda: logistics_of(call).extend(path.delivery, operator=call.actor)))
+    return call.json(await run_logistics(lambda: logistics_of(call).extend(path.delivery, operator=call.actor)))
 
 
 @routes.post(
@@ -131,7 +114,9 @@ async def extend_delivery(call: Call) -> web.StreamResponse:
 )
 async def issue_return_code(call: Call) -> web.StreamResponse:
     path: DeliveryPath = call.path
-    return call.json(await _do(lambda: logistics_of(call).issue_return_code(path.delivery, operator=call.actor)))
+    return call.json(
+        await run_logistics(lambda: logistics_of(call).issue_return_code(path.delivery, operator=call.actor))
+    )
 
 
 @routes.get(

@@ -4,22 +4,18 @@ remote open and out-of-service for maintenance (audited)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from hub_protocol.validation import Identifier, StrictModel
+from hub_server.api.logistics_calls import logistics_of, run_logistics
 from hub_server.api.registry import ApiError, ApiRoutes, Call
-from hub_server.appkeys import LOGISTICS_KEY
-from hub_server.logistics import Compartment, LockerSpec, Logistics, LogisticsError
+from hub_server.logistics import Compartment, LockerSpec, Logistics
 from hub_server.store.accounts import Role
 
 routes = ApiRoutes("lockers", "Locker banks and compartments")
-
-T = TypeVar("T")
 
 
 class Locker(BaseModel):
@@ -45,17 +41,6 @@ class CommandOut(BaseModel):
     device: str
     result: str | None = Field(description="Device's answer so far (null while waiting)")
     sent_at: datetime | None
-
-
-def logistics_of(call: Call) -> Logistics:
-    return call.request.app[LOGISTICS_KEY]
-
-
-async def _do(action: Callable[[], T]) -> T:
-    try:
-        return await asyncio.to_thread(action)
-    except LogisticsError as exc:
-        raise ApiError(exc.status, str(exc)) from None
 
 
 def _command_out(logistics: Logistics, command_id: str) -> CommandOut:
@@ -91,7 +76,9 @@ async def get_locker(call: Call) -> web.StreamResponse:
 async def put_locker(call: Call) -> web.StreamResponse:
     path: LockerPath = call.path
     body: LockerSpec = call.body
-    compartments = await _do(lambda: logistics_of(call).set_compartments(path.device, body, operator=call.actor))
+    compartments = await run_logistics(
+        lambda: logistics_of(call).set_compartments(path.device, body, operator=call.actor)
+    )
     return call.json(Locker(device=path.device, compartments=compartments))
 
 
@@ -106,7 +93,7 @@ async def put_locker(call: Call) -> web.StreamResponse:
 async def open_compartment(call: Call) -> web.StreamResponse:
     path: CompartmentPath = call.path
     logistics = logistics_of(call)
-    command = await _do(lambda: logistics.remote_open(path.device, path.number, call.actor))
+    command = await run_logistics(lambda: logistics.remote_open(path.device, path.number, call.actor))
     return call.json(await asyncio.to_thread(_command_out, logistics, command), status=202)
 
 
@@ -124,5 +111,7 @@ async def set_service(call: Call) -> web.StreamResponse:
     path: CompartmentPath = call.path
     body: ServiceIn = call.body
     logistics = logistics_of(call)
-    command = await _do(lambda: logistics.set_in_service(path.device, path.number, body.in_service, call.actor))
+    command = await run_logistics(
+        lambda: logistics.set_in_service(path.device, path.number, body.in_service, call.actor)
+    )
     return call.json(await asyncio.to_thread(_command_out, logistics, command), status=202)
