@@ -25,6 +25,14 @@ from hub_server.api.registry import ApiRoutes, Call
 from hub_server.store import devices as device_store
 from hub_server.store import provisioning
 
+
+def public(response: web.StreamResponse, max_age_s: int) -> web.StreamResponse:
+    """Open data: any site may use it (CORS), and caches may keep it a little while."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = f"public, max-age={max_age_s}"
+    return response
+
+
 routes = ApiRoutes("open-data", "Public: privacy-protected counts and the sensor register")
 
 
@@ -41,9 +49,7 @@ async def open_flows(call: Call) -> web.StreamResponse:
     q: FlowQuery = call.query
     cells = await query_cells(call, q, protected_only=True)
     response = csv_response(cells, "open-flows.csv") if q.format == "csv" else call.json(cells)
-    response.headers["Access-Control-Allow-Origin"] = "*"  # public data: any site may use it
-    response.headers["Cache-Control"] = "public, max-age=60"
-    return response
+    return public(response, max_age_s=60)
 
 
 @routes.get(
@@ -59,9 +65,7 @@ async def open_flow_totals(call: Call) -> web.StreamResponse:
     q: TotalsQuery = call.query
     totals = await query_totals(call, q, protected_only=True)
     response = totals_csv(totals, f"open-flow-totals-{q.resolution}.csv") if q.format == "csv" else call.json(totals)
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
+    return public(response, max_age_s=300)
 
 
 @routes.get(
@@ -78,6 +82,4 @@ async def open_register(call: Call) -> web.StreamResponse:
         return [e for e in device_store.register_entries(call.db.conn) if e.device not in revoked]
 
     response = call.json(await asyncio.to_thread(load))
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
+    return public(response, max_age_s=300)
