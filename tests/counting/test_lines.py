@@ -103,3 +103,43 @@ def test_objects_and_lines_are_independent() -> None:
 def test_zero_length_line_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1 pixel"):
         CountLine("z", 5, 5, 5, 5)
+
+
+def at_frames(counter: CrossingCounter, points: list[tuple[float, float]], every: int = 1) -> list[tuple[str, int]]:
+    """Crossings with their frames, for points observed every ``every`` frames."""
+    out = []
+    for k, (x, y) in enumerate(points):
+        out += [(f"{line}:{d}", frame) for line, d, frame in counter.observe(1, x, y, 40, k * every)]
+    return out
+
+
+def test_approaching_past_the_band_and_turning_back_counts_nothing() -> None:
+    line = CountLine("h", 0, 100, 200, 100)  # band +-10 px for a 40 px tall box
+    peek = [*steps((100, 40), (100, 112), 24), *steps((100, 112), (100, 40), 24)]  # 2 px past the band, back
+    assert walk(CrossingCounter([line], persist=3), peek) == []
+    # The plain rule (persist 0, as applied to annotated boxes) takes the first point past the band.
+    assert walk(CrossingCounter([line]), peek) == ["h:in", "h:out"]
+
+
+def test_feet_wobbling_at_the_edge_of_the_band_count_nothing() -> None:
+    line = CountLine("h", 0, 100, 200, 100)
+    stand = [(100, 109 + (2 if k % 3 == 0 else 0)) for k in range(60)]  # standing at 9-11 px, one frame in three past
+    path = [*steps((100, 40), (100, 109)), *stand, *steps((100, 109), (100, 40))]
+    assert walk(CrossingCounter([line], persist=3), path) == []
+
+
+def test_walking_on_counts_at_the_frame_the_band_was_passed() -> None:
+    line = CountLine("h", 0, 100, 200, 100)
+    # Seen every 4th frame, 6 px per observation: past the band (110) between y=106 (frame 44) and 112 (48).
+    points = [(100.0, 40.0 + 6 * k) for k in range(20)]
+    assert at_frames(CrossingCounter([line], persist=3), points, every=4) == [("h:in", 47)]
+
+
+def test_far_past_the_band_counts_at_once_and_a_track_ending_past_it_counts_on_forget() -> None:
+    line = CountLine("h", 0, 100, 200, 100)
+    counter = CrossingCounter([line], persist=100)
+    assert at_frames(counter, [(100, 40), (100, 80), (100, 125)]) == [("h:in", 2)]  # 25 px: twice the band
+    counter = CrossingCounter([line], persist=100)
+    assert at_frames(counter, [(100, 40), (100, 80), (100, 100), (100, 114)]) == []  # past, not lasted yet
+    assert [(c.line, c.direction, c.frame) for c in counter.forget(1)] == [("h", "in", 3)]  # ... and never back
+    assert counter.forget(1) == []

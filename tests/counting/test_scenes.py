@@ -159,3 +159,52 @@ def test_frames_dropped_by_a_slow_consumer_still_count_the_crossings() -> None:
         events += pipeline.process(index, walkers.render(index))
     events += pipeline.flush()
     assert tally(events) == Counter({("mid", "in", "pedestrian"): 1, ("mid", "out", "pedestrian"): 1})
+
+
+def _teachers() -> list[Walker]:
+    """Three people walking alone, one after another: the motion detector learns one person's shape."""
+    colours = [(30, 30, 60), BRIGHT, (60, 30, 30)]
+    return [
+        Walker([(x, 30), (x, 230)], speed=3, height=50, start=70 * k, colour=c)
+        for k, (x, c) in enumerate(zip((60, 260, 60), colours, strict=True))
+    ]
+
+
+def test_two_people_side_by_side_in_one_blob_count_two_once_a_person_is_learnt() -> None:
+    # 6 px apart: the blobs merge into one as wide as two people, from the moment they appear.
+    pair = [
+        Walker([(147, 225), (147, 40)], speed=3, height=50, start=210),
+        Walker([(173, 225), (173, 40)], speed=3, height=50, start=210, colour=(40, 90, 40)),
+    ]
+    assert tally(run_motion(scene(*_teachers(), *pair), [MID])) == Counter(
+        {("mid", "in", "pedestrian"): 3, ("mid", "out", "pedestrian"): 2}
+    )
+    # Before anyone was seen alone, a blob this size is taken for one person.
+    assert tally(
+        run_motion(scene(*[Walker(w.path, 0, w.speed, w.height, colour=w.colour) for w in pair]), [MID])
+    ) == Counter({("mid", "out", "pedestrian"): 1})
+
+
+def test_two_people_one_behind_the_other_count_two() -> None:
+    behind = [
+        Walker([(160, 40), (160, 230)], speed=3, height=50, start=210),
+        Walker([(160, 10), (160, 200)], speed=3, height=50, start=210, colour=(40, 90, 40)),
+    ]
+    assert tally(run_motion(scene(*_teachers(), *behind), [MID])) == Counter({("mid", "in", "pedestrian"): 5})
+
+
+def test_a_cyclist_as_wide_as_two_people_is_not_split() -> None:
+    rider = Walker([(160, 225), (160, 40)], speed=12, height=50, cyclist=True, start=210, colour=BRIGHT)
+    assert tally(run_motion(scene(*_teachers(), rider), [MID])) == Counter(
+        {("mid", "in", "pedestrian"): 3, ("mid", "out", "cyclist"): 1}
+    )
+
+
+def test_peeking_past_the_line_and_turning_back_counts_nothing() -> None:
+    # The band is 0.25 + 0.035 box heights = 14 px for a 50 px person: the feet get 16 px past the line.
+    peek = Walker([(160, 40), (160, 136), (160, 40)], speed=3, height=50)
+    assert tally(run_motion(scene(peek), [MID])) == Counter()
+    # Far past the line (and back) is two real crossings.
+    assert tally(run_motion(scene(Walker([(160, 40), (160, 170), (160, 40)], speed=3, height=50)), [MID])) == Counter(
+        {("mid", "in", "pedestrian"): 1, ("mid", "out", "pedestrian"): 1}
+    )

@@ -1,0 +1,33 @@
+"""The motion detector's learnt person shape: height by foot row (perspective) and width, from lone blobs."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_agent.counting.detectors.motion import PersonShape
+
+
+def test_learns_perspective_height_and_the_foot_row_of_a_head() -> None:
+    shape = PersonShape(rows=200)
+    assert shape.height_at(150) is None  # nothing learnt yet: no splitting on guesses
+    for k in range(120):
+        foot = 40 + (k * 7) % 160
+        height = 10 + 0.3 * foot  # nearer the camera (lower in the image) is taller
+        shape.learn(foot, height, 0.4 * height, 0.3 * height)
+    # Two people's blobs and half-person fragments are outliers the per-band medians ignore.
+    for foot in (60, 120, 180):
+        shape.learn(foot, 1.3 * (10 + 0.3 * foot), 0.5 * (10 + 0.3 * foot))
+    assert shape.height_at(100) == pytest.approx(40, abs=2)
+    assert shape.height_at(180) == pytest.approx(64, abs=2)
+    assert shape.aspect == pytest.approx(0.4, abs=0.02)
+    assert shape.shoulders == pytest.approx(0.3, abs=0.02)
+    foot = shape.top_to_foot(100.0)  # head on row 100: feet where foot - height(foot) = 100
+    assert foot is not None and foot - (10 + 0.3 * foot) == pytest.approx(100, abs=3)
+
+
+def test_blobs_not_shaped_like_one_upright_person_are_not_learnt() -> None:
+    shape = PersonShape(rows=200, min_samples=5)
+    for _ in range(20):
+        shape.learn(150, 40, 40)  # square: a car, a cyclist side on, two people
+        shape.learn(150, 40, 4)  # a pole
+    assert shape.height_at(150) is None
