@@ -9,6 +9,9 @@ The rule, per object and line:
 - the signed distance ``s`` of the point to the line is positive on the right-hand side;
 - a side is *confirmed* only once ``|s|`` exceeds a margin proportional to the object's box height, so
   the band around the line absorbs jitter of feet and boxes at any camera height or distance;
+- the new side must last (``persist`` frames past the band, or twice the band away from the line), so an
+  approach past the band and back, or feet wobbling at its edge, count nothing; the crossing is dated at
+  the frame the path got past the band;
 - a crossing is counted when the confirmed side flips, and only if the path passed the line within the
   segment (the last passage through the infinite line, interpolated between two observed points, lies
   between A and B): walking past the end of a short segment counts nothing;
