@@ -64,6 +64,9 @@ class CountingConfig(StrictModel):
         default=2.0, ge=0.5, le=20, description="motion: box heights per second above which an object is a cyclist"
     )
     max_coast_seconds: float = Field(default=1.5, ge=0.1, le=10, description="How long a hidden object is kept")
+    persist_seconds: float = Field(
+        default=0.3, ge=0, le=5, description="How long an object must stay past a line before its crossing counts"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> CountingConfig:

@@ -41,12 +41,14 @@ def settings_for(
     margin: float = 0.25,
     cyclist_speed: float = 2.0,
     max_coast_seconds: float = 1.5,
+    persist_seconds: float = 0.3,
 ) -> PipelineSettings:
     return PipelineSettings(
         detect_every=detect_every or DEFAULT_DETECT_EVERY[detector],
         margin=margin,
         cyclist_speed=cyclist_speed,
         max_coast_seconds=max_coast_seconds,
+        persist_seconds=persist_seconds,
     )
 
 
@@ -54,7 +56,12 @@ def build_pipeline(config: CountingConfig, fps: float) -> CountingPipeline:
     lines: Sequence[CountLine] = [line.to_line() for line in config.lines]
     detector = build_detector(config.detector, config.model, config.score_threshold)
     settings = settings_for(
-        config.detector, config.detect_every, config.margin, config.cyclist_speed, config.max_coast_seconds
+        config.detector,
+        config.detect_every,
+        config.margin,
+        config.cyclist_speed,
+        config.max_coast_seconds,
+        config.persist_seconds,
     )
     return CountingPipeline(lines, detector, fps, settings)
 

@@ -11,6 +11,7 @@ import pytest
 
 from edge_agent.config import AgentConfig
 from edge_agent.counting.config import CountingConfig
+from edge_agent.counting.factory import build_pipeline
 from hub_protocol.validation import ConfigError, validate_data
 
 BASE: dict[str, Any] = {"device": {"id": "lamp-1", "site": "street"}, "mqtt": {"password_file": "pw"}}
@@ -39,6 +40,14 @@ def test_valid_section() -> None:
     assert cfg.detector == "motion" and cfg.lines[0].to_line().points == (0, 10, 100, 10.5)
 
 
+def test_lasting_time_reaches_the_crossing_rule_in_frames() -> None:
+    section = {"source": "synthetic", "lines": [{"name": "a", "points": [0, 0, 10, 10]}]}
+    cfg = agent(section).counting
+    assert cfg is not None and build_pipeline(cfg, fps=10).counter.persist == 3  # 0.3 s by default
+    cfg = agent({**section, "persist_seconds": 1.0}).counting
+    assert cfg is not None and build_pipeline(cfg, fps=15).counter.persist == 15
+
+
 def test_points_need_four_numbers_and_the_error_says_where() -> None:
     lines = [{"name": "a", "points": [0, 0, 10, 10]}, {"name": "b", "points": [1, 2, 3]}]
     assert problems({"source": "synthetic", "lines": lines}) == ["counting.lines[1].points: expected 4 numbers"]
@@ -58,6 +67,7 @@ def test_points_need_four_numbers_and_the_error_says_where() -> None:
         ({"margin": 5}, "counting.margin:"),
         ({"detect_every": 0}, "counting.detect_every:"),
         ({"score_threshold": 1.5}, "counting.score_threshold:"),
+        ({"persist_seconds": -0.1}, "counting.persist_seconds:"),
         ({"lines": []}, "counting.lines:"),
         ({"lines": [{"name": "a", "points": [0, 0, 1, 1]}, {"name": "a", "points": [0, 0, 2, 2]}]}, "unique"),
         ({"lines": [{"name": "Door 1", "points": [0, 0, 1, 1]}]}, "counting.lines[0].name:"),
