@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -29,14 +28,7 @@ class HealthOut(BaseModel):
 async def get_health(call: Call) -> web.StreamResponse:
     """For monitoring: 200 while the hub serves and its database answers, else 503."""
 
-    def probe() -> bool:
-        try:
-            call.db.conn.execute("SELECT 1").fetchone()
-            return True
-        except sqlite3.Error:
-            return False
-
-    database = await asyncio.to_thread(probe)
+    database = await asyncio.to_thread(call.db.answers)
     out = HealthOut(
         status="ok" if database else "degraded",
         version=__version__,

@@ -97,6 +97,14 @@ class Database:
             self._local.conn = conn
         return conn
 
+    def answers(self) -> bool:
+        """Whether the database can be queried now (for health checks)."""
+        try:
+            self.conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction; writers in this process take turns instead of retrying on SQLITE_BUSY."""

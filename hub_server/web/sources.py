@@ -25,8 +25,8 @@ from hub_server import auth as hub_auth_module
 from hub_server.logistics import DeliveryRequest as LogisticsRequest
 from hub_server.logistics import Logistics, LogisticsError, NoCompartmentFree
 from hub_server.store import devices as store_devices
+from hub_server.store import flow_summaries, provisioning, readings
 from hub_server.store import logistics as logistics_store
-from hub_server.store import provisioning, readings
 from hub_server.web import flowstats
 from hub_server.web.model import (
     AlarmView,
@@ -150,116 +150,30 @@ class HubSource:
         ]
 
     def flow_sums(self, since: datetime, until: datetime, device: str | None = None) -> flowstats.FlowSums:
-        conn = self._conn
-        where = "w.window_start >= ? AND w.window_start < ?"
-        params: list[Any] = [since.timestamp(), until.timestamp()]
-        if device is not None:
-            where += " AND w.device = ?"
-            params.append(device)
-        joined = "flow_windows w JOIN events e ON e.device = w.device AND e.boot = w.boot AND e.seq = w.seq"
-        cells = {
-            (r[0], r[1], r[2], r[3]): int(r[4])
-            for r in conn.execute(
-                "SELECT w.device, json_extract(c.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
-                " json_extract(c.value, '$.direction') AS direction, json_extract(c.value, '$.object_class') AS cls,"
-                f" SUM(json_extract(c.value, '$.count')) FROM {joined}, json_each(e.payload, '$.cells') c"
-                f" WHERE {where} GROUP BY w.device, line, direction, cls"
-                " HAVING SUM(json_extract(c.value, '$.count')) IS NOT NULL",
-                params,
-            )
-        }
-        # Per window and line: its published total if any, else its published cells; then summed per line.
-        lines = {
-            (r[0], r[1]): int(r[2])
-            for r in conn.execute(
-                "SELECT device, line, SUM(COALESCE(total, cell_sum, 0)) FROM ("  # noqa: S608 - fixed fragments
-                " SELECT w.device AS device, json_extract(c.value, '$.line') AS line,"
-                " SUM(json_extract(c.value, '$.count')) AS cell_sum,"
-                " (SELECT json_extract(t.value, '$.count') FROM json_each(e.payload, '$.totals') t"
-                "  WHERE json_extract(t.value, '$.line') = json_extract(c.value, '$.line')"
-                "  AND json_extract(t.value, '$.direction') IS NULL"
-                "  AND json_extract(t.value, '$.object_class') IS NULL) AS total"
-                f" FROM {joined}, json_each(e.payload, '$.cells') c WHERE {where}"
-                " GROUP BY w.device, w.boot, w.seq, line"
-                ") GROUP BY device, line",
-                params,
-            )
-        }
-        latest = {
-            r[0]: datetime.fromtimestamp(r[1], UTC)
-            for r in conn.execute(
-                f"SELECT w.device, MAX(w.window_start) FROM flow_windows w WHERE {where} GROUP BY w.device",  # noqa: S608
-                params,
-            )
-        }
-        return flowstats.FlowSums(cells, lines, latest)
+        sums = flow_summaries.span_sums(self._conn, since, until, device)
+        return flowstats.FlowSums(sums.cells, sums.lines, sums.latest)
 
     def flow_aggregate(
         self, start: datetime, step: timedelta, slots: int, device: str | None = None
     ) -> flowstats.FlowAggregate:
-        """Sums per slot computed by SQLite from the stored windows: a week of one-minute windows stays cheap."""
-        conn = self._conn
-        end = start + step * slots
-        where = "w.window_start >= ? AND w.window_start < ?"
-        params: list[Any] = [start.timestamp(), end.timestamp()]
-        if device is not None:
-            where += " AND w.device = ?"
-            params.append(device)
-        slot = "CAST((w.window_start - ?) / ? AS INTEGER)"
-        slot_params = [start.timestamp(), step.total_seconds()]
-        joined = "flow_windows w JOIN events e ON e.device = w.device AND e.boot = w.boot AND e.seq = w.seq"
-        cells = [
-            flowstats.CellSum(int(r[0]), r[1], r[2], r[3], None if r[4] is None else int(r[4]), int(r[5]), int(r[6]))
-            for r in conn.execute(
-                f"SELECT {slot} AS slot, json_extract(c.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
-                " json_extract(c.value, '$.direction') AS direction, json_extract(c.value, '$.object_class') AS cls,"
-                " SUM(json_extract(c.value, '$.count')),"
-                " SUM(json_extract(c.value, '$.count') IS NULL), COUNT(*)"
-                f" FROM {joined}, json_each(e.payload, '$.cells') c WHERE {where}"
-                " GROUP BY slot, line, direction, cls",
-                [*slot_params, *params],
-            )
-        ]
-        lines = [
-            flowstats.LineSum(int(r[0]), r[1], int(r[2]))
-            for r in conn.execute(
-                f"SELECT {slot} AS slot, json_extract(t.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
-                " SUM(json_extract(t.value, '$.count'))"
-                f" FROM {joined}, json_each(e.payload, '$.totals') t WHERE {where}"
-                " AND json_extract(t.value, '$.direction') IS NULL AND json_extract(t.value, '$.object_class') IS NULL"
-                " AND json_extract(t.value, '$.count') IS NOT NULL GROUP BY slot, line",
-                [*slot_params, *params],
-            )
-        ]
-        row = conn.execute(
-            "SELECT COUNT(*), SUM(w.window_seconds * w.observed_fraction), SUM(w.window_seconds),"  # noqa: S608
-            " SUM(w.mean_fps * w.window_seconds * w.observed_fraction), SUM(w.dropped_frames)"
-            f" FROM flow_windows w WHERE {where}",
-            params,
-        ).fetchone()
+        sums = flow_summaries.slot_sums(self._conn, start, step, slots, device)
         policies = set()
-        for (text,) in conn.execute(f"SELECT DISTINCT w.policy FROM flow_windows w WHERE {where}", params):  # noqa: S608
+        for text in sums.policies:
             try:
                 policies.add(flowstats.policy_text(PrivacyPolicy.model_validate_json(text)))
             except ValidationError:
                 continue
         quality = flowstats.Quality(
-            windows=int(row[0]),
-            observed_seconds=float(row[1] or 0),
-            window_seconds=float(row[2] or 0),
-            fps_weighted=float(row[3] or 0),
-            dropped_frames=int(row[4] or 0),
+            windows=sums.windows,
+            observed_seconds=sums.observed_seconds,
+            window_seconds=sums.window_seconds,
+            fps_weighted=sums.fps_weighted,
+            dropped_frames=sums.dropped_frames,
             policies=policies,
         )
-        first = {
-            r[0]: (datetime.fromtimestamp(r[1], UTC), int(r[2]))
-            for r in conn.execute(
-                f"SELECT w.device, MIN(w.window_start), MIN(w.window_seconds) FROM flow_windows w WHERE {where}"  # noqa: S608
-                " GROUP BY w.device",
-                params,
-            )
-        }
-        return flowstats.FlowAggregate(cells, lines, quality, first)
+        cells = [flowstats.CellSum(*c) for c in sums.cells]
+        lines = [flowstats.LineSum(*line) for line in sums.lines]
+        return flowstats.FlowAggregate(cells, lines, quality, sums.first_windows)
 
     def register(self) -> list[RegisterEntry]:
         revoked = provisioning.revoked_devices(self._conn)
