@@ -128,6 +128,13 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+_SELECT_CODES = "SELECT id, reservation, compartment, purpose, salt, sha256, expires_at, used_at FROM codes"
+
+
+def _code_row(r: Any) -> CodeRow:
+    return CodeRow(r[0], r[1], r[2], CodePurpose(r[3]), r[4], r[5], datetime.fromisoformat(r[6]), _dt(r[7]))
+
+
 class LockerStore:
     """One SQLite file; every method runs under the caller's lock (the state machine serialises access)."""
 
@@ -206,22 +213,17 @@ class LockerStore:
 
     # Codes
     def codes(self) -> list[CodeRow]:
-        rows = self._exec(
-            "SELECT id, reservation, compartment, purpose, salt, sha256, expires_at, used_at FROM codes"
-        ).fetchall()
-        return [
-            CodeRow(r[0], r[1], r[2], CodePurpose(r[3]), r[4], r[5], datetime.fromisoformat(r[6]), _dt(r[7]))
-            for r in rows
-        ]
+        return [_code_row(r) for r in self._exec(_SELECT_CODES).fetchall()]
 
     def code(self, code_id: int) -> CodeRow | None:
-        return next((c for c in self.codes() if c.id == code_id), None)
+        row = self._exec(_SELECT_CODES + " WHERE id = ?", (code_id,)).fetchone()
+        return None if row is None else _code_row(row)
 
     def add_code(
         self, reservation: str, compartment: int, purpose: CodePurpose, salt: str, sha256: str, expires_at: datetime
     ) -> None:
         # A new code for the same reservation and purpose supersedes the old one (the hub re-issued it).
-        self._exec("DELETE FROM codes WHERE reservation = ? AND purpose = ?", (reservation, purpose.value))
+        self.delete_code(reservation, purpose)
         self._exec(
             "INSERT INTO codes (reservation, compartment, purpose, salt, sha256, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
             (reservation, compartment, purpose.value, salt, sha256, expires_at.isoformat()),
