@@ -56,10 +56,6 @@ class LockerBank:
         self._ticker: threading.Thread | None = None
         self._closed = False
 
-    @property
-    def pin_factory(self) -> Any:
-        return self.hardware.pin_factory
-
     def start(self, tick_thread: bool = True) -> None:
         """Recover and start; ``tick_thread`` False leaves timers to explicit ``tick()`` calls (tests)."""
         self.machine.recover()

@@ -78,9 +78,6 @@ class LockerHardware:
         if callback is not None:
             callback(number, self.door_closed(number))
 
-    def numbers(self) -> list[int]:
-        return list(self._compartments)
-
     def release(self, number: int, seconds: float) -> None:
         """Energise the lock for at most ``seconds`` (in the background), then de-energise it."""
         self._compartments[number].lock.blink(on_time=seconds, off_time=0, n=1, background=True)
