@@ -45,7 +45,7 @@ class _SinkSlot:
 
 
 class Agent:
-    """One running device. ``run()`` blocks until ``request_stop()`` (or a signal handler calling it)."""
+    """One running device: ``start()``, then ``serve()`` until ``request_stop()`` (a signal handler calls it)."""
 
     def __init__(
         self,
@@ -73,8 +73,9 @@ class Agent:
 
         self.reporter: FlowReporter | None = None
         # The register must describe the protection actually applied, defaults included.
-        privacy = (config.privacy or PrivacyConfig()) if config.counting is not None else None
-        if config.counting is not None and privacy is not None:
+        privacy = None
+        if config.counting is not None:
+            privacy = config.privacy or PrivacyConfig()
             active_until = config.sensor_register.active_until if config.sensor_register is not None else None
             lines = [line.name for line in config.counting.lines]
             self.reporter = FlowReporter(self.transport.sink, privacy, lines, state_dir, active_until=active_until)
@@ -103,10 +104,6 @@ class Agent:
 
     def request_stop(self) -> None:
         self._stopping.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
 
     def start(self) -> None:
         if self.lockers is not None:

@@ -35,13 +35,17 @@ def find_binary(name: str) -> str:
     return path
 
 
-def write_password_file(path: Path, users: dict[str, str]) -> None:
-    """Hash every password with ``mosquitto_passwd`` (never stored in clear)."""
+def set_password(path: Path, user: str, password: str) -> None:
+    """Add or change one user in a password file; ``mosquitto_passwd`` stores only a hash."""
     tool = find_binary("mosquitto_passwd")
+    subprocess.run([tool, "-b", str(path), user, password], check=True, capture_output=True, timeout=30)  # noqa: S603
+
+
+def write_password_file(path: Path, users: dict[str, str]) -> None:
     path.write_text("")
     path.chmod(0o600)
     for user, password in users.items():
-        subprocess.run([tool, "-b", str(path), user, password], check=True, capture_output=True, timeout=30)  # noqa: S603
+        set_password(path, user, password)
 
 
 @dataclass
@@ -132,13 +136,7 @@ class PrivateBroker:
 
     def add_user(self, user: str, password: str, acl_lines: list[str]) -> None:
         self.users[user] = password
-        tool = find_binary("mosquitto_passwd")
-        subprocess.run(  # noqa: S603
-            [tool, "-b", str(self.folder / "passwd"), user, password],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
+        set_password(self.folder / "passwd", user, password)
         self.acl.extend(acl_lines)
         (self.folder / "acl").write_text("\n".join(self.acl) + "\n")
         self.reload()

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import tempfile
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,25 +69,27 @@ def _setup(run: DemoRun) -> tuple[PrivateBroker, HubConfig, Database, str]:
     hub_password = secrets.token_urlsafe(24)
     broker = PrivateBroker(folder / "broker", {"hub": hub_password}, hub_acl(PREFIX, "hub"))
     broker.start()
-    config = demo_hub_config(
-        folder,
-        broker,
-        _write_secret(folder / "hub-mqtt-password", hub_password),
-        _write_secret(folder / "session-key", secrets.token_hex(32)),
-        run.options.port,
-        PREFIX,
-    )
-    (folder / "hub.toml").write_text(dumps(config.model_dump(mode="json")))
-    db = Database(config.store.path)
-    operator_password = secrets.token_urlsafe(12)
-    with db.write() as conn:
-        accounts.add_user(conn, OPERATOR, accounts.Role.ADMIN, operator_password)
+    try:
+        config = demo_hub_config(
+            folder,
+            broker,
+            _write_secret(folder / "hub-mqtt-password", hub_password),
+            _write_secret(folder / "session-key", secrets.token_hex(32)),
+            run.options.port,
+            PREFIX,
+        )
+        (folder / "hub.toml").write_text(dumps(config.model_dump(mode="json")))
+        db = Database(config.store.path)
+        operator_password = secrets.token_urlsafe(12)
+        with db.write() as conn:
+            accounts.add_user(conn, OPERATOR, accounts.Role.ADMIN, operator_password)
+    except BaseException:
+        broker.stop()
+        raise
     return broker, config, db, operator_password
 
 
 def _provision_agents(run: DemoRun, config: HubConfig, db: Database) -> list[tuple[str, dict[str, Any]]]:
-    import tomllib
-
     agents = []
     for index in range(run.options.agents):
         name = DEVICE_NAMES[index] if index < len(DEVICE_NAMES) else f"camera-{index}"
@@ -120,7 +123,12 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="hub-demo-")) if owned else Path(options.state_dir or ".")
     folder.mkdir(parents=True, exist_ok=True)
     run = DemoRun(options, folder)
-    broker, config, db, operator_password = _setup(run)
+    try:
+        broker, config, db, operator_password = _setup(run)
+    except BaseException:
+        if owned:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     runner: web.AppRunner | None = None
     residents: DemoResidents | None = None
     stop = asyncio.Event()
@@ -141,14 +149,12 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
         print("Press Ctrl-C to stop." if options.seconds is None else f"Running for {options.seconds:g} s.", flush=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=options.seconds)
-        summary = _summary(runner.app, run)
+        summary = hub_figures(runner.app, run.errors)
     finally:
         if residents is not None:
             await residents.stop()
-        for agent in run.agents:
-            await asyncio.to_thread(agent.stop)
-            if (failure := agent.failure()) is not None:
-                run.errors.append(failure)
+        await asyncio.gather(*(asyncio.to_thread(agent.stop) for agent in run.agents))
+        run.errors.extend(f for agent in run.agents if (f := agent.failure()) is not None)
         if runner is not None:
             await runner.cleanup()
         broker.stop()
@@ -158,14 +164,6 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
             shutil.rmtree(folder, ignore_errors=True)
     summary["errors"] = sorted(set(run.errors))
     return summary
-
-
-def _summary(app: web.Application, run: DemoRun) -> dict[str, Any]:
-    figures = hub_figures(app, run.errors)
-    for agent in run.agents:
-        if (failure := agent.failure()) is not None:
-            run.errors.append(failure)
-    return figures
 
 
 def main(options: DemoOptions) -> int:
