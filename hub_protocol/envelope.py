@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -97,7 +96,3 @@ class CommandResult(EventHeader):
     status: ResultStatus = Field(description="Outcome")
     detail: str = Field(default="", max_length=500, description="Plain-language reason or outcome")
     at: AwareDatetime = Field(description="When the device decided")
-
-
-def utc_iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

@@ -37,13 +37,6 @@ def hash_code(salt: bytes, code: str) -> str:
     return hashlib.sha256(salt + code.encode("ascii")).hexdigest()
 
 
-def new_code(digits: int) -> str:
-    """A uniformly random code of ``digits`` digits (leading zeros allowed)."""
-    if not CODE_MIN_DIGITS <= digits <= CODE_MAX_DIGITS:
-        raise ValueError(f"a code is {CODE_MIN_DIGITS} to {CODE_MAX_DIGITS} digits")
-    return "".join(secrets.choice("0123456789") for _ in range(digits))
-
-
 def new_salt() -> bytes:
     return secrets.token_bytes(SALT_BYTES)
 

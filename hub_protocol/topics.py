@@ -74,11 +74,6 @@ def device_topic(prefix: str, site: str, device: str, channel: Channel) -> str:
     return f"{prefix}/v{PROTOCOL_VERSION}/{site}/{device}/{channel.value}"
 
 
-def hub_subscription(prefix: str) -> str:
-    """What the hub subscribes to: every device channel of every site (it filters out its own)."""
-    return f"{prefix}/v{PROTOCOL_VERSION}/+/+/+"
-
-
 @dataclass(frozen=True, slots=True)
 class TopicParts:
     site: str
