@@ -297,8 +297,7 @@ def check_clock(env: DoctorEnv) -> CheckResult:
 
 
 def camera_source(config: AgentConfig) -> str | None:
-    counting = getattr(config, "counting", None)
-    return None if counting is None else str(counting.source)
+    return None if config.counting is None else str(config.counting.source)
 
 
 def check_camera(source: str | None, env: DoctorEnv, counting: Any = None) -> CheckResult:
@@ -330,7 +329,7 @@ def check_camera(source: str | None, env: DoctorEnv, counting: Any = None) -> Ch
 
 def check_gpio(config: AgentConfig, env: DoctorEnv) -> CheckResult:
     state = env.pins.load()
-    lockers = getattr(config, "lockers", None) is not None
+    lockers = config.lockers is not None
     if state.name is not None and not state.is_mock:
         return CheckResult("gpio", Status.OK, f"pin factory {state.name} loaded", "", {"factory": state.name})
     what = "mock pins only (GPIOZERO_PIN_FACTORY=mock)" if state.is_mock else f"no GPIO: {state.detail}"
@@ -438,6 +437,6 @@ def run_checks(config_path: Path, env: DoctorEnv, camera_override: str | None = 
     credential_result, password = check_credential(config, env)
     broker_result = check_broker(config, password, env)
     results += [credential_result, broker_result, check_tls(config, env, broker_result), check_clock(env)]
-    results.append(check_camera(camera_override or camera_source(config), env, getattr(config, "counting", None)))
+    results.append(check_camera(camera_override or camera_source(config), env, config.counting))
     results += [check_gpio(config, env), check_disk(config, env), check_outbox(config)]
     return results
