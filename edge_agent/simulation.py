@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 class SimulatedWorld:
     def __init__(self, config: AgentConfig, codes: IO[str] | None = None) -> None:
         self.factory = MockFactory()
-        self.config = config
         self._codes = codes if codes is not None else sys.stdin
         self.doors: sim.MockDoors | None = None
         self.matrix: sim.KeyMatrix | None = None

@@ -55,10 +55,6 @@ class AgentProcess:
         self.process.stdin.write(code.encode() + b"\n")
         self.process.stdin.flush()
 
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def failure(self) -> str | None:
         """A one-line reason when the agent died on its own (a crash, not a stop we asked for)."""
         if self.process is None or self.process.poll() is None:
