@@ -23,6 +23,8 @@ DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2", "10 4")
 WIDTH = 420
 HEIGHT = 220
 LEFT, RIGHT, TOP, BOTTOM = 40, 8, 12, 30
+PLOT_W = WIDTH - LEFT - RIGHT
+PLOT_H = HEIGHT - TOP - BOTTOM
 
 _ids = count(1)
 
@@ -56,9 +58,11 @@ def _fmt(value: float) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
 
 
-def _frame(chart_id: str, title: str, desc: str, top: float, x_labels: Sequence[str], slots: int) -> list[str]:
-    plot_w = WIDTH - LEFT - RIGHT
-    plot_h = HEIGHT - TOP - BOTTOM
+def _frame(title: str, desc: str, x_labels: Sequence[str], series: Sequence[Series]) -> tuple[list[str], int, float]:
+    """The svg's opening, grid and axes, scaled to fit every series: (parts, x slots, top of the y axis)."""
+    chart_id = f"chart{next(_ids)}"
+    slots = max(1, len(x_labels))
+    top = nice_max(max((v for s in series for v in s.values if v is not None), default=0.0))
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-labelledby="{chart_id}-t {chart_id}-d" xmlns="http://www.w3.org/2000/svg">',
@@ -66,19 +70,19 @@ def _frame(chart_id: str, title: str, desc: str, top: float, x_labels: Sequence[
         f'<desc id="{chart_id}-d">{escape(desc)}</desc>',
     ]
     for tick in _ticks(top):
-        y = TOP + plot_h - plot_h * tick / top
+        y = TOP + PLOT_H - PLOT_H * tick / top
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>')
     every = max(1, math.ceil(len(x_labels) / 8))  # at most ~8 labels so they never overlap at phone width
     for i, label in enumerate(x_labels):
         if i % every:
             continue
-        x = LEFT + plot_w * (i + 0.5) / slots
+        x = LEFT + PLOT_W * (i + 0.5) / slots
         parts.append(
             f'<text class="tick" x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{escape(label)}</text>'
         )
-    parts.append(f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}"/>')
-    return parts
+    parts.append(f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + PLOT_H}" y2="{TOP + PLOT_H}"/>')
+    return parts, slots, top
 
 
 def _legend(series: Sequence[Series], kind: str) -> str:
@@ -108,13 +112,7 @@ def _figure(title: str, svg_parts: list[str], legend: str) -> Markup:
 
 def line_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[Series]) -> Markup:
     """One line per series over the same x slots; gaps where a value is None."""
-    chart_id = f"chart{next(_ids)}"
-    slots = max(1, len(x_labels))
-    highest = max((v for s in series for v in s.values if v is not None), default=0.0)
-    top = nice_max(highest)
-    plot_w = WIDTH - LEFT - RIGHT
-    plot_h = HEIGHT - TOP - BOTTOM
-    parts = _frame(chart_id, title, desc, top, x_labels, slots)
+    parts, slots, top = _frame(title, desc, x_labels, series)
     for index, s in enumerate(series):
         colour = COLOURS[index % len(COLOURS)]
         dash = DASHES[index % len(DASHES)]
@@ -123,8 +121,8 @@ def line_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[
             if value is None:
                 runs.append([])
                 continue
-            x = LEFT + plot_w * (i + 0.5) / slots
-            y = TOP + plot_h - plot_h * value / top
+            x = LEFT + PLOT_W * (i + 0.5) / slots
+            y = TOP + PLOT_H - PLOT_H * value / top
             runs[-1].append(f"{x:.1f},{y:.1f}")
         for run in runs:
             if len(run) == 1:
@@ -141,24 +139,18 @@ def line_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[
 
 def bar_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[Series]) -> Markup:
     """Grouped bars: one group per x slot, one bar per series."""
-    chart_id = f"chart{next(_ids)}"
-    slots = max(1, len(x_labels))
-    highest = max((v for s in series for v in s.values if v is not None), default=0.0)
-    top = nice_max(highest)
-    plot_w = WIDTH - LEFT - RIGHT
-    plot_h = HEIGHT - TOP - BOTTOM
-    parts = _frame(chart_id, title, desc, top, x_labels, slots)
-    group_w = plot_w / slots
+    parts, slots, top = _frame(title, desc, x_labels, series)
+    group_w = PLOT_W / slots
     bar_w = group_w * 0.8 / max(1, len(series))
     for index, s in enumerate(series):
         colour = COLOURS[index % len(COLOURS)]
         for i, value in enumerate(s.values[:slots]):
             if not value:
                 continue
-            h = plot_h * value / top
+            h = PLOT_H * value / top
             x = LEFT + group_w * i + group_w * 0.1 + bar_w * index
             parts.append(
-                f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}"/>'
+                f'<rect x="{x:.1f}" y="{TOP + PLOT_H - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}"/>'
             )
     parts.append("</svg>")
     return _figure(title, parts, _legend(series, "bar"))
