@@ -10,7 +10,7 @@ from aiohttp import web
 
 from hub_server.web import flowstats
 from hub_server.web.context import CSRF_FIELD, get_web
-from hub_server.web.model import Refusal
+from hub_server.web.model import Parcel, Refusal
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
@@ -62,16 +62,30 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return redirect
 
 
+async def _parcel_page(
+    request: web.Request,
+    found: Parcel | None,
+    token: str,
+    *,
+    notice: str = "",
+    error: Refusal | None = None,
+    code: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    wb = get_web(request)
+    context = {"parcel": found, "token": token, "notice": notice, "error": error, "code": code}
+    context["csrf"] = await wb.auth.csrf_token(request)
+    context["lang_path"] = f"/r/{token}"
+    return wb.page(request, "parcel.html", context, status=status, no_store=True)
+
+
 async def parcel(request: web.Request) -> web.StreamResponse:
     wb = get_web(request)
     token = request.match_info["token"]
     found = wb.source.parcel(token) if TOKEN.fullmatch(token) else None
     if found is None:
         return wb.page(request, "parcel_missing.html", {}, status=404, no_store=True)
-    context = {"parcel": found, "token": token, "notice": request.query.get("done", ""), "error": None, "code": None}
-    context["csrf"] = await wb.auth.csrf_token(request)
-    context["lang_path"] = f"/r/{token}"
-    return wb.page(request, "parcel.html", context, no_store=True)
+    return await _parcel_page(request, found, token, notice=request.query.get("done", ""))
 
 
 async def parcel_extend(request: web.Request) -> web.StreamResponse:
@@ -84,10 +98,7 @@ async def parcel_extend(request: web.Request) -> web.StreamResponse:
     refusal = wb.source.extend_parcel(token)
     if refusal is None:
         raise web.HTTPSeeOther(f"/r/{token}?done=extended")
-    context = {"parcel": wb.source.parcel(token), "token": token, "notice": "", "error": refusal, "code": None}
-    context["csrf"] = await wb.auth.csrf_token(request)
-    context["lang_path"] = f"/r/{token}"
-    return wb.page(request, "parcel.html", context, status=409, no_store=True)
+    return await _parcel_page(request, wb.source.parcel(token), token, error=refusal, status=409)
 
 
 async def parcel_code(request: web.Request) -> web.StreamResponse:
@@ -99,14 +110,9 @@ async def parcel_code(request: web.Request) -> web.StreamResponse:
         return wb.page(request, "parcel_missing.html", {}, status=404, no_store=True)
     code = wb.source.reveal_code(token)
     if isinstance(code, Refusal):
-        context = {"parcel": found, "token": token, "notice": "", "error": code, "code": None}
-        context["csrf"] = await wb.auth.csrf_token(request)
-        context["lang_path"] = f"/r/{token}"
-        return wb.page(request, "parcel.html", context, status=409, no_store=True)
-    context = {"parcel": wb.source.parcel(token), "token": token, "notice": "", "error": None, "code": code}
-    context["csrf"] = await wb.auth.csrf_token(request)
-    context["lang_path"] = f"/r/{token}"
-    return wb.page(request, "parcel.html", context, no_store=True)
+        return await _parcel_page(request, found, token, error=code, status=409)
+    # Read again: revealing the code changes what the page offers.
+    return await _parcel_page(request, wb.source.parcel(token), token, code=code)
 
 
 async def sensors(request: web.Request) -> web.StreamResponse:
