@@ -89,7 +89,6 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
     "col.delivery": ("Delivery", "Levering", "Lieferung"),
     "col.compartment": ("Compartment", "Vak", "Fach"),
     "col.created": ("Created", "Aangemaakt", "Erstellt"),
-    "col.expires": ("Pick up before", "Ophalen vóór", "Abholen bis"),
     "col.until": ("Until", "Tot", "Bis"),
     "col.when": ("When", "Wanneer", "Wann"),
     "col.actor": ("Who", "Wie", "Wer"),
@@ -290,11 +289,6 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
     "alarms.acked_by": ("by {who}", "door {who}", "von {who}"),
     "alarms.reload": ("New alarms: reload the list", "Nieuwe alarmen: lijst verversen", "Neue Alarme: Liste neu laden"),
     "alarms.not_found": ("This alarm does not exist.", "Dit alarm bestaat niet.", "Diesen Alarm gibt es nicht."),
-    "alarms.already": (
-        "This alarm was already acknowledged.",
-        "Dit alarm was al bevestigd.",
-        "Dieser Alarm war schon quittiert.",
-    ),
     "alarm.door-left-open": ("door left open", "deur blijft open", "Tür offen gelassen"),
     "alarm.forced-open": ("door forced open", "deur opengebroken", "Tür aufgebrochen"),
     "alarm.open-not-opened": (
