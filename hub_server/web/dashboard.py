@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from hub_protocol.lockers import CompartmentSize
 from hub_protocol.validation import IDENTIFIER_PATTERN
 from hub_server.web import charts, flowstats
 from hub_server.web.context import CSRF_FIELD, Web, get_web
-from hub_server.web.i18n import negotiate, translate
+from hub_server.web.i18n import negotiate, translator
 from hub_server.web.model import DeliveryRequest, Operator, Refusal
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -28,7 +29,7 @@ NAV = (
     ("/dashboard/alarms", "nav.alarms"),
     ("/dashboard/audit", "nav.audit"),
 )
-_ID = __import__("re").compile(IDENTIFIER_PATTERN)
+_ID = re.compile(IDENTIFIER_PATTERN)
 
 
 def login_required(handler: OperatorHandler) -> Handler:
@@ -57,10 +58,6 @@ async def _base(request: web.Request, operator: Operator, active: str) -> dict[s
     }
 
 
-def _day_start(wb: Web, day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=wb.zone).astimezone(UTC)
-
-
 def _today(wb: Web) -> date:
     return datetime.now(wb.zone).date()
 
@@ -69,7 +66,7 @@ def _today(wb: Web) -> date:
 async def fleet(request: web.Request, operator: Operator) -> web.StreamResponse:
     wb = get_web(request)
     devices = wb.source.devices()
-    start = _day_start(wb, _today(wb))
+    start = flowstats.day_start(_today(wb), wb.zone)
     sums = wb.source.flow_sums(start, datetime.now(UTC))
     today = {d.device: sums.device_total(d.device) for d in devices}
     context = await _base(request, operator, "/dashboard")
@@ -90,8 +87,7 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
     device = wb.source.device(device_id) if _ID.fullmatch(device_id) else None
     if device is None:
         return await _not_found(request, operator)
-    lang = negotiate(request)
-    _ = functools.partial(translate, lang)
+    _ = translator(negotiate(request))
     now = datetime.now(UTC)
     # Half-hour slots over the last 24 hours: time runs evenly along the axis and an outage shows as a gap.
     since = now - timedelta(hours=24)
@@ -114,7 +110,7 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
             health_charts.append(
                 charts.line_chart(title, _("chart.health_desc", what=title), labels, [charts.Series(title, values)])
             )
-    start = _day_start(wb, _today(wb))
+    start = flowstats.day_start(_today(wb), wb.zone)
     lines = flowstats.line_tables(wb.source.flow_sums(start, now, device_id), device_id)
     banks = [b for b in wb.source.locker_banks() if b.device == device_id]
     register = next((r for r in wb.source.register() if r.device == device_id), None)
@@ -125,7 +121,7 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
         lines=lines,
         banks=banks,
         register=register,
-        alarms=[a for a in wb.source.alarms(limit=50) if a.device == device_id],
+        alarms=wb.source.alarms(limit=50, device=device_id),
     )
     return wb.page(request, "device.html", context)
 
@@ -153,15 +149,14 @@ def _parse_day(value: str, fallback: date) -> date:
 @login_required
 async def flows(request: web.Request, operator: Operator) -> web.StreamResponse:
     wb = get_web(request)
-    lang = negotiate(request)
-    _ = functools.partial(translate, lang)
+    _ = translator(negotiate(request))
     devices = wb.source.devices()
     device_id = request.query.get("device", "")
     if device_id and not any(d.device == device_id for d in devices):
         device_id = ""
     day = _parse_day(request.query.get("day", ""), _today(wb))
-    start = _day_start(wb, day)
-    week_start = _day_start(wb, day - timedelta(days=6))
+    start = flowstats.day_start(day, wb.zone)
+    week_start = flowstats.day_start(day - timedelta(days=6), wb.zone)
     now = datetime.now(UTC)
     spans = []
     for span_start, step, slots, label in (

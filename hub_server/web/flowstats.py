@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from hub_protocol.flows import PrivacyPolicy
 
@@ -83,6 +83,11 @@ class FlowAggregate:
     lines: list[LineSum]
     quality: Quality
     first_windows: dict[str, tuple[datetime, int]]  # device -> (first window start in the span, window length)
+
+
+def day_start(day: date, zone: tzinfo) -> datetime:
+    """Local midnight of ``day`` in UTC: where "today" begins for the pages and their live figures alike."""
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
 def assemble(

@@ -15,14 +15,15 @@ from aiohttp import web
 from hub_server.web import flowstats, i18n
 from hub_server.web.context import Web, get_web
 from hub_server.web.live import LiveEvent, stream
+from hub_server.web.model import DeviceStatus
 
 
-def device_fields(wb: Web, device_id: str, lang: str) -> dict[str, Any]:
+def device_fields(wb: Web, device: DeviceStatus | None, lang: str) -> dict[str, Any]:
     text: dict[str, str] = {}
     state: dict[str, str] = {}
-    device = wb.source.device(device_id)
     if device is None:
         return {"text": text, "state": state}
+    device_id = device.device
     status = "online" if device.online else "offline"
     text[f"status-{device_id}"] = i18n.translate(lang, f"status.{status}")
     state[f"status-{device_id}"] = status
@@ -33,8 +34,7 @@ def device_fields(wb: Web, device_id: str, lang: str) -> dict[str, Any]:
 
 
 def flow_fields(wb: Web, device_id: str, lang: str) -> dict[str, str]:
-    now = datetime.now(wb.zone)
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    start = flowstats.day_start(datetime.now(wb.zone).date(), wb.zone)
     sums = wb.source.flow_sums(start, datetime.now(UTC), device_id)
     text = {f"today-{device_id}": i18n.format_number(sums.device_total(device_id), lang)}
     for table in flowstats.line_tables(sums, device_id):
@@ -48,17 +48,18 @@ async def format_event(wb: Web, event: LiveEvent, lang: str) -> dict[str, Any] |
     device_id = str(event.data.get("device", ""))
     update: dict[str, Any] = {"kind": event.kind, "device": device_id, "text": {}, "state": {}}
     if event.kind in ("availability", "health", "register") and device_id:
-        fields = device_fields(wb, device_id, lang)
+        # One device listing serves both the row and the online count (it is the costly read here).
+        devices = wb.source.devices()
+        fields = device_fields(wb, next((d for d in devices if d.device == device_id), None), lang)
         update["text"].update(fields["text"])
         update["state"].update(fields["state"])
         if event.kind == "availability":
-            devices = wb.source.devices()
             update["text"]["online-count"] = f"{sum(1 for d in devices if d.online)}/{len(devices)}"
             online = update["state"].get(f"status-{device_id}") == "online"
             update["announce"] = i18n.translate(lang, "live.online" if online else "live.offline", device=device_id)
     elif event.kind == "flow" and device_id:
         update["text"].update(flow_fields(wb, device_id, lang))
-        update["text"].update(device_fields(wb, device_id, lang)["text"])
+        update["text"].update(device_fields(wb, wb.source.device(device_id), lang)["text"])
     elif event.kind == "locker" and device_id:
         # The event itself carries the new state: the logistics loop may not have applied it to its table yet.
         number, state = event.data.get("compartment"), event.data.get("state")

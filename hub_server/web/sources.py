@@ -293,7 +293,7 @@ class HubSource:
 
     # alarms and audit
 
-    def alarms(self, active_only: bool = False, limit: int = 200) -> list[AlarmView]:
+    def alarms(self, active_only: bool = False, limit: int = 200, device: str | None = None) -> list[AlarmView]:
         service = self.app.get(appkeys.ALARMS_KEY)
         if service is None:
             return []
@@ -309,7 +309,7 @@ class HubSource:
                 acknowledged_by=_person(a.acknowledged_by),
                 acknowledged_at=a.acknowledged_at,
             )
-            for a in service.list_alarms(active_only=active_only, limit=limit)
+            for a in service.list_alarms(active_only=active_only, device=device, limit=limit)
         ]
 
     def acknowledge_alarm(self, alarm_id: str, operator: Operator) -> Refusal | None:
