@@ -11,6 +11,7 @@ import pytest
 
 from edge_agent.deploy.checks import DoctorEnv
 from edge_agent.deploy.probes import CameraReading, ClockState, PinFactoryState
+from tests.conftest import write_secret
 
 
 @dataclass
@@ -66,9 +67,7 @@ def write_agent_config(
     extra: str = "",
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    secret = folder / "mqtt-password"
-    secret.write_text(password + "\n")
-    secret.chmod(0o600)
+    secret = write_secret(folder / "mqtt-password", password)
     (folder / "state").mkdir(exist_ok=True)
     ca_line = f'ca_file = "{ca_file}"' if ca_file else ""
     path = folder / "agent.toml"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import write_secret
+
 ROOT = Path(__file__).resolve().parents[2]
 EDGE = ROOT / "scripts" / "install-edge-agent.sh"
 HUB = ROOT / "scripts" / "install-hub.sh"
@@ -48,8 +50,7 @@ def provisioned(tmp_path: Path) -> Path:
     folder = tmp_path / "lamp-post-3"
     folder.mkdir()
     (folder / "agent.toml").write_text(AGENT_TOML)
-    (folder / "mqtt-password").write_text(SECRET + "\n")
-    (folder / "mqtt-password").chmod(0o600)
+    write_secret(folder / "mqtt-password", SECRET)
     (folder / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     return folder
 
