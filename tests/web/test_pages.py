@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from hub_server.alarms import HubAlarmKind
 from hub_server.app import create_app
 from hub_server.config import HubConfig
+from hub_server.logistics_app import ALARMS_KEY
 from hub_server.store import provisioning
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
@@ -195,3 +198,17 @@ async def test_logout_ends_the_session(web_client: TestClient[Any, Any]) -> None
     response = await web_client.post("/logout", data={"csrf_token": token}, allow_redirects=False)
     assert response.status == 303
     assert (await web_client.get("/dashboard", allow_redirects=False)).status == 303
+
+
+async def test_device_page_lists_its_own_alarms_behind_many_newer_ones(web_client: TestClient[Any, Any]) -> None:
+    service = web_client.app[ALARMS_KEY]
+    start = datetime.now(UTC) - timedelta(hours=2)
+    own = service.raise_alarm("dev-a", HubAlarmKind.CAMERA_DOWN, start)
+    others = [
+        service.raise_alarm("dev-b", HubAlarmKind.DOOR_LEFT_OPEN, start + timedelta(minutes=1 + i), compartment=i + 1)
+        for i in range(60)
+    ]
+    await log_in(web_client, "olga")
+    page = await (await web_client.get("/dashboard/devices/dev-a")).text()
+    assert f'action="/dashboard/alarms/{own.id}/ack"' in page
+    assert not any(f'action="/dashboard/alarms/{a.id}/ack"' in page for a in others)
