@@ -17,7 +17,14 @@ from edge_agent.lockers.clock import ManualClock
 from edge_agent.lockers.config import LockersConfig
 from edge_agent.lockers.sim import KeyMatrix, MockDoors, prepare
 from hub_protocol.alarms import AlarmKind
-from hub_protocol.commands import CodeHash, LockerOpen, LockerSetService, ReservationCancel, ReservationSet
+from hub_protocol.commands import (
+    CodeHash,
+    LockerOpen,
+    LockerSetService,
+    ReservationCancel,
+    ReservationSet,
+    command_header,
+)
 from hub_protocol.envelope import ResultStatus
 from hub_protocol.topics import Channel
 
@@ -68,22 +75,11 @@ class Rig:
     clock: ManualClock
     state_dir: Path
     config: LockersConfig
-    commands: int = 0
 
     def command(self, kind: type[Any], **fields: Any) -> tuple[ResultStatus, str]:
-        self.commands += 1
-        now = self.clock.now()
         action = kind.model_fields["action"].annotation.__args__[0]
-        model = kind(
-            action=action,
-            id=f"cmd-{self.commands}",
-            device="test-device",
-            issued_at=now,
-            expires_at=now + timedelta(hours=1),
-            operator="op-anna",
-            **fields,
-        )
-        return self.bank.handlers()[action](model)
+        header = command_header("test-device", timedelta(hours=1), "op-anna", prefix="cmd", now=self.clock.now())
+        return self.bank.handlers()[action](kind(action=action, **header, **fields))
 
     def reserve(self, compartment: int, reservation: str, purpose: str, code: str, hours: float = 24) -> None:
         status, detail = self.command(
