@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, NamedTuple
 
 Direction = Literal["in", "out"]
@@ -43,7 +44,7 @@ class CountLine:
     def points(self) -> tuple[float, float, float, float]:
         return (self.x1, self.y1, self.x2, self.y2)
 
-    @property
+    @cached_property  # read for every observation of every object: computed once per line
     def length(self) -> float:
         return math.hypot(self.x2 - self.x1, self.y2 - self.y1)
 
@@ -99,7 +100,9 @@ class CrossingCounter:
         crossings: list[Counted] = []
         band = max(self.margin * box_height, self.min_margin_px)
         for index, line in enumerate(self.lines):
-            state = self._state.setdefault((obj, index), _SideState())
+            state = self._state.get((obj, index))
+            if state is None:
+                state = self._state[(obj, index)] = _SideState()
             s = line.signed_distance(x, y)
             t = line.position(x, y)
             if state.last_s is not None and (s > 0) != (state.last_s > 0) and s != state.last_s:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from edge_agent.counting.detectors import Detector, Image
 from edge_agent.counting.detectors.motion import BackgroundModel
 from edge_agent.counting.lines import CountLine, CrossingCounter, Direction
@@ -148,7 +150,7 @@ class CountingPipeline:
             s = self._gate.scale
             mask = mask[int(roi[1] / s) : int(roi[3] / s) + 1, int(roi[0] / s) : int(roi[2] / s) + 1]
         # A few pixels are sensor noise; a person at the far end of the scene is still dozens.
-        return int(mask.sum()) // 255 >= max(4, mask.size // 2000)
+        return int(np.count_nonzero(mask)) >= max(4, mask.size // 2000)
 
     def _classify(self, track: Track) -> ObjectClass:
         if self.detector.classifies:

@@ -143,10 +143,6 @@ class Track:
         """Pixels per frame."""
         return float(math.hypot(self.state[2], self.state[3]))
 
-    def box(self) -> tuple[float, float, float, float]:
-        x, y = self.foot
-        return (x - self.width / 2, y - self.height, x + self.width / 2, y)
-
 
 @dataclass
 class TrackerSettings:
@@ -188,8 +184,10 @@ class Tracker:
             p[1, 1] += sigma / 4
             p[2, 2] += sigma
             p[3, 3] += sigma
-            p[:2, 2:] += np.eye(2) * sigma / 2
-            p[2:, :2] += np.eye(2) * sigma / 2
+            p[0, 2] += sigma / 2
+            p[1, 3] += sigma / 2
+            p[2, 0] += sigma / 2
+            p[3, 1] += sigma / 2
             track.age += 1
             track.misses += 1
         for track in self.lost:
@@ -208,12 +206,13 @@ class Tracker:
         """
         st = self.settings
         cost = np.full((len(self.tracks), len(detections)), _UNASSIGNED)
+        feet = [det.foot for det in detections]
         for i, track in enumerate(self.tracks):
             tx, ty = track.foot
             gate = min(st.gate + st.gate_growth * max(track.misses - 1, 0), st.gate_max)
             for j, det in enumerate(detections):
                 scale = max((track.height + det.height) / 2, 1.0)
-                fx, fy = det.foot
+                fx, fy = feet[j]
                 dist = math.hypot(fx - tx, fy - ty) / scale
                 ratio = abs(math.log(max(det.height, 1.0) / max(track.height, 1.0)))
                 if dist <= gate and ratio <= 0.7:
@@ -234,7 +233,8 @@ class Tracker:
         if unmatched and self.lost:
             pairs = self._revive([detections[j] for j in unmatched])
             revived = [self.lost[i] for i, _ in pairs]
-            self.lost = [t for i, t in enumerate(self.lost) if i not in {i for i, _ in pairs}]
+            taken = {i for i, _ in pairs}
+            self.lost = [t for i, t in enumerate(self.lost) if i not in taken]
             for track, (_, j) in zip(revived, pairs, strict=True):
                 det = detections[unmatched[j]]
                 track.state = np.array([det.foot[0], det.foot[1], 0.0, 0.0])
