@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Protocol
 
 import cv2
@@ -275,6 +276,7 @@ class Walker:
     colour: tuple[int, int, int] = (30, 30, 60)
     pauses: dict[int, int] = field(default_factory=dict)
 
+    @cached_property  # the path is fixed: every rendered frame asks for it
     def _timeline(self) -> list[tuple[int, tuple[float, float], tuple[float, float]]]:
         """Segments as (frames, from, to), with pauses as zero-length segments."""
         out: list[tuple[int, tuple[float, float], tuple[float, float]]] = []
@@ -288,13 +290,13 @@ class Walker:
 
     @property
     def duration(self) -> int:
-        return sum(n for n, _, _ in self._timeline())
+        return sum(n for n, _, _ in self._timeline)
 
     def foot(self, frame: int) -> tuple[float, float] | None:
         t = frame - self.start
         if t < 0:
             return None
-        for n, a, b in self._timeline():
+        for n, a, b in self._timeline:
             if t < n:
                 k = t / n
                 return (a[0] + k * (b[0] - a[0]), a[1] + k * (b[1] - a[1]))
@@ -376,8 +378,9 @@ class SyntheticSource:
                 time.sleep(delay)
             self._next_time = max(self._next_time + 1 / self.fps, time.monotonic() - 1.0)
         self._index += 1
-        frame_in_scene = self._index % self.scene.length if self._loop and self.scene.length else self._index
-        if not self._loop and self._index >= self.scene.length:
+        length = self.scene.length
+        frame_in_scene = self._index % length if self._loop and length else self._index
+        if not self._loop and self._index >= length:
             return None
         scene = self.scene
         return Frame(self._index, time.monotonic(), _retrieve=lambda: scene.render(frame_in_scene))
