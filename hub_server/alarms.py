@@ -80,19 +80,7 @@ class AlarmNotFound(LookupError):
 
 
 def _alarm(row: store.AlarmRow) -> Alarm:
-    return Alarm(
-        id=row.id,
-        device=row.device,
-        kind=row.kind,
-        compartment=row.compartment,
-        source=row.source,
-        detail=row.detail,
-        started_at=row.started_at,
-        last_seen_at=row.last_seen_at,
-        ended_at=row.ended_at,
-        acknowledged_by=row.acknowledged_by,
-        acknowledged_at=row.acknowledged_at,
-    )
+    return Alarm.model_validate(row, from_attributes=True)
 
 
 def _now() -> datetime:
@@ -352,7 +340,7 @@ class AlarmService:
             sent += 1
         return sent
 
-    async def run(self, wake: asyncio.Event | None = None, notifier: Notifier | None = None) -> None:
+    async def run(self, wake: asyncio.Event, notifier: Notifier | None = None) -> None:
         """Background loop; ``wake`` (set by the live bus) makes it look at once instead of at the interval."""
         while True:
             try:
@@ -364,12 +352,9 @@ class AlarmService:
                 raise
             except Exception:
                 log.exception("alarm evaluation failed; trying again next round")
-            if wake is None:
-                await asyncio.sleep(self.config.evaluate_interval_s)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.config.evaluate_interval_s)
-                wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.config.evaluate_interval_s)
+            wake.clear()
 
 
 async def alarms_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -142,40 +142,12 @@ class ResidentView(BaseModel):
 
 
 def delivery_out(row: store.DeliveryRow) -> Delivery:
-    return Delivery(
-        id=row.id,
-        kind=row.kind,
-        device=row.device,
-        compartment=row.compartment,
-        size=CompartmentSize(row.size),
-        status=DeliveryStatus(row.status),
-        created_at=row.created_at,
-        created_by=row.created_by,
-        dropoff_expires_at=row.dropoff_expires_at,
-        dropped_at=row.dropped_at,
-        pickup_expires_at=row.pickup_expires_at,
-        extended=row.extended,
-        extendable=row.extendable,
-        finished_at=row.finished_at,
-        expired_at=row.expired_at,
-        resident_name=row.resident_name,
-        resident_contact=row.resident_contact,
-        personal_data_deleted_at=row.personal_data_deleted_at,
-        device_problem=row.device_problem,
-    )
+    # Reads only Delivery's fields: the sealed pickup code and its reveal time stay in the row.
+    return Delivery.model_validate(row, from_attributes=True)
 
 
 def compartment_out(row: store.CompartmentRow) -> Compartment:
-    return Compartment(
-        device=row.device,
-        number=row.number,
-        size=None if row.size is None else CompartmentSize(row.size),
-        accessible=row.accessible,
-        state=None if row.state is None else CompartmentState(row.state),
-        door_open=row.door_open,
-        reported_at=row.reported_at,
-        delivery=row.delivery,
-    )
+    return Compartment.model_validate(row, from_attributes=True)
 
 
 def token_hash(token: str) -> str:

@@ -38,18 +38,7 @@ class DeviceOut(BaseModel):
 
     @classmethod
     def of(cls, row: DeviceRow) -> DeviceOut:
-        return cls(
-            device=row.device,
-            site=row.site,
-            online=row.online,
-            last_seen=row.last_seen,
-            first_seen=row.first_seen,
-            boot=row.boot,
-            offline_reason=row.offline_reason,
-            dropped_total=row.dropped_total,
-            provisioned=row.provisioned,
-            revoked=row.revoked,
-        )
+        return cls.model_validate(row, from_attributes=True)
 
 
 class DeviceDetailOut(DeviceOut):

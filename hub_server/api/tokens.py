@@ -28,15 +28,7 @@ class TokenOut(BaseModel):
 
     @classmethod
     def of(cls, token: ApiToken) -> TokenOut:
-        return cls(
-            id=token.id,
-            name=token.name,
-            role=token.role,
-            created_by=token.created_by,
-            created_at=token.created_at,
-            last_used_at=token.last_used_at,
-            revoked_at=token.revoked_at,
-        )
+        return cls.model_validate(token, from_attributes=True)
 
 
 class NewTokenOut(TokenOut):
