@@ -15,9 +15,6 @@ from typing import Any
 
 from hub_server.store.accounts import to_text, utc_now
 
-CLI_ACTOR = "cli"
-"""Actor of changes made with the ``hub-server`` command on the hub itself (the shell user is added)."""
-
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:

@@ -15,7 +15,6 @@ from hub_server.commands._common import add_config_argument, cli_actor, open_sto
 from hub_server.config import HubConfig
 from hub_server.store import readings
 from hub_server.store.db import Database
-from hub_server.store.provisioning import ProvisioningError
 
 NAME = "device"
 HELP = "Provision a device (own broker password and ACL), revoke it, list devices, push or reload its config"
@@ -65,9 +64,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{row.device:<24} {row.site:<24} {state:<9} {online:<7} {seen}")
             case "push-config" | "reload-config":
                 _send_command(args, config, db)
-    except ProvisioningError as exc:
-        raise CliError(str(exc)) from None
-    except ValueError as exc:
+    except ValueError as exc:  # ProvisioningError is one, as are bad ids and settings
         raise CliError(str(exc)) from None
     return 0
 

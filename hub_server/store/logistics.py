@@ -62,9 +62,7 @@ class DeliveryRow:
     extendable: bool
 
 
-ACTIVE_STATUSES = ("awaiting-dropoff", "ready-for-pickup", "expired")
-"""Statuses in which a delivery holds its compartment."""
-
+# A delivery holds its compartment while awaiting drop-off, ready for pickup or expired (not yet returned).
 _COMPARTMENT_SELECT = """
     SELECT c.*, (SELECT d.id FROM deliveries d WHERE d.device = c.device AND d.compartment = c.number
                  AND d.status IN ('awaiting-dropoff', 'ready-for-pickup', 'expired') LIMIT 1) AS delivery
