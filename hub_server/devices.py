@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub_protocol import tomlwrite
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import check_identifier, device_acl, hub_acl
 from hub_server import audit
@@ -135,31 +136,25 @@ def reload_broker(settings: ProvisioningConfig) -> bool:
 
 def agent_config_text(config: HubConfig, device: ProvisionedDevice) -> str:
     settings = _settings(config)
-    return "\n".join(
-        [
-            f"# Edge agent config for {device.device} at {device.site}, written by `hub-server device add`.",
-            "# Copy it to the device with the file mqtt-password beside it (see docs/deploy.md).",
-            "config_version = 1",
-            "",
-            "[device]",
-            f'id = "{device.device}"',
-            f'site = "{device.site}"',
-            "",
-            "[mqtt]",
-            f"host = {_toml_string(settings.agent_mqtt_host)}",
-            f"port = {settings.agent_mqtt_port}",
-            f'prefix = "{config.mqtt.prefix}"',
-            f'username = "{device.username}"',
-            f'password_file = "{CREDENTIAL_NAME}"',
-            f"tls = {'true' if settings.agent_tls else 'false'}",
-            *([f'ca_file = "{AGENT_CA_PATH}"'] if settings.agent_ca_file else []),
-            "",
-        ]
+    header = (
+        f"# Edge agent config for {device.device} at {device.site}, written by `hub-server device add`.\n"
+        "# Copy it to the device with the file mqtt-password beside it (see docs/deploy.md).\n"
     )
-
-
-def _toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return header + tomlwrite.dumps(
+        {
+            "config_version": 1,
+            "device": {"id": device.device, "site": device.site},
+            "mqtt": {
+                "host": settings.agent_mqtt_host,
+                "port": settings.agent_mqtt_port,
+                "prefix": config.mqtt.prefix,
+                "username": device.username,
+                "password_file": CREDENTIAL_NAME,
+                "tls": settings.agent_tls,
+                "ca_file": AGENT_CA_PATH if settings.agent_ca_file else None,
+            },
+        }
+    )
 
 
 def add_device(
