@@ -17,7 +17,6 @@ import importlib
 import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -27,7 +26,7 @@ from hub_protocol.validation import ConfigError, describe_errors
 from hub_server import api
 from hub_server.api.registry import ApiError, ApiRegistry
 from hub_server.appkeys import API_KEY, AUTH_KEY, CONFIG_KEY, DB_KEY, LIVE_KEY
-from hub_server.auth import AuthState, Handler, auth_middleware
+from hub_server.auth import AuthState, Handler, auth_middleware, problem_response
 from hub_server.config import HubConfig
 from hub_server.live import LiveRegistry
 from hub_server.store import accounts, provisioning
@@ -119,17 +118,6 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def problem_response(
-    status: int, detail: str, problems: list[str] | None = None, headers: dict[str, str] | None = None
-) -> web.Response:
-    try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
-    body = {"status": status, "title": title, "detail": detail, "problems": problems or []}
-    return web.json_response(body, status=status, headers=headers)
 
 
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Location")

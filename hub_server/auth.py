@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import wraps
+from http import HTTPStatus
 from typing import Literal
 from urllib.parse import quote
 
@@ -237,21 +238,16 @@ async def _csrf_ok(request: web.Request, principal: Principal | None) -> bool:
     return bool(cookie and submitted and hmac.compare_digest(cookie, submitted))
 
 
-def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(
-        {"status": status, "title": _reason(status), "detail": detail, "problems": []},
-        status=status,
-        headers=headers,
-    )
-
-
-def _reason(status: int) -> str:
-    from http import HTTPStatus
-
+def problem_response(
+    status: int, detail: str, problems: list[str] | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    """The JSON problem body every API error has (the app's error middleware uses it too)."""
     try:
-        return HTTPStatus(status).phrase
+        title = HTTPStatus(status).phrase
     except ValueError:
-        return "Error"
+        title = "Error"
+    body = {"status": status, "title": title, "detail": detail, "problems": problems or []}
+    return web.json_response(body, status=status, headers=headers)
 
 
 @web.middleware
@@ -259,11 +255,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         principal = await _authenticate(request)
     except _Unauthenticated as exc:
-        return _problem(401, str(exc), {"WWW-Authenticate": 'Bearer realm="hub"'})
+        return problem_response(401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="hub"'})
     if principal is not None:
         request[PRINCIPAL_KEY] = principal
     if not await _csrf_ok(request, principal):
-        return _problem(403, f"missing or wrong CSRF token: send the {CSRF_HEADER} header or the {CSRF_FIELD} field")
+        return problem_response(
+            403, f"missing or wrong CSRF token: send the {CSRF_HEADER} header or the {CSRF_FIELD} field"
+        )
     response = await handler(request)
     if (new := request.get(_NEW_CSRF_KEY)) is not None and not response.prepared:
         _set_csrf_cookie(request, response, new)
