@@ -492,13 +492,11 @@ class Logistics:
 
     def resend_pending(self) -> int:
         """Publish commands never sent (broker was down) or sent long ago without an answer; returns how many."""
+        if self.publisher is None:
+            return 0
         now = self.clock()
         pending = store.commands_to_send(self.db.conn, now, now - RESEND_AFTER)
-        sent = 0
-        for row in pending:
-            if self._send_stored(row.id, row.payload):
-                sent += 1
-        return sent
+        return sum(self._send(decode(Channel.COMMAND, row.payload.encode())) for row in pending)
 
     def purge_personal_data(self) -> int:
         """Delete name, contact and page link of items finished more than ``personal_data_days`` ago."""
@@ -668,17 +666,16 @@ class Logistics:
 
     def _publish(self, commands: list[CommandBase]) -> None:
         for command in commands:
-            self._send_stored(command.id, encode(command).decode())
+            self._send(command)
 
-    def _send_stored(self, command_id: str, payload: str) -> bool:
+    def _send(self, command: CommandBase) -> bool:
         if self.publisher is None:
             return False
-        command = decode(Channel.COMMAND, payload.encode())
         try:
             self.publisher.publish_command(command)
         except Exception as exc:  # broker down: the resend loop tries again
-            log.warning("command %s to %s not published: %s", command_id, command.device, exc)
+            log.warning("command %s to %s not published: %s", command.id, command.device, exc)
             return False
         with self.db.write() as conn:
-            store.mark_command_sent(conn, command_id, self.clock())
+            store.mark_command_sent(conn, command.id, self.clock())
         return True
