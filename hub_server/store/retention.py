@@ -23,7 +23,7 @@ def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
     """Add up to ``limit`` windows not yet rolled up; returns how many. Run inside one write transaction."""
     try:
         windows = conn.execute(
-            """SELECT w.device, w.boot, w.seq, w.window_start, w.window_seconds, w.observed_fraction, w.policy_kind
+            """SELECT w.device, w.boot, w.seq, w.site, w.window_start, w.window_seconds, w.observed_fraction, w.policy_kind
                FROM flow_windows w WHERE NOT EXISTS (
                    SELECT 1 FROM flow_rolled r WHERE r.device = w.device AND r.boot = w.boot AND r.seq = w.seq)
                ORDER BY w.window_start LIMIT ?""",
@@ -35,7 +35,7 @@ def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
         raise
     for w in windows:
         observed = w["window_seconds"] * w["observed_fraction"]
-        parts = _parts(conn, w["device"], w["boot"], w["seq"])
+        parts = _parts(conn, w["site"], w["device"], w["boot"], w["seq"])
         for resolution, size in (("hour", HOUR), ("day", DAY)):
             # A window belongs to the bucket its start falls in (windows are clock-aligned and at most a day).
             bucket = w["window_start"] - (w["window_start"] % size)
@@ -75,12 +75,10 @@ ALL = "*"
 """direction / object_class of a margin row: summed over both directions / all classes."""
 
 
-def _parts(conn: sqlite3.Connection, device: str, boot: str, seq: int) -> list[tuple[str, str, str, str, int | None]]:
+def _parts(
+    conn: sqlite3.Connection, site: str, device: str, boot: str, seq: int
+) -> list[tuple[str, str, str, str, int | None]]:
     """(site, line, direction, class, count) of a window's cells and published margins (``*`` = all)."""
-    site_row = conn.execute(
-        "SELECT site FROM flow_windows WHERE device = ? AND boot = ? AND seq = ?", (device, boot, seq)
-    ).fetchone()
-    site = site_row[0]
     payload = conn.execute(
         "SELECT payload FROM events WHERE device = ? AND boot = ? AND seq = ?", (device, boot, seq)
     ).fetchone()
@@ -190,17 +188,24 @@ def rollups(
     since: datetime | None = None,
     until: datetime | None = None,
     device: str | None = None,
+    site: str | None = None,
     line: str | None = None,
+    direction: str | None = None,
     object_class: str | None = None,
+    protected_only: bool = False,
     limit: int = 10_000,
 ) -> list[RollupRow]:
+    """Totals in bucket order; ``protected_only`` leaves out windows published without a protection policy."""
     if resolution not in ("hour", "day"):
         raise ValueError("resolution is hour or day")
     where, params = ["resolution = ?"], [resolution]
-    for column, value in (("device", device), ("line", line), ("object_class", object_class)):
+    filters = (("device", device), ("site", site), ("line", line), ("direction", direction))
+    for column, value in (*filters, ("object_class", object_class)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    if protected_only:
+        where.append("policy_kind != 'none'")
     if since is not None:
         where.append("bucket_start >= ?")
         params.append(str(since.timestamp()))
