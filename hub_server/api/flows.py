@@ -52,20 +52,6 @@ class FlowCellOut(BaseModel):
     observed_fraction: float = Field(description="Share of the window the camera was observing")
 
 
-CSV_COLUMNS = [
-    "window_start",
-    "window_seconds",
-    "site",
-    "device",
-    "line",
-    "direction",
-    "object_class",
-    "count",
-    "policy",
-    "observed_fraction",
-]
-
-
 def cell_out(row: FlowCellRow) -> FlowCellOut:
     return FlowCellOut(
         window_start=row.window_start,
@@ -81,13 +67,15 @@ def cell_out(row: FlowCellRow) -> FlowCellOut:
     )
 
 
-def csv_response(cells: Sequence[FlowCellOut], filename: str) -> web.Response:
+def csv_response(model: type[BaseModel], rows: Sequence[BaseModel], filename: str) -> web.Response:
+    """One column per field of ``model``, in its order; null is an empty cell."""
+    columns = list(model.model_fields)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for cell in cells:
-        data = cell.model_dump(mode="json")
-        writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
+    writer.writerow(columns)
+    for row in rows:
+        data = row.model_dump(mode="json")
+        writer.writerow([data[c] for c in columns])
     return web.Response(
         text=buffer.getvalue(),
         content_type="text/csv",
@@ -126,7 +114,7 @@ async def list_flows(call: Call) -> web.StreamResponse:
     """Oldest first. A suppressed cell has count null (empty in CSV). An empty time range gives no cells."""
     q: FlowQuery = call.query
     cells = await query_cells(call, q, protected_only=False)
-    return csv_response(cells, "flows.csv") if q.format == "csv" else call.json(cells)
+    return csv_response(FlowCellOut, cells, "flows.csv") if q.format == "csv" else call.json(cells)
 
 
 # --- hourly and daily totals (kept after raw windows age out) ---------------------------------------------
@@ -165,9 +153,6 @@ class FlowTotalOut(BaseModel):
     observed_seconds: float = Field(description="Seconds the camera was observing within the bucket")
 
 
-TOTAL_COLUMNS = list(FlowTotalOut.model_fields)
-
-
 async def query_totals(call: Call, q: TotalsQuery, *, protected_only: bool) -> list[FlowTotalOut]:
     since, until = q.time_range()
     rows = await asyncio.to_thread(
@@ -177,8 +162,11 @@ async def query_totals(call: Call, q: TotalsQuery, *, protected_only: bool) -> l
         since=since,
         until=until,
         device=q.device,
+        site=q.site,
         line=q.line,
+        direction=q.direction.value if q.direction else None,
         object_class=q.object_class.value if q.object_class else None,
+        protected_only=protected_only,
         limit=q.limit,
     )
     return [
@@ -198,25 +186,7 @@ async def query_totals(call: Call, q: TotalsQuery, *, protected_only: bool) -> l
             observed_seconds=r.observed_seconds,
         )
         for r in rows
-        if (q.site is None or r.site == q.site)
-        and (q.direction is None or r.direction == q.direction.value)
-        and not (protected_only and r.policy_kind == "none")
     ]
-
-
-def totals_csv(totals: Sequence[FlowTotalOut], filename: str) -> web.Response:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(TOTAL_COLUMNS)
-    for total in totals:
-        data = total.model_dump(mode="json")
-        writer.writerow([data[c] for c in TOTAL_COLUMNS])
-    return web.Response(
-        text=buffer.getvalue(),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 @routes.get(
@@ -232,4 +202,8 @@ async def list_flow_totals(call: Call) -> web.StreamResponse:
     some of their cells were suppressed: use the line's ('*', '*') row as its best total."""
     q: TotalsQuery = call.query
     totals = await query_totals(call, q, protected_only=False)
-    return totals_csv(totals, f"flow-totals-{q.resolution}.csv") if q.format == "csv" else call.json(totals)
+    return (
+        csv_response(FlowTotalOut, totals, f"flow-totals-{q.resolution}.csv")
+        if q.format == "csv"
+        else call.json(totals)
+    )

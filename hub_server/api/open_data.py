@@ -19,7 +19,6 @@ from hub_server.api.flows import (
     csv_response,
     query_cells,
     query_totals,
-    totals_csv,
 )
 from hub_server.api.registry import ApiRoutes, Call
 from hub_server.store import devices as device_store
@@ -48,7 +47,7 @@ async def open_flows(call: Call) -> web.StreamResponse:
     """The same cells as /flows, restricted to windows published under threshold or dp protection."""
     q: FlowQuery = call.query
     cells = await query_cells(call, q, protected_only=True)
-    response = csv_response(cells, "open-flows.csv") if q.format == "csv" else call.json(cells)
+    response = csv_response(FlowCellOut, cells, "open-flows.csv") if q.format == "csv" else call.json(cells)
     return public(response, max_age_s=60)
 
 
@@ -64,7 +63,11 @@ async def open_flow_totals(call: Call) -> web.StreamResponse:
     """The same rows as /flows/totals, restricted to windows published under threshold or dp protection."""
     q: TotalsQuery = call.query
     totals = await query_totals(call, q, protected_only=True)
-    response = totals_csv(totals, f"open-flow-totals-{q.resolution}.csv") if q.format == "csv" else call.json(totals)
+    response = (
+        csv_response(FlowTotalOut, totals, f"open-flow-totals-{q.resolution}.csv")
+        if q.format == "csv"
+        else call.json(totals)
+    )
     return public(response, max_age_s=300)
 
 
