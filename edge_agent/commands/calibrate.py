@@ -20,7 +20,7 @@ from edge_agent.counting.cli_args import parse_line
 from edge_agent.counting.config import CountingConfig, LineConfig
 from edge_agent.counting.factory import open_source
 from edge_agent.counting.lines import CountLine
-from edge_agent.counting.sources import SourceError
+from edge_agent.counting.sources import CameraState, SourceError
 from hub_protocol.cli import CliError
 
 NAME = "calibrate"
@@ -81,8 +81,8 @@ def learn_background(config: CountingConfig, frames: int, timeout: float) -> tup
         while used < frames and time.monotonic() < deadline:
             frame = source.read()
             if frame is None:
-                if config.source not in ("picamera", "synthetic") and source.state.value == "absent":
-                    break  # end of a video file
+                if source.state is CameraState.ABSENT:
+                    break  # end of a video file (live sources reopen instead)
                 continue
             image = frame.image
             if image is None:
