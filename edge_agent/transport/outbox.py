@@ -100,17 +100,13 @@ class Outbox:
         self._conn.execute("PRAGMA synchronous=FULL")  # an event is on disk when emit() returns
         for statement in _SCHEMA:
             self._conn.execute(statement)
-        self._depth: int = self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()
-        self._dropped_total: int = row[0] if row else 0
-        self._drops: dict[str, tuple[int, int]] = {
-            b: (f, last) for b, f, last in self._conn.execute("SELECT boot, first_seq, last_seq FROM drops")
-        }
+        self._depth = 0
+        self._dropped_total = 0
+        self._drops: dict[str, tuple[int, int]] = {}
+        self._reload_counters()
         self._next_seq = 1
         self._last_id: int = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         self._dropping = False
-        self.changed = threading.Event()
-        """Set whenever a row is added; the publisher waits on it instead of polling."""
 
     # -- EventSink ---------------------------------------------------------------------------------------
 
@@ -148,7 +144,6 @@ class Outbox:
             if announce and not self._dropping:
                 log.warning("outbox full (%d events): dropping by policy %s", self._depth, self.config.overflow)
             self._dropping = bool(announce)
-            self.changed.set()
             return seq
 
     # -- publisher side ----------------------------------------------------------------------------------
@@ -198,10 +193,6 @@ class Outbox:
             row = self._conn.execute("SELECT created_at FROM events ORDER BY id LIMIT 1").fetchone()
             age = max(0.0, self._clock() - row[0]) if row else 0.0
             return OutboxStats(depth=self._depth, oldest_age_s=age, dropped_total=self._dropped_total)
-
-    def integrity_ok(self) -> bool:
-        with self._lock:
-            return bool(self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
     def close(self) -> None:
         with self._lock:
@@ -288,6 +279,7 @@ class Outbox:
             self._insert(cur, self.boot, seq, Channel.GAP, encode(notice), now, boot)
 
     def _reload_counters(self) -> None:
+        """Counters kept in memory, read from the database (at open, and after a failed transaction)."""
         conn = self._conn
         self._depth = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
         row = conn.execute("SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()
