@@ -34,6 +34,7 @@ from hub_server.config import HubMqttConfig, IngestConfig
 from hub_server.ingest_writer import DEVICE_CHANNEL_VALUES, BootState, IngestCore, Message, Note, writer_main
 from hub_server.live import LiveRegistry
 from hub_server.mqtt import HubMqtt
+from hub_server.store import provisioning
 from hub_server.store.db import connect, migrate
 
 __all__ = ["BootState", "Ingest", "IngestCore", "IngestStats", "ingest_ctx", "ingest_of"]
@@ -56,18 +57,8 @@ MAX_PENDING = 500_000
 Handler = Callable[[str, BaseModel], None]
 """``handler(site, model)`` for every newly stored non-flow event, availability change and health message."""
 
-LIVE_KINDS = {
-    Channel.STATUS.value: "availability",
-    Channel.HEALTH.value: "health",
-    Channel.FLOW.value: "flow",
-    Channel.LOCKER.value: "locker",
-    Channel.ALARM.value: "alarm",
-    Channel.REGISTER.value: "register",
-    Channel.RESULT.value: "result",
-    Channel.GAP.value: "gap",
-    "silent": "availability",
-    "gap": "gap",
-}
+LIVE_KINDS = {Channel.STATUS.value: "availability", "silent": "availability"}
+"""Note kinds that live listeners know by another name; every other kind (a channel name, ``gap``) is kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,16 +335,13 @@ class Ingest:
 
 
 def _provisioned_site(db_path: Path, device: str) -> str | None:
+    """Heard-from devices are in ``Ingest._sites`` already; a provisioned one may not have connected yet."""
     conn = connect(db_path)
     try:
-        for table in ("devices", "provisioned_devices"):
-            with contextlib.suppress(Exception):
-                row = conn.execute(f"SELECT site FROM {table} WHERE device = ?", (device,)).fetchone()  # noqa: S608
-                if row:
-                    return str(row[0])
-        return None
+        record = provisioning.get(conn, device)
     finally:
         conn.close()
+    return record.site if record is not None else None
 
 
 async def ingest_ctx(app: Any) -> AsyncIterator[None]:
