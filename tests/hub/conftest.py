@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from hub_protocol import tomlwrite
 from hub_server.app import create_app
 from hub_server.config import HubConfig
 from hub_server.store import accounts
@@ -35,15 +35,6 @@ def hub_config_data(folder: Path, **sections: Any) -> dict[str, Any]:
     for name, value in sections.items():
         data[name] = {**data.get(name, {}), **value}
     return data
-
-
-def toml_text(data: dict[str, dict[str, Any]]) -> str:
-    """Sections of scalars and lists as TOML (JSON's strings, numbers and arrays are valid TOML values)."""
-    lines = []
-    for section, values in data.items():
-        lines.append(f"[{section}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture
@@ -112,5 +103,5 @@ def managed_broker(make_broker: Callable[..., BrokerSetup], tmp_path: Path) -> t
     write_secret(Path(data["mqtt"]["password_file"]), broker.hub_password)
     config = HubConfig.model_validate(data)
     config_path = tmp_path / "hub.toml"
-    config_path.write_text(toml_text(data))
+    config_path.write_text(tomlwrite.dumps(data))
     return broker, config_path, config

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from hub_protocol import tomlwrite
 from hub_server import audit
 from hub_server.cli import main
 from hub_server.config import load_hub_config
 from hub_server.store import accounts
 from hub_server.store.db import Database
 from tests.conftest import write_secret
-from tests.hub.conftest import hub_config_data, toml_text
+from tests.hub.conftest import hub_config_data
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "configs" / "hub.example.toml"
 
@@ -28,7 +29,7 @@ def test_example_config_passes_check_config(capsys: pytest.CaptureFixture[str]) 
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     path = tmp_path / "hub.toml"
-    path.write_text(toml_text(hub_config_data(tmp_path / "hub")))
+    path.write_text(tomlwrite.dumps(hub_config_data(tmp_path / "hub")))
     return path
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from hub_protocol import tomlwrite
 from hub_protocol.codec import decode, encode
 from hub_protocol.commands import PushConfig, ReloadConfig
 from hub_protocol.envelope import Availability, AvailabilityState, CommandResult, ResultStatus
@@ -23,7 +24,7 @@ from hub_server.config import HubConfig
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup, write_secret
-from tests.hub.conftest import add_token, hub_config_data, toml_text
+from tests.hub.conftest import add_token, hub_config_data
 from tests.hub.mqtt_probe import Probe
 
 AGENT_TOML = 'config_version = 1\n[device]\nid = "cam-1"\nsite = "test-street"\n'
@@ -46,7 +47,7 @@ async def test_push_and_reload_config_through_api_and_cli(
     data = hub_config_data(tmp_path / "hub", mqtt={"port": broker.port}, ingest={"writer_process": False})
     write_secret(Path(data["mqtt"]["password_file"]), broker.hub_password)
     config_path = tmp_path / "hub.toml"
-    config_path.write_text(toml_text(data))
+    config_path.write_text(tomlwrite.dumps(data))
     config = HubConfig.model_validate(data)
     db = Database(config.store.path)
     admin = {"Authorization": f"Bearer {add_token(db, Role.ADMIN)}"}

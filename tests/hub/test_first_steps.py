@@ -13,15 +13,14 @@ from hub_server.cli import main
 from hub_server.commands.delivery import service
 from hub_server.config import load_hub_config
 from hub_server.store.db import Database
+from tests.conftest import write_secret
 from tests.hub.conftest import SITE
 
 
 @pytest.mark.timeout(60)
 def test_first_steps(managed_broker: tuple[Any, Path, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, config_path, _ = managed_broker
-    password = tmp_path / "alice.pw"
-    password.write_text("a long enough password\n")
-    password.chmod(0o600)
+    password = write_secret(tmp_path / "alice.pw", "a long enough password")
     cli = ["--config", str(config_path)]
 
     # 1. The first admin: there is no default account.

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from hub_protocol import tomlwrite
 from hub_server.broker import free_port
 from tests.conftest import BrokerSetup
-from tests.hub.conftest import toml_text
 
 
 def get_json(url: str) -> Any:
@@ -31,7 +31,7 @@ def test_serve_answers_connects_and_stops_cleanly(managed_broker: tuple[BrokerSe
     data = tomllib.loads(config_path.read_text())
     port = free_port()
     data["http"]["port"] = port
-    config_path.write_text(toml_text(data))
+    config_path.write_text(tomlwrite.dumps(data))
     process = subprocess.Popen(
         [sys.executable, "-m", "hub_server.cli", "serve", "--config", str(config_path)],
         stdout=subprocess.PIPE,

@@ -9,18 +9,19 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hub_protocol import tomlwrite
 from hub_protocol.lockers import CompartmentState, LockerEvent
 from hub_server import audit
 from hub_server.commands.delivery import service
 from hub_server.config import load_hub_config
 from hub_server.store import logistics as store
 from hub_server.store.db import Database
-from tests.hub.conftest import hub_config_data, toml_text
+from tests.hub.conftest import hub_config_data
 
 
 def _hub(tmp_path: Path) -> Path:
     path = tmp_path / "hub.toml"
-    path.write_text(toml_text(hub_config_data(tmp_path / "hub")))
+    path.write_text(tomlwrite.dumps(hub_config_data(tmp_path / "hub")))
     return path
 
 
@@ -91,7 +92,7 @@ def test_without_the_session_key_the_hint_says_where_it_is(tmp_path: Path) -> No
     data = hub_config_data(tmp_path / "hub")
     data["http"]["session_key_file"] = "session-key"  # a systemd credential name, as in production
     config_path = tmp_path / "hub.toml"
-    config_path.write_text(toml_text(data))
+    config_path.write_text(tomlwrite.dumps(data))
     done = subprocess.run(
         [sys.executable, "-m", "hub_server.cli", "delivery", "--config", str(config_path), "lockers"],
         capture_output=True,
