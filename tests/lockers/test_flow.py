@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from edge_agent.lockers.bank import STATE_FILE
 from edge_agent.lockers.store import LockerStore
+from hub_protocol.commands import CodeHash, ReservationSet
 from hub_protocol.lockers import CompartmentState
 from tests.lockers.conftest import Rig, assert_one_pulse
 
@@ -134,13 +135,11 @@ def test_pickup_code_before_dropoff_is_not_ready(make_rig: Callable[..., Rig]) -
     rig = make_rig()
     rig.reserve(1, "parcel-1", "dropoff", "100001")
     status, detail = rig.command(
-        __import__("hub_protocol.commands", fromlist=["ReservationSet"]).ReservationSet,
+        ReservationSet,
         compartment=1,
         reservation="parcel-1",
         purpose="pickup",
-        code=__import__("hub_protocol.commands", fromlist=["CodeHash"]).CodeHash.for_code(
-            "300003", rig.clock.now().replace(year=2030)
-        ),
+        code=CodeHash.for_code("300003", rig.clock.now().replace(year=2030)),
     )
     assert status.value == "failed" and "reserved" in detail
 
