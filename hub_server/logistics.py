@@ -99,6 +99,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _by_token(conn: Any, token: str) -> store.DeliveryRow | None:
+    # A token of another length is no link of ours: no lookup.
+    return store.delivery_by_token(conn, token_hash(token)) if 20 <= len(token) <= 100 else None
+
+
 # --- the service --------------------------------------------------------------------------------------------
 
 
@@ -299,15 +304,13 @@ class Logistics:
 
     def resident_view(self, token: str) -> ResidentView | None:
         """The data of a resident's page, or None for an unknown or erased token (show one 'not found')."""
-        if not 20 <= len(token) <= 100:
-            return None
-        row = store.delivery_by_token(self.db.conn, token_hash(token))
+        row = _by_token(self.db.conn, token)
         return None if row is None else self._view(row)
 
     def reveal_pickup_code(self, token: str) -> str:
         """The pickup code, once, to the resident's page when the item is ready; the hub forgets it right after."""
         with self.db.write() as conn:
-            row = store.delivery_by_token(conn, token_hash(token)) if 20 <= len(token) <= 100 else None
+            row = _by_token(conn, token)
             if row is None:
                 raise NotFound("unknown link")
             if row.status != DeliveryStatus.READY:
@@ -324,7 +327,7 @@ class Logistics:
     def extend_by_token(self, token: str) -> ResidentView:
         """The resident's 'extend once' button; raises LogisticsError when not allowed (page shows the reason)."""
         with self.db.write() as conn:
-            row = store.delivery_by_token(conn, token_hash(token)) if 20 <= len(token) <= 100 else None
+            row = _by_token(conn, token)
             if row is None:
                 raise NotFound("unknown link")
             command = self._extend(conn, row)

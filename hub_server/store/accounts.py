@@ -246,7 +246,7 @@ def add_token(conn: sqlite3.Connection, name: str, role: Role, token: str, creat
 
 
 def find_token(conn: sqlite3.Connection, token: str) -> ApiToken | None:
-    """The active token with this value; records its use."""
+    """The active token with this value (``mark_token_used`` records its use)."""
     row = conn.execute(
         "SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL", (sha256_hex(token),)
     ).fetchone()
