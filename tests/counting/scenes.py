@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -23,9 +24,7 @@ def still(frames: int) -> Walker:
 
 
 def scene(*walkers: Walker, lead_in: int = 20) -> SyntheticScene:
-    shifted = [
-        Walker(w.path, w.start + lead_in, w.speed, w.height, w.cyclist, w.colour, dict(w.pauses)) for w in walkers
-    ]
+    shifted = [replace(w, start=w.start + lead_in) for w in walkers]
     tail = Walker(path=[(-100, -100), (-100, -60)], start=max(w.start + w.duration for w in shifted) + 1, speed=1.0)
     return SyntheticScene(WIDTH, HEIGHT, [*shifted, tail])
 
