@@ -268,9 +268,11 @@ def _wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse
 @dataclass
 class ApiRegistry:
     groups: list[ApiRoutes] = field(default_factory=list)
+    _documents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def include(self, routes: ApiRoutes) -> None:
         self.groups.append(routes)
+        self._documents.clear()
 
     @property
     def operations(self) -> list[Operation]:
@@ -285,6 +287,13 @@ class ApiRegistry:
             app.router.add_route(op.method, API_PREFIX + op.path, _wrap(op), name=op.operation_id)
 
     def openapi(self, title: str, version: str) -> dict[str, Any]:
+        """The OpenAPI document, built once (it takes tens of milliseconds and /openapi.json is public)."""
+        key = (title, version)
+        if key not in self._documents:
+            self._documents[key] = self._build_openapi(title, version)
+        return self._documents[key]
+
+    def _build_openapi(self, title: str, version: str) -> dict[str, Any]:
         components: dict[str, Any] = {}
 
         def schema(type_: Any, mode: str = "serialization") -> dict[str, Any]:
