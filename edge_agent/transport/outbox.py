@@ -119,7 +119,7 @@ class Outbox:
             except ValidationError as exc:
                 raise ValueError(f"{channel.value} event: " + "; ".join(describe_errors(exc))) from None
             payload = encode(event)
-            self._next_seq = seq + 1
+            self._next_seq = seq + 1  # gap notices written below take the numbers after it
             now = self._clock()
             announce: set[str] = set()
             cur = self._conn.cursor()
@@ -140,6 +140,7 @@ class Outbox:
             except BaseException:
                 cur.execute("ROLLBACK")
                 self._reload_counters()
+                self._next_seq = seq  # nothing was stored: a number used now would be a gap the hub never closes
                 raise
             if announce and not self._dropping:
                 log.warning("outbox full (%d events): dropping by policy %s", self._depth, self.config.overflow)

@@ -35,6 +35,29 @@ def test_emit_validates_numbers_and_stores_before_returning(tmp_path: Path) -> N
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@pytest.mark.parametrize("cap", [1000, 10], ids=["room", "at-cap"])
+def test_a_failed_write_uses_up_no_sequence_number(tmp_path: Path, cap: int) -> None:
+    """A disk error mid-emit must not leave a hole the hub would report as a gap forever."""
+    box = _outbox(tmp_path, cap=cap)
+    before = min(cap, 10)  # at the cap the failing emit would also drop the oldest and announce it
+    for n in range(1, before + 1):
+        assert box.emit(Channel.ALARM, alarm_fields(n)) == n
+    real_insert = box._insert
+
+    def failing_insert(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    box._insert = failing_insert  # type: ignore[method-assign]
+    with pytest.raises(sqlite3.OperationalError):
+        box.emit(Channel.ALARM, alarm_fields(before + 1))
+    box._insert = real_insert  # type: ignore[method-assign]
+    assert box.emit(Channel.ALARM, alarm_fields(before + 1)) == before + 1, "the failed number goes to the next"
+    if cap > before + 1:  # below the cap nothing is dropped, so the stored numbers have no hole
+        with sqlite3.connect(tmp_path / "outbox.sqlite3") as conn:
+            seqs = [s for (s,) in conn.execute("SELECT seq FROM events WHERE boot = ? ORDER BY seq", (box.boot,))]
+        assert seqs == list(range(1, before + 2))
+
+
 def test_only_the_hubs_ack_deletes_and_older_boots_are_kept(tmp_path: Path) -> None:
     first = _outbox(tmp_path, boot="boot-one")
     for n in range(5):
