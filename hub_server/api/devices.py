@@ -18,7 +18,7 @@ from hub_server.device_config import MAX_CONFIG_CHARS, ConfigPushError, audit_de
 from hub_server.ingest import ingest_of
 from hub_server.store import readings
 from hub_server.store.accounts import Role
-from hub_server.store.provisioning import ProvisioningError
+from hub_server.store.provisioning import ProvisioningError, UnknownDevice
 from hub_server.store.readings import DeviceRow
 
 routes = ApiRoutes("devices", "Devices, their status and health; provisioning (admin)")
@@ -189,8 +189,7 @@ async def revoke_device(call: Call) -> web.StreamResponse:
             provisioning_service.revoke_device, call.db, call.config, path.device, call.actor
         )
     except ProvisioningError as exc:
-        status = 404 if "no provisioned device" in str(exc) else 409
-        raise ApiError(status, str(exc)) from None
+        raise ApiError(404 if isinstance(exc, UnknownDevice) else 409, str(exc)) from None
     call.live.revoked = call.live.revoked | {record.device}
     assert record.revoked_at is not None
     return call.json(RevokedOut(device=record.device, revoked_at=record.revoked_at, broker_reloaded=reloaded))

@@ -12,6 +12,10 @@ class ProvisioningError(ValueError):
     """A device request that cannot be carried out (exists already, unknown, revoked)."""
 
 
+class UnknownDevice(ProvisioningError):
+    """No device of that id was ever provisioned."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProvisionedDevice:
     device: str
@@ -58,7 +62,7 @@ def list_all(conn: sqlite3.Connection) -> list[ProvisionedDevice]:
 def revoke(conn: sqlite3.Connection, device: str) -> ProvisionedDevice:
     found = get(conn, device)
     if found is None:
-        raise ProvisioningError(f"no provisioned device {device!r}")
+        raise UnknownDevice(f"no provisioned device {device!r}")
     if found.revoked_at is None:
         conn.execute("UPDATE provisioned_devices SET revoked_at = ? WHERE device = ?", (to_text(utc_now()), device))
     updated = get(conn, device)
