@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,28 @@ def agent_config(setup: BrokerSetup, device: str, folder: Path, **sections: dict
     }
     data = {"device": {"id": device, "site": setup.site, "state_dir": str(folder / device)}, "mqtt": mqtt, **sections}
     return AgentConfig.model_validate(data)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> bool:
+    """Poll ``condition`` until it is true or ``timeout`` seconds pass; one last look at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return bool(condition())
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition", interval: float = 0.05
+) -> Any:
+    """Like ``wait_until``, but fails the test with ``what`` on timeout and returns the condition's value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def shared_path(*parts: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,10 @@ from edge_agent.counting.config import CountingConfig
 from edge_agent.counting.runner import CounterRunner
 from edge_agent.counting.sources import CameraState, LiveSource, SyntheticSource, Walker
 from hub_protocol.envelope import CameraState as ContractCameraState
+from tests.conftest import wait_until
 from tests.counting.scenes import scene, write_video
 
-
-def wait_for(condition: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
+wait_for = partial(wait_until, timeout=10.0, interval=0.02)
 
 
 def test_camera_states_match_the_health_contract() -> None:

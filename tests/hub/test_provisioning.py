@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import stat
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,9 @@ from hub_server.cli import main
 from hub_server.config import HubConfig
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
-from tests.conftest import BrokerSetup
+from tests.conftest import BrokerSetup, wait_until
 from tests.hub.conftest import PASSWORD, SITE, add_user, login
 from tests.hub.mqtt_probe import Probe
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def provision(config_path: Path, device: str) -> tuple[Path, str]:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 from edge_agent.lockers.bank import STATE_FILE
 from edge_agent.lockers.store import LockerStore
 from hub_protocol.commands import CodeHash, ReservationSet
 from hub_protocol.lockers import CompartmentState
+from tests.conftest import wait_for as shared_wait_for
 from tests.lockers.conftest import Rig, assert_one_pulse
 
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
+wait_for = partial(shared_wait_for, timeout=3.0, interval=0.01)
 
 
 def test_dropoff_and_pickup_with_keypad(make_rig: Callable[..., Rig]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from hub_protocol.codec import encode
 from hub_protocol.commands import CodeHash, ReservationSet
 from hub_protocol.envelope import Ack
 from hub_protocol.topics import SEQUENCED_CHANNELS, Channel, device_topic
-from tests.conftest import BrokerSetup, agent_config
+from tests.conftest import BrokerSetup, agent_config, wait_for
 from tests.lockers.conftest import CONFIG
 
 DEVICE = "locker-hub-1"
@@ -77,13 +76,6 @@ class FakeHub:
     def stop(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.mark.slow

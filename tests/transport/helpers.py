@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +24,6 @@ def start_ingest(setup: BrokerSetup, db_path: Path, **settings: Any) -> Ingest:
     ingest.start()
     assert ingest.mqtt is not None and ingest.mqtt.wait_connected(10), "hub did not connect"
     return ingest
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 def alarm_fields(n: int) -> dict[str, Any]:

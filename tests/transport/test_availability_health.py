@@ -13,8 +13,8 @@ from edge_agent.health import HealthSampler, cpu_temperature, memory_used_fracti
 from edge_agent.transport.outbox import OutboxStats
 from edge_agent.transport.service import Transport
 from hub_protocol.envelope import CameraState
-from tests.conftest import BrokerSetup, agent_config
-from tests.transport.helpers import AgentProcess, start_ingest, wait_until
+from tests.conftest import BrokerSetup, agent_config, wait_until
+from tests.transport.helpers import AgentProcess, start_ingest
 
 
 def _state(db: Path, device: str) -> tuple[int, str | None] | None:

@@ -14,8 +14,8 @@ from hub_protocol.codec import encode
 from hub_protocol.commands import LockerOpen, ReloadConfig
 from hub_protocol.envelope import CommandResult, ResultStatus
 from hub_protocol.topics import Channel
-from tests.conftest import BrokerSetup, agent_config
-from tests.transport.helpers import start_ingest, wait_until
+from tests.conftest import BrokerSetup, agent_config, wait_until
+from tests.transport.helpers import start_ingest
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BrokerSetup, agent_config
-from tests.transport.helpers import AgentProcess, report, start_ingest, wait_until
+from tests.conftest import BrokerSetup, agent_config, wait_until
+from tests.transport.helpers import AgentProcess, report, start_ingest
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from edge_agent.transport.service import Transport
 from hub_protocol.codec import decode
 from hub_protocol.envelope import OutboxGap
 from hub_protocol.topics import Channel
-from tests.conftest import BrokerSetup, agent_config
-from tests.transport.helpers import alarm_fields, report, start_ingest, wait_until
+from tests.conftest import BrokerSetup, agent_config, wait_until
+from tests.transport.helpers import alarm_fields, report, start_ingest
 
 
 def _outbox(tmp_path: Path, cap: int = 1000, overflow: str = "drop-oldest", boot: str | None = None) -> Outbox:

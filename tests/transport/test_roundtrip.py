@@ -9,8 +9,8 @@ import pytest
 
 from edge_agent.transport.service import Transport
 from hub_protocol.topics import Channel
-from tests.conftest import BrokerSetup, agent_config
-from tests.transport.helpers import alarm_fields, start_ingest, wait_until
+from tests.conftest import BrokerSetup, agent_config, wait_until
+from tests.transport.helpers import alarm_fields, start_ingest
 
 
 def _hub_events(db: Path) -> list[tuple[str, str, int]]:

@@ -17,8 +17,8 @@ from hub_server.broker import PrivateBroker
 from hub_server.config import HubMqttConfig, IngestConfig
 from hub_server.ingest import Ingest
 from hub_server.store.db import Database
-from tests.conftest import write_secret
-from tests.transport.helpers import alarm_fields, wait_until
+from tests.conftest import wait_until, write_secret
+from tests.transport.helpers import alarm_fields
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make test certificates")
 

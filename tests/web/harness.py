@@ -10,8 +10,6 @@ import asyncio
 import secrets
 import socket
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -29,16 +27,6 @@ from hub_protocol.lockers import CompartmentState, LockerEvent
 from hub_protocol.register import RegisterEntry
 from hub_protocol.topics import Channel, device_topic
 from hub_server.broker import free_port
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass

@@ -31,8 +31,9 @@ from hub_server.logistics import CompartmentSpec, LockerSpec
 from hub_server.store import accounts, provisioning
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
+from tests.conftest import wait_for
 from tests.hub.conftest import hub_config_data
-from tests.web.harness import Device, RunningHub, wait_for, window_start
+from tests.web.harness import Device, RunningHub, window_start
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -133,7 +134,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config)
         devices[LOCKER].locker(number, CompartmentState.FREE, None, "recovered")
     logistics = hub.app[LOGISTICS_KEY]
     wait_for(
-        lambda: all(c.state == CompartmentState.FREE for c in logistics.compartments(LOCKER)), what="compartments free"
+        lambda: all(c.state == CompartmentState.FREE for c in logistics.compartments(LOCKER)),
+        timeout=15,
+        what="compartments free",
     )
     SHOTS.mkdir(parents=True, exist_ok=True)
     capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
