@@ -56,7 +56,12 @@ class CountingConfig(StrictModel):
     detect_every: int | None = Field(
         default=None, ge=1, le=30, description="Run the detector every k-th frame (default: 1 motion, 4 onnx)"
     )
-    score_threshold: float = Field(default=0.4, ge=0.05, le=0.95, description="onnx detection score threshold")
+    score_threshold: float = Field(
+        default=0.4,
+        ge=0.05,
+        le=0.95,
+        description="onnx: detections this sure start a track; down to 3/4 of it they only continue one",
+    )
     margin: float = Field(
         default=0.25, ge=0.05, le=1.0, description="Hysteresis half-width around a line, in box heights"
     )

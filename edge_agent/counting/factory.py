@@ -21,6 +21,9 @@ from edge_agent.counting.sources import (
 )
 
 DEFAULT_DETECT_EVERY = {"motion": 1, "onnx": 4}
+# Detections down to this share of the score threshold are kept, but only to continue tracks (a person half
+# hidden behind another scores lower); only those above the threshold start one.
+WEAK_SHARE = 0.75
 
 
 def build_detector(name: str, model: Path | None = None, score_threshold: float = 0.4) -> Detector:
@@ -31,7 +34,7 @@ def build_detector(name: str, model: Path | None = None, score_threshold: float 
             raise ValueError("the onnx detector needs a model file")
         from edge_agent.counting.detectors.onnx import OnnxDetector
 
-        return OnnxDetector(model, score_threshold=score_threshold)
+        return OnnxDetector(model, score_threshold=WEAK_SHARE * score_threshold)
     raise ValueError(f"unknown detector {name!r} (expected motion or onnx)")
 
 
@@ -42,9 +45,12 @@ def settings_for(
     cyclist_speed: float = 2.0,
     max_coast_seconds: float = 1.5,
     persist_seconds: float = 0.3,
+    score_threshold: float = 0.4,
 ) -> PipelineSettings:
     return PipelineSettings(
         detect_every=detect_every or DEFAULT_DETECT_EVERY[detector],
+        high_score=score_threshold,
+        model_boxes=detector != "motion",
         margin=margin,
         cyclist_speed=cyclist_speed,
         max_coast_seconds=max_coast_seconds,
@@ -62,6 +68,7 @@ def build_pipeline(config: CountingConfig, fps: float) -> CountingPipeline:
         config.cyclist_speed,
         config.max_coast_seconds,
         config.persist_seconds,
+        config.score_threshold,
     )
     return CountingPipeline(lines, detector, fps, settings)
 

@@ -69,6 +69,7 @@ class Counted(NamedTuple):
 @dataclass
 class _SideState:
     side: int = 0  # confirmed side: -1 left, +1 right, 0 not yet known
+    origin: int = 0  # side of the first observation, when it was not on the line itself
     last_s: float | None = None
     last_t: float = 0.0
     last_frame: int = 0
@@ -92,11 +93,17 @@ class CrossingCounter:
     margin: float = 0.25
     min_margin_px: float = 2.0
     persist: int = 0
+    birth_side: float | None = None
     _state: dict[tuple[int, int], _SideState] = field(default_factory=dict)
 
-    def observe(self, obj: int, x: float, y: float, box_height: float, frame: int = 0) -> list[Counted]:
+    def observe(
+        self, obj: int, x: float, y: float, box_height: float, frame: int = 0, arrived: bool = True
+    ) -> list[Counted]:
         """Record that object ``obj`` was seen at frame ``frame`` with its reference point at (x, y); returns
-        its crossings that became certain now (each with the frame at which it happened)."""
+        its crossings that became certain now (each with the frame at which it happened).
+
+        ``arrived`` says that the object came into view while we were watching (not at the start of the
+        stream), so the side it was first seen on is where it came from (see ``birth_side``)."""
         crossings: list[Counted] = []
         band = max(self.margin * box_height, self.min_margin_px)
         for index, line in enumerate(self.lines):
@@ -105,6 +112,8 @@ class CrossingCounter:
                 state = self._state[(obj, index)] = _SideState()
             s = line.signed_distance(x, y)
             t = line.position(x, y)
+            if state.last_s is None and arrived and self.birth_side is not None and abs(s) >= self.birth_side * band:
+                state.origin = 1 if s > 0 else -1
             if state.last_s is not None and (s > 0) != (state.last_s > 0) and s != state.last_s:
                 # Interpolate where the straight path between the two observations met the line.
                 k = state.last_s / (state.last_s - s)
@@ -115,7 +124,7 @@ class CrossingCounter:
                 state.since = None  # back into the band before the new side lasted: an excursion
                 continue
             side = 1 if s > 0 else -1
-            if state.side == -side:
+            if (state.side or state.origin) == -side:
                 if state.since is None:
                     state.since = frame
                     if last_s is not None and last_s != s and frame > last_frame:
