@@ -38,7 +38,7 @@ class PipelineSettings:
     motion_gate: bool = True  # skip the detector when nothing moves and nothing is tracked
     acceleration: float = 1.0  # how fast people change speed, box heights per second squared (filter noise)
     speed_spread: float = 1.0  # how fast a newly seen person may be moving, box heights per second
-    birth_side: float | None = 0.5  # see CrossingCounter.birth_side
+    near_side: float | None = 0.5  # see CrossingCounter.near_side
     warmup_seconds: float = 1.0  # tracks born this soon after counting starts were not seen arriving
     high_score: float = 0.4  # detections at least this sure start tracks; weaker ones only continue them
     # Boxes of a model (whole people, steady) or of blobs (merging, splitting, fading): a model's boxes are
@@ -61,7 +61,7 @@ class CountingPipeline:
             self.lines,
             margin=settings.margin + detector.noise_allowance,
             persist=round(settings.persist_seconds * self.fps),
-            birth_side=settings.birth_side,
+            near_side=settings.near_side,
         )
         coast = max(2, round(settings.max_coast_seconds * self.fps))
         # The motion model in box heights per second, turned into frames: the same walker at any frame rate.
@@ -150,8 +150,10 @@ class CountingPipeline:
 
     def flush(self) -> list[Crossing]:
         """Crossings still waiting for their class or for their new side to last (end of a video)."""
-        for track in self.tracker.tracks + self.tracker.lost:
-            for line, direction, frame in self.counter.forget(track.id):
+        # Tracks still in view were not seen leaving; lost ones were.
+        ends = [(t, False) for t in self.tracker.tracks] + [(t, True) for t in self.tracker.lost]
+        for track, left in ends:
+            for line, direction, frame in self.counter.forget(track.id, left):
                 if track.hits >= self.settings.min_hits:
                     self._pending.append((track, frame, line, direction))
         return self._release(final=True)

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from edge_agent.counting import evaluate as ev
+from edge_agent.counting.factory import settings_for
 from edge_agent.counting.lines import CountLine
-from edge_agent.counting.pipeline import Crossing
+from edge_agent.counting.pipeline import CountingPipeline, Crossing, PipelineSettings
 from edge_agent.counting.tracking import Detection
 
 
@@ -237,3 +240,17 @@ def _ground_depths(camera: Camera) -> tuple[float, float]:
 
 def _half_width(camera: Camera, y: float) -> float:
     return (camera.size[0] / 2) * y / camera.focal
+
+
+def run(scene: GroundScene, lines: list[CountLine], settings: PipelineSettings | None = None) -> list[Crossing]:
+    """The counting pipeline (tracker and crossing rule as the ``onnx`` detector gets them) over the boxes."""
+    detector = ReplayDetector(scene)
+    pipeline = CountingPipeline(
+        lines, detector, scene.fps, settings or replace(settings_for("onnx"), roi=False, motion_gate=False)
+    )
+    blank = np.zeros((scene.camera.size[1], scene.camera.size[0], 3), dtype=np.uint8)
+    events: list[Crossing] = []
+    for index in range(scene.frames):
+        detector.frame = index
+        events += pipeline.process(index, blank if pipeline.wants_image(index) else None)
+    return events + pipeline.flush()
