@@ -4,7 +4,8 @@
 
 For each runtime that is installed, on one core: frames per CPU second of the detector alone (NanoDet-m on
 the whole frame, every frame of the first N) and of the whole counter (``edge-agent count`` settings), each
-as a ratio to plain decoding of the same video measured in the same run; then whether the runtimes agree:
+as a ratio to plain decoding of the same video measured in the same run, and the peak memory of ``edge-agent
+count``; then whether the runtimes agree:
 boxes, classes and scores per frame, and the counter's events per line, direction and class. Run it once per
 OpenCV major (4.x is what Raspberry Pi OS ships). The last line is a JSON summary.
 """
@@ -19,6 +20,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -103,6 +106,27 @@ def counter(backend: str, repeat: int) -> tuple[float, Counter[tuple[str, str, s
     return best, tally, events
 
 
+def peak_memory_mib(backend: str) -> float:
+    """ru_maxrss of a fresh ``edge-agent count`` process with this runtime (a wrapper, so only it counts)."""
+    args = ["-m", "edge_agent.cli", "count", str(VIDEO), "--detector", "onnx", "--model", str(MODEL)]
+    args += [
+        "--backend",
+        backend,
+        "--json",
+        *(f"--line={line.name}={','.join(map(str, line.points))}" for line in LINES),
+    ]
+    wrapper = (
+        "import resource, subprocess, sys\n"
+        "r = subprocess.run([sys.executable, *sys.argv[1:]], stdout=subprocess.DEVNULL)\n"
+        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, check=True, cwd=ROOT)
+    code, kib = out.stdout.split()
+    if code != "0":
+        raise SystemExit(f"edge-agent count --backend {backend} failed with status {code}")
+    return int(kib) / 1024
+
+
 def compare(a: list[list[Detection]], b: list[list[Detection]]) -> dict[str, float]:
     """Frames whose detections differ in number or class, and the largest box and score differences."""
     differing = 0
@@ -150,9 +174,11 @@ def main() -> int:
     for backend in backends:
         fps, found[backend] = detector_only(backend, images, args.repeat)
         count_fps, tallies[backend], events[backend] = counter(backend, args.repeat)
+        peak = peak_memory_mib(backend)
         print(
             f"  {backend:>11}: detector alone {fps:5.1f} frames/s ({fps / decode_part:.4f} x decoding, "
-            f"{len(images)} frames); whole counter {count_fps:5.1f} frames/s ({count_fps / decode_all:.4f} x decoding)"
+            f"{len(images)} frames); whole counter {count_fps:5.1f} frames/s ({count_fps / decode_all:.4f} x decoding); "
+            f"peak memory of edge-agent count {peak:.0f} MiB"
         )
         summary[backend] = {
             "detector_fps": round(fps, 1),
@@ -160,6 +186,7 @@ def main() -> int:
             "counter_fps": round(count_fps, 1),
             "counter_ratio_to_decode": round(count_fps / decode_all, 4),
             "crossings": sum(tallies[backend].values()),
+            "peak_mib": round(peak, 1),
         }
     if len(backends) == 2:
         diff = compare(found["opencv"], found["onnxruntime"])
