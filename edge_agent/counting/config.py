@@ -52,6 +52,9 @@ class CountingConfig(StrictModel):
     fps: float = Field(default=10, gt=0, le=60, description="Camera frame rate (synthetic: frames generated)")
     detector: Literal["motion", "onnx"] = Field(default="motion", description="motion needs no model; onnx does")
     model: Path | None = Field(default=None, description="ONNX model file (NanoDet-m), required for onnx")
+    backend: Literal["auto", "opencv", "onnxruntime"] = Field(
+        default="auto", description="Runtime for the onnx model: auto = onnxruntime when installed, else opencv"
+    )
     lines: list[LineConfig] = Field(min_length=1, max_length=16, description="Counting lines")
     detect_every: int | None = Field(
         default=None, ge=1, le=30, description="Run the detector every k-th frame (default: 1 motion, 4 onnx)"

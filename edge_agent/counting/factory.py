@@ -26,7 +26,9 @@ DEFAULT_DETECT_EVERY = {"motion": 1, "onnx": 4}
 WEAK_SHARE = 0.75
 
 
-def build_detector(name: str, model: Path | None = None, score_threshold: float = 0.4) -> Detector:
+def build_detector(
+    name: str, model: Path | None = None, score_threshold: float = 0.4, backend: str = "auto"
+) -> Detector:
     if name == "motion":
         return MotionDetector()
     if name == "onnx":
@@ -34,7 +36,7 @@ def build_detector(name: str, model: Path | None = None, score_threshold: float 
             raise ValueError("the onnx detector needs a model file")
         from edge_agent.counting.detectors.onnx import OnnxDetector
 
-        return OnnxDetector(model, score_threshold=WEAK_SHARE * score_threshold)
+        return OnnxDetector(model, score_threshold=WEAK_SHARE * score_threshold, backend=backend)
     raise ValueError(f"unknown detector {name!r} (expected motion or onnx)")
 
 
@@ -60,7 +62,7 @@ def settings_for(
 
 def build_pipeline(config: CountingConfig, fps: float) -> CountingPipeline:
     lines: Sequence[CountLine] = [line.to_line() for line in config.lines]
-    detector = build_detector(config.detector, config.model, config.score_threshold)
+    detector = build_detector(config.detector, config.model, config.score_threshold, config.backend)
     settings = settings_for(
         config.detector,
         config.detect_every,
