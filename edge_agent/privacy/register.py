@@ -52,8 +52,14 @@ def leaves_device(privacy: PrivacyConfig | None, extra: Sequence[str] = ()) -> l
         leaves += [
             f"counts per counting line, direction (in/out) and class (pedestrian/cyclist) per {minutes:g}-minute "
             f"window, {describe_policy(privacy)}",
-            "per window: share of time the camera was observing, frames per second, dropped frames",
+            "per window: share of time the camera was observing, frames per second, dropped frames, and the "
+            "number of people who crossed more often than counted (protected like a count)",
         ]
+        if privacy.day_epsilon:
+            leaves.append(
+                "after each UTC day, per line: a correction that turns the sum of the day's windows into the best "
+                "estimate of the day's total (from a noisy daily total paid for within each window's epsilon)"
+            )
     leaves += [
         "device health: temperature, load, memory, free disk, camera state",
         "availability (online/offline) and this register entry",
