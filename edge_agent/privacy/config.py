@@ -108,7 +108,7 @@ class PrivacyConfig(StrictModel):
             epsilon=self.epsilon if kind in DP_KINDS else None,
             daily_budget=self.effective_budget if kind in DP_KINDS else None,
             max_crossings=self.max_crossings,
-            day_share=self.day_epsilon / self.epsilon if kind in DP_KINDS else None,
+            day_share=round(self.day_epsilon / self.epsilon, 6) if kind in DP_KINDS else None,
         )
 
 
