@@ -47,10 +47,10 @@ class PrivacyPolicy(StrictModel):
     """The protection applied to a window, with its parameters; travels with every window."""
 
     kind: PolicyKind = Field(
-        description="none; threshold (counts below k suppressed, with complementary suppression); "
+        description="none; threshold (each cell below k withheld on its own, no totals); "
         "dp (two-sided geometric noise); dp-threshold (noise, then suppression of small noisy counts)"
     )
-    k: int | None = Field(default=None, ge=2, le=100, description="Threshold: counts 1..k-1 are suppressed")
+    k: int | None = Field(default=None, ge=2, le=100, description="Threshold: the device withholds counts 0..k-1")
     epsilon: float | None = Field(
         default=None, gt=0, le=10, description="DP: privacy loss per crossing; a window costs epsilon x max_crossings"
     )

@@ -30,7 +30,7 @@ class PrivacyConfig(StrictModel):
         default=PolicyKind.DP,
         description="none, threshold, dp or dp-threshold (noise, then suppression of small noisy counts)",
     )
-    k: int = Field(default=5, ge=2, le=100, description="Threshold policies: counts 1..k-1 are suppressed")
+    k: int = Field(default=5, ge=2, le=100, description="Threshold policies: counts 0..k-1 are withheld")
     epsilon: float = Field(
         default=0.5,
         ge=0.01,
