@@ -7,7 +7,7 @@ Per line, a window is a 2 x 2 table of cells (direction x class). What is publis
   are published. Each cell is decided on its own value alone, so the tables that publish a given window are
   exactly every combination of 0..k-1 in its null cells: someone who knows the rule learns "below k" and
   nothing more. (Publishing zeros, or margins with complementary suppression, let an informed outsider pin
-  hidden counts down: issue 13.) tests/privacy/test_enumeration.py checks this by enumerating tables.
+  hidden counts down: issue 13.) tests/privacy/test_suppression.py checks this by enumerating tables.
 - ``dp``: two-sided geometric (discrete Laplace) noise on each cell, P(Z=z) = (1-a)/(1+a) * a^|z| with
   a = exp(-epsilon). Counts are published as drawn, negative ones included, so that sums over windows stay
   unbiased (the hub clips only what it displays). Margins are sums of the noisy cells (post-processing).
