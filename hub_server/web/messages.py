@@ -447,11 +447,11 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "Kein Schutz kleiner Zahlen.",
     ),
     "privacy.threshold": (
-        "Counts below {k}, zero included, are hidden and no totals are published, so a hidden count cannot be "
+        "Counts below {k} are hidden (zero included) and no totals are published, so a hidden count cannot be "
         "worked out.",
-        "Aantallen onder {k}, nul inbegrepen, worden verborgen en er worden geen totalen gepubliceerd, zodat een "
+        "Aantallen onder {k} worden verborgen (nul inbegrepen) en er worden geen totalen gepubliceerd, zodat een "
         "verborgen aantal niet te herleiden is.",
-        "Zahlen unter {k}, null eingeschlossen, werden verborgen und keine Summen veröffentlicht, sodass sich eine "
+        "Zahlen unter {k} werden verborgen (null eingeschlossen) und keine Summen veröffentlicht, sodass sich eine "
         "verborgene Zahl nicht erschließen lässt.",
     ),
     "privacy.dp": (
