@@ -79,7 +79,7 @@ class Agent:
             active_until = config.sensor_register.active_until if config.sensor_register is not None else None
             lines = [line.name for line in config.counting.lines]
             self.reporter = FlowReporter(self.transport.sink, privacy, lines, state_dir, active_until=active_until)
-            self.counter = CounterRunner(config.counting, self.reporter.add_crossing)
+            self.counter = CounterRunner(config.counting, self.reporter.on_crossing)
 
         if self.lockers is not None:
             for action, handler in self.lockers.handlers().items():

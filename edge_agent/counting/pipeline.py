@@ -22,6 +22,7 @@ class Crossing:
     line: str
     direction: Direction
     object_class: ObjectClass
+    track: int = -1  # the tracker's id: lets the privacy layer cap one object's crossings; never published
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class CountingPipeline:
         for item in self._pending:
             track, index, line, direction = item
             if final or track.hits >= self.settings.classify_after or id(track) not in live:
-                out.append(Crossing(index, line, direction, self._classify(track)))
+                out.append(Crossing(index, line, direction, self._classify(track), track.id))
             else:
                 waiting.append(item)
         self._pending = waiting

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Hashable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from edge_agent.events import EventSink
-from edge_agent.privacy.config import PrivacyConfig
-from edge_agent.privacy.protection import BudgetLedger, Protector
+from edge_agent.privacy.config import SECONDS_PER_DAY, PrivacyConfig
+from edge_agent.privacy.protection import BudgetLedger, DayCorrection, Protector
 from edge_agent.privacy.windows import ClosedWindow, WindowAggregator
-from hub_protocol.flows import DP_KINDS, Direction, ObjectClass
+from hub_protocol.flows import DP_KINDS, Direction, ObjectClass, WindowQuality
 from hub_protocol.topics import Channel
 
 LEDGER_FILE = "privacy-budget.sqlite"
@@ -42,12 +42,13 @@ class FlowReporter:
         self.sink = sink
         self.config = config
         self.active_until = active_until
-        self._aggregator = WindowAggregator(lines, config.window_seconds, now)
+        self._aggregator = WindowAggregator(lines, config.window_seconds, now, config.max_crossings)
         self._ledger = BudgetLedger(state_dir / LEDGER_FILE) if config.policy in DP_KINDS else None
         self._protector = Protector(config, self._ledger, rng)
         self._lock = threading.Lock()
         self._pruned_day: date | None = None
         self._pending: list[dict[str, Any]] = []
+        self._day_quality: dict[date, tuple[float, float]] = {}  # day -> (observed s, fps x observed s)
 
     def is_active(self, at: datetime) -> bool:
         return self.active_until is None or at.astimezone().date() <= self.active_until
@@ -60,6 +61,17 @@ class FlowReporter:
             return
         with self._lock:
             self._aggregator.add_crossing(line, direction, object_class, at)
+
+    def on_crossing(
+        self, line: str, direction: Direction | str, object_class: ObjectClass | str, track: Hashable
+    ) -> None:
+        """The counter's callback: ``track`` only lets the window cap what one object adds; it is never stored
+        beyond the open window nor published."""
+        at = datetime.now(UTC)
+        if not self.is_active(at):
+            return
+        with self._lock:
+            self._aggregator.add_crossing(line, direction, object_class, at, track)
 
     def note_frames(self, processed: int, dropped: int, observing_seconds: float, at: datetime | None = None) -> None:
         at = at or datetime.now(UTC)
@@ -76,8 +88,11 @@ class FlowReporter:
         now = now or datetime.now(UTC)
         with self._lock:
             for window in self._aggregator.close_due(now):
+                self._release_day(window.start.date())
                 if self.is_active(window.start):
                     self._pending.append(self._protect(window))
+            # Windows close in order: once the oldest open one is on a later day, the day is complete.
+            self._release_day(self._aggregator.current_start.date())
             if len(self._pending) > MAX_PENDING:
                 log.error("dropping %d flow windows the event store would not take", len(self._pending) - MAX_PENDING)
                 del self._pending[: len(self._pending) - MAX_PENDING]
@@ -107,7 +122,12 @@ class FlowReporter:
             self._pruned_day = today
 
     def _protect(self, window: ClosedWindow) -> dict[str, Any]:
-        protected = self._protector.protect(window.start, self._aggregator.lines, window.counts)
+        protected = self._protector.protect(window.start, self._aggregator.lines, window.counts, window.capped_tracks)
+        quality = window.quality.model_copy(update={"capped_tracks": protected.capped_tracks})
+        day = window.start.date()
+        observed = quality.observed_fraction * window.seconds
+        seen, weighted = self._day_quality.get(day, (0.0, 0.0))
+        self._day_quality[day] = (seen + observed, weighted + quality.mean_fps * observed)
         if protected.policy.budget_exhausted:
             log.warning("privacy budget of the day spent: window %s published without counts", window.start)
         return {
@@ -115,8 +135,33 @@ class FlowReporter:
             "window_seconds": window.seconds,
             "cells": [c.model_dump(mode="json") for c in protected.cells],
             "totals": [t.model_dump(mode="json") for t in protected.totals],
-            "quality": window.quality.model_dump(mode="json"),
+            "quality": quality.model_dump(mode="json", exclude_none=True),
             "policy": protected.policy.model_dump(mode="json"),
+        }
+
+    def _release_day(self, before: date) -> None:
+        correction = self._protector.release_day(before)
+        for day in [d for d in self._day_quality if d < before and (correction is None or d != correction.day)]:
+            del self._day_quality[day]
+        if correction is not None and self.is_active(datetime.combine(correction.day, time(), UTC)):
+            self._pending.append(self._correction(correction))
+
+    def _correction(self, correction: DayCorrection) -> dict[str, Any]:
+        """The day's correction as a window of the whole day; its quality describes the day it covers, so that
+        the hub's coverage and frame-rate figures over a day are unchanged by it."""
+        seen, weighted = self._day_quality.pop(correction.day, (0.0, 0.0))
+        quality = WindowQuality(
+            observed_fraction=round(min(seen / SECONDS_PER_DAY, 1.0), 4),
+            mean_fps=round(weighted / seen, 2) if seen else 0.0,
+            dropped_frames=0,
+        )
+        return {
+            "window_start": datetime.combine(correction.day, time(), UTC).isoformat(),
+            "window_seconds": SECONDS_PER_DAY,
+            "cells": [c.model_dump(mode="json") for c in correction.cells],
+            "totals": [t.model_dump(mode="json") for t in correction.totals],
+            "quality": quality.model_dump(mode="json", exclude_none=True),
+            "policy": correction.policy.model_dump(mode="json"),
         }
 
     def close(self) -> None:
