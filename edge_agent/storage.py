@@ -94,7 +94,7 @@ class Damage:
 
 
 def open_database(
-    path: Path, prepare: Callable[[sqlite3.Connection], None]
+    path: Path, prepare: Callable[[sqlite3.Connection], object]
 ) -> tuple[sqlite3.Connection, Damage | None]:
     """Open ``path`` (WAL, synchronous=FULL) and run ``prepare`` (the schema); a damaged file is moved aside.
 
@@ -122,7 +122,7 @@ def _damage_message(exc: sqlite3.Error) -> bool:
     return "malformed" in text or "not a database" in text or "corrupt" in text
 
 
-def _open(path: Path, prepare: Callable[[sqlite3.Connection], None], check: bool) -> sqlite3.Connection:
+def _open(path: Path, prepare: Callable[[sqlite3.Connection], object], check: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -136,3 +136,34 @@ def _open(path: Path, prepare: Callable[[sqlite3.Connection], None], check: bool
         conn.close()
         raise
     return conn
+
+
+def copy_readable(conn: sqlite3.Connection, damaged: Path, tables: list[str]) -> dict[str, int]:
+    """Copy the rows of ``tables`` that the damaged file still gives (each table up to its first bad page)
+    into ``conn``; returns how many rows each table gave. The damaged file is opened read-only."""
+    copied: dict[str, int] = {}
+    try:
+        old = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return copied
+    try:
+        for table in tables:
+            rows: list[tuple[object, ...]] = []
+            try:
+                rows.extend(old.execute(f"SELECT * FROM {table}"))  # noqa: S608 - table names are our own
+            except sqlite3.Error as exc:
+                log.warning("damaged %s: %d rows of %s read before %s", damaged.name, len(rows), table, exc)
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", rows)  # noqa: S608
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    rollback(conn)
+                    log.warning("rows of %s not copied from %s: %s", table, damaged.name, exc)
+                    continue
+            copied[table] = len(rows)
+    finally:
+        old.close()
+    return copied

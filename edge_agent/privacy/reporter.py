@@ -14,6 +14,7 @@ from edge_agent.events import EventSink
 from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.privacy.protection import BudgetLedger, Protector
 from edge_agent.privacy.windows import ClosedWindow, WindowAggregator
+from edge_agent.storage import StorageWatch
 from hub_protocol.flows import DP_KINDS, Direction, ObjectClass
 from hub_protocol.topics import Channel
 
@@ -38,16 +39,20 @@ class FlowReporter:
         active_until: date | None = None,
         now: datetime | None = None,
         rng: random.Random | None = None,
+        watch: StorageWatch | None = None,
     ) -> None:
         self.sink = sink
         self.config = config
         self.active_until = active_until
         self._aggregator = WindowAggregator(lines, config.window_seconds, now)
-        self._ledger = BudgetLedger(state_dir / LEDGER_FILE) if config.policy in DP_KINDS else None
+        self._watch = watch or StorageWatch()
+        self._ledger = BudgetLedger(state_dir / LEDGER_FILE, self._watch) if config.policy in DP_KINDS else None
         self._protector = Protector(config, self._ledger, rng)
         self._lock = threading.Lock()
         self._pruned_day: date | None = None
         self._pending: list[dict[str, Any]] = []
+        self._closed: list[ClosedWindow] = []
+        """Closed but not yet protected: the budget ledger could not be written (counts in memory only)."""
 
     def is_active(self, at: datetime) -> bool:
         return self.active_until is None or at.astimezone().date() <= self.active_until
@@ -75,9 +80,17 @@ class FlowReporter:
         offered again at the next tick: retrying with fresh noise would spend the budget twice."""
         now = now or datetime.now(UTC)
         with self._lock:
-            for window in self._aggregator.close_due(now):
-                if self.is_active(window.start):
-                    self._pending.append(self._protect(window))
+            self._closed += [w for w in self._aggregator.close_due(now) if self.is_active(w.start)]
+            while self._closed:
+                try:
+                    protected = self._protect(self._closed[0])
+                except Exception as exc:
+                    # Nothing was published or paid for: protect it at the next tick, still only once.
+                    if not self._watch.failed("privacy-budget", exc):
+                        log.exception("flow window %s not protected; retrying at the next tick", self._closed[0].start)
+                    break
+                self._pending.append(protected)
+                self._closed.pop(0)
             if len(self._pending) > MAX_PENDING:
                 log.error("dropping %d flow windows the event store would not take", len(self._pending) - MAX_PENDING)
                 del self._pending[: len(self._pending) - MAX_PENDING]
@@ -85,10 +98,11 @@ class FlowReporter:
             while self._pending:
                 try:
                     seqs.append(self.sink.emit(Channel.FLOW, self._pending[0]))
-                except Exception:
-                    log.exception(
-                        "flow window of %s not stored; retrying at the next tick", self._pending[0]["window_start"]
-                    )
+                except Exception as exc:
+                    if not self._watch.failed("counting", exc):
+                        log.exception(
+                            "flow window of %s not stored; retrying at the next tick", self._pending[0]["window_start"]
+                        )
                     break
                 self._pending.pop(0)
             self._prune(now)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from edge_agent.storage import StorageWatch
 from edge_agent.transport.config import OutboxConfig
@@ -14,36 +13,8 @@ from hub_protocol.alarms import AlarmKind
 from hub_protocol.codec import decode
 from hub_protocol.topics import Channel
 from tests.conftest import BrokerSetup, agent_config, wait_until
+from tests.storage_faults import FullDisk, damage_file
 from tests.transport.helpers import alarm_fields, start_ingest
-
-
-class _FullDiskCursor:
-    """A cursor whose COMMIT fails as on a full disk: SQLite has already rolled the transaction back."""
-
-    def __init__(self, cursor: sqlite3.Cursor, disk: _FullDisk) -> None:
-        self._cursor = cursor
-        self._disk = disk
-
-    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
-        if sql == "COMMIT" and self._disk.full:
-            self._cursor.execute("ROLLBACK")
-            raise sqlite3.OperationalError("database or disk is full")
-        return self._cursor.execute(sql, params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cursor, name)
-
-
-class _FullDisk:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.full = False
-
-    def cursor(self) -> _FullDiskCursor:
-        return _FullDiskCursor(self.conn.cursor(), self)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.conn, name)
 
 
 def _box(tmp_path: Path, watch: StorageWatch | None = None, boot: str | None = None) -> Outbox:
@@ -60,7 +31,7 @@ def test_a_full_disk_burns_no_sequence_number_when_the_rollback_fails_too(tmp_pa
     still be given back, or the hub's watermark sticks below the hole for the rest of the boot."""
     watch = StorageWatch()
     box = _box(tmp_path, watch)
-    disk = _FullDisk(box._conn)
+    disk = FullDisk(box._conn)
     box._conn = disk  # type: ignore[assignment]
     assert [box.emit(Channel.ALARM, alarm_fields(n)) for n in range(3)] == [1, 2, 3]
     disk.full = True
@@ -97,22 +68,13 @@ def test_the_disk_full_alarm_is_raised_and_cleared_once_across_a_restart(tmp_pat
     assert "lockers" in alarms[0].detail
 
 
-def _damage(path: Path) -> None:
-    """What a failing card leaves after a power cut: pages of the file overwritten with junk."""
-    data = bytearray(path.read_bytes())
-    for offset in range(0, len(data), 4096):
-        data[offset + 16 : offset + 116] = b"\xa5" * 100
-    path.write_bytes(bytes(data))
-
-
 def test_a_damaged_outbox_is_moved_aside_and_its_lost_events_declared(tmp_path: Path) -> None:
     old = _box(tmp_path, boot="old-boot")
     for n in range(40):
         old.emit(Channel.ALARM, alarm_fields(n))
     old.ack("old-boot", 10)
-    old._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     old.close()
-    _damage(tmp_path / OUTBOX_FILENAME)
+    damage_file(tmp_path / OUTBOX_FILENAME)
 
     box = _box(tmp_path, boot="new-boot")  # today: sqlite3.DatabaseError and no agent at all
     moved = list(tmp_path.glob(f"{OUTBOX_FILENAME}.damaged-*"))
@@ -143,8 +105,7 @@ def test_a_damaged_outbox_reaches_the_hub_as_a_counted_drop(broker: BrokerSetup,
     finally:
         first.stop()
     state = Path(config.device.state_dir) / OUTBOX_FILENAME
-    sqlite3.connect(state).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
-    _damage(state)
+    damage_file(state)
 
     second = Transport(config)
     second.start()
