@@ -49,7 +49,7 @@ class StorageWatch:
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic, quiet_s: float = QUIET_S) -> None:
         self._monotonic = monotonic
-        self._quiet_s = quiet_s
+        self.quiet_s = quiet_s
         self._lock = threading.Lock()
         self._failing: dict[str, str] = {}
         self._last_failure: float | None = None
@@ -75,7 +75,7 @@ class StorageWatch:
     def disk_full(self) -> bool:
         """A component's last write failed, or any failed within the quiet time."""
         with self._lock:
-            recent = self._last_failure is not None and self._monotonic() - self._last_failure < self._quiet_s
+            recent = self._last_failure is not None and self._monotonic() - self._last_failure < self.quiet_s
             return bool(self._failing) or recent
 
     def detail(self) -> str:

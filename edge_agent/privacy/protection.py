@@ -192,8 +192,10 @@ class BudgetLedger:
         self._lock = threading.Lock()
         self.watch = watch or StorageWatch()
         self._db, damage = open_database(path, _create_ledger)
-        if damage is not None and not copy_readable(self._db, damage.moved_to, ["dp_spend", "dp_blocked"]):
-            # What today and yesterday spent is unknown: spend nothing more on them rather than twice.
+        if damage is not None:
+            # Rows on damaged pages are gone unnoticed, so what today and yesterday spent is unknown: spend
+            # nothing more on them rather than twice. Older accounts are kept as far as they can be read.
+            copy_readable(self._db, damage.moved_to, ["dp_spend", "dp_blocked"])
             today = datetime.now(UTC).date()
             days = [today.isoformat(), date.fromordinal(today.toordinal() - 1).isoformat()]
             self._db.executemany("INSERT OR IGNORE INTO dp_blocked (day) VALUES (?)", [(d,) for d in days])

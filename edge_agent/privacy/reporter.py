@@ -117,7 +117,12 @@ class FlowReporter:
         # Yesterday's account still matters for windows that close just after midnight; older ones never do.
         today = now.astimezone(UTC).date()
         if self._ledger is not None and self._pruned_day != today:
-            self._ledger.forget_before((today - timedelta(days=1)).isoformat())
+            try:
+                self._ledger.forget_before((today - timedelta(days=1)).isoformat())
+            except Exception as exc:
+                if not self._watch.failed("privacy-budget", exc):
+                    log.exception("old budget accounts not pruned; retrying at the next tick")
+                return
             self._pruned_day = today
 
     def _protect(self, window: ClosedWindow) -> dict[str, Any]:

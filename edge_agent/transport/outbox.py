@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from edge_agent.events import build_event
-from edge_agent.storage import StorageWatch, open_database, rollback
+from edge_agent.storage import StorageWatch, is_disk_full, open_database, rollback
 from edge_agent.transport.config import OutboxConfig
 from edge_agent.transport.salvage import Salvage, salvage_outbox
 from hub_protocol.alarms import AlarmKind
@@ -214,7 +214,12 @@ class Outbox:
             return deleted
 
         with self._lock:
-            return self._transaction(delete)
+            try:
+                return self._transaction(delete)
+            except sqlite3.Error as exc:
+                if not is_disk_full(exc):
+                    raise
+                return 0  # deleting needs room too; the hub acknowledges again when the events are re-sent
 
     def stats(self) -> OutboxStats:
         with self._lock:
