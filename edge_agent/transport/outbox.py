@@ -211,6 +211,7 @@ class Outbox:
             if record is not None and record[1] <= upto:
                 cur.execute("DELETE FROM drops WHERE boot = ?", (boot,))
                 del self._drops[boot]
+            self._declare_unheld(cur, boot, upto)
             return deleted
 
         with self._lock:
@@ -265,6 +266,24 @@ class Outbox:
         self._stale = False
         if row[0] is not None:
             self._next_seq = max(self._next_seq, row[0] + 1)
+
+    def _declare_unheld(self, cur: sqlite3.Cursor, boot: str, upto: int) -> None:
+        """Numbers after the hub's watermark that the outbox does not hold were never stored (a failed write
+        that burned its number before this version gave it back): declare them, or the hub waits for them and
+        the events after them are sent again for ever. They are not counted as dropped events."""
+        row = cur.execute("SELECT MIN(seq) FROM events WHERE boot = ?", (boot,)).fetchone()
+        if row[0] is not None:
+            end = int(row[0]) - 1
+        elif boot == self.boot:
+            end = self._next_seq - 1
+        else:
+            return
+        record = self._drops.get(boot)
+        if end <= upto or (record is not None and record[0] <= upto + 1 and end <= record[1]):
+            return
+        log.warning("outbox: %s numbers %d..%d were never stored; declared to the hub", boot, upto + 1, end)
+        self._record_drop(cur, boot, upto + 1, end)
+        self._announce(cur, {boot}, self._clock())
 
     def _insert_event(self, cur: sqlite3.Cursor, channel: Channel, fields: dict[str, Any], now: float) -> int:
         """An event of the outbox's own (alarm, drop notice) under the next number."""

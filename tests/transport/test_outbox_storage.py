@@ -124,3 +124,48 @@ def test_a_damaged_outbox_reaches_the_hub_as_a_counted_drop(broker: BrokerSetup,
     finally:
         second.stop()
         ingest.stop()
+
+
+def _burn(box: Outbox, numbers: int) -> None:
+    """What the version before this one did on a full disk: each failed retry used up a number."""
+    box._next_seq += numbers
+
+
+def test_numbers_burned_by_an_earlier_version_are_declared_when_the_hub_acks_below_them(tmp_path: Path) -> None:
+    box = _box(tmp_path, boot="old-boot")
+    box.emit(Channel.ALARM, alarm_fields(1))
+    _burn(box, 113)
+    assert [box.emit(Channel.ALARM, alarm_fields(n)) for n in range(3)] == [115, 116, 117]
+    box.close()
+    box = _box(tmp_path, boot="new-boot")
+    box.ack("old-boot", 1)  # the hub has 1 and waits for 2, which nobody holds
+    gaps = [decode(Channel.GAP, p) for (p,) in box._conn.execute("SELECT payload FROM events WHERE channel='gap'")]
+    assert [(g.dropped_boot, g.first_seq, g.last_seq, g.dropped_total) for g in gaps] == [("old-boot", 2, 114, 0)]
+    box.ack("old-boot", 1)  # the same ack again: nothing new to declare
+    assert box._conn.execute("SELECT COUNT(*) FROM events WHERE channel='gap'").fetchone()[0] == 1
+
+
+def test_an_outbox_with_burned_numbers_drains_after_an_upgrade(broker: BrokerSetup, tmp_path: Path) -> None:
+    """The issue's run: numbers 2..114 burned, the hub's watermark stuck at 1, everything re-sent every 30 s,
+    and the old boot's events still re-sent after a restart."""
+    config = agent_config(broker, "dev-a", tmp_path)
+    state = Path(config.device.state_dir) / OUTBOX_FILENAME
+    old = Outbox(state, "dev-a", config.outbox, boot="old-boot")
+    old.emit(Channel.ALARM, alarm_fields(1))
+    _burn(old, 113)
+    for n in range(20):
+        old.emit(Channel.ALARM, alarm_fields(n))
+    old.close()
+    db = tmp_path / "hub.sqlite3"
+    ingest = start_ingest(broker, db)
+    transport = Transport(config)
+    transport.start()
+    try:
+        assert wait_until(lambda: transport.outbox.stats().depth == 0, 20), "the old boot's events never left"
+        with sqlite3.connect(db) as conn:
+            upto = conn.execute("SELECT upto FROM boot_watermarks WHERE boot = 'old-boot'").fetchone()[0]
+            stored = conn.execute("SELECT COUNT(*) FROM events WHERE boot = 'old-boot'").fetchone()[0]
+        assert upto == 134 and stored == 21
+    finally:
+        transport.stop()
+        ingest.stop()
