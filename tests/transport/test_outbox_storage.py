@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge_agent.storage import StorageWatch
+from edge_agent.transport.commands import CommandRouter
 from edge_agent.transport.config import OutboxConfig
 from edge_agent.transport.outbox import OUTBOX_FILENAME, Outbox
 from edge_agent.transport.service import Transport
 from hub_protocol.alarms import AlarmKind
 from hub_protocol.codec import decode
+from hub_protocol.commands import LockerOpen, command_header
+from hub_protocol.envelope import ResultStatus
 from hub_protocol.topics import Channel
 from tests.conftest import BrokerSetup, agent_config, wait_until
 from tests.storage_faults import FullDisk, damage_file
@@ -169,3 +173,29 @@ def test_an_outbox_with_burned_numbers_drains_after_an_upgrade(broker: BrokerSet
     finally:
         transport.stop()
         ingest.stop()
+
+
+def test_a_damaged_command_id_file_is_replaced_with_an_alarm(tmp_path: Path) -> None:
+    box = _box(tmp_path)
+    path = tmp_path / "commands.sqlite3"
+    first = CommandRouter("dev-a", box, path)
+    header = command_header("dev-a", timedelta(hours=1), "op-anna", prefix="cmd", now=datetime.now(UTC))
+    command = LockerOpen(action="locker-open", **header, compartment=1).model_dump_json().encode()
+    first.register("locker-open", lambda _c: (ResultStatus.DONE, "opened"))
+    assert first.handle(command).status is ResultStatus.DONE
+    first.close()
+    damage_file(path)
+    path.write_bytes(b"\xa5" * 8192)
+
+    router = CommandRouter("dev-a", box, path)  # today: sqlite3.DatabaseError, no transport at all
+    try:
+        assert list(tmp_path.glob("commands.sqlite3.damaged-*"))
+        alarms = [
+            decode(Channel.ALARM, p) for (p,) in box._conn.execute("SELECT payload FROM events WHERE channel='alarm'")
+        ]
+        assert [a.alarm for a in alarms] == [AlarmKind.STATE_DAMAGED]
+        router.register("locker-open", lambda _c: (ResultStatus.DONE, "opened"))
+        other = LockerOpen(action="locker-open", **{**header, "id": "cmd-other"}, compartment=1)
+        assert router.handle(other.model_dump_json().encode()).status is ResultStatus.DONE
+    finally:
+        router.close()
