@@ -22,6 +22,7 @@ from edge_agent.lockers.bank import LockerBank
 from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.privacy.register import build_register_entry
 from edge_agent.privacy.reporter import FlowReporter
+from edge_agent.storage import StorageWatch
 from edge_agent.transport.service import Transport
 from hub_protocol.envelope import CameraState
 from hub_protocol.topics import Channel
@@ -63,12 +64,15 @@ class Agent:
         state_dir.mkdir(parents=True, exist_ok=True)
 
         sink = _SinkSlot()
+        self.watch = StorageWatch()  # every writer reports a full disk here: one alarm, one health flag
         self.lockers: LockerBank | None = None
         if config.lockers is not None:
-            self.lockers = LockerBank(config.lockers, sink, state_dir, pin_factory=pin_factory)
+            self.lockers = LockerBank(config.lockers, sink, state_dir, pin_factory=pin_factory, watch=self.watch)
 
         self.counter: CounterRunner | None = None
-        self.transport = Transport(config, self._camera_stats if config.counting is not None else None)
+        self.transport = Transport(
+            config, self._camera_stats if config.counting is not None else None, watch=self.watch
+        )
         sink.target = self.transport.sink
 
         self.reporter: FlowReporter | None = None
@@ -78,7 +82,9 @@ class Agent:
             privacy = config.privacy or PrivacyConfig()
             active_until = config.sensor_register.active_until if config.sensor_register is not None else None
             lines = [line.name for line in config.counting.lines]
-            self.reporter = FlowReporter(self.transport.sink, privacy, lines, state_dir, active_until=active_until)
+            self.reporter = FlowReporter(
+                self.transport.sink, privacy, lines, state_dir, active_until=active_until, watch=self.watch
+            )
             self.counter = CounterRunner(config.counting, self.reporter.on_crossing)
 
         if self.lockers is not None:
@@ -127,7 +133,19 @@ class Agent:
             self.stop()
 
     def tick(self, now: datetime) -> None:
-        """Once a second: window bookkeeping, the end-of-registration rule, and the watchdog."""
+        """Once a second: window bookkeeping, the end-of-registration rule, the disk-full alarm, the watchdog."""
+        try:
+            self._tick_counting(now)
+        except Exception as exc:
+            # A window that could not be stored stays pending in the reporter; the agent keeps running.
+            if not self.watch.failed("counting", exc):
+                log.exception("counting bookkeeping failed; retrying at the next tick")
+        self.transport.sync_storage_alarm()
+        if self.lifecycle is not None and self.lifecycle.tick(self.transport.link.connected, self.transport.sink):
+            self.request_stop()  # a config push or reload wants a restart, or a trial config was rolled back
+        self.notifier.notify("WATCHDOG=1")
+
+    def _tick_counting(self, now: datetime) -> None:
         if self.counter is not None and self.reporter is not None:
             stats = self.counter.stats()
             processed, dropped, observing = self._last_frames
@@ -140,9 +158,6 @@ class Agent:
                 log.warning("register active_until has passed: counting stops")
                 self.counter.stop()
                 self.counter = None
-        if self.lifecycle is not None and self.lifecycle.tick(self.transport.link.connected, self.transport.sink):
-            self.request_stop()  # a config push or reload wants a restart, or a trial config was rolled back
-        self.notifier.notify("WATCHDOG=1")
 
     def _counting_allowed(self, now: datetime) -> bool:
         return self.reporter is None or self.reporter.is_active(now)

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edge_agent.storage import StorageWatch, copy_readable, open_database, rollback
 from hub_protocol.lockers import CodePurpose, CompartmentState
 from hub_protocol.topics import Channel
 
@@ -76,7 +77,23 @@ CREATE TABLE IF NOT EXISTS pending_events (
     channel TEXT NOT NULL,
     fields TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS wrong_codes (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL
+);
 """
+TABLES = [
+    "compartments",
+    "codes",
+    "pending_opens",
+    "alarms_active",
+    "lockout",
+    "transitions",
+    "pending_events",
+    "wrong_codes",
+]
+"""Copied from a damaged file into the fresh one, as far as they can be read."""
+COMPONENT = "lockers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +155,26 @@ def _code_row(r: Any) -> CodeRow:
 class LockerStore:
     """One SQLite file; every method runs under the caller's lock (the state machine serialises access)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, watch: StorageWatch | None = None) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a power cut must not lose a code's use or a state change
-        self._db.executescript(SCHEMA)
+        self.watch = watch or StorageWatch()
+        # synchronous=FULL: a power cut must not lose a code's use or a state change.
+        self._db, self.damage = open_database(path, lambda conn: conn.executescript(SCHEMA))
+        self.recovered: dict[str, int] = {}
+        if self.damage is not None:
+            self.recovered = copy_readable(self._db, self.damage.moved_to, TABLES)
         self._guard = threading.RLock()
         self._depth = 0
+
+    def damage_report(self) -> str | None:
+        """What the operator must know when the file was found damaged at start, else None."""
+        if self.damage is None:
+            return None
+        kept = ", ".join(f"{n} {t}" for t, n in self.recovered.items() if n) or "nothing"
+        return (
+            f"{self.path.name} was damaged ({self.damage.reason[:100]}); moved to {self.damage.moved_to.name}; "
+            f"recovered {kept}; re-send the reservations of this bank"
+        )[:500]
 
     def close(self) -> None:
         with self._guard:
@@ -161,14 +189,17 @@ class LockerStore:
             self._depth += 1
             try:
                 yield
-            except BaseException:
-                self._depth -= 1
                 if outer:
-                    self._db.execute("ROLLBACK")
+                    self._db.execute("COMMIT")
+            except BaseException as exc:
+                if outer:
+                    rollback(self._db)  # on a full disk SQLite has rolled back already
+                    self.watch.failed(COMPONENT, exc)
                 raise
-            self._depth -= 1
+            finally:
+                self._depth -= 1
             if outer:
-                self._db.execute("COMMIT")
+                self.watch.succeeded(COMPONENT)
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._guard:
@@ -314,6 +345,17 @@ class LockerStore:
 
     def delete_event(self, event_id: int) -> None:
         self._exec("DELETE FROM pending_events WHERE id = ?", (event_id,))
+
+    # Wrong codes over hours (the slow-guessing alarm); only their times are kept
+    def add_wrong_code(self, at: datetime, keep_after: datetime) -> int:
+        """Record one wrong code, forget those before ``keep_after``; returns how many remain."""
+        self._exec("DELETE FROM wrong_codes WHERE at < ?", (keep_after.isoformat(),))
+        self._exec("INSERT INTO wrong_codes (at) VALUES (?)", (at.isoformat(),))
+        return self.wrong_codes_since(keep_after)
+
+    def wrong_codes_since(self, since: datetime) -> int:
+        row = self._exec("SELECT COUNT(*) FROM wrong_codes WHERE at >= ?", (since.isoformat(),)).fetchone()
+        return int(row[0])
 
     def history(self, compartment: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT at, compartment, state, previous, cause, reservation, operator, door_open FROM transitions"

@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.privacy.config import PrivacyConfig
+from edge_agent.storage import StorageWatch, copy_readable, open_database, rollback
 from hub_protocol.flows import (
     DP_KINDS,
     THRESHOLD_KINDS,
@@ -195,20 +196,29 @@ class Spend:
     reason: str = ""
 
 
+def _create_ledger(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS dp_spend ("
+        " window_start TEXT PRIMARY KEY, day TEXT NOT NULL, epsilon REAL NOT NULL, at TEXT NOT NULL)"
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS dp_spend_day ON dp_spend(day)")
+    conn.execute("CREATE TABLE IF NOT EXISTS dp_blocked (day TEXT PRIMARY KEY)")
+
+
 class BudgetLedger:
     """Epsilon spent per UTC day, in SQLite so a restart cannot reset it. Each window is paid at most once."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, watch: StorageWatch | None = None) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS dp_spend ("
-            " window_start TEXT PRIMARY KEY, day TEXT NOT NULL, epsilon REAL NOT NULL, at TEXT NOT NULL)"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS dp_spend_day ON dp_spend(day)")
+        self.watch = watch or StorageWatch()
+        self._db, damage = open_database(path, _create_ledger)
+        if damage is not None:
+            # Rows on damaged pages are gone unnoticed, so what today and yesterday spent is unknown: spend
+            # nothing more on them rather than twice. Older accounts are kept as far as they can be read.
+            copy_readable(self._db, damage.moved_to, ["dp_spend", "dp_blocked"])
+            today = datetime.now(UTC).date()
+            days = [today.isoformat(), date.fromordinal(today.toordinal() - 1).isoformat()]
+            self._db.executemany("INSERT OR IGNORE INTO dp_blocked (day) VALUES (?)", [(d,) for d in days])
 
     def spent(self, day: str) -> float:
         row = self._db.execute("SELECT COALESCE(SUM(epsilon), 0) FROM dp_spend WHERE day = ?", (day,)).fetchone()
@@ -223,6 +233,9 @@ class BudgetLedger:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 spent = self.spent(day)
+                if self._db.execute("SELECT 1 FROM dp_blocked WHERE day = ?", (day,)).fetchone():
+                    self._db.execute("COMMIT")
+                    return Spend(False, spent, "the budget ledger was damaged: this day's spending is unknown")
                 if self._db.execute("SELECT 1 FROM dp_spend WHERE window_start = ?", (key,)).fetchone():
                     self._db.execute("COMMIT")
                     return Spend(False, spent, "this window was already published once")
@@ -234,10 +247,12 @@ class BudgetLedger:
                     (key, day, epsilon, datetime.now(UTC).isoformat()),
                 )
                 self._db.execute("COMMIT")
-                return Spend(True, spent + epsilon)
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as exc:
+                rollback(self._db)  # on a full disk SQLite has rolled back already
+                self.watch.failed("privacy-budget", exc)
                 raise
+            self.watch.succeeded("privacy-budget")
+            return Spend(True, spent + epsilon)
 
     def forget_before(self, day: str) -> int:
         """Drop the accounts of days before ``day`` (they no longer limit anything)."""

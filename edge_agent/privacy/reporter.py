@@ -14,6 +14,7 @@ from edge_agent.events import EventSink
 from edge_agent.privacy.config import SECONDS_PER_DAY, PrivacyConfig
 from edge_agent.privacy.protection import BudgetLedger, DayCorrection, Protector
 from edge_agent.privacy.windows import ClosedWindow, WindowAggregator
+from edge_agent.storage import StorageWatch
 from hub_protocol.flows import DP_KINDS, Direction, ObjectClass, WindowQuality
 from hub_protocol.topics import Channel
 
@@ -38,17 +39,21 @@ class FlowReporter:
         active_until: date | None = None,
         now: datetime | None = None,
         rng: random.Random | None = None,
+        watch: StorageWatch | None = None,
     ) -> None:
         self.sink = sink
         self.config = config
         self.active_until = active_until
         self._aggregator = WindowAggregator(lines, config.window_seconds, now, config.max_crossings)
-        self._ledger = BudgetLedger(state_dir / LEDGER_FILE) if config.policy in DP_KINDS else None
+        self._watch = watch or StorageWatch()
+        self._ledger = BudgetLedger(state_dir / LEDGER_FILE, self._watch) if config.policy in DP_KINDS else None
         self._protector = Protector(config, self._ledger, rng)
         self._lock = threading.Lock()
         self._pruned_day: date | None = None
         self._pending: list[dict[str, Any]] = []
         self._day_quality: dict[date, tuple[float, float]] = {}  # day -> (observed s, fps x observed s)
+        self._closed: list[ClosedWindow] = []
+        """Closed but not yet protected: the budget ledger could not be written (counts in memory only)."""
 
     def is_active(self, at: datetime) -> bool:
         return self.active_until is None or at.astimezone().date() <= self.active_until
@@ -87,12 +92,25 @@ class FlowReporter:
         offered again at the next tick: retrying with fresh noise would spend the budget twice."""
         now = now or datetime.now(UTC)
         with self._lock:
-            for window in self._aggregator.close_due(now):
-                self._release_day(window.start.date())
-                if self.is_active(window.start):
-                    self._pending.append(self._protect(window))
-            # Windows close in order: once the oldest open one is on a later day, the day is complete.
-            self._release_day(self._aggregator.current_start.date())
+            self._closed += [w for w in self._aggregator.close_due(now) if self.is_active(w.start)]
+            while self._closed:
+                try:
+                    self._release_day(self._closed[0].start.date())
+                    protected = self._protect(self._closed[0])
+                except Exception as exc:
+                    # Nothing was published or paid for: protect it at the next tick, still only once.
+                    if not self._watch.failed("privacy-budget", exc):
+                        log.exception("flow window %s not protected; retrying at the next tick", self._closed[0].start)
+                    break
+                self._pending.append(protected)
+                self._closed.pop(0)
+            if not self._closed:
+                # Windows close in order: once the oldest open one is on a later day, the day is complete.
+                try:
+                    self._release_day(self._aggregator.current_start.date())
+                except Exception as exc:
+                    if not self._watch.failed("privacy-budget", exc):
+                        log.exception("day correction not released; retrying at the next tick")
             if len(self._pending) > MAX_PENDING:
                 log.error("dropping %d flow windows the event store would not take", len(self._pending) - MAX_PENDING)
                 del self._pending[: len(self._pending) - MAX_PENDING]
@@ -100,10 +118,11 @@ class FlowReporter:
             while self._pending:
                 try:
                     seqs.append(self.sink.emit(Channel.FLOW, self._pending[0]))
-                except Exception:
-                    log.exception(
-                        "flow window of %s not stored; retrying at the next tick", self._pending[0]["window_start"]
-                    )
+                except Exception as exc:
+                    if not self._watch.failed("counting", exc):
+                        log.exception(
+                            "flow window of %s not stored; retrying at the next tick", self._pending[0]["window_start"]
+                        )
                     break
                 self._pending.pop(0)
             self._prune(now)
@@ -118,7 +137,12 @@ class FlowReporter:
         # Yesterday's account still matters for windows that close just after midnight; older ones never do.
         today = now.astimezone(UTC).date()
         if self._ledger is not None and self._pruned_day != today:
-            self._ledger.forget_before((today - timedelta(days=1)).isoformat())
+            try:
+                self._ledger.forget_before((today - timedelta(days=1)).isoformat())
+            except Exception as exc:
+                if not self._watch.failed("privacy-budget", exc):
+                    log.exception("old budget accounts not pruned; retrying at the next tick")
+                return
             self._pruned_day = today
 
     def _protect(self, window: ClosedWindow) -> dict[str, Any]:

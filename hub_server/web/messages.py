@@ -304,6 +304,13 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "wachtrij verliest berichten",
         "Warteschlange verwirft Ereignisse",
     ),
+    "alarm.disk-full": ("state disk full", "opslagschijf vol", "Speicher voll"),
+    "alarm.state-damaged": (
+        "state file damaged, replaced",
+        "statusbestand beschadigd, vervangen",
+        "Zustandsdatei beschädigt, ersetzt",
+    ),
+    "alarm.code-guessing": ("codes being guessed", "codes worden geraden", "Codes werden erraten"),
     "alarm.offline": ("device offline", "apparaat offline", "Gerät offline"),
     "alarm.sequence-gap": ("events missing", "berichten ontbreken", "Ereignisse fehlen"),
     # audit
