@@ -20,6 +20,7 @@ from hub_protocol.codec import encode
 from hub_protocol.commands import CommandBase, PushConfig, ReloadConfig, command_header
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import Channel, device_topic
+from hub_server.broker import CLI_CLIENT_ID_PREFIX
 from hub_server.config import HubConfig
 
 COMMAND_TTL = timedelta(minutes=10)
@@ -90,7 +91,7 @@ def publish_once(config: HubConfig, site: str, command: CommandBase, timeout: fl
 
     password = read_secret(config.mqtt.password_file, "mqtt.password_file")
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"hub-cli-{secrets.token_hex(6)}", protocol=mqtt.MQTTv311
+        CallbackAPIVersion.VERSION2, client_id=f"{CLI_CLIENT_ID_PREFIX}{secrets.token_hex(6)}", protocol=mqtt.MQTTv311
     )
     client.username_pw_set(config.mqtt.username, password)
     if config.mqtt.tls:
