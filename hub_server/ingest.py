@@ -58,7 +58,8 @@ Handler = Callable[[str, BaseModel], None]
 """``handler(site, model)`` for every newly stored non-flow event, availability change and health message."""
 
 LIVE_KINDS = {Channel.STATUS.value: "availability", "silent": "availability"}
-"""Note kinds that live listeners know by another name; every other kind (a channel name, ``gap``) is kept."""
+"""Note kinds that live listeners know by another name; every other kind (a channel name, ``sequence-gap``) is
+kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,8 @@ class IngestStats:
     duplicates: int
     invalid: int
     batches: int
+    throttled: int
+    """Messages skipped unread because their device had spent its budget of bad traffic (not acknowledged)."""
     revoked_dropped: int
     overflow_dropped: int
     errors: int
@@ -102,7 +105,7 @@ class Ingest:
         self._worker: Any = None
         self._to_writer: Connection | None = None
         self._from_writer: Connection | None = None
-        self._counters = (0, 0, 0, 0, 0)
+        self._counters = (0, 0, 0, 0, 0, 0)
         self._revoked_dropped = 0
         self._overflow = 0
         self._errors = 0

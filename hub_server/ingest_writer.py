@@ -28,6 +28,7 @@ from hub_protocol.envelope import Ack, Availability, AvailabilityState, Health
 from hub_protocol.flows import PrivacyPolicy
 from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, TopicParts, device_topic, parse_topic
 from hub_server.config import IngestConfig
+from hub_server.ingest_limits import BAD_BURST, BAD_PER_S, DeviceLog, TokenBuckets
 from hub_server.store.db import connect
 
 log = logging.getLogger("hub_server.ingest")
@@ -37,7 +38,10 @@ Message = tuple[str, bytes, float]
 
 Note = tuple[str, str, str, str]
 """(kind, site, device, JSON text): what happened, for handlers and live pages. Kinds: the channel names of
-device messages, ``silent`` (offline by silence), ``gap`` (a sequence hole recorded)."""
+device messages, ``silent`` (offline by silence), ``SEQUENCE_GAP_NOTE`` (a sequence hole recorded)."""
+
+SEQUENCE_GAP_NOTE = "sequence-gap"
+"""Note kind of a hole the hub found; not ``gap``, which is the device channel where a device declares drops."""
 
 _UNSEEN: Any = object()
 
@@ -57,6 +61,8 @@ class BootState:
     ranges: list[tuple[int, int]] = field(default_factory=list)
     hole_since: float | None = None
     gap_open: bool = False
+    reported: set[tuple[int, int]] = field(default_factory=set)
+    """Holes recorded already: each is logged and announced once, not again every period."""
 
     def known(self, seq: int) -> bool:
         if seq in self.pending:
@@ -121,6 +127,7 @@ class Counters:
     duplicates: int = 0
     invalid: int = 0
     batches: int = 0
+    throttled: int = 0
 
 
 @dataclass(slots=True)
@@ -222,6 +229,8 @@ class IngestCore:
         self.counters = Counters()
         self._started = clock()
         self._invalid_logged: dict[tuple[str, str], int] = defaultdict(int)
+        self._bad = TokenBuckets(BAD_PER_S, BAD_BURST)
+        self._device_log = DeviceLog(log)
         self._load()
 
     def _load(self) -> None:
@@ -237,12 +246,12 @@ class IngestCore:
             self.boots[(device, boot)].add(seq)
         for device, boot, first, last in conn.execute("SELECT device, boot, first_seq, last_seq FROM dropped_ranges"):
             self.boots.setdefault((device, boot), BootState()).add_range(first, last)
-        open_gaps = {
-            (d, b) for d, b in conn.execute("SELECT device, boot FROM sequence_gaps WHERE resolved_at IS NULL")
-        }
-        for key in open_gaps:
-            if key in self.boots:
-                self.boots[key].gap_open = True
+        for d, b, first, last in conn.execute(
+            "SELECT device, boot, first_seq, last_seq FROM sequence_gaps WHERE resolved_at IS NULL"
+        ):
+            if (d, b) in self.boots:
+                self.boots[(d, b)].gap_open = True
+                self.boots[(d, b)].reported.add((first, last))
         self.devices: dict[str, DeviceState] = {
             row[0]: DeviceState(row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
             for row in conn.execute(
@@ -261,6 +270,7 @@ class IngestCore:
         result = BatchResult()
         rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         new_seqs: dict[tuple[str, str], set[int]] = defaultdict(set)
+        batch_max: dict[tuple[str, str], int] = {}
         new_ranges: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         touched: dict[tuple[str, str], str] = {}
         changed_devices: set[str] = set()
@@ -279,6 +289,9 @@ class IngestCore:
                 self._invalid(invalid, "", "topic", topic, "not a topic of this contract", received)
                 continue
             channel, device, site = parts.channel, parts.device, parts.site
+            if self._bad.spent(device, received):
+                counters.throttled += 1  # not acknowledged: a healthy device sends it again later
+                continue
             if channel not in DEVICE_CHANNELS:
                 self._invalid(invalid, device, "channel", topic, f"{channel.value} is not a device channel", received)
                 continue
@@ -302,6 +315,11 @@ class IngestCore:
                 ) or msg.seq in new_seqs.get(key, ()):
                     counters.duplicates += 1
                     continue
+                highest = batch_max.get(key, state.max_seq if state is not None else 0)
+                if channel is Channel.GAP or msg.seq > highest + 1:
+                    # Declaring drops, or opening a hole: cheap to send, costly to track. Spends the budget.
+                    self._bad.take(device, received)
+                batch_max[key] = max(highest, msg.seq)
                 new_seqs[key].add(msg.seq)
                 rows["events"].append((device, msg.boot, msg.seq, channel.value, received, text))
                 counters.stored += 1
@@ -404,7 +422,9 @@ class IngestCore:
             dev.online, dev.reason, dev.boot = True, None, msg.boot
         else:
             if dev.online and dev.boot is not None and msg.boot != dev.boot:
-                log.info("ignored offline of earlier boot %s: boot %s is online", msg.boot, dev.boot)
+                self._device_log.info(
+                    msg.device, received, "ignored offline of earlier boot %s: boot %s is online", msg.boot, dev.boot
+                )
                 return False
             dev.online, dev.reason = False, "graceful" if msg.graceful else "will"
         dev.status_changed = received
@@ -469,8 +489,10 @@ class IngestCore:
         entry[2] += 1
         entry[4], entry[5], entry[6] = t, topic, reason
         seen = self._invalid_logged[key] = self._invalid_logged[key] + 1
-        if seen <= 5 or seen % 1000 == 0:
-            log.warning("invalid message #%d from %r (%s) on %r: %s", seen, device or "?", kind, topic, reason)
+        self._bad.take(device, t)
+        self._device_log.warning(
+            device, t, "invalid message #%d from %r (%s) on %r: %s", seen, device or "?", kind, topic, reason
+        )
 
     def _commit(
         self,
@@ -550,10 +572,11 @@ class IngestCore:
             if state.hole_since is None:
                 state.hole_since = now
             elif now - state.hole_since >= self.settings.gap_after_s:
-                holes = state.missing()
+                state.hole_since = now  # look again one period later for holes that appear meanwhile
+                holes = [hole for hole in state.missing() if hole not in state.reported]
                 if holes:
                     state.gap_open = True
-                    state.hole_since = now  # look again one period later for holes that appear meanwhile
+                    state.reported.update(holes)
                     gap_rows.extend((device, boot, first, last, now) for first, last in holes)
         if not silent and not gap_rows:
             return result
@@ -582,10 +605,12 @@ class IngestCore:
             result.notes.append(("silent", d.site, device, ""))
             result.seen.append((device, d.site, d.last_seen, False))
         for device, boot, first, last, _ in gap_rows:
-            log.warning("sequence gap: device %s boot %s seq %d..%d missing", device, boot, first, last)
+            self._device_log.warning(
+                device, now, "sequence gap: device %s boot %s seq %d..%d missing", device, boot, first, last
+            )
             data = {"device": device, "boot": boot, "first_seq": first, "last_seq": last}
-            result.notes.append(("gap", self.devices[device].site if device in self.devices else "", device,
-                                 json.dumps(data)))  # fmt: skip
+            site = self.devices[device].site if device in self.devices else ""
+            result.notes.append((SEQUENCE_GAP_NOTE, site, device, json.dumps(data)))
         return result
 
     def close(self) -> None:
@@ -647,5 +672,5 @@ def writer_main(inbox: Connection, outbox: Connection, db_path: str, prefix: str
         outbox.send(("stopped", _counters(core.counters)))
 
 
-def _counters(c: Counters) -> tuple[int, int, int, int, int]:
-    return (c.received, c.stored, c.duplicates, c.invalid, c.batches)
+def _counters(c: Counters) -> tuple[int, int, int, int, int, int]:
+    return (c.received, c.stored, c.duplicates, c.invalid, c.batches, c.throttled)
