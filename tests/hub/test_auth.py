@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 from aiohttp.test_utils import TestClient
+from pydantic import ValidationError
 
 from hub_server import audit
 from hub_server.app import AUTH_KEY, create_app
