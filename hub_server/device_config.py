@@ -11,7 +11,6 @@ import hashlib
 import secrets
 import sqlite3
 import threading
-import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from hub_protocol.codec import encode
 from hub_protocol.commands import CommandBase, PushConfig, ReloadConfig, command_header
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import Channel, device_topic
+from hub_protocol.validation import ConfigError, parse_toml
 from hub_server.broker import CLI_CLIENT_ID_PREFIX
 from hub_server.config import HubConfig
 
@@ -35,9 +35,9 @@ def check_config_text(device: str, text: str) -> None:
     if len(text) > MAX_CONFIG_CHARS:
         raise ConfigPushError(f"the config has {len(text)} characters; at most {MAX_CONFIG_CHARS} fit in a command")
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigPushError(f"not valid TOML: {exc}") from None
+        data = parse_toml(text, "config")
+    except ConfigError as exc:
+        raise ConfigPushError("; ".join(exc.problems)) from None
     section = data.get("device")
     named = section.get("id") if isinstance(section, dict) else None
     if named != device:
