@@ -175,6 +175,12 @@ class IngestConfig(StrictModel):
     gap_after_s: float = Field(
         default=60, ge=0.5, le=86_400, description="A hole in a boot's sequence this old is recorded as a gap"
     )
+    flow_max_age_days: int = Field(
+        default=3650,
+        ge=1,
+        le=36_500,
+        description="Flow windows that started longer ago than this are refused (as are those before 2020)",
+    )
     client_id: str = Field(
         default="hub-ingest", pattern=r"^[a-z0-9-]{1,64}$", description="MQTT client id (persistent session)"
     )

@@ -25,7 +25,7 @@ from typing import Any
 
 from hub_protocol.codec import ProtocolError, decode, encode
 from hub_protocol.envelope import Ack, Availability, AvailabilityState, Health
-from hub_protocol.flows import PrivacyPolicy
+from hub_protocol.flows import FlowWindow, PrivacyPolicy
 from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, TopicParts, device_topic, parse_topic
 from hub_server.config import IngestConfig
 from hub_server.ingest_limits import BAD_BURST, BAD_PER_S, DeviceLog, TokenBuckets
@@ -46,6 +46,9 @@ SEQUENCE_GAP_NOTE = "sequence-gap"
 _UNSEEN: Any = object()
 
 DEVICE_CHANNEL_VALUES = frozenset(c.value for c in DEVICE_CHANNELS)
+
+EARLIEST_WINDOW_START = 1_577_836_800.0
+"""2020-01-01: earlier than any device of this project; a Pi without a clock battery starts in 1970."""
 
 MAX_FLOW_NOTES_PER_BATCH = 20
 """Flow windows are the bulk of traffic; live pages need a sample, not every window of a backlog."""
@@ -323,6 +326,11 @@ class IngestCore:
                 new_seqs[key].add(msg.seq)
                 rows["events"].append((device, msg.boot, msg.seq, channel.value, received, text))
                 counters.stored += 1
+                if channel is Channel.FLOW and (refusal := self._window_refusal(msg, now)):
+                    # Kept as a raw event (acknowledged, so the device stops sending it) but never served or
+                    # rolled into totals: a window dated 9999 or 1970 comes from a broken clock or a forger.
+                    self._invalid(invalid, device, "window-time", topic, refusal, received)
+                    continue
                 self._typed_rows(rows, channel, msg, site, received)
                 if channel is Channel.GAP:
                     gap_key = (device, msg.dropped_boot)
@@ -397,6 +405,16 @@ class IngestCore:
             dev = self.devices[device]
             result.seen.append((device, dev.site, dev.last_seen, dev.online))
         return result
+
+    def _window_refusal(self, window: FlowWindow, now: float) -> str | None:
+        """Why a flow window's start cannot be true, or None: more than one window ahead of the hub's clock
+        (a window is published after it ends, so even a fast device clock stays below that), or implausibly old."""
+        start = window.window_start.timestamp()
+        if start > now + window.window_seconds:
+            return f"window starts {start - now:.0f} s after the hub's clock"
+        if start < max(EARLIEST_WINDOW_START, now - self.settings.flow_max_age_days * 86_400):
+            return f"window starts {(now - start) / 86_400:.0f} days before the hub's clock"
+        return None
 
     def _stored_late_copy(self, state: BootState, key: tuple[str, str], seq: int) -> bool:
         """Below the watermark only through a declared drop: stored already if it came before the notice."""
