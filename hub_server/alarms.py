@@ -263,9 +263,12 @@ class AlarmService:
             if not status.online:
                 since = status.since or status.last_seen
                 if now - since >= limit:
-                    reason = {"will": "connection lost", "graceful": "stopped", "silent": "no messages"}.get(
-                        status.offline_reason or "", "offline"
-                    )
+                    reason = {
+                        "will": "connection lost",
+                        "graceful": "stopped",
+                        "silent": "no messages",
+                        "broker-restart": "not back since the broker restarted",
+                    }.get(status.offline_reason or "", "offline")
                     wanted[(status.device, None)] = (since, f"{reason} since {since.isoformat(timespec='seconds')}")
             elif now - status.last_seen >= timedelta(seconds=self.config.health_silence_s):
                 wanted[(status.device, None)] = (

@@ -29,6 +29,7 @@ from hub_protocol.flows import FlowWindow, PrivacyPolicy
 from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, TopicParts, device_topic, parse_topic
 from hub_server.config import IngestConfig
 from hub_server.ingest_limits import BAD_BURST, BAD_PER_S, DeviceLog, TokenBuckets
+from hub_server.mqtt import BROKER_UPTIME_TOPIC
 from hub_server.store.db import connect
 
 log = logging.getLogger("hub_server.ingest")
@@ -39,6 +40,12 @@ Message = tuple[str, bytes, float]
 Note = tuple[str, str, str, str]
 """(kind, site, device, JSON text): what happened, for handlers and live pages. Kinds: the channel names of
 device messages, ``silent`` (offline by silence), ``SEQUENCE_GAP_NOTE`` (a sequence hole recorded)."""
+
+BROKER_RESTART = "broker-restart"
+"""Offline reason and note kind: the broker restarted after the device was last heard (its connection closed)."""
+
+SYS_INTERVAL_S = 10
+"""Mosquitto's default sys_interval: a retained uptime may be this much older than it looks."""
 
 SEQUENCE_GAP_NOTE = "sequence-gap"
 """Note kind of a hole the hub found; not ``gap``, which is the device channel where a device declares drops."""
@@ -283,6 +290,9 @@ class IngestCore:
         counters.batches += 1
         for topic, payload, received in batch:
             counters.received += 1
+            if topic == BROKER_UPTIME_TOPIC:
+                self._broker_uptime(payload, received, result, changed_devices)
+                continue
             parts = self._topic_cache.get(topic, _UNSEEN)
             if parts is _UNSEEN:
                 if len(self._topic_cache) > 10_000:  # topics are per device and channel; junk must not grow it
@@ -416,6 +426,20 @@ class IngestCore:
             return f"window starts {(now - start) / 86_400:.0f} days before the hub's clock"
         return None
 
+    def _broker_uptime(self, payload: bytes, received: float, result: BatchResult, changed: set[str]) -> None:
+        """The broker started at about ``received - uptime``: devices not heard since then are not connected,
+        whatever the hub last knew, until they say so on a fresh connection."""
+        seconds, _, unit = payload.decode("ascii", errors="replace").partition(" ")
+        if not seconds.isdigit() or unit != "seconds":
+            return
+        started = received - int(seconds) - SYS_INTERVAL_S
+        for device, dev in self.devices.items():
+            if dev.online and dev.last_seen < started:
+                dev.online, dev.reason, dev.status_changed = False, BROKER_RESTART, received
+                changed.add(device)
+                result.notes.append((BROKER_RESTART, dev.site, device, ""))
+                self._device_log.info(device, received, "device %s offline: the broker restarted since", device)
+
     def _stored_late_copy(self, state: BootState, key: tuple[str, str], seq: int) -> bool:
         """Below the watermark only through a declared drop: stored already if it came before the notice."""
         if seq > state.upto:
@@ -430,7 +454,7 @@ class IngestCore:
             self.devices[device] = dev
         dev.site = site
         dev.last_seen = max(dev.last_seen, received)
-        if talking and not dev.online and dev.reason == "silent":
+        if talking and not dev.online and dev.reason in ("silent", BROKER_RESTART):
             dev.online, dev.reason, dev.status_changed = True, None, received
         return dev
 
