@@ -303,7 +303,11 @@ class IngestCore:
                 continue
             channel, device, site = parts.channel, parts.device, parts.site
             if self._bad.spent(device, received):
-                counters.throttled += 1  # not acknowledged: a healthy device sends it again later
+                # Not read, not acknowledged (a healthy device sends it again later); counted in one row per batch.
+                counters.throttled += 1
+                entry = invalid.setdefault((device, "throttled"), [device, "throttled", 0, received, received, "", ""])
+                entry[2] += 1
+                entry[4], entry[5], entry[6] = received, _clean(topic, 200), "over the device's budget of bad messages"
                 continue
             if channel not in DEVICE_CHANNELS:
                 self._invalid(invalid, device, "channel", topic, f"{channel.value} is not a device channel", received)
@@ -336,7 +340,7 @@ class IngestCore:
                 new_seqs[key].add(msg.seq)
                 rows["events"].append((device, msg.boot, msg.seq, channel.value, received, text))
                 counters.stored += 1
-                if channel is Channel.FLOW and (refusal := self._window_refusal(msg, now)):
+                if channel is Channel.FLOW and (refusal := self._window_refusal(msg, max(now, received))):
                     # Kept as a raw event (acknowledged, so the device stops sending it) but never served or
                     # rolled into totals: a window dated 9999 or 1970 comes from a broken clock or a forger.
                     self._invalid(invalid, device, "window-time", topic, refusal, received)
