@@ -614,6 +614,7 @@ class IngestCore:
         for (device, boot), state in self.boots.items():
             if state.upto >= state.max_seq:
                 state.hole_since = None
+                state.reported.clear()
                 continue
             if state.hole_since is None:
                 state.hole_since = now
