@@ -22,6 +22,8 @@ from edge_agent.lockers.bank import LockerBank
 from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.privacy.register import build_register_entry
 from edge_agent.privacy.reporter import FlowReporter
+from edge_agent.setup.saving import StagedLinesSaver
+from edge_agent.setup.service import SetupService
 from edge_agent.transport.service import Transport
 from hub_protocol.envelope import CameraState
 from hub_protocol.topics import Channel
@@ -72,6 +74,7 @@ class Agent:
         sink.target = self.transport.sink
 
         self.reporter: FlowReporter | None = None
+        self.setup: SetupService | None = None
         # The register must describe the protection actually applied, defaults included.
         privacy = None
         if config.counting is not None:
@@ -79,7 +82,11 @@ class Agent:
             active_until = config.sensor_register.active_until if config.sensor_register is not None else None
             lines = [line.name for line in config.counting.lines]
             self.reporter = FlowReporter(self.transport.sink, privacy, lines, state_dir, active_until=active_until)
-            self.counter = CounterRunner(config.counting, self.reporter.add_crossing)
+            saver = None
+            if lifecycle is not None:
+                saver = StagedLinesSaver(lifecycle.store, lambda: self.config, lifecycle.request_restart)
+            self.setup = SetupService(config, self.transport.sink, self.reporter.protect_counts, saver)
+            self.counter = CounterRunner(config.counting, self._crossed)
 
         if self.lockers is not None:
             for action, handler in self.lockers.handlers().items():
@@ -95,6 +102,12 @@ class Agent:
             )
             self.transport.set_register(entry)
         self._last_frames = (0, 0, 0.0)
+
+    def _crossed(self, line: str, direction: str, object_class: str) -> None:
+        if self.reporter is not None:
+            self.reporter.add_crossing(line, direction, object_class)
+        if self.setup is not None:
+            self.setup.on_crossing(line, direction, object_class)  # the setup page's live tally
 
     def _camera_stats(self) -> tuple[CameraState, float]:
         if self.counter is None:
@@ -140,6 +153,8 @@ class Agent:
                 log.warning("register active_until has passed: counting stops")
                 self.counter.stop()
                 self.counter = None
+        if self.setup is not None:
+            self.setup.tick()  # opens or closes the setup page as its grant says
         if self.lifecycle is not None and self.lifecycle.tick(self.transport.link.connected, self.transport.sink):
             self.request_stop()  # a config push or reload wants a restart, or a trial config was rolled back
         self.notifier.notify("WATCHDOG=1")
@@ -151,6 +166,8 @@ class Agent:
         self.notifier.notify("STOPPING=1")
         if self.counter is not None:
             self.counter.stop()
+        if self.setup is not None:
+            self.setup.stop()
         if self.lockers is not None:
             self.lockers.stop()
         if self.reporter is not None:

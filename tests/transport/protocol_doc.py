@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AnyUrl, BaseModel
 
+from hub_protocol.accuracy import ValidationCell, ValidationLine, ValidationRecord
 from hub_protocol.alarms import DeviceAlarm
 from hub_protocol.codec import PAYLOAD_TYPES
 from hub_protocol.commands import (
@@ -51,6 +52,9 @@ MODELS: list[type[BaseModel]] = [
     DeviceAlarm,
     OutboxGap,
     CommandResult,
+    ValidationRecord,
+    ValidationCell,
+    ValidationLine,
     Ack,
     ReloadConfig,
     PushConfig,
