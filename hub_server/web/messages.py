@@ -399,6 +399,26 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "Dieser Link ist nicht (mehr) gültig. Prüfen Sie die erhaltene Nachricht oder wenden Sie sich an den Hub.",
     ),
     # public register
+    "validation.heading": ("Accuracy", "Nauwkeurigheid", "Genauigkeit"),
+    "validation.summary": (
+        "Validated by hand on {date}: {minutes} minutes tallied, count error {error}.",
+        "Met de hand gecontroleerd op {date}: {minutes} minuten geteld, telfout {error}.",
+        "Von Hand geprüft am {date}: {minutes} Minuten gezählt, Zählfehler {error}.",
+    ),
+    "validation.never": (
+        "Never validated by hand: the count error of this sensor is not known.",
+        "Nooit met de hand gecontroleerd: de telfout van deze sensor is niet bekend.",
+        "Nie von Hand geprüft: der Zählfehler dieses Sensors ist nicht bekannt.",
+    ),
+    "validation.error_na": ("not known", "niet bekend", "nicht bekannt"),
+    "validation.caption": (
+        "Latest validation: counted by the sensor and tallied by hand over {minutes} minutes",
+        "Laatste controle: geteld door de sensor en met de hand over {minutes} minuten",
+        "Letzte Prüfung: vom Sensor und von Hand gezählt über {minutes} Minuten",
+    ),
+    "validation.counted": ("Counted", "Geteld", "Gezählt"),
+    "validation.tallied": ("By hand", "Met de hand", "Von Hand"),
+    "validation.error": ("Count error", "Telfout", "Zählfehler"),
     "sensors.title": ("Sensors in this neighbourhood", "Sensoren in deze buurt", "Sensoren in dieser Nachbarschaft"),
     "sensors.intro": (
         "Every sensor of this hub, what it measures and why, who runs it, and what data leaves it. Counting, not following: no images and no individual movements ever leave a sensor.",

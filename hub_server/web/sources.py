@@ -25,7 +25,7 @@ from hub_server import auth as hub_auth_module
 from hub_server.logistics import DeliveryRequest as LogisticsRequest
 from hub_server.logistics import Logistics, LogisticsError, NoCompartmentFree
 from hub_server.store import devices as store_devices
-from hub_server.store import flow_summaries, provisioning, readings
+from hub_server.store import flow_summaries, provisioning, readings, validations
 from hub_server.store import logistics as logistics_store
 from hub_server.web import flowstats
 from hub_server.web.model import (
@@ -41,6 +41,7 @@ from hub_server.web.model import (
     Operator,
     Parcel,
     Refusal,
+    ValidationView,
 )
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,13 @@ class HubSource:
     def register(self) -> list[RegisterEntry]:
         revoked = provisioning.revoked_devices(self._conn)
         return [e for e in store_devices.register_entries(self._conn) if e.device not in revoked]
+
+    def validations(self) -> dict[str, ValidationView]:
+        """Each device's latest field validation (its published accuracy)."""
+        return {
+            device: ValidationView(device, v.record.started_at, v.record.minutes, v.record.error, v.record.lines)
+            for device, v in validations.latest(self._conn).items()
+        }
 
     # lockers and deliveries
 

@@ -1,0 +1,107 @@
+"""Field validations: each sensor's published accuracy (validation by tally, see docs/setup.md).
+
+Operators see every record of a device. The open endpoint serves the latest record of each device whose
+records left it under a protection policy (threshold or dp), as the open flow counts do; revoked devices
+are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from hub_protocol.accuracy import ValidationCell, ValidationLine
+from hub_protocol.flows import PolicyKind, PrivacyPolicy
+from hub_protocol.validation import Identifier, StrictModel
+from hub_server.api.open_data import public
+from hub_server.api.registry import ApiError, ApiRoutes, Call
+from hub_server.store import provisioning, readings
+from hub_server.store import validations as store
+from hub_server.store.accounts import Role
+from hub_server.store.validations import StoredValidation
+
+routes = ApiRoutes("validations", "Field validations by tally: each sensor's published count error")
+
+
+class ValidationOut(BaseModel):
+    device: str
+    site: str
+    started_at: datetime = Field(description="Start of the validation period (to the minute)")
+    minutes: float = Field(description="Length of the period")
+    error: float | None = Field(
+        description="Overall count error: sum of |counted - tallied| / sum of tallied; null when it cannot be said"
+    )
+    lines: list[ValidationLine] = Field(description="Per line and direction: counted, tallied and count error")
+    cells: list[ValidationCell] = Field(description="Per line, direction and class: counted and tallied")
+    policy: PrivacyPolicy = Field(description="Protection the device applied before publishing")
+    received_at: datetime = Field(description="When the hub stored it")
+
+    @classmethod
+    def of(cls, found: StoredValidation) -> ValidationOut:
+        r = found.record
+        return cls(
+            device=r.device,
+            site=found.site,
+            started_at=r.started_at,
+            minutes=r.minutes,
+            error=r.error,
+            lines=r.lines,
+            cells=r.cells,
+            policy=r.policy,
+            received_at=found.received_at,
+        )
+
+
+class DevicePath(StrictModel):
+    device: Identifier = Field(description="Device id")
+
+
+class HistoryQuery(StrictModel):
+    limit: int = Field(default=100, ge=1, le=1000, description="At most this many, newest first")
+
+
+@routes.get(
+    "/devices/{device}/validations",
+    summary="Field validations of a device, newest first",
+    role=Role.VIEWER,
+    path_params=DevicePath,
+    query=HistoryQuery,
+    response=list[ValidationOut],
+)
+async def device_validations(call: Call) -> web.StreamResponse:
+    path: DevicePath = call.path
+    q: HistoryQuery = call.query
+
+    def load() -> list[StoredValidation] | None:
+        if readings.get_device(call.db.conn, path.device) is None:
+            return None
+        return store.history(call.db.conn, path.device, q.limit)
+
+    found = await asyncio.to_thread(load)
+    if found is None:
+        raise ApiError(404, f"no device {path.device!r}")
+    return call.json([ValidationOut.of(v) for v in found])
+
+
+@routes.get(
+    "/open/validations",
+    summary="The latest field validation of each sensor (public)",
+    role=None,
+    response=list[ValidationOut],
+)
+async def open_validations(call: Call) -> web.StreamResponse:
+    """One record per device: its most recent validation published under threshold or dp protection.
+    A device missing from the list was never validated (or publishes without protection)."""
+
+    def load() -> list[StoredValidation]:
+        revoked = provisioning.revoked_devices(call.db.conn)
+        return [
+            v
+            for v in store.latest(call.db.conn).values()
+            if v.device not in revoked and v.record.policy.kind is not PolicyKind.NONE
+        ]
+
+    return public(call.json([ValidationOut.of(v) for v in await asyncio.to_thread(load)]), max_age_s=300)
