@@ -91,6 +91,9 @@ class Agent:
         if self.lockers is not None:
             for action, handler in self.lockers.handlers().items():
                 self.transport.router.register(action, handler)
+        if self.setup is not None:
+            for action, handler in self.setup.handlers().items():
+                self.transport.router.register(action, handler)
         if lifecycle is not None:
             for action, handler in lifecycle.handlers(lambda: self.config).items():
                 self.transport.router.register(action, handler)

@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edge_agent.deploy.config_update import write_atomically
+from hub_protocol.commands import MAX_SETUP_MINUTES, new_setup_code, setup_code_hash
 
 MAX_FAILURES = 5
 MIN_SECONDS = 60
-MAX_SECONDS = 4 * 3600
-_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud or copied from a screen
+MAX_SECONDS = MAX_SETUP_MINUTES * 60
 _DURATION = re.compile(r"^(\d{1,4})([smh]?)$")
 
 
@@ -38,16 +38,6 @@ def parse_duration(text: str) -> int:
     if not MIN_SECONDS <= seconds <= MAX_SECONDS:
         raise ValueError(f"{text!r}: the setup page opens for 1 minute to 4 hours")
     return seconds
-
-
-def new_code() -> str:
-    """Ten characters (about 50 bits) in two groups: ``k7mwp-x3q9d``."""
-    chars = "".join(secrets.choice(_ALPHABET) for _ in range(10))
-    return f"{chars[:5]}-{chars[5:]}"
-
-
-def code_hash(code: str) -> str:
-    return hashlib.sha256(code.strip().lower().encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -74,8 +64,8 @@ def write_grant(state_dir: Path, grant: Grant) -> None:
 
 def open_setup(state_dir: Path, seconds: int, hashed_code: str | None = None, origin: str = "command") -> str | None:
     """Open the page for ``seconds``; returns the new one-time code (None when the caller gave its hash)."""
-    code = None if hashed_code is not None else new_code()
-    digest = hashed_code if hashed_code is not None else code_hash(code or "")
+    code = None if hashed_code is not None else new_setup_code()
+    digest = hashed_code if hashed_code is not None else setup_code_hash(code or "")
     write_grant(state_dir, Grant(until=time.time() + seconds, code_hash=digest, origin=origin))
     return code
 
@@ -133,7 +123,7 @@ class Access:
             grant = read_grant(self.state_dir)
             if grant is None or not grant.open(time.time()):
                 return None
-            if grant.code_hash is None or not hmac.compare_digest(grant.code_hash, code_hash(code)):
+            if grant.code_hash is None or not hmac.compare_digest(grant.code_hash, setup_code_hash(code)):
                 grant.failures += 1
                 write_grant(self.state_dir, grant)
                 return None

@@ -11,8 +11,9 @@ import asyncio
 import ipaddress
 import json
 import logging
+import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from importlib import resources
@@ -52,6 +53,8 @@ class SetupParts:
     lines: Callable[[], list[dict[str, Any]]]
     saver: LinesSaver | None
     language: str = "nl"
+    instance: str = field(default_factory=lambda: secrets.token_hex(4))
+    """Changes with every start of the agent: the page reloads the lines when it sees a new one."""
 
 
 PARTS: web.AppKey[SetupParts] = web.AppKey("setup_parts", SetupParts)
@@ -276,6 +279,7 @@ async def state(request: web.Request) -> web.Response:
             "can_save": parts.saver is not None,
             "validation": parts.validator.status(),
             "until": parts.access.until(),
+            "instance": parts.instance,
         }
     )
 
@@ -290,7 +294,7 @@ async def tally(request: web.Request) -> web.Response:
         for direction in ("in", "out"):
             row[direction] = sum(n for (ln, d, _), n in counts.items() if ln == name and d == direction)
         rows.append(row)
-    return web.json_response({"lines": rows, "validation": parts.validator.status()})
+    return web.json_response({"lines": rows, "validation": parts.validator.status(), "instance": parts.instance})
 
 
 def _problems(exc: ConfigError) -> web.Response:

@@ -7,17 +7,20 @@ or the hub's ``open-setup`` command) the page starts listening; when the grant e
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge_agent.config import AgentConfig
-from edge_agent.events import EventSink
-from edge_agent.setup.access import Access
+from edge_agent.events import CommandHandler, CommandOutcome, EventSink
+from edge_agent.setup.access import Access, open_setup
 from edge_agent.setup.app import SetupParts, create_setup_app, lines_of
 from edge_agent.setup.background import BackgroundSource, CalibrationBackground
 from edge_agent.setup.saving import LinesSaver
 from edge_agent.setup.server import SetupServer
 from edge_agent.setup.tally import Tally
 from edge_agent.setup.validation import Protect, Validator
+from hub_protocol.commands import OpenSetup
+from hub_protocol.envelope import ResultStatus
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,19 @@ class SetupService:
         )
         self.server: SetupServer | None = None
         self._failed = False
+        self.state_dir = state_dir
+
+    def handlers(self) -> dict[str, CommandHandler]:
+        """``open-setup`` from the hub: the operator was shown the code, the device gets its hash."""
+        return {"open-setup": self._open_from_hub}
+
+    def _open_from_hub(self, command: OpenSetup) -> CommandOutcome:
+        try:
+            open_setup(self.state_dir, command.minutes * 60, hashed_code=command.code_sha256, origin="hub")
+        except OSError as exc:
+            return ResultStatus.FAILED, f"cannot write the setup grant: {exc.strerror or exc}"
+        until = (datetime.now(UTC) + timedelta(minutes=command.minutes)).strftime("%H:%M")
+        return ResultStatus.DONE, f"setup page open until {until} UTC on port {self.config.setup.port}"
 
     @property
     def port(self) -> int | None:

@@ -1,4 +1,5 @@
-"""Field validations: each sensor's published accuracy (validation by tally, see docs/setup.md).
+"""Field validations: each sensor's published accuracy (validation by tally, see docs/setup.md); opening a
+device's setup page, where validations are made.
 
 Operators see every record of a device. The open endpoint serves the latest record of each device whose
 records left it under a protection policy (threshold or dp), as the open flow counts do; revoked devices
@@ -14,10 +15,13 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from hub_protocol.accuracy import ValidationCell, ValidationLine
+from hub_protocol.commands import MAX_SETUP_MINUTES
 from hub_protocol.flows import PolicyKind, PrivacyPolicy
 from hub_protocol.validation import Identifier, StrictModel
 from hub_server.api.open_data import public
 from hub_server.api.registry import ApiError, ApiRoutes, Call
+from hub_server.device_setup import DEFAULT_MINUTES, open_setup
+from hub_server.ingest import ingest_of
 from hub_server.store import provisioning, readings
 from hub_server.store import validations as store
 from hub_server.store.accounts import Role
@@ -105,3 +109,43 @@ async def open_validations(call: Call) -> web.StreamResponse:
         ]
 
     return public(call.json([ValidationOut.of(v) for v in await asyncio.to_thread(load)]), max_age_s=300)
+
+
+class SetupIn(StrictModel):
+    minutes: int = Field(default=DEFAULT_MINUTES, ge=1, le=MAX_SETUP_MINUTES, description="How long it stays open")
+
+
+class SetupOut(BaseModel):
+    command: str
+    device: str
+    minutes: int
+    code: str = Field(description="One-time code for the setup page: shown this once, never stored in clear")
+    expires_at: datetime = Field(description="The device refuses the command after this time")
+
+
+@routes.post(
+    "/devices/{device}/setup",
+    summary="Open the device's setup page on its local network; returns the one-time code",
+    role=Role.OPERATOR,
+    path_params=DevicePath,
+    body=SetupIn,
+    response=SetupOut,
+    status=202,
+    statuses=(409,),
+)
+async def open_device_setup(call: Call) -> web.StreamResponse:
+    path: DevicePath = call.path
+    body: SetupIn = call.body
+    ingest = ingest_of(call.request.app)
+    if ingest is None:
+        raise ApiError(409, "the hub's ingest is not running: commands cannot be sent")
+    try:
+        command, code = await asyncio.to_thread(open_setup, ingest, call.db, path.device, body.minutes, call.actor)
+    except LookupError as exc:
+        raise ApiError(404, str(exc)) from None
+    except RuntimeError as exc:
+        raise ApiError(409, str(exc)) from None
+    out = SetupOut(
+        command=command.id, device=path.device, minutes=body.minutes, code=code, expires_at=command.expires_at
+    )
+    return call.json(out, status=202)

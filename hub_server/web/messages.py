@@ -419,6 +419,33 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
     "validation.counted": ("Counted", "Geteld", "Gezählt"),
     "validation.tallied": ("By hand", "Met de hand", "Von Hand"),
     "validation.error": ("Count error", "Telfout", "Zählfehler"),
+    "setup.open": (
+        "Open the setup page on the device (30 minutes)",
+        "Instelpagina op het apparaat openen (30 minuten)",
+        "Einrichtungsseite auf dem Gerät öffnen (30 Minuten)",
+    ),
+    "setup.open_help": (
+        "For the technician on site: draw the counting lines and validate the counts by hand.",
+        "Voor de monteur ter plaatse: tellijnen tekenen en de tellingen met de hand controleren.",
+        "Für die Technik vor Ort: Zähllinien zeichnen und die Zählung von Hand prüfen.",
+    ),
+    "setup.title": ("Setup page of {device}", "Instelpagina van {device}", "Einrichtungsseite von {device}"),
+    "setup.code_intro": (
+        "Give this one-time code to the technician. The page stays open for {minutes} minutes.",
+        "Geef deze eenmalige code aan de monteur. De pagina blijft {minutes} minuten open.",
+        "Geben Sie diesen Einmalcode an die Technik weiter. Die Seite bleibt {minutes} Minuten offen.",
+    ),
+    "setup.where": (
+        "On the device's local network, open http://{device}:8088/setup (or the device's address).",
+        "Open op het lokale netwerk van het apparaat http://{device}:8088/setup (of het adres van het apparaat).",
+        "Öffnen Sie im lokalen Netz des Geräts http://{device}:8088/setup (oder die Adresse des Geräts).",
+    ),
+    "setup.once": (
+        "The code works once and is not shown again.",
+        "De code werkt één keer en wordt niet opnieuw getoond.",
+        "Der Code gilt einmal und wird nicht noch einmal angezeigt.",
+    ),
+    "setup.back": ("Back to the device", "Terug naar het apparaat", "Zurück zum Gerät"),
     "sensors.title": ("Sensors in this neighbourhood", "Sensoren in deze buurt", "Sensoren in dieser Nachbarschaft"),
     "sensors.intro": (
         "Every sensor of this hub, what it measures and why, who runs it, and what data leaves it. Counting, not following: no images and no individual movements ever leave a sensor.",

@@ -153,6 +153,14 @@ class ValidationView:
     lines: list[ValidationLine]
 
 
+@dataclass(frozen=True)
+class SetupOpened:
+    """A one-time code for a device's setup page, to show once."""
+
+    code: str
+    minutes: int
+
+
 class WebSource(Protocol):
     """Everything the pages read and the few things they change; one implementation per hub build."""
 
@@ -173,4 +181,5 @@ class WebSource(Protocol):
     def extend_parcel(self, token: str) -> Refusal | None: ...
     def register(self) -> list[RegisterEntry]: ...
     def validations(self) -> dict[str, ValidationView]: ...
+    def open_setup(self, device: str, operator: Operator) -> SetupOpened | Refusal: ...
     def audit(self, limit: int = 100, offset: int = 0) -> list[AuditEntry]: ...

@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from hub_protocol.accuracy import ValidationCell, ValidationLine, ValidationRecord
-from hub_protocol.codec import encode
+from hub_protocol.codec import decode, encode
+from hub_protocol.commands import OpenSetup, setup_code_hash
 from hub_protocol.flows import PolicyKind, PrivacyPolicy
 from hub_protocol.topics import Channel, device_topic
 from hub_server.app import create_app
@@ -121,6 +122,26 @@ async def test_validation_records_are_stored_served_and_shown(
     page = await (await client.get("/dashboard/devices/cam-1?lang=en")).text()
     assert "count error 5.0%" in page and 'id="validation-lines"' in page
     assert "-5.0%" in page, "per line and direction, signed"
+
+    # Opening the setup page from the hub: the operator gets the code once, the device only its hash.
+    probe.subscribe(device_topic(broker.prefix, broker.site, "cam-1", Channel.COMMAND))
+    operator = {"Authorization": f"Bearer {add_token(db, Role.OPERATOR, 'ops')}"}
+    assert (await client.post("/api/v1/devices/cam-1/setup", json={}, headers=viewer)).status == 403
+    bad = await client.post("/api/v1/devices/cam-1/setup", json={"minutes": 999}, headers=operator)
+    assert bad.status == 422
+    opened = await client.post("/api/v1/devices/cam-1/setup", json={"minutes": 20}, headers=operator)
+    body = await opened.json()
+    assert opened.status == 202 and re.fullmatch(r"[a-z2-9]{5}-[a-z2-9]{5}", body["code"]), body
+
+    async def command_arrived() -> bool:
+        return any(t.endswith("/cmd") for t, _ in probe.messages)
+
+    assert await eventually(command_arrived)
+    command = decode(Channel.COMMAND, next(p for t, p in probe.messages if t.endswith("/cmd")))
+    assert isinstance(command, OpenSetup) and command.minutes == 20
+    assert command.code_sha256 == setup_code_hash(body["code"]) and body["code"] not in command.model_dump_json()
+    logged = db.conn.execute("SELECT detail FROM audit_log WHERE action = 'device.open-setup'").fetchall()
+    assert len(logged) == 1 and body["code"] not in logged[0]["detail"]
     for cam in cams:
         cam.close()
     probe.close()

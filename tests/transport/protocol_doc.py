@@ -25,6 +25,7 @@ from hub_protocol.commands import (
     CodeHash,
     LockerOpen,
     LockerSetService,
+    OpenSetup,
     PushConfig,
     ReloadConfig,
     ReservationCancel,
@@ -63,6 +64,7 @@ MODELS: list[type[BaseModel]] = [
     ReservationSet,
     CodeHash,
     ReservationCancel,
+    OpenSetup,
 ]
 
 _BLOCK = re.compile(r"<!-- generated:(?P<name>[A-Za-z]+) -->\n(?P<body>.*?)<!-- end:(?P=name) -->", re.S)

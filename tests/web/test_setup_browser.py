@@ -24,7 +24,6 @@ from edge_agent.agent import Agent
 from edge_agent.config import load_agent_config
 from edge_agent.deploy.config_update import RESTART_EXIT_CODE
 from edge_agent.deploy.service import ServiceLifecycle
-from edge_agent.setup.access import open_setup
 from hub_protocol.codec import decode
 from hub_protocol.topics import Channel, parse_topic
 from hub_server.app import create_app
@@ -158,7 +157,7 @@ def world(tmp_path: Path, make_broker: Any, monkeypatch: pytest.MonkeyPatch) -> 
     config = HubConfig.model_validate(data)
     db = Database(config.store.path)
     with db.write() as conn:
-        accounts.add_user(conn, "olga", Role.VIEWER, PASSWORD)
+        accounts.add_user(conn, "olga", Role.OPERATOR, PASSWORD)
     hub = RunningHub(create_app(config, database=db))
     hub.start()
     folder = tmp_path / "agent"
@@ -212,15 +211,32 @@ def test_draw_reverse_save_tally_and_validate(world: dict[str, Any], page: Any) 
     url, hub = world["setup_url"], world["hub"]
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
-    code = open_setup(world["state_dir"], 1800)
+    # The operator opens the page from the hub's device page, which shows the one-time code once.
+    page.goto(f"{hub.url}/login?next=/dashboard/devices/{DEVICE}&lang=en")
+    page.get_by_label("User name").fill("olga")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    open_button = page.get_by_role("button", name="Open the setup page on the device (30 minutes)")
+
+    def button_shown() -> bool:
+        page.goto(f"{hub.url}/dashboard/devices/{DEVICE}?lang=en")
+        return open_button.count() == 1
+
+    wait_for(button_shown, timeout=30, what="the device page with its setup button")
+    expect(page.locator(f"#validation-{DEVICE}")).to_contain_text("Never validated by hand")
+    open_button.click()
+    code = page.locator("#setup-code").inner_text()
+    check_accessibility(page, "hub-setup-code")
     wait_for(lambda: world["service"].agents[-1].setup.server, timeout=15, what="the setup page to open")
+    requests.clear()  # from here on: what the setup page asks for
 
     page.goto(f"{url}/setup?lang=en")
-    page.get_by_label("Setup code").fill(code or "")
+    page.get_by_label("Setup code").fill(code)
     page.get_by_role("button", name="Open setup").click()
     page.wait_for_selector("body[data-ready]", state="attached", timeout=60_000)
     expect(page.get_by_role("img", name=re.compile("Learned background"))).to_be_visible()
     check_accessibility(page, "setup")
+    first_instance = page.locator("body").get_attribute("data-instance")
 
     # Draw with the mouse: from top to bottom across the middle of the square.
     page.mouse.move(*to_screen(page, 384, 40))
@@ -252,7 +268,10 @@ def test_draw_reverse_save_tally_and_validate(world: dict[str, Any], page: Any) 
     assert store.last_good.read_text() == world["installed"].read_text(), "the roll-back target is kept"
     assert service.exit_codes[0] == RESTART_EXIT_CODE
 
-    # The page finds the agent again (same session) and the tally of the new line moves as it counts.
+    # The page finds the agent again (same session), loads the lines it now runs with, and the tally of
+    # the new line moves as it counts.
+    expect(page.locator("body")).not_to_have_attribute("data-instance", first_instance or "", timeout=60_000)
+    expect(page.locator("#line-1-name")).to_have_value("drawn")
     wait_for(lambda: tally_of(page, "drawn") >= 0, timeout=60, what="the tally to show the new line")
     start = tally_of(page, "drawn")
     wait_for(lambda: tally_of(page, "drawn") > start, timeout=120, what="the tally of the drawn line to move")
@@ -286,10 +305,7 @@ def test_draw_reverse_save_tally_and_validate(world: dict[str, Any], page: Any) 
 
     wait_for(sensors_show_it, timeout=60, what="the validation on /sensors")
     check_accessibility(page, "sensors-validated")
-    page.goto(f"{hub.url}/login?next=/dashboard/devices/{DEVICE}&lang=en")
-    page.get_by_label("User name").fill("olga")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    page.goto(f"{hub.url}/dashboard/devices/{DEVICE}?lang=en")
     validation_lines = page.locator("#validation-lines")
     expect(validation_lines).to_contain_text("drawn")
     expect(validation_lines.locator("tbody tr")).to_have_count(4)

@@ -16,6 +16,7 @@
   let size = null;
   let drag = null;
   let restarting = false;
+  let instance = null; // the agent's start this page last loaded its lines from
 
   function t(key, values) {
     let s = S[key] || key;
@@ -268,6 +269,7 @@
       state = result.ok ? result.data : null;
     } catch (e) { state = null; }
     if (!state) { setTimeout(loadState, 1000); return; }
+    instance = state.instance;
     if (!drag) { lines = state.lines; }
     if (state.picture === "ready" && state.size) {
       size = state.size;
@@ -278,6 +280,7 @@
       render();
       renderList();
       document.body.setAttribute("data-ready", "true");
+      document.body.setAttribute("data-instance", instance);
     } else {
       pictureState.textContent = t(state.picture === "failed" ? "picture_failed" : "picture_learning");
       if (state.picture !== "failed") setTimeout(loadState, 1500);
@@ -294,9 +297,10 @@
       if (restarting) { saveStatus.className = "message ok"; saveStatus.textContent = t("saved") + " " + t("restarting"); }
       return;
     }
-    if (restarting) {
+    if (instance !== null && result.data.instance !== instance) {
       restarting = false;
-      loadState(); // the agent is back, with the saved lines
+      instance = result.data.instance;
+      loadState(); // the agent started again (with the saved lines, or rolled back): show what it runs with
     }
     const rows = result.data.lines.map(function (row) {
       const tr = document.createElement("tr");
