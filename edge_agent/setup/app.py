@@ -23,6 +23,7 @@ import cv2
 from aiohttp import web
 from pydantic import Field
 
+from edge_agent.lockers.kiosk.app import CSP, _same_origin  # the kiosk's policy and origin check, shared
 from edge_agent.setup.access import Access
 from edge_agent.setup.background import BackgroundSource
 from edge_agent.setup.i18n import LANGUAGE_NAMES, LANGUAGES, TEXT, text
@@ -36,10 +37,6 @@ from hub_protocol.validation import ConfigError, Identifier, StrictModel, valida
 log = logging.getLogger(__name__)
 
 COOKIE = "setup_session"
-CSP = (
-    "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 
 
 @dataclass
@@ -368,14 +365,6 @@ async def static_file(request: web.Request) -> web.Response:
 
 
 _OPEN = {("GET", "/setup"), ("POST", "/setup/login")}
-
-
-def _same_origin(request: web.Request) -> bool:
-    site = request.headers.get("Sec-Fetch-Site")
-    if site is not None:
-        return site in ("same-origin", "none")
-    origin = request.headers.get("Origin")
-    return origin is None or origin.split("://", 1)[-1] == request.host
 
 
 @web.middleware

@@ -332,6 +332,11 @@
   let endsAt = 0;
   let timer = null;
 
+  function showRefusal(result) {
+    resultBox.className = "message error";
+    resultBox.textContent = ((result.data && result.data.problems) || [t("problem")]).join("; ");
+  }
+
   function startTapGrid(names) {
     grid.textContent = "";
     taps = {};
@@ -363,11 +368,7 @@
   document.getElementById("start-validation").addEventListener("click", async function () {
     const minutes = Number(document.getElementById("minutes").value);
     const result = await call("POST", "/setup/api/validation/start", { minutes: minutes });
-    if (!result.ok) {
-      resultBox.className = "message error";
-      resultBox.textContent = ((result.data && result.data.problems) || [t("problem")]).join("; ");
-      return;
-    }
+    if (!result.ok) { showRefusal(result); return; }
     resultBox.textContent = "";
     resultBox.className = "";
     startTapGrid(lines.map(function (l) { return l.name; }));
@@ -398,11 +399,7 @@
       return { line: line, direction: direction, object_class: cls, count: taps[key] };
     });
     const result = await call("POST", "/setup/api/validation/finish", { tallies: tallies });
-    if (!result.ok) {
-      resultBox.className = "message error";
-      resultBox.textContent = ((result.data && result.data.problems) || [t("problem")]).join("; ");
-      return;
-    }
+    if (!result.ok) { showRefusal(result); return; }
     showResult(result.data);
   }
 
