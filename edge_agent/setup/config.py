@@ -16,7 +16,7 @@ class SetupConfig(StrictModel):
         max_length=253,
         description="Address the setup page binds to while open; it answers private network addresses only",
     )
-    port: int = Field(default=8088, ge=0, le=65535, description="Port of the setup page (0: any free port)")
+    port: int = Field(default=8089, ge=0, le=65535, description="Port of the setup page (0: any free port)")
     language: Literal["nl", "de", "en"] = Field(default="nl", description="Default language of the page")
     background_frames: int = Field(
         default=300, ge=50, le=10_000, description="Frames the background picture is learned from (people fade out)"

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,11 @@ def build_record(
     def typed(counts: Mapping[CellKey, int]) -> dict[ProtectKey, int]:
         return {(line, Direction(d), ObjectClass(c)): n for (line, d, c), n in counts.items() if line in lines}
 
-    dev = protect(started_at, lines, typed(counted))
-    tech = protect(started_at, lines, typed(tallied))
+    # The dp budget ledger pays each start time once, and a flow window's start is aligned to the clock: the
+    # two tables are paid under their own keys, a microsecond after the period's start, so they never take
+    # the place of a flow window (or of each other). Each table costs one window's epsilon.
+    dev = protect(started_at + timedelta(microseconds=1), lines, typed(counted))
+    tech = protect(started_at + timedelta(microseconds=2), lines, typed(tallied))
     tallied_cells = {(c.line, c.direction, c.object_class): c.count for c in tech.cells}
     cells = [
         {

@@ -436,9 +436,12 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "Geben Sie diesen Einmalcode an die Technik weiter. Die Seite bleibt {minutes} Minuten offen.",
     ),
     "setup.where": (
-        "On the device's local network, open http://{device}:8088/setup (or the device's address).",
-        "Open op het lokale netwerk van het apparaat http://{device}:8088/setup (of het adres van het apparaat).",
-        "Öffnen Sie im lokalen Netz des Geräts http://{device}:8088/setup (oder die Adresse des Geräts).",
+        "On the device's local network, open http://{device}:8089/setup (its address; 8089 unless its [setup] "
+        "port says otherwise).",
+        "Open op het lokale netwerk van het apparaat http://{device}:8089/setup (zijn adres; 8089 tenzij de "
+        "poort in [setup] anders zegt).",
+        "Öffnen Sie im lokalen Netz des Geräts http://{device}:8089/setup (seine Adresse; 8089, sofern der Port "
+        "in [setup] nichts anderes sagt).",
     ),
     "setup.once": (
         "The code works once and is not shown again.",
