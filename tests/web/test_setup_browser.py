@@ -10,17 +10,13 @@ no picture in it, the page talks to the agent only, and no picture is written to
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import cv2
 import pytest
 
-from edge_agent.agent import Agent
 from edge_agent.config import load_agent_config
 from edge_agent.deploy.config_update import RESTART_EXIT_CODE
 from edge_agent.deploy.service import ServiceLifecycle
@@ -36,6 +32,7 @@ from tests.conftest import BrokerSetup, shared_path, wait_for, write_secret
 from tests.hub.conftest import hub_config_data
 from tests.hub.mqtt_probe import Probe
 from tests.web.harness import RunningHub
+from tests.web.setup_agent import Service, agent_toml
 from tests.web.test_browser import ARGS, CHROMIUM, PASSWORD, check_accessibility
 
 pytestmark = [
@@ -51,89 +48,6 @@ expect = sync_api.expect
 DEVICE = "cam-setup"
 WIDTH, HEIGHT = 768, 576  # the PETS clip
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"iVBORw0KGgo", b"/9j/")  # PNG and JPEG, raw and base64
-
-
-@dataclass
-class Service:
-    """``edge-agent run`` under a stand-in for systemd: started again while it exits with the restart code."""
-
-    installed: Path
-    agents: list[Agent] = field(default_factory=list)
-    exit_codes: list[int] = field(default_factory=list)
-    stopping: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, name="agent-service", daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.agents, timeout=30, what="the agent to start")
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            lifecycle = ServiceLifecycle(self.installed, trial_timeout_s=60)
-            agent = Agent(lifecycle.load_config(), lifecycle=lifecycle)
-            agent.start()
-            self.agents.append(agent)
-            agent.serve()
-            self.exit_codes.append(lifecycle.exit_code)
-            if lifecycle.exit_code != RESTART_EXIT_CODE:
-                break
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.agents:
-            self.agents[-1].request_stop()
-        if self.thread is not None:
-            self.thread.join(30)
-
-
-def agent_toml(broker: BrokerSetup, folder: Path, video: Path, setup_port: int) -> str:
-    secret = write_secret(folder / "mqtt-password", broker.device_passwords[DEVICE])
-    until = (date.today() + timedelta(days=30)).isoformat()
-    return f"""config_version = 1
-[device]
-id = "{DEVICE}"
-site = "{broker.site}"
-state_dir = "{folder / "state"}"
-
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-prefix = "{broker.prefix}"
-password_file = "{secret}"
-tls = false
-keepalive_s = 5
-reconnect_min_s = 0.2
-reconnect_max_s = 2.0
-ack_timeout_s = 3.0
-
-[counting]
-source = "{video}"
-fps = 14
-
-[[counting.lines]]
-name = "v-left"
-points = [256, 0, 256, 576]
-
-[privacy]
-policy = "threshold"
-k = 2
-window_seconds = 60
-
-[sensor_register]
-purpose = "Test the setup page"
-organisation = "Field lab"
-contact = "lab@example.org"
-active_until = {until}
-street = "Voorbeeldstraat"
-city = "Amsterdam"
-
-[setup]
-host = "127.0.0.1"
-port = {setup_port}
-language = "en"
-background_frames = 80
-"""
 
 
 @pytest.fixture
@@ -164,7 +78,7 @@ def world(tmp_path: Path, make_broker: Any, monkeypatch: pytest.MonkeyPatch) -> 
     folder.mkdir()
     setup_port = free_port()
     installed = folder / "agent.toml"
-    installed.write_text(agent_toml(broker, folder, video, setup_port))
+    installed.write_text(agent_toml(broker, folder, DEVICE, str(video), setup_port))
     service = Service(installed)
     service.start()
     try:
