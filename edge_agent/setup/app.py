@@ -19,13 +19,12 @@ from html import escape
 from importlib import resources
 from typing import Any
 
-import cv2
 from aiohttp import web
 from pydantic import Field
 
 from edge_agent.lockers.kiosk.app import CSP, _same_origin  # the kiosk's policy and origin check, shared
 from edge_agent.setup.access import Access
-from edge_agent.setup.background import BackgroundSource
+from edge_agent.setup.calibration import BackgroundSource, png_of
 from edge_agent.setup.i18n import LANGUAGE_NAMES, LANGUAGES, TEXT, text
 from edge_agent.setup.saving import LinesSaver
 from edge_agent.setup.tally import Tally
@@ -251,10 +250,7 @@ async def login(request: web.Request) -> web.Response:
 
 def _encode_png(parts: SetupParts) -> bytes | None:
     image = parts.background.picture()
-    if image is None:
-        return None
-    ok, data = cv2.imencode(".png", image)
-    return bytes(data) if ok else None
+    return None if image is None else png_of(image)
 
 
 async def picture(request: web.Request) -> web.Response:

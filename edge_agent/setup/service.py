@@ -14,7 +14,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.events import CommandHandler, CommandOutcome, EventSink
 from edge_agent.setup.access import Access, open_setup
 from edge_agent.setup.app import SetupParts, create_setup_app, lines_of
-from edge_agent.setup.background import BackgroundSource, CalibrationBackground
+from edge_agent.setup.calibration import BackgroundSource, CalibrationBackground
 from edge_agent.setup.saving import LinesSaver
 from edge_agent.setup.server import SetupServer
 from edge_agent.setup.tally import Tally

@@ -17,7 +17,7 @@ from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.privacy.protection import Protector
 from edge_agent.setup.access import Access
 from edge_agent.setup.app import SetupParts, lines_of
-from edge_agent.setup.background import CalibrationBackground
+from edge_agent.setup.calibration import CalibrationBackground
 from edge_agent.setup.saving import StagedLinesSaver
 from edge_agent.setup.tally import Tally
 from edge_agent.setup.validation import Validator

@@ -171,3 +171,13 @@ async def test_page_speaks_three_languages(make_setup: Callable[..., Rig], aioht
         html = await (await client.get(f"/setup?lang={lang}")).text()
         assert f'<html lang="{lang}">' in html and heading in html
         assert 'id="strings"' in html
+
+
+def test_the_picture_is_encoded_in_memory_only() -> None:
+    """Besides the calibration command, only the setup page's calibration view encodes an image, and it
+    writes nothing: no imwrite, no file opened for writing."""
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[2] / "edge_agent" / "setup" / "calibration.py").read_text()
+    assert source.count("imencode") == 1 and "imwrite" not in source and "open(" not in source
+    assert "write_" not in source

@@ -1,9 +1,10 @@
-"""The picture the technician draws on: the learned background, never a live frame.
+"""The calibration view of the setup page: the learned background, never a live frame.
 
 ``BackgroundSource`` is the small interface the page needs. ``CalibrationBackground`` implements it with
 the calibration command's background learning (``edge_agent.commands.calibrate.learn_background``): many
 frames go into a background model, passers-by fade out, and only the model's picture is kept, in memory.
-Nothing here writes the picture to disk or sends it anywhere; the page serves it to the local browser only.
+Nothing here writes the picture to disk or sends it anywhere: ``png_of`` encodes it in memory for the local
+browser only (with the calibration command, the only place that encodes an image).
 """
 
 from __future__ import annotations
@@ -78,3 +79,11 @@ class CalibrationBackground:
         self._ensure_started()
         with self._lock:
             return self._state
+
+
+def png_of(image: np.ndarray) -> bytes | None:
+    """The picture as PNG bytes, in memory, for the setup page's response."""
+    import cv2
+
+    ok, data = cv2.imencode(".png", image)
+    return bytes(data) if ok else None
