@@ -113,10 +113,6 @@ class Access:
         grant = read_grant(self.state_dir)
         return grant is not None and grant.open(time.time())
 
-    def until(self) -> float | None:
-        grant = read_grant(self.state_dir)
-        return grant.until if grant is not None and grant.open(time.time()) else None
-
     def login(self, code: str) -> str | None:
         """Exchange the one-time code for a session token; None when wrong, used or closed."""
         with self._lock:
@@ -133,14 +129,16 @@ class Access:
             write_grant(self.state_dir, grant)
             return token
 
-    def session_ok(self, token: str | None) -> bool:
-        if not token or len(token) > 128:
-            return False
+    def admission(self, token: str | None) -> tuple[float | None, bool]:
+        """One read of the grant for a request: until when the page is open (None: closed), and whether
+        ``token`` is one of its sessions."""
         grant = read_grant(self.state_dir)
         if grant is None or not grant.open(time.time()):
-            return False
+            return None, False
+        if not token or len(token) > 128:
+            return grant.until, False
         digest = _token_hash(token)
-        return any(hmac.compare_digest(digest, s) for s in grant.sessions)
+        return grant.until, any(hmac.compare_digest(digest, s) for s in grant.sessions)
 
 
 def _token_hash(token: str) -> str:

@@ -211,16 +211,13 @@ def _parts(request: web.Request) -> SetupParts:
     return request.app[PARTS]
 
 
-def _signed_in(request: web.Request) -> bool:
-    return _parts(request).access.session_ok(request.cookies.get(COOKIE))
-
-
 async def index(request: web.Request) -> web.Response:
     lang = _language(request)
     parts = _parts(request)
-    if not _signed_in(request):
+    until, signed_in = await _admit(request)
+    if not signed_in:
         return _page(lang, _login_form(lang))
-    return _page(lang, _editor(lang, parts.access.until(), parts.saver is not None), strings=True)
+    return _page(lang, _editor(lang, until, parts.saver is not None), strings=True)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -271,7 +268,7 @@ async def state(request: web.Request) -> web.Response:
             "lines": parts.lines(),
             "can_save": parts.saver is not None,
             "validation": parts.validator.status(),
-            "until": parts.access.until(),
+            "until": (await _admit(request))[0],
             "instance": parts.instance,
         }
     )
@@ -363,21 +360,28 @@ async def static_file(request: web.Request) -> web.Response:
 _OPEN = {("GET", "/setup"), ("POST", "/setup/login")}
 
 
+async def _admit(request: web.Request) -> tuple[float | None, bool]:
+    """Until when the page is open (None: closed) and whether the request has a session: the grant file is
+    read off the event loop."""
+    return await asyncio.to_thread(_parts(request).access.admission, request.cookies.get(COOKIE))
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     """Local network only, open grant only, a session for everything but the login, same-origin writes."""
     lang = _language(request)
     try:
+        until, signed_in = await _admit(request) if _local(request.remote) else (None, False)
         if not _local(request.remote):
             response: web.StreamResponse = web.Response(text=text(lang, "forbidden"), status=403)
-        elif not _parts(request).access.is_open():
+        elif until is None:
             response = _page(lang, f"<h1>{escape(text(lang, 'closed'))}</h1>", status=404)
         elif request.method == "POST" and not _same_origin(request):
             response = web.json_response({"error": "cross-origin requests are refused"}, status=403)
         elif (
             (request.method, request.path) not in _OPEN
             and not request.path.startswith("/setup/static/")
-            and not _signed_in(request)
+            and not signed_in
         ):
             response = web.json_response({"error": "log in with the setup code first"}, status=401)
         else:
@@ -386,7 +390,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         response = web.json_response({"error": exc.reason}, status=exc.status)
     except Exception:
         log.exception("setup request failed")
-        response = web.json_response({"error": text(lang, "problem")}, status=500)
+        response = web.json_response({"error": text(lang, "problem")}, status=503)
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
