@@ -22,6 +22,7 @@ from hub_server.api.open_data import public
 from hub_server.api.registry import ApiError, ApiRoutes, Call
 from hub_server.device_setup import DEFAULT_MINUTES, open_setup
 from hub_server.ingest import ingest_of
+from hub_server.store import devices as device_store
 from hub_server.store import provisioning, readings
 from hub_server.store import validations as store
 from hub_server.store.accounts import Role
@@ -90,25 +91,45 @@ async def device_validations(call: Call) -> web.StreamResponse:
     return call.json([ValidationOut.of(v) for v in found])
 
 
+class SensorAccuracyOut(BaseModel):
+    device: str
+    site: str
+    validated: bool = Field(
+        description="False: never validated by hand (or only published without protection): the count error is unknown"
+    )
+    latest: ValidationOut | None = Field(description="Its latest validation published under protection")
+
+
 @routes.get(
     "/open/validations",
-    summary="The latest field validation of each sensor (public)",
+    summary="Each counting sensor's latest field validation, or that it has none (public)",
     role=None,
-    response=list[ValidationOut],
+    response=list[SensorAccuracyOut],
 )
 async def open_validations(call: Call) -> web.StreamResponse:
-    """One record per device: its most recent validation published under threshold or dp protection.
-    A device missing from the list was never validated (or publishes without protection)."""
+    """One entry per counting sensor in the register (revoked devices left out), with its most recent
+    validation published under threshold or dp protection, as the open flow counts are."""
 
-    def load() -> list[StoredValidation]:
+    def load() -> list[SensorAccuracyOut]:
         revoked = provisioning.revoked_devices(call.db.conn)
-        return [
-            v
-            for v in store.latest(call.db.conn).values()
-            if v.device not in revoked and v.record.policy.kind is not PolicyKind.NONE
-        ]
+        latest = store.latest(call.db.conn)
+        out = []
+        for entry in sorted(device_store.register_entries(call.db.conn), key=lambda e: (e.site, e.device)):
+            if entry.device in revoked or entry.privacy is None:
+                continue  # not a counting sensor, or no longer one
+            found = latest.get(entry.device)
+            shown = found if found is not None and found.record.policy.kind is not PolicyKind.NONE else None
+            out.append(
+                SensorAccuracyOut(
+                    device=entry.device,
+                    site=entry.site,
+                    validated=shown is not None,
+                    latest=None if shown is None else ValidationOut.of(shown),
+                )
+            )
+        return out
 
-    return public(call.json([ValidationOut.of(v) for v in await asyncio.to_thread(load)]), max_age_s=300)
+    return public(call.json(await asyncio.to_thread(load)), max_age_s=300)
 
 
 class SetupIn(StrictModel):

@@ -100,7 +100,14 @@ async def test_validation_records_are_stored_served_and_shown(
 
     public = await client.get("/api/v1/open/validations")
     assert public.headers["Access-Control-Allow-Origin"] == "*"
-    assert [(v["device"], v["error"], v["minutes"]) for v in await public.json()] == [("cam-1", 0.05, 10.0)]
+    sensors_json = await public.json()
+    assert [(v["device"], v["validated"]) for v in sensors_json] == [
+        ("cam-1", True),
+        ("cam-2", False),
+        ("cam-3", False),
+    ]
+    assert (sensors_json[0]["latest"]["error"], sensors_json[0]["latest"]["minutes"]) == (0.05, 10.0)
+    assert sensors_json[1]["latest"] is None, "published without protection: not open data"
     spec = await (await client.get("/api/v1/openapi.json")).json()
     assert "/api/v1/open/validations" in spec["paths"] and "/api/v1/devices/{device}/validations" in spec["paths"]
 
