@@ -110,6 +110,9 @@ async def test_background_is_served_from_memory_and_lines_are_saved_like_a_push(
     again = await client.post("/setup/api/lines", json={"lines": lines})
     assert again.status == 422 and "on trial" in (await again.json())["problems"][0]
     assert not list(rig.state_dir.rglob("*.png")), "the picture is never written"
+    # Not healthy with the new lines: the config store goes back to the config the lines were drawn on.
+    rig.store.rollback("not healthy in time")
+    assert rig.store.active_path() == rig.installed and not rig.store.in_trial()
 
 
 async def test_tally_and_validation_leave_as_protected_totals(

@@ -102,7 +102,7 @@ def world(tmp_path: Path, make_broker: Any, monkeypatch: pytest.MonkeyPatch) -> 
 def page() -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = browser.new_context(viewport={"width": 1024, "height": 900}, reduced_motion="reduce")
+        context = browser.new_context(viewport={"width": 1024, "height": 1400}, reduced_motion="reduce")
         page = context.new_page()
         page.set_default_timeout(20_000)
         yield page
@@ -160,8 +160,23 @@ def test_draw_reverse_save_tally_and_validate(world: dict[str, Any], page: Any) 
     page.mouse.up()
     name = page.locator("#line-1-name")
     expect(name).to_have_value("line-1")
-    drawn = [float(page.locator(f"#line-1-p{k}").input_value()) for k in range(4)]
-    assert drawn == pytest.approx([384, 40, 384, 540], abs=3)
+
+    def points() -> list[float]:
+        return [float(page.locator(f"#line-1-p{k}").input_value()) for k in range(4)]
+
+    assert points() == pytest.approx([384, 40, 384, 540], abs=3)
+    # Move an end by its dot, then the whole line by its body.
+    page.mouse.move(*to_screen(page, 384, 540))
+    page.mouse.down()
+    page.mouse.move(*to_screen(page, 400, 520), steps=4)
+    page.mouse.up()
+    assert points() == pytest.approx([384, 40, 400, 520], abs=3)
+    page.mouse.move(*to_screen(page, 392, 280))
+    page.mouse.down()
+    page.mouse.move(*to_screen(page, 376, 300), steps=4)
+    page.mouse.up()
+    drawn = points()
+    assert drawn == pytest.approx([368, 60, 384, 540], abs=3)
     name.fill("drawn")
     expect(page.get_by_role("group", name="Line drawn")).to_be_visible()
     page.get_by_role("group", name="Line drawn").get_by_role("button", name="Reverse (swap in and out)").click()
