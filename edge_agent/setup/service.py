@@ -39,6 +39,7 @@ class SetupService:
         counting = config.counting
         state_dir = Path(config.device.state_dir)
         self.config = config
+        self._given_background = background
         self.tally = Tally()
         self.access = Access(state_dir)
         settings = config.setup
@@ -48,7 +49,7 @@ class SetupService:
             validator=Validator(
                 self.tally, lambda: [ln.name for ln in counting.lines], sink, protect, state_dir / "setup"
             ),
-            background=background or CalibrationBackground(counting, settings.background_frames),
+            background=self._fresh_background(),
             lines=lambda: lines_of(counting.lines),
             saver=saver,
             language=settings.language,
@@ -56,6 +57,11 @@ class SetupService:
         self.server: SetupServer | None = None
         self._failed = False
         self.state_dir = state_dir
+
+    def _fresh_background(self) -> BackgroundSource:
+        counting = self.config.counting
+        assert counting is not None  # checked in __init__
+        return self._given_background or CalibrationBackground(counting, self.config.setup.background_frames)
 
     def handlers(self) -> dict[str, CommandHandler]:
         """``open-setup`` from the hub: the operator was shown the code, the device gets its hash."""
@@ -93,6 +99,7 @@ class SetupService:
             self._failed = False
             if self.server is not None:
                 self.stop()
+                self.parts.background = self._fresh_background()  # the picture is not kept once the page closes
                 log.info("setup page closed")
 
     def stop(self) -> None:

@@ -135,3 +135,19 @@ def test_open_setup_from_the_hub_keeps_only_the_hash(broker: BrokerSetup, tmp_pa
     finally:
         agent.request_stop()
         agent.stop()
+
+
+def test_the_picture_is_forgotten_when_the_page_closes(broker: BrokerSetup, tmp_path: Path) -> None:
+    agent, path = started_agent(broker, tmp_path)
+    try:
+        assert agent.setup is not None
+        assert main(["setup", "--config", str(path), "--for", "5m"]) == 0
+        tick_until(agent, lambda: agent.setup is not None and agent.setup.server is not None, "the page to open")
+        learned = agent.setup.parts.background
+        wait_for(lambda: learned.state() == "ready", timeout=30, what="the background")
+        assert main(["setup", "--config", str(path), "--close"]) == 0
+        tick_until(agent, lambda: agent.setup is not None and agent.setup.server is None, "the page to close")
+        assert agent.setup.parts.background is not learned
+    finally:
+        agent.request_stop()
+        agent.stop()
