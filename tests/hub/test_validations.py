@@ -18,13 +18,15 @@ from hub_protocol.commands import OpenSetup, setup_code_hash
 from hub_protocol.flows import PolicyKind, PrivacyPolicy
 from hub_protocol.topics import Channel, device_topic
 from hub_server.app import create_app
+from hub_server.cli import main
 from hub_server.config import HubConfig
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup, write_secret
-from tests.hub.conftest import PASSWORD, add_token, add_user, hub_config_data
+from tests.hub.conftest import PASSWORD, SITE, add_token, add_user, hub_config_data
 from tests.hub.mqtt_probe import Probe
 from tests.hub.test_ingest_api import eventually
+from tests.hub.test_provisioning import provision
 from tests.web.harness import Device
 
 STARTED = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
@@ -152,3 +154,22 @@ async def test_validation_records_are_stored_served_and_shown(
     for cam in cams:
         cam.close()
     probe.close()
+
+
+def test_sync_acl_lets_an_existing_device_publish_on_a_new_channel(
+    managed_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hub upgraded to a version with the validation channel: its old ACL file lacks the channel until the
+    ACL is rewritten from the database."""
+    broker, config_path, _ = managed_broker
+    _, password = provision(config_path, "cam-old")
+    acl = broker.broker.folder / "acl"
+    topic = device_topic(broker.prefix, SITE, "cam-old", Channel.VALIDATION)
+    acl.write_text("\n".join(line for line in acl.read_text().splitlines() if not line.endswith("/validation")) + "\n")
+    assert main(["device", "--config", str(config_path), "sync-acl"]) == 0
+    assert "ACL rewritten" in capsys.readouterr().out
+    assert f"topic write {topic}" in acl.read_text()
+    device = Probe(broker.host, broker.port, "cam-old", password)
+    assert device.connect()
+    assert not device.publish(topic, b"{}").is_failure
+    device.close()
