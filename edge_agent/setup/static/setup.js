@@ -70,8 +70,10 @@
       const [x1, y1, x2, y2] = line.points;
       const g = el("g", { "data-index": String(index), class: "line" }, svg);
       el("line", { x1: x1, y1: y1, x2: x2, y2: y2, class: "hit", "stroke-width": String(14 * unit) }, g);
-      el("line", { x1: x1, y1: y1, x2: x2, y2: y2, class: "body", "stroke-width": String(3 * unit),
-        "marker-end": "url(#arrow-ab)" }, g);
+      // The A->B arrowhead three quarters along, where neither the B dot nor the `in` arrow hides it.
+      const qx = x1 + (x2 - x1) * 0.75, qy = y1 + (y2 - y1) * 0.75;
+      el("polyline", { points: [x1, y1, qx, qy, x2, y2].join(" "), class: "body", fill: "none",
+        "stroke-width": String(3 * unit), "marker-mid": "url(#arrow-ab)" }, g);
       const length = Math.hypot(x2 - x1, y2 - y1) || 1;
       // `in` is the right-hand side of a walker from A to B; with y down its normal is (-dy, dx).
       const nx = -(y2 - y1) / length, ny = (x2 - x1) / length;
