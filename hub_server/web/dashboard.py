@@ -121,6 +121,7 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
         lines=lines,
         banks=banks,
         register=register,
+        validation=wb.source.validations().get(device_id),
         alarms=wb.source.alarms(limit=50, device=device_id),
     )
     return wb.page(request, "device.html", context)
