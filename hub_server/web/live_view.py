@@ -34,8 +34,8 @@ def device_fields(wb: Web, device: DeviceStatus | None, lang: str) -> dict[str, 
 
 
 def flow_fields(wb: Web, device_id: str, lang: str) -> dict[str, str]:
-    start = flowstats.day_start(datetime.now(wb.zone).date(), wb.zone)
-    sums = wb.source.flow_sums(start, datetime.now(UTC), device_id)
+    now = datetime.now(UTC)
+    sums = wb.source.flow_sums(flowstats.today_start(now, wb.zone), now, device_id)
     text = {f"today-{device_id}": i18n.format_number(sums.device_total(device_id), lang)}
     for table in flowstats.line_tables(sums, device_id):
         for direction, cls, value in table.cells:
