@@ -2,7 +2,8 @@
 
 The server does the formatting, in the reader's language, so the page script only copies text into place.
 Element ids: ``status-<device>``, ``seen-<device>``, ``outbox-<device>``, ``today-<device>``,
-``line-<device>-<line>-<direction>-<class>``, ``comp-<device>-<n>``, ``alarm-count``.
+``line-<device>-<line>-<direction>-<class>``, ``comp-<device>-<n>``, ``alarm-count``. A page region marked
+``data-live-grow="<device>"`` is redrawn when a flow brings a ``line-<device>-...`` figure it has no element for.
 """
 
 from __future__ import annotations

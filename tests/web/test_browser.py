@@ -250,6 +250,12 @@ def test_a_count_arrives_live_on_fleet_and_device_pages(world: World, browser: A
     )
     expect(today).to_have_text(f"{before + 45:,}")
     expect(line).to_have_text(f"{line_before + 40:,}")
+    # Cyclists going in were suppressed in every window so far: no row yet. The first published count of a
+    # row (as the day's first count after local midnight) redraws the page, so the row appears live.
+    new_row = device.locator(f'[data-live="line-{CAMERA}-door-in-cyclist"]')
+    expect(new_row).to_have_text("0")
+    wait_live(device)
+    expect(line).to_have_text(f"{line_before + 40:,}")
     cells = sum(
         int(c.inner_text().replace(",", ""))
         for c in device.locator(f'[data-live^="line-{CAMERA}-door-"]:not([data-live$="-total"])').all()
