@@ -46,7 +46,7 @@ def test_after_a_broker_restart_only_devices_that_came_back_are_online(broker: B
             state = live.get(device)
             return state.online if state is not None else None
 
-        wait_for(lambda: online("dev-a") and online("dev-b"), 10, "both devices online")
+        wait_for(lambda: online("dev-a") and online("dev-b"), 30, "both devices online")
         # Let the broker save the retained "online" messages, and let the devices' last words age past the
         # broker's uptime granularity; then a power cut: no will fires, the retained "online" stays.
         time.sleep(SYS_INTERVAL_S + 1.5)
