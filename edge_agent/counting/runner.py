@@ -18,6 +18,7 @@ from edge_agent.counting.factory import build_pipeline, is_file_source, open_sou
 from edge_agent.counting.lines import Direction
 from edge_agent.counting.pipeline import CountingPipeline, Crossing, ObjectClass
 from edge_agent.counting.sources import CameraState, FrameSource, SourceError, VideoFileSource
+from hub_protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -91,24 +92,21 @@ class CounterRunner:
         return background() if callable(background) else None
 
     def _run(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(0.5, 30.0, jitter=False)
         while not self._stopping.is_set():
             try:
                 source = self._source_factory()
             except (SourceError, OSError, ValueError) as exc:
                 log.warning("counting source unavailable: %s", exc)
-                self._set_state(CameraState.FAILED if backoff >= 8 else CameraState.REOPENING)
-                if self._stopping.wait(backoff):
+                self._set_state(CameraState.FAILED if backoff.ceiling() >= 8 else CameraState.REOPENING)
+                if self._stopping.wait(backoff.next_delay()):
                     break
-                backoff = min(backoff * 2, 30.0)
                 continue
             try:
                 if self._consume(source) > 0:
-                    backoff = 0.5
-                elif self._stopping.wait(backoff):  # a file without a single frame: do not spin on it
+                    backoff.reset()
+                elif self._stopping.wait(backoff.next_delay()):  # a file without a single frame: do not spin on it
                     break
-                else:
-                    backoff = min(backoff * 2, 30.0)
             except Exception:
                 log.exception("counting stopped on an unexpected error; restarting the source")
                 self._set_state(CameraState.REOPENING)

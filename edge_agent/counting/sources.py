@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edge_agent.counting.detectors import Image
+from hub_protocol.backoff import Backoff
 
 
 class CameraState(StrEnum):
@@ -123,14 +124,14 @@ class LiveSource:
         grab_fn: GrabFn,
         close_fn: Callable[[Any], None],
         fps: float = 15.0,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff: Backoff | None = None,
         fail_after: int = 8,
     ) -> None:
         self.fps = fps
         self.frame_size: tuple[int, int] | None = None
         self._open_fn, self._grab_fn, self._close_fn = open_fn, grab_fn, close_fn
-        self._backoff_initial, self._backoff_max, self._fail_after = backoff_initial, backoff_max, fail_after
+        self._backoff = backoff or Backoff(0.5, 30.0, jitter=False)
+        self._fail_after = fail_after
         self._cond = threading.Condition()
         self._latest: Image | None = None
         self._latest_index = -1
@@ -142,7 +143,6 @@ class LiveSource:
         self._thread.start()
 
     def _run(self) -> None:
-        delay = self._backoff_initial
         failures = 0
         index = -1
         while not self._stopping.is_set():
@@ -154,12 +154,11 @@ class LiveSource:
             if handle is None:
                 failures += 1
                 self._set_state(CameraState.FAILED if failures >= self._fail_after else CameraState.REOPENING)
-                if self._stopping.wait(delay):
+                if self._stopping.wait(self._backoff.next_delay()):
                     break
-                delay = min(delay * 2, self._backoff_max)
                 continue
             failures = 0
-            delay = self._backoff_initial
+            self._backoff.reset()
             self._set_state(CameraState.OK)
             while not self._stopping.is_set():
                 try:

@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.guard import guarded
-from edge_agent.transport.backoff import Backoff
+from hub_protocol.backoff import Backoff
 from edge_agent.transport.config import MqttConfig
 from edge_agent.transport.outbox import Outbox
 from hub_protocol.codec import ProtocolError, decode, encode
