@@ -29,9 +29,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.guard import guarded
-from hub_protocol.backoff import Backoff
 from edge_agent.transport.config import MqttConfig
 from edge_agent.transport.outbox import Outbox
+from hub_protocol.backoff import Backoff
 from hub_protocol.codec import ProtocolError, decode, encode
 from hub_protocol.envelope import Ack, Availability, AvailabilityState
 from hub_protocol.topics import Channel, device_topic
