@@ -29,6 +29,9 @@ from hub_protocol.topics import Channel
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+STALL_S = 30.0
+"""A part whose thread has not come back for this long is stuck: the watchdog is no longer fed, and systemd
+restarts the agent WatchdogSec later. Waiting to reconnect or to reopen an absent camera is not stuck."""
 LOCKER_LEAVES = "locker events: compartment states, door and lock events, alarms (no personal data)"
 
 
@@ -54,8 +57,11 @@ class Agent:
         pin_factory: Any = None,
         notifier: SystemdNotifier | None = None,
         lifecycle: ServiceLifecycle | None = None,
+        stall_s: float = STALL_S,
     ) -> None:
         self.config = config
+        self.stall_s = stall_s
+        self._stuck: list[str] = []
         self.notifier = notifier or SystemdNotifier()
         self.lifecycle = lifecycle
         self._stopping = threading.Event()
@@ -127,7 +133,8 @@ class Agent:
             self.stop()
 
     def tick(self, now: datetime) -> None:
-        """Once a second: window bookkeeping, the end-of-registration rule, and the watchdog."""
+        """Once a second: window bookkeeping, the end-of-registration rule, and the watchdog (fed only while
+        camera, counter, outbox and MQTT link all make progress)."""
         if self.counter is not None and self.reporter is not None:
             stats = self.counter.stats()
             processed, dropped, observing = self._last_frames
@@ -140,9 +147,47 @@ class Agent:
                 log.warning("register active_until has passed: counting stops")
                 self.counter.stop()
                 self.counter = None
-        if self.lifecycle is not None and self.lifecycle.tick(self.transport.link.connected, self.transport.sink):
+        if self.lifecycle is not None and self.lifecycle.tick(self.healthy(), self.transport.sink):
             self.request_stop()  # a config push or reload wants a restart, or a trial config was rolled back
-        self.notifier.notify("WATCHDOG=1")
+        self._feed_watchdog()
+
+    def healthy(self) -> bool:
+        """What confirms a pushed config (docs/deploy.md: "its parts running"): the broker link is up, the
+        camera delivers frames, the locker bank's parts started, and no part is stuck."""
+        if not self.transport.link.connected or self._stuck:
+            return False
+        if self.counter is not None and self._camera_stats()[0] is not CameraState.OK:
+            return False
+        return self.lockers is None or self.lockers.parts_running()
+
+    def progress(self) -> dict[str, bool]:
+        """Which parts went round their loops lately; the watchdog is fed only while all of them did."""
+        parts = {"mqtt": self.transport.progressing(), "outbox": self._outbox_answers()}
+        if self.counter is not None:
+            parts["counter"] = self.counter.progressing(self.stall_s)
+            parts["camera"] = self.counter.camera_progressing(self.stall_s)
+        return parts
+
+    def _outbox_answers(self) -> bool:
+        # Asked on the main loop on purpose: an outbox stuck in a write blocks this call, and the watchdog.
+        try:
+            self.transport.outbox.stats()
+        except Exception:
+            log.exception("the outbox does not answer")
+            return False
+        return True
+
+    def _feed_watchdog(self) -> None:
+        stuck = sorted(name for name, ok in self.progress().items() if not ok)
+        if stuck != self._stuck:
+            if stuck:
+                log.error("no progress from %s: the watchdog is no longer fed", ", ".join(stuck))
+                self.notifier.notify("STATUS=stuck: " + ", ".join(stuck))
+            else:
+                self.notifier.notify(f"STATUS=device {self.config.device.id} running")
+            self._stuck = stuck
+        if not stuck:
+            self.notifier.notify("WATCHDOG=1")
 
     def _counting_allowed(self, now: datetime) -> bool:
         return self.reporter is None or self.reporter.is_active(now)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edge_agent.counting.detectors import Image
+from edge_agent.progress import Heartbeat
 from hub_protocol.backoff import Backoff
 
 
@@ -139,13 +140,22 @@ class LiveSource:
         self._dropped = 0
         self._state = CameraState.REOPENING
         self._stopping = threading.Event()
+        self._heart = Heartbeat()
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
         self._thread.start()
+
+    def progressing(self, stall_s: float) -> bool:
+        """The camera thread came back from the driver within ``stall_s`` (a grab or open that blocks does not).
+
+        A camera that is absent and being reopened is progressing: restarting the agent would not bring it
+        back. A call into the driver that never returns might be cured by a fresh process."""
+        return self._thread.is_alive() and self._heart.recent(stall_s)
 
     def _run(self) -> None:
         failures = 0
         index = -1
         while not self._stopping.is_set():
+            self._heart.beat()
             handle = None
             try:
                 handle = self._open_fn()
@@ -154,7 +164,7 @@ class LiveSource:
             if handle is None:
                 failures += 1
                 self._set_state(CameraState.FAILED if failures >= self._fail_after else CameraState.REOPENING)
-                if self._stopping.wait(self._backoff.next_delay()):
+                if self._heart.pause(self._stopping, self._backoff.next_delay()):
                     break
                 continue
             failures = 0
@@ -165,6 +175,7 @@ class LiveSource:
                     image = self._grab_fn(handle)
                 except Exception:
                     image = None
+                self._heart.beat()
                 if image is None:
                     break
                 index += 1

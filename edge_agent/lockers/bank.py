@@ -79,6 +79,11 @@ class LockerBank:
             else:
                 self.kiosk = server
 
+    def parts_running(self) -> bool:
+        """The timer thread runs and the kiosk page, when configured, listens."""
+        ticker_ok = self._ticker is not None and self._ticker.is_alive()
+        return ticker_ok and (self.kiosk is not None or not self._run_kiosk)
+
     def _tick_loop(self) -> None:
         while not self._stop.wait(self.config.timing.tick_s):
             try:

@@ -12,7 +12,7 @@ duplicates, so repetition is harmless and loss is impossible.
 
 Faults: every paho callback is guarded (paho re-raises a callback's exception out of ``loop()``, which
 would end the thread while the link still looked connected), the thread's loop survives any exception,
-and ``last_beat`` tells a supervisor when the thread stopped turning; ``revive()`` starts a fresh one.
+and ``alive()`` tells a supervisor when the thread stopped turning; ``revive()`` starts a fresh one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.guard import guarded
+from edge_agent.progress import Heartbeat
 from edge_agent.transport.config import MqttConfig
 from edge_agent.transport.outbox import Outbox
 from hub_protocol.backoff import Backoff
@@ -80,7 +81,7 @@ class MqttLink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._generation = 0  # a revived link's old thread, should it wake up, sees it is no longer current
-        self._beat = time.monotonic()
+        self._heart = Heartbeat()
         self._connected = threading.Event()
         self._extra: deque[tuple[Channel, bytes, int, bool]] = deque(maxlen=100)
         self._retained: dict[Channel, bytes] = {}
@@ -99,20 +100,15 @@ class MqttLink:
 
     def _spawn(self) -> None:
         self._generation += 1
-        self._beat = time.monotonic()
+        self._heart.beat()
         generation = self._generation
         self._thread = threading.Thread(target=self._run, args=(generation,), name="mqtt-link", daemon=True)
         self._thread.start()
 
-    @property
-    def last_beat(self) -> float:
-        """Monotonic time the link thread last went round its loop (it does so every 50 ms while alive)."""
-        return self._beat
-
     def alive(self, stall_s: float = 30.0) -> bool:
-        """The thread exists and went round its loop within ``stall_s`` seconds."""
+        """The thread exists and went round its loop (every 50 ms while connected) within ``stall_s`` seconds."""
         thread = self._thread
-        return thread is not None and thread.is_alive() and time.monotonic() - self._beat < stall_s
+        return thread is not None and thread.is_alive() and self._heart.recent(stall_s)
 
     def revive(self) -> None:
         """A fresh link thread after the current one died or hung; the outbox resends what was unacknowledged."""
@@ -185,17 +181,7 @@ class MqttLink:
                 # Whatever paho or our code raised: the thread must go on, the outbox keeps every event.
                 log.exception("the MQTT link failed; reconnecting")
                 self._connected.clear()
-                self._pause(self.backoff.next_delay())
-
-    def _pause(self, seconds: float) -> None:
-        """Wait between attempts, beating: a link waiting to reconnect is working, not hung."""
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set():
-            self._beat = time.monotonic()
-            left = deadline - self._beat
-            if left <= 0:
-                return
-            self._stop.wait(min(left, 1.0))
+                self._heart.pause(self._stop, self.backoff.next_delay())
 
     def _connect_once(self, generation: int) -> None:
         client = self._new_client()
@@ -204,7 +190,7 @@ class MqttLink:
         except (OSError, ValueError) as exc:
             delay = self.backoff.next_delay()
             log.info("broker %s:%d unreachable (%s); retry in %.1f s", self.config.host, self.config.port, exc, delay)
-            self._pause(delay)
+            self._heart.pause(self._stop, delay)
             return
         try:
             self._session(client, generation)
@@ -214,7 +200,7 @@ class MqttLink:
             return
         delay = self.backoff.next_delay()
         log.info("connection to the broker lost; retry in %.1f s", delay)
-        self._pause(delay)
+        self._heart.pause(self._stop, delay)
 
     def _session(self, client: mqtt.Client, generation: int) -> None:
         self._cursor = 0
@@ -222,7 +208,7 @@ class MqttLink:
         self._waiting_since = None
         started = time.monotonic()
         while True:
-            self._beat = time.monotonic()
+            self._heart.beat()
             rc = client.loop(timeout=_LOOP_TICK_S)
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 return

@@ -192,3 +192,41 @@ def test_runner_plays_a_video_file_paced_and_looped(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert runner.stats().frames_processed <= elapsed * 30 * 1.2 + 5  # paced, not as fast as possible
     assert set(got) == {("mid", "in", "pedestrian")}
+
+
+class HangingCamera:
+    """Delivers frames until ``hang`` is set, then blocks inside grab (an RTSP or libcamera stall)."""
+
+    def __init__(self) -> None:
+        self.hang = threading.Event()
+        self.release = threading.Event()
+
+    def grab(self, _handle: Any) -> np.ndarray | None:
+        if self.hang.is_set():
+            self.release.wait()
+        time.sleep(0.02)
+        return np.zeros((24, 32, 3), np.uint8)
+
+
+def test_a_camera_whose_grab_blocks_is_reported_failed_within_seconds() -> None:
+    camera = HangingCamera()
+    source = LiveSource(lambda: object(), camera.grab, lambda _h: None, fps=25)
+    config = CountingConfig.model_validate(
+        {"source": "0", "fps": 25, "lines": [{"name": "a", "points": [0, 5, 32, 5]}]}
+    )
+    runner = CounterRunner(config, lambda *_args: None, source_factory=lambda: source)
+    runner.start()
+    try:
+        assert wait_for(lambda: runner.stats().camera_state == CameraState.OK and runner.stats().frames_processed > 5)
+        assert runner.camera_progressing(2.0)
+        camera.hang.set()
+        stalled_at = time.monotonic()
+        assert wait_for(lambda: runner.stats().camera_state == CameraState.FAILED)
+        assert time.monotonic() - stalled_at < 5.0
+        assert wait_for(lambda: not runner.camera_progressing(2.0))
+        assert runner.progressing(2.0)  # the counter itself still turns: it waits for frames with a timeout
+        camera.release.set()
+        assert wait_for(lambda: runner.stats().camera_state == CameraState.OK and runner.camera_progressing(2.0))
+    finally:
+        camera.release.set()
+        runner.stop()
