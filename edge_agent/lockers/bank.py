@@ -20,7 +20,7 @@ from edge_agent.lockers.handlers import locker_handlers
 from edge_agent.lockers.hardware import LockerHardware
 from edge_agent.lockers.keypad import Keypad
 from edge_agent.lockers.machine import CodeOutcome, CompartmentView, LockerMachine
-from edge_agent.lockers.store import LockerStore
+from edge_agent.lockers.store import LockerStore, read_history_since
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,9 @@ class LockerBank:
         return self.machine.view(number)
 
     def history_since(self, number: int, since: datetime) -> list[dict[str, Any]]:
-        """Recorded locker events of one compartment from ``since`` on (oldest first)."""
-        return [h for h in self.machine.history(number) if datetime.fromisoformat(str(h["at"])) >= since]
+        """Recorded locker events of one compartment from ``since`` on (oldest first); blocking I/O on a
+        connection of its own, so call it off an event loop."""
+        return read_history_since(self.store.path, number, since)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -35,6 +35,7 @@ FREE, RESERVED, OCCUPIED, OUT = (
     CompartmentState.OUT_OF_SERVICE,
 )
 KEEP_EXPIRED = timedelta(days=7)
+PRUNE_EVERY = timedelta(hours=1)
 """Expired codes are kept this long so a resident is told "expired" rather than "wrong"."""
 
 
@@ -83,6 +84,7 @@ class LockerMachine:
         self.alarms = AlarmBook(store)
         self._lock = threading.RLock()
         self._started = False
+        self._pruned_at: datetime | None = None
         self.listeners: list[Callable[[CodeOutcome], None]] = []
         """Told every code outcome (the kiosk shows keypad entries too; the scripted resident waits on it)."""
 
@@ -328,6 +330,9 @@ class LockerMachine:
                 if self.lockout.ended(now):
                     self._alarm(now, AlarmKind.LOCKOUT, None, False, "keypad open again")
                 self.store.purge_codes(now - KEEP_EXPIRED)
+                if self._pruned_at is None or not timedelta(0) <= now - self._pruned_at < PRUNE_EVERY:
+                    self.store.prune_transitions(now - timedelta(days=self.config.timing.history_days))
+                    self._pruned_at = now
         self.flush()
 
     def _tick_one(self, now: datetime, number: int) -> None:

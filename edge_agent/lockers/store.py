@@ -10,7 +10,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS transitions (
     operator TEXT,
     door_open INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS transitions_compartment ON transitions (compartment, id);
 CREATE TABLE IF NOT EXISTS pending_events (
     id INTEGER PRIMARY KEY,
     channel TEXT NOT NULL,
@@ -315,6 +316,11 @@ class LockerStore:
     def delete_event(self, event_id: int) -> None:
         self._exec("DELETE FROM pending_events WHERE id = ?", (event_id,))
 
+    def prune_transitions(self, before: datetime) -> int:
+        """Forget door and state history older than ``before`` (the hub has it: every transition is an event)."""
+        cursor = self._exec("DELETE FROM transitions WHERE julianday(at) < julianday(?)", (before.isoformat(),))
+        return cursor.rowcount
+
     def history(self, compartment: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT at, compartment, state, previous, cause, reservation, operator, door_open FROM transitions"
         params: tuple[Any, ...] = ()
@@ -323,3 +329,21 @@ class LockerStore:
             params = (compartment,)
         keys = ("at", "compartment", "state", "previous", "cause", "reservation", "operator", "door_open")
         return [dict(zip(keys, r, strict=True)) for r in self._exec(sql + " ORDER BY id", params).fetchall()]
+
+
+_HISTORY_KEYS = ("at", "compartment", "state", "previous", "cause", "reservation", "operator", "door_open")
+
+
+def read_history_since(path: Path, compartment: int, since: datetime) -> list[dict[str, Any]]:
+    """One compartment's transitions from ``since`` on (oldest first), read on a connection of its own.
+
+    For the kiosk's once-a-second polling: a read-only connection in the caller's thread neither waits for
+    nor holds the state machine's lock, and WAL lets it read while the machine writes.
+    """
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        rows = db.execute(
+            "SELECT at, compartment, state, previous, cause, reservation, operator, door_open FROM transitions"
+            " WHERE compartment = ? AND julianday(at) >= julianday(?) ORDER BY id",
+            (compartment, since.isoformat()),
+        ).fetchall()
+    return [dict(zip(_HISTORY_KEYS, r, strict=True)) for r in rows]
