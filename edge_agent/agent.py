@@ -22,6 +22,7 @@ from edge_agent.lockers.bank import LockerBank
 from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.privacy.register import build_register_entry
 from edge_agent.privacy.reporter import FlowReporter
+from edge_agent.timekeeping import ClockWatch, TimeSource
 from edge_agent.transport.service import Transport
 from hub_protocol.envelope import CameraState
 from hub_protocol.topics import Channel
@@ -58,6 +59,7 @@ class Agent:
         notifier: SystemdNotifier | None = None,
         lifecycle: ServiceLifecycle | None = None,
         stall_s: float = STALL_S,
+        time_source: TimeSource | None = None,
     ) -> None:
         self.config = config
         self.stall_s = stall_s
@@ -84,7 +86,11 @@ class Agent:
             privacy = config.privacy or PrivacyConfig()
             active_until = config.sensor_register.active_until if config.sensor_register is not None else None
             lines = [line.name for line in config.counting.lines]
-            self.reporter = FlowReporter(self.transport.sink, privacy, lines, state_dir, active_until=active_until)
+            self.clock = ClockWatch(time_source, require_sync=config.device.clock_sync == "required")
+            self.transport.health.clock_sync = lambda: self.clock.state().value
+            self.reporter = FlowReporter(
+                self.transport.sink, privacy, lines, state_dir, active_until=active_until, clock=self.clock
+            )
             self.counter = CounterRunner(config.counting, self.reporter.add_crossing)
 
         if self.lockers is not None:
@@ -142,7 +148,7 @@ class Agent:
                 stats.frames_processed - processed, stats.frames_dropped - dropped, stats.seconds_observing - observing
             )
             self._last_frames = (stats.frames_processed, stats.frames_dropped, stats.seconds_observing)
-            self.reporter.tick(now)
+            self.reporter.tick()  # on the reporter's own clock: it watches for steps
             if not self._counting_allowed(now):
                 log.warning("register active_until has passed: counting stops")
                 self.counter.stop()

@@ -14,6 +14,7 @@ from edge_agent.events import EventSink
 from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.privacy.protection import BudgetLedger, Protector
 from edge_agent.privacy.windows import ClosedWindow, WindowAggregator
+from edge_agent.timekeeping import ClockWatch
 from hub_protocol.flows import DP_KINDS, Direction, ObjectClass
 from hub_protocol.topics import Channel
 
@@ -26,7 +27,11 @@ log = logging.getLogger(__name__)
 
 class FlowReporter:
     """Thread-safe: the counter calls ``add_crossing``/``note_frames``; a timer calls ``tick`` (every few
-    seconds is plenty). After ``active_until`` crossings are ignored and no window is published."""
+    seconds is plenty). After ``active_until`` crossings are ignored and no window is published.
+
+    With a ``clock`` (the agent passes one) the time comes from it: no window is opened before the clock
+    may be trusted (crossings until then are not counted), and a step of the clock is handed to the
+    windows as it is seen."""
 
     def __init__(
         self,
@@ -38,16 +43,36 @@ class FlowReporter:
         active_until: date | None = None,
         now: datetime | None = None,
         rng: random.Random | None = None,
+        clock: ClockWatch | None = None,
     ) -> None:
         self.sink = sink
         self.config = config
         self.active_until = active_until
-        self._aggregator = WindowAggregator(lines, config.window_seconds, now)
+        self._lines = list(lines)
+        self._clock = clock
+        self._aggregator: WindowAggregator | None = None
+        self.uncounted_before_sync = 0
+        if clock is None:
+            self._aggregator = WindowAggregator(lines, config.window_seconds, now)
+        else:
+            WindowAggregator(lines, config.window_seconds)  # the same checks of lines and window now, not later
+            self._open_when_trusted()
         self._ledger = BudgetLedger(state_dir / LEDGER_FILE) if config.policy in DP_KINDS else None
         self._protector = Protector(config, self._ledger, rng)
         self._lock = threading.Lock()
         self._pruned_day: date | None = None
         self._pending: list[dict[str, Any]] = []
+
+    def _open_when_trusted(self) -> WindowAggregator | None:
+        """The aggregator, opened at the first call where the clock may be trusted; None until then."""
+        if self._aggregator is None and self._clock is not None and self._clock.windows_allowed():
+            now, _ = self._clock.read()
+            self._aggregator = WindowAggregator(self._lines, self.config.window_seconds, now)
+            log.info("clock trusted (%s): flow windows open from %s", self._clock.state().value, now.isoformat())
+        return self._aggregator
+
+    def _now(self) -> datetime:
+        return self._clock.source.now() if self._clock is not None else datetime.now(UTC)
 
     def is_active(self, at: datetime) -> bool:
         return self.active_until is None or at.astimezone().date() <= self.active_until
@@ -55,27 +80,33 @@ class FlowReporter:
     def add_crossing(
         self, line: str, direction: Direction | str, object_class: ObjectClass | str, at: datetime | None = None
     ) -> None:
-        at = at or datetime.now(UTC)
+        at = at or self._now()
         if not self.is_active(at):
             return
         with self._lock:
-            self._aggregator.add_crossing(line, direction, object_class, at)
+            aggregator = self._aggregator
+            if aggregator is None:
+                self.uncounted_before_sync += 1
+                return
+            aggregator.add_crossing(line, direction, object_class, at)
 
     def note_frames(self, processed: int, dropped: int, observing_seconds: float, at: datetime | None = None) -> None:
-        at = at or datetime.now(UTC)
+        at = at or self._now()
         if not self.is_active(at):
             return
         with self._lock:
-            self._aggregator.note_frames(processed, dropped, observing_seconds, at)
+            if self._aggregator is not None:
+                self._aggregator.note_frames(processed, dropped, observing_seconds, at)
 
     def tick(self, now: datetime | None = None) -> list[int]:
         """Close, protect and emit every window that has ended; returns the events' sequence numbers.
 
         A window the sink refuses (e.g. its store is unavailable) stays pending, already protected, and is
         offered again at the next tick: retrying with fresh noise would spend the budget twice."""
-        now = now or datetime.now(UTC)
         with self._lock:
-            for window in self._aggregator.close_due(now):
+            now = self._clock_tick() if self._clock is not None else now or datetime.now(UTC)
+            closing = self._aggregator.close_due(now) if self._aggregator is not None else []
+            for window in closing:
                 if self.is_active(window.start):
                     self._pending.append(self._protect(window))
             if len(self._pending) > MAX_PENDING:
@@ -94,6 +125,18 @@ class FlowReporter:
             self._prune(now)
             return seqs
 
+    def _clock_tick(self) -> datetime:
+        """The clock's time; opens the windows once it is trusted, hands them a step as soon as it is seen."""
+        assert self._clock is not None
+        now, step = self._clock.read()
+        if step is not None:
+            self._clock.recheck()
+            if self._aggregator is not None:
+                log.warning("the clock stepped by %s: the window in progress is marked", step)
+                self._aggregator.clock_stepped(now)
+        self._open_when_trusted()
+        return now
+
     @property
     def pending(self) -> int:
         """Windows closed and protected but not yet accepted by the sink."""
@@ -107,7 +150,7 @@ class FlowReporter:
             self._pruned_day = today
 
     def _protect(self, window: ClosedWindow) -> dict[str, Any]:
-        protected = self._protector.protect(window.start, self._aggregator.lines, window.counts)
+        protected = self._protector.protect(window.start, tuple(self._lines), window.counts)
         if protected.policy.budget_exhausted:
             log.warning("privacy budget of the day spent: window %s published without counts", window.start)
         return {
