@@ -17,7 +17,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.counting.runner import CounterRunner
 from edge_agent.deploy.sdnotify import SystemdNotifier
 from edge_agent.deploy.service import ServiceLifecycle
-from edge_agent.events import EventSink
+from edge_agent.events import HandoffSink
 from edge_agent.lockers.bank import LockerBank
 from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.privacy.register import build_register_entry
@@ -40,12 +40,18 @@ class _SinkSlot:
     """Stands in for the outbox while the locks are claimed first; nothing emits before the outbox is set."""
 
     def __init__(self) -> None:
-        self.target: EventSink | None = None
+        self.target: HandoffSink | None = None
 
-    def emit(self, channel: Channel, fields: dict[str, Any]) -> int:
+    def _sink(self) -> HandoffSink:
         if self.target is None:
             raise RuntimeError("event emitted before the outbox was opened")
-        return self.target.emit(channel, fields)
+        return self.target
+
+    def emit(self, channel: Channel, fields: dict[str, Any], *, handoff: tuple[str, int] | None = None) -> int:
+        return self._sink().emit(channel, fields, handoff=handoff)
+
+    def handed_upto(self, source: str) -> int:
+        return self._sink().handed_upto(source)
 
 
 class Agent:
@@ -77,7 +83,7 @@ class Agent:
 
         self.counter: CounterRunner | None = None
         self.transport = Transport(config, self._camera_stats if config.counting is not None else None)
-        sink.target = self.transport.sink
+        sink.target = self.transport.outbox
 
         self.reporter: FlowReporter | None = None
         # The register must describe the protection actually applied, defaults included.

@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
-from edge_agent.events import EventSink
+from edge_agent.events import EventSink, HandoffSink
 from edge_agent.lockers.alarms import AlarmBook, due_alarms
 from edge_agent.lockers.clock import Clock
 from edge_agent.lockers.codes import Lockout, find_code
@@ -122,11 +122,23 @@ class LockerMachine:
         self.alarms.set(now, kind, number, active, detail)
 
     def flush(self) -> None:
-        """Hand stored events to the sink in order; keep any it refuses for the next try."""
+        """Hand stored events to the sink in order; keep any it refuses for the next try.
+
+        Exactly once with the outbox: each event goes with its id as hand-over key, written in the outbox's
+        transaction; after a crash between that and ``delete_event``, the outbox's mark says it was taken."""
         with self._lock:
+            handed_upto = getattr(self.sink, "handed_upto", None)
+            source = self.store.handoff_source
+            upto = handed_upto(source) if callable(handed_upto) else None
             for event_id, channel, fields in self.store.pending_events():
+                if upto is not None and event_id <= upto:
+                    self.store.delete_event(event_id)  # taken before a crash cut this loop short
+                    continue
                 try:
-                    self.sink.emit(channel, fields)
+                    if upto is None:
+                        self.sink.emit(channel, fields)
+                    else:
+                        cast(HandoffSink, self.sink).emit(channel, fields, handoff=(source, event_id))
                 except Exception:
                     log.exception("locker event not accepted by the sink; kept for the next try")
                     return

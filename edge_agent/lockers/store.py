@@ -7,6 +7,7 @@ deleted only after the sink has stored them, so a crash between the two re-sends
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -73,9 +74,13 @@ CREATE TABLE IF NOT EXISTS transitions (
 );
 CREATE INDEX IF NOT EXISTS transitions_compartment ON transitions (compartment, id);
 CREATE TABLE IF NOT EXISTS pending_events (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     channel TEXT NOT NULL,
     fields TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS store_identity (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    token TEXT NOT NULL
 );
 """
 
@@ -145,9 +150,29 @@ class LockerStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a power cut must not lose a code's use or a state change
+        self._upgrade_pending_events()
         self._db.executescript(SCHEMA)
+        self._db.execute("INSERT OR IGNORE INTO store_identity (id, token) VALUES (1, ?)", (secrets.token_hex(8),))
+        token = self._db.execute("SELECT token FROM store_identity").fetchone()[0]
+        self.handoff_source = f"lockers-{token}"
+        """Names this store's events to the outbox; a new store (file deleted) starts a new count."""
         self._guard = threading.RLock()
         self._depth = 0
+
+    def _upgrade_pending_events(self) -> None:
+        # Event ids are the keys of the hand-over to the outbox: they must never be used twice, which plain
+        # INTEGER PRIMARY KEY allows once the table is empty. Stores from before get AUTOINCREMENT here.
+        row = self._db.execute("SELECT sql FROM sqlite_master WHERE name = 'pending_events'").fetchone()
+        if row is None or "AUTOINCREMENT" in str(row[0]).upper():
+            return
+        self._db.executescript(
+            """BEGIN IMMEDIATE;
+            ALTER TABLE pending_events RENAME TO pending_events_old;
+            CREATE TABLE pending_events (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, fields TEXT NOT NULL);
+            INSERT INTO pending_events (id, channel, fields) SELECT id, channel, fields FROM pending_events_old;
+            DROP TABLE pending_events_old;
+            COMMIT;"""
+        )
 
     def close(self) -> None:
         with self._guard:

@@ -52,6 +52,9 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS events_gap_boot ON events (gap_boot) WHERE gap_boot IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS drops (boot TEXT PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    # Producers with a store of their own (the locker bank) hand events over with an increasing key; the mark
+    # is written with the event, so a crash between the two stores cannot make a second copy.
+    "CREATE TABLE IF NOT EXISTS handoffs (source TEXT PRIMARY KEY, upto INTEGER NOT NULL)",
 ]
 
 
@@ -110,8 +113,11 @@ class Outbox:
 
     # -- EventSink ---------------------------------------------------------------------------------------
 
-    def emit(self, channel: Channel, fields: dict[str, Any]) -> int:
-        """Validate, store durably, return the sequence number (also when the drop-newest policy drops it)."""
+    def emit(self, channel: Channel, fields: dict[str, Any], *, handoff: tuple[str, int] | None = None) -> int:
+        """Validate, store durably, return the sequence number (also when the drop-newest policy drops it).
+
+        ``handoff=(source, key)`` records, in the same transaction, that ``source`` has handed over every key up
+        to ``key`` (see ``handed_upto``)."""
         with self._lock:
             seq = self._next_seq
             try:
@@ -136,6 +142,12 @@ class Outbox:
                 if payload:
                     self._insert(cur, self.boot, seq, channel, payload, now, None)
                 self._announce(cur, announce, now)
+                if handoff is not None:
+                    cur.execute(
+                        "INSERT INTO handoffs (source, upto) VALUES (?, ?)"
+                        " ON CONFLICT (source) DO UPDATE SET upto = MAX(upto, excluded.upto)",
+                        handoff,
+                    )
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -188,6 +200,12 @@ class Outbox:
                 del self._drops[boot]
             self._depth -= deleted
             return deleted
+
+    def handed_upto(self, source: str) -> int:
+        """The highest key ``source`` handed over with ``emit(..., handoff=...)``; 0 if none."""
+        with self._lock:
+            row = self._conn.execute("SELECT upto FROM handoffs WHERE source = ?", (source,)).fetchone()
+        return int(row[0]) if row else 0
 
     def stats(self) -> OutboxStats:
         with self._lock:
