@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,17 +20,25 @@ def _stored(db: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM events WHERE channel = 'alarm'").fetchone()[0])
 
 
-def test_an_ack_that_raises_once_does_not_end_the_link(
-    broker: BrokerSetup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """paho re-raises a callback's exception out of loop(): unguarded, the first failed ack ended the thread."""
+@pytest.fixture
+def hub_db(broker: BrokerSetup, tmp_path: Path) -> Iterator[Path]:
+    """A running hub ingest on the test broker; yields its database."""
     db = tmp_path / "hub.sqlite3"
     ingest = start_ingest(broker, db)
+    yield db
+    ingest.stop()
+
+
+def test_an_ack_that_raises_once_does_not_end_the_link(
+    broker: BrokerSetup, hub_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho re-raises a callback's exception out of loop(): unguarded, the first failed ack ended the thread."""
+    db = hub_db
     transport = Transport(agent_config(broker, "dev-a", tmp_path))
     real_ack = transport.outbox.ack
     raised = threading.Event()
 
-    def ack_once_broken(boot: str, upto: int) -> bool:
+    def ack_once_broken(boot: str, upto: int) -> int:
         if not raised.is_set():
             raised.set()
             raise sqlite3.OperationalError("database is locked")
@@ -47,7 +56,6 @@ def test_an_ack_that_raises_once_does_not_end_the_link(
         assert transport.link.alive() and transport.link.connected
     finally:
         transport.stop()
-        ingest.stop()
 
 
 class _ThreadKiller(BaseException):
@@ -55,10 +63,9 @@ class _ThreadKiller(BaseException):
 
 
 def test_a_dead_link_thread_is_detected_and_rebuilt(
-    broker: BrokerSetup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    broker: BrokerSetup, hub_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "hub.sqlite3"
-    ingest = start_ingest(broker, db)
+    db = hub_db
     transport = Transport(agent_config(broker, "dev-a", tmp_path))
     link = transport.link
     real_session = link._session
@@ -83,4 +90,3 @@ def test_a_dead_link_thread_is_detected_and_rebuilt(
         assert transport.progressing()
     finally:
         transport.stop()
-        ingest.stop()
