@@ -203,6 +203,9 @@ class MqttLink:
         self._heart.pause(self._stop, delay)
 
     def _session(self, client: mqtt.Client, generation: int) -> None:
+        if generation != self._generation:
+            client.disconnect()  # a thread replaced while it was connecting: the new one owns the state below
+            return
         self._cursor = 0
         self._inflight = {}
         self._waiting_since = None
