@@ -70,6 +70,7 @@ class Agent:
         self.config = config
         self.stall_s = stall_s
         self._stuck: list[str] = []
+        self._last_status = ""
         self.notifier = notifier or SystemdNotifier()
         self.lifecycle = lifecycle
         self._stopping = threading.Event()
@@ -134,7 +135,8 @@ class Agent:
                 log.warning("register active_until has passed: this device does not count")
         if self.lifecycle is not None:
             self.lifecycle.report(self.transport.sink)  # a pushed config rolled back before this start
-        self.notifier.notify("READY=1", f"STATUS=device {self.config.device.id} running")
+        self._last_status = self._running_status()
+        self.notifier.notify("READY=1", f"STATUS={self._last_status}")
 
     def serve(self) -> None:
         """The main loop of a started agent, until ``request_stop()``; then everything is stopped."""
@@ -191,15 +193,23 @@ class Agent:
 
     def _feed_watchdog(self) -> None:
         stuck = sorted(name for name, ok in self.progress().items() if not ok)
-        if stuck != self._stuck:
-            if stuck:
-                log.error("no progress from %s: the watchdog is no longer fed", ", ".join(stuck))
-                self.notifier.notify("STATUS=stuck: " + ", ".join(stuck))
-            else:
-                self.notifier.notify(f"STATUS=device {self.config.device.id} running")
-            self._stuck = stuck
+        if stuck != self._stuck and stuck:
+            log.error("no progress from %s: the watchdog is no longer fed", ", ".join(stuck))
+        self._stuck = stuck
+        self._status("stuck: " + ", ".join(stuck) if stuck else self._running_status())
         if not stuck:
             self.notifier.notify("WATCHDOG=1")
+
+    def _running_status(self) -> str:
+        if self.reporter is not None and not self.reporter.windows_open:
+            return f"device {self.config.device.id} running; flow windows wait for the clock to be synchronised"
+        return f"device {self.config.device.id} running"
+
+    def _status(self, text: str) -> None:
+        """``systemctl status`` shows it; sent when it changes."""
+        if text != self._last_status:
+            self.notifier.notify(f"STATUS={text}")
+            self._last_status = text
 
     def _counting_allowed(self, now: datetime) -> bool:
         return self.reporter is None or self.reporter.is_active(now)

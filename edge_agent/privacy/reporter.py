@@ -138,6 +138,11 @@ class FlowReporter:
         return now
 
     @property
+    def windows_open(self) -> bool:
+        """False while the windows wait for the clock to be trusted."""
+        return self._aggregator is not None
+
+    @property
     def pending(self) -> int:
         """Windows closed and protected but not yet accepted by the sink."""
         return len(self._pending)
