@@ -22,6 +22,7 @@ from edge_agent.lockers.bank import LockerBank
 from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.privacy.register import build_register_entry
 from edge_agent.privacy.reporter import FlowReporter
+from edge_agent.storage import StorageWatch
 from edge_agent.timekeeping import ClockWatch, TimeSource
 from edge_agent.transport.service import Transport
 from hub_protocol.envelope import CameraState
@@ -78,13 +79,16 @@ class Agent:
         state_dir.mkdir(parents=True, exist_ok=True)
 
         sink = _SinkSlot()
+        self.watch = StorageWatch()  # every writer reports a full disk here: one alarm, one health flag
         self.lockers: LockerBank | None = None
         if config.lockers is not None:
-            self.lockers = LockerBank(config.lockers, sink, state_dir, pin_factory=pin_factory)
+            self.lockers = LockerBank(config.lockers, sink, state_dir, pin_factory=pin_factory, watch=self.watch)
 
         self.counter: CounterRunner | None = None
-        self.transport = Transport(config, self._camera_stats if config.counting is not None else None)
-        sink.target = self.transport.outbox
+        self.transport = Transport(
+            config, self._camera_stats if config.counting is not None else None, watch=self.watch
+        )
+        sink.target = self.transport.outbox  # the outbox itself: the locker bank hands over with a key
 
         self.reporter: FlowReporter | None = None
         # The register must describe the protection actually applied, defaults included.
@@ -96,9 +100,15 @@ class Agent:
             self.clock = ClockWatch(time_source, require_sync=config.device.clock_sync == "required")
             self.transport.health.clock_sync = lambda: self.clock.state().value
             self.reporter = FlowReporter(
-                self.transport.sink, privacy, lines, state_dir, active_until=active_until, clock=self.clock
+                self.transport.sink,
+                privacy,
+                lines,
+                state_dir,
+                active_until=active_until,
+                clock=self.clock,
+                watch=self.watch,
             )
-            self.counter = CounterRunner(config.counting, self.reporter.add_crossing)
+            self.counter = CounterRunner(config.counting, self.reporter.on_crossing)
 
         if self.lockers is not None:
             for action, handler in self.lockers.handlers().items():
@@ -147,8 +157,20 @@ class Agent:
             self.stop()
 
     def tick(self, now: datetime) -> None:
-        """Once a second: window bookkeeping, the end-of-registration rule, and the watchdog (fed only while
-        camera, counter, outbox and MQTT link all make progress)."""
+        """Once a second: window bookkeeping, the end-of-registration rule, the disk-full alarm, and the watchdog
+        (fed only while camera, counter, outbox and MQTT link all make progress)."""
+        try:
+            self._tick_counting(now)
+        except Exception as exc:
+            # A window that could not be stored stays pending in the reporter; the agent keeps running.
+            if not self.watch.failed("counting", exc):
+                log.exception("counting bookkeeping failed; retrying at the next tick")
+        self.transport.sync_storage_alarm()
+        if self.lifecycle is not None and self.lifecycle.tick(self.healthy(), self.transport.sink):
+            self.request_stop()  # a config push or reload wants a restart, or a trial config was rolled back
+        self._feed_watchdog()
+
+    def _tick_counting(self, now: datetime) -> None:
         if self.counter is not None and self.reporter is not None:
             stats = self.counter.stats()
             processed, dropped, observing = self._last_frames
@@ -161,9 +183,6 @@ class Agent:
                 log.warning("register active_until has passed: counting stops")
                 self.counter.stop()
                 self.counter = None
-        if self.lifecycle is not None and self.lifecycle.tick(self.healthy(), self.transport.sink):
-            self.request_stop()  # a config push or reload wants a restart, or a trial config was rolled back
-        self._feed_watchdog()
 
     def healthy(self) -> bool:
         """What confirms a pushed config (docs/deploy.md: "its parts running"): the broker link is up, the

@@ -114,6 +114,7 @@ def hub_acl(prefix: str, username: str) -> list[str]:
     return [
         f"user {username}",
         f"topic read {prefix}/v{PROTOCOL_VERSION}/#",
+        "topic read $SYS/broker/uptime",  # the hub tells a broker restart (every session closed) from it
         f"topic write {base}/{Channel.COMMAND.value}",
         f"topic write {base}/{Channel.ACK.value}",
     ]

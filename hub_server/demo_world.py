@@ -46,7 +46,7 @@ def demo_hub_config(
                 "pid_file": str(broker.pid_path),
                 "output_dir": str(folder / "provisioned"),
                 "agent_mqtt_host": broker.host,
-                "agent_mqtt_port": broker.port,
+                "agent_mqtt_port": broker.device_port,
                 "agent_tls": False,
             },
         }

@@ -1,7 +1,8 @@
 """The counter as a service inside the agent: a thread reading a source, feeding crossings to a callback.
 
-Only ``on_crossing(line, direction, object_class)`` leaves this module: no frame, position, time of a
-crossing or track id. The privacy layer aggregates what it gets into windows.
+Only ``on_crossing(line, direction, object_class, track)`` leaves this module: no frame, position or time of a
+crossing. ``track`` is an opaque key of the tracked object (unique within the process) that lets the privacy
+layer cap what one object adds to a window; it goes no further. The privacy layer aggregates into windows.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from edge_agent.counting.config import CountingConfig
@@ -23,7 +24,7 @@ from hub_protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
-CrossingCallback = Callable[[str, Direction, ObjectClass], None]
+CrossingCallback = Callable[[str, Direction, ObjectClass, Hashable], None]
 
 STALL_FRAMES_S = 3.0
 """A camera reported OK whose newest frame is older than this (or three frame intervals, if longer) is
@@ -64,6 +65,7 @@ class CounterRunner:
         self._dropped_before = 0  # drops of sources already closed
         self._source: FrameSource | None = None
         self._observing = 0.0
+        self._generation = 0
         self._fps = 0.0
         self._last_frame = 0.0
         self._heart = Heartbeat()
@@ -143,6 +145,7 @@ class CounterRunner:
         """Count from ``source`` until it ends or the runner stops; returns the frames processed."""
         fps = source.fps or self.config.fps
         pipeline = build_pipeline(self.config, fps if not self._paced else self.config.fps)
+        self._generation += 1  # a new pipeline numbers its tracks from 1 again
         self._pipeline = pipeline
         with self._lock:
             self._source = source
@@ -181,7 +184,8 @@ class CounterRunner:
     def _deliver(self, crossings: list[Crossing]) -> None:
         for crossing in crossings:
             try:
-                self._on_crossing(crossing.line, crossing.direction, crossing.object_class)
+                track = (self._generation, crossing.track)
+                self._on_crossing(crossing.line, crossing.direction, crossing.object_class, track)
             except Exception:
                 log.exception("crossing callback failed")
 

@@ -103,6 +103,15 @@ class LockoutPolicy(StrictModel):
     reset_after_s: float = Field(
         default=3600, ge=60, le=7 * 86_400, description="Quiet time after which wrong codes are forgotten"
     )
+    guessing_alarm_codes: int = Field(
+        default=12,
+        ge=3,
+        le=1000,
+        description="Wrong codes within guessing_window_s that raise a code-guessing alarm, lockouts or not",
+    )
+    guessing_window_s: float = Field(
+        default=6 * 3600, ge=600, le=7 * 86_400, description="Window over which slow code guessing is counted"
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> LockoutPolicy:

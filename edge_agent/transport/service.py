@@ -11,6 +11,7 @@ from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.events import EventSink
 from edge_agent.health import CameraStatsProvider, HealthSampler
+from edge_agent.storage import StorageWatch, is_disk_full
 from edge_agent.transport.commands import CommandRouter
 from edge_agent.transport.mqtt import Identity, MqttLink
 from edge_agent.transport.outbox import OUTBOX_FILENAME, Outbox
@@ -42,17 +43,27 @@ class Transport:
         *,
         version: str = __version__,
         boot: str | None = None,
+        watch: StorageWatch | None = None,
     ) -> None:
         device = config.device
         password = read_secret(config.mqtt.password_file, "mqtt.password_file")
         state_dir = Path(device.state_dir)
         self.config = config
-        self.outbox = Outbox(state_dir / OUTBOX_FILENAME, device.id, config.outbox, boot=boot)
+        self.watch = watch or StorageWatch()
+        self.outbox = Outbox(state_dir / OUTBOX_FILENAME, device.id, config.outbox, boot=boot, watch=self.watch)
         self.boot = self.outbox.boot
         self.router = CommandRouter(device.id, self.outbox, state_dir / COMMANDS_FILE)
         identity = Identity(device.id, device.site, self.boot, config.mqtt.username or device.id, password)
         self.link = MqttLink(config.mqtt, identity, self.outbox, self.router.submit)
-        self.health = HealthSampler(device.id, self.boot, version, state_dir, self.outbox.stats, camera_stats)
+        self.health = HealthSampler(
+            device.id,
+            self.boot,
+            version,
+            state_dir,
+            self.outbox.stats,
+            camera_stats,
+            disk_full=lambda: self.watch.disk_full,
+        )
         self._stop = threading.Event()
         self._health_thread: threading.Thread | None = None
 
@@ -63,6 +74,14 @@ class Transport:
     def set_register(self, entry: RegisterEntry) -> None:
         """The device's sensor-register entry, retained on ``register`` and re-sent at every connect."""
         self.link.set_retained(Channel.REGISTER, encode(entry))
+
+    def sync_storage_alarm(self) -> None:
+        """Raise or clear the ``disk-full`` alarm as the writers' reports say (retried until it is stored)."""
+        try:
+            self.outbox.sync_disk_alarm(self.watch.disk_full, self.watch.detail())
+        except Exception as exc:
+            if not is_disk_full(exc):
+                log.exception("disk-full alarm not stored; retrying")
 
     def send_health_now(self) -> None:
         self.link.publish_soon(Channel.HEALTH, encode(self.health.sample()), qos=1)

@@ -304,6 +304,13 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "wachtrij verliest berichten",
         "Warteschlange verwirft Ereignisse",
     ),
+    "alarm.disk-full": ("state disk full", "opslagschijf vol", "Speicher voll"),
+    "alarm.state-damaged": (
+        "state file damaged, replaced",
+        "statusbestand beschadigd, vervangen",
+        "Zustandsdatei beschädigt, ersetzt",
+    ),
+    "alarm.code-guessing": ("codes being guessed", "codes worden geraden", "Codes werden erraten"),
     "alarm.offline": ("device offline", "apparaat offline", "Gerät offline"),
     "alarm.sequence-gap": ("events missing", "berichten ontbreken", "Ereignisse fehlen"),
     # audit
@@ -447,14 +454,20 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "Kein Schutz kleiner Zahlen.",
     ),
     "privacy.threshold": (
-        "Counts below {k} are hidden, with extra cells hidden so that totals cannot reveal them.",
-        "Aantallen onder {k} worden verborgen, met extra verborgen cellen zodat totalen ze niet verraden.",
-        "Zahlen unter {k} werden verborgen, dazu weitere Zellen, damit Summen sie nicht verraten.",
+        "Counts below {k} are hidden (zero included) and no totals are published, so a hidden count cannot be "
+        "worked out.",
+        "Aantallen onder {k} worden verborgen (nul inbegrepen) en er worden geen totalen gepubliceerd, zodat een "
+        "verborgen aantal niet te herleiden is.",
+        "Zahlen unter {k} werden verborgen (null eingeschlossen) und keine Summen veröffentlicht, sodass sich eine "
+        "verborgene Zahl nicht erschließen lässt.",
     ),
     "privacy.dp": (
-        "Differential privacy: random noise on every count (ε = {epsilon} per window, at most {budget} per day).",
-        "Differentiële privacy: willekeurige ruis op elk aantal (ε = {epsilon} per venster, hoogstens {budget} per dag).",
-        "Differential Privacy: Zufallsrauschen auf jeder Zahl (ε = {epsilon} pro Fenster, höchstens {budget} pro Tag).",
+        "Differential privacy per person: random noise on every count; one person adds only a few crossings to "
+        "a window and loses at most ε = {epsilon} per crossing counted, at most {budget} per day.",
+        "Differentiële privacy per persoon: willekeurige ruis op elk aantal; één persoon telt maar enkele keren "
+        "mee per venster en verliest hoogstens ε = {epsilon} per getelde passage, hoogstens {budget} per dag.",
+        "Differential Privacy pro Person: Zufallsrauschen auf jeder Zahl; eine Person zählt nur wenige Male pro "
+        "Fenster und verliert höchstens ε = {epsilon} pro gezählter Querung, höchstens {budget} pro Tag.",
     ),
 }
 

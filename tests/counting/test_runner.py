@@ -99,7 +99,7 @@ def test_runner_emits_crossings_and_stats_then_stops_cleanly() -> None:
     got: Counter[tuple[str, str, str]] = Counter()
     lock = threading.Lock()
 
-    def on_crossing(line: str, direction: str, object_class: str) -> None:
+    def on_crossing(line: str, direction: str, object_class: str, track: object) -> None:
         with lock:
             got[(line, direction, object_class)] += 1
 
@@ -133,7 +133,7 @@ def test_synthetic_demo_source_is_cheap_in_real_time() -> None:
     """The demo runs agents on shared cores: the synthetic camera at 5 fps must cost little CPU."""
     config = CountingConfig(source="synthetic", fps=5, lines=[{"name": "mid", "points": [0, 120, 320, 120]}])
     got: list[str] = []
-    runner = CounterRunner(config, lambda line, d, c: got.append(d))
+    runner = CounterRunner(config, lambda line, d, c, track: got.append(d))
     start_wall, start_cpu = time.monotonic(), time.process_time()
     runner.start()
     time.sleep(3)
@@ -181,7 +181,7 @@ def test_runner_plays_a_video_file_paced_and_looped(tmp_path: Path) -> None:
     frames = cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_COUNT)
     config = CountingConfig(source=str(clip), fps=30, lines=[{"name": "mid", "points": [10, 140, 310, 140]}])
     got: list[tuple[str, str, str]] = []
-    runner = CounterRunner(config, lambda *crossing: got.append(crossing))
+    runner = CounterRunner(config, lambda *crossing: got.append(crossing[:3]))
     started = time.monotonic()
     runner.start()
     try:

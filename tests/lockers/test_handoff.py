@@ -13,10 +13,12 @@ import pytest
 
 from edge_agent.lockers.clock import ManualClock
 from edge_agent.lockers.store import LockerStore
+from edge_agent.storage import StorageWatch
 from edge_agent.transport.config import OutboxConfig
 from edge_agent.transport.outbox import Outbox
 from hub_protocol.topics import Channel
 from tests.lockers.conftest import Rig
+from tests.storage_faults import FullDisk
 
 
 class _Crash(BaseException):
@@ -61,6 +63,40 @@ def test_a_crash_after_the_outbox_took_an_event_and_before_the_store_let_go_send
         with sqlite3.connect(again.state_dir / "lockers.sqlite3") as conn:
             assert conn.execute("SELECT COUNT(*) FROM pending_events").fetchone()[0] == 0
         again.bank.stop()
+    finally:
+        outbox.close()
+
+
+def _outbox_seqs(path: Path) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        return [int(s) for (s,) in conn.execute("SELECT seq FROM events ORDER BY id")]
+
+
+def test_a_hand_over_refused_by_a_full_disk_keeps_its_event_and_burns_no_number(
+    make_rig: Callable[..., Rig], tmp_path: Path
+) -> None:
+    """The hand-over mark is written in the outbox transaction that also decides the sequence number: when
+    that transaction fails, neither the event, nor its number, nor the mark exist, so the event is handed
+    over again later, once, under the next free number."""
+    outbox_file = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(outbox_file, "dev-a", OutboxConfig(), watch=StorageWatch())
+    disk = FullDisk(outbox._conn)
+    outbox._conn = disk  # type: ignore[assignment]
+    try:
+        disk.full = True
+        rig = make_rig(sink=outbox)  # recovery reports every compartment; the outbox refuses them all
+        source = rig.bank.store.handoff_source
+        assert disk.refused >= 1 and _outbox_locker_events(outbox_file) == []
+        assert outbox.handed_upto(source) == 0
+        pending = len(rig.bank.store.pending_events())
+        assert pending == len(rig.config.compartments)
+        disk.full = False
+        rig.bank.tick()
+        events = _outbox_locker_events(outbox_file)
+        assert len(events) == pending and not [k for k, n in Counter(events).items() if n > 1]
+        assert _outbox_seqs(outbox_file) == list(range(1, pending + 1))  # no number lost to the failures
+        assert outbox.handed_upto(source) == pending  # a fresh store numbers its events from 1
+        assert rig.bank.store.pending_events() == []
     finally:
         outbox.close()
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from edge_agent.events import MemorySink
 from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.privacy.reporter import FlowReporter
@@ -52,12 +54,19 @@ class Street:
         self.watch = ClockWatch(time, require_sync=require_sync)
         config = PrivacyConfig(policy=PolicyKind.NONE)
         self.reporter = FlowReporter(self.sink, config, ["kerb"], tmp_path, clock=self.watch)
+        self.tracked = False
+        """Crossings as the counter reports them (``on_crossing`` with a track key: counted at close)."""
+        self._tracks = 0
 
     def walk(self, minutes: float, crossings_per_minute: int = 1) -> None:
         for _ in range(round(minutes * 6)):
             if self.time.mono % 60 < 10:
                 for _ in range(crossings_per_minute):
-                    self.reporter.add_crossing("kerb", "in", "pedestrian")
+                    if self.tracked:
+                        self._tracks += 1
+                        self.reporter.on_crossing("kerb", "in", "pedestrian", self._tracks)
+                    else:
+                        self.reporter.add_crossing("kerb", "in", "pedestrian")
             self.reporter.note_frames(100, 0, 10.0)
             self.time.run(10)
             self.reporter.tick()
@@ -81,8 +90,10 @@ def aligned(windows: list[FlowWindow]) -> bool:
     return all(int(w.window_start.timestamp()) % w.window_seconds == 0 for w in windows)
 
 
-def test_clock_set_back_an_hour_does_not_pour_75_minutes_into_one_window(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tracked", [False, True], ids=["untracked", "tracked"])
+def test_clock_set_back_an_hour_does_not_pour_75_minutes_into_one_window(tmp_path: Path, tracked: bool) -> None:
     street = Street(tmp_path, FakeTime(DAY.replace(hour=10)))
+    street.tracked = tracked  # tracked crossings are held per object until the window closes: a step keeps them
     street.walk(7)  # 10:00 - 10:07 on the old clock
     street.time.step(timedelta(hours=-1))  # NTP: it is really 09:07
     street.walk(68)  # to 10:15 on the corrected clock
