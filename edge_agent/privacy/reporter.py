@@ -66,6 +66,7 @@ class FlowReporter:
         self._pruned_day: date | None = None
         self._pending: list[dict[str, Any]] = []
         self._day_quality: dict[date, tuple[float, float]] = {}  # day -> (observed s, fps x observed s)
+        self._day_stepped: set[date] = set()  # days with a window that spans a clock step
         self._closed: list[ClosedWindow] = []
         """Closed but not yet protected: the budget ledger could not be written (counts in memory only)."""
 
@@ -203,6 +204,8 @@ class FlowReporter:
         observed = quality.observed_fraction * window.seconds
         seen, weighted = self._day_quality.get(day, (0.0, 0.0))
         self._day_quality[day] = (seen + observed, weighted + quality.mean_fps * observed)
+        if quality.clock_stepped:
+            self._day_stepped.add(day)
         if protected.policy.budget_exhausted:
             log.warning("privacy budget of the day spent: window %s published without counts", window.start)
         return {
@@ -216,8 +219,10 @@ class FlowReporter:
 
     def _release_day(self, before: date) -> None:
         correction = self._protector.release_day(before)
-        for day in [d for d in self._day_quality if d < before and (correction is None or d != correction.day)]:
+        keep = correction.day if correction is not None else None
+        for day in [d for d in self._day_quality if d < before and d != keep]:
             del self._day_quality[day]
+        self._day_stepped = {d for d in self._day_stepped if d >= before or d == keep}
         if correction is not None and self.is_active(datetime.combine(correction.day, time(), UTC)):
             self._pending.append(self._correction(correction))
 
@@ -229,7 +234,9 @@ class FlowReporter:
             observed_fraction=round(min(seen / SECONDS_PER_DAY, 1.0), 4),
             mean_fps=round(weighted / seen, 2) if seen else 0.0,
             dropped_frames=0,
+            clock_stepped=correction.day in self._day_stepped,
         )
+        self._day_stepped.discard(correction.day)
         return {
             "window_start": datetime.combine(correction.day, time(), UTC).isoformat(),
             "window_seconds": SECONDS_PER_DAY,

@@ -48,11 +48,13 @@ class FakeTime:
 class Street:
     """A reporter on a fake clock, ticking every 10 s like the agent (which ticks every second)."""
 
-    def __init__(self, tmp_path: Path, time: FakeTime, *, require_sync: bool = True) -> None:
+    def __init__(
+        self, tmp_path: Path, time: FakeTime, *, require_sync: bool = True, policy: PolicyKind = PolicyKind.NONE
+    ) -> None:
         self.time = time
         self.sink = MemorySink()
         self.watch = ClockWatch(time, require_sync=require_sync)
-        config = PrivacyConfig(policy=PolicyKind.NONE)
+        config = PrivacyConfig(policy=policy)
         self.reporter = FlowReporter(self.sink, config, ["kerb"], tmp_path, clock=self.watch)
         self.tracked = False
         """Crossings as the counter reports them (``on_crossing`` with a track key: counted at close)."""
@@ -158,3 +160,15 @@ def test_a_slewing_clock_is_no_step(tmp_path: Path) -> None:
         street.time.step(timedelta(milliseconds=50))
     assert [w.quality.clock_stepped for w in street.windows()] == [False] * len(street.windows())
     assert len(street.windows()) == 1
+
+
+@pytest.mark.parametrize("step", [timedelta(minutes=-10), None], ids=["stepped", "steady"])
+def test_the_days_correction_says_whether_the_clock_stepped_that_day(tmp_path: Path, step: timedelta | None) -> None:
+    street = Street(tmp_path, FakeTime(DAY.replace(hour=23, minute=15)), policy=PolicyKind.DP)
+    street.walk(20)
+    if step is not None:
+        street.time.step(step)
+    street.walk(50)  # past midnight: the day's correction is released
+    corrections = [w for w in street.windows() if w.window_seconds == 86_400]
+    assert [w.window_start for w in corrections] == [DAY]
+    assert corrections[0].quality.clock_stepped is (step is not None)
