@@ -35,8 +35,9 @@ FREE, RESERVED, OCCUPIED, OUT = (
     CompartmentState.OUT_OF_SERVICE,
 )
 KEEP_EXPIRED = timedelta(days=7)
-PRUNE_EVERY = timedelta(hours=1)
 """Expired codes are kept this long so a resident is told "expired" rather than "wrong"."""
+PRUNE_EVERY = timedelta(hours=1)
+"""How often door and state history older than ``timing.history_days`` is deleted."""
 
 
 class BankIO(Protocol):
