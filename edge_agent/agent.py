@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Hashable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from edge_agent.lockers.bank import LockerBank
 from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.privacy.register import build_register_entry
 from edge_agent.privacy.reporter import FlowReporter
+from edge_agent.setup.saving import StagedLinesSaver
+from edge_agent.setup.service import SetupService
 from edge_agent.storage import StorageWatch
 from edge_agent.timekeeping import ClockWatch, TimeSource
 from edge_agent.transport.service import Transport
@@ -91,6 +94,7 @@ class Agent:
         sink.target = self.transport.outbox  # the outbox itself: the locker bank hands over with a key
 
         self.reporter: FlowReporter | None = None
+        self.setup: SetupService | None = None
         # The register must describe the protection actually applied, defaults included.
         privacy = None
         if config.counting is not None:
@@ -108,10 +112,17 @@ class Agent:
                 clock=self.clock,
                 watch=self.watch,
             )
-            self.counter = CounterRunner(config.counting, self.reporter.on_crossing)
+            saver = None
+            if lifecycle is not None:
+                saver = StagedLinesSaver(lifecycle.store, lambda: self.config, lifecycle.request_restart)
+            self.setup = SetupService(config, self.transport.sink, self.reporter.protect_counts, saver)
+            self.counter = CounterRunner(config.counting, self._crossed)
 
         if self.lockers is not None:
             for action, handler in self.lockers.handlers().items():
+                self.transport.router.register(action, handler)
+        if self.setup is not None:
+            for action, handler in self.setup.handlers().items():
                 self.transport.router.register(action, handler)
         if lifecycle is not None:
             for action, handler in lifecycle.handlers(lambda: self.config).items():
@@ -124,6 +135,12 @@ class Agent:
             )
             self.transport.set_register(entry)
         self._last_frames = (0, 0, 0.0)
+
+    def _crossed(self, line: str, direction: str, object_class: str, track: Hashable) -> None:
+        if self.reporter is not None:
+            self.reporter.on_crossing(line, direction, object_class, track)
+        if self.setup is not None:
+            self.setup.on_crossing(line, direction, object_class)  # the setup page's live tally
 
     def _camera_stats(self) -> tuple[CameraState, float]:
         if self.counter is None:
@@ -166,6 +183,8 @@ class Agent:
             if not self.watch.failed("counting", exc):
                 log.exception("counting bookkeeping failed; retrying at the next tick")
         self.transport.sync_storage_alarm()
+        if self.setup is not None:
+            self.setup.tick()  # opens or closes the setup page as its grant says
         if self.lifecycle is not None and self.lifecycle.tick(self.healthy(), self.transport.sink):
             self.request_stop()  # a config push or reload wants a restart, or a trial config was rolled back
         self._feed_watchdog()
@@ -237,6 +256,8 @@ class Agent:
         self.notifier.notify("STOPPING=1")
         if self.counter is not None:
             self.counter.stop()
+        if self.setup is not None:
+            self.setup.stop()
         if self.lockers is not None:
             self.lockers.stop()
         if self.reporter is not None:

@@ -164,6 +164,10 @@ _INSERT_RESULT = (
     "INSERT OR IGNORE INTO command_results (device, boot, seq, command_id, status, detail, at, received_at)"
     " VALUES (?,?,?,?,?,?,?,?)"
 )
+_INSERT_VALIDATION = (
+    "INSERT OR IGNORE INTO validations (device, boot, seq, site, started_at, minutes, error, policy, payload,"
+    " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
 _UPSERT_RANGE = (
     "INSERT INTO dropped_ranges (device, boot, first_seq, last_seq, declared_at, dropped_total) VALUES (?,?,?,?,?,?)"
     " ON CONFLICT (device, boot, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),"
@@ -524,6 +528,11 @@ class IngestCore:
             rows["results"].append(
                 (msg.device, msg.boot, msg.seq, msg.command_id, msg.status.value, msg.detail, msg.at.timestamp(), t)
             )
+        elif channel is Channel.VALIDATION:
+            rows["validations"].append(
+                (msg.device, msg.boot, msg.seq, site, msg.started_at.timestamp(), msg.minutes, msg.error,
+                 msg.policy.kind.value, msg.model_dump_json(), t)
+            )  # fmt: skip
 
     def _invalid(
         self, invalid: dict[tuple[str, str], list[Any]], device: str, kind: str, topic: str, reason: str, t: float
@@ -558,6 +567,7 @@ class IngestCore:
                 ("lockers", _INSERT_LOCKER),
                 ("alarms", _INSERT_ALARM),
                 ("results", _INSERT_RESULT),
+                ("validations", _INSERT_VALIDATION),
                 ("ranges", _UPSERT_RANGE),
                 ("health", _UPSERT_HEALTH),
                 ("samples", _INSERT_SAMPLE),

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from edge_agent.events import EventSink
 from edge_agent.privacy.config import SECONDS_PER_DAY, PrivacyConfig
-from edge_agent.privacy.protection import BudgetLedger, DayCorrection, Protector
+from edge_agent.privacy.protection import BudgetLedger, CellKey, DayCorrection, ProtectedWindow, Protector
 from edge_agent.privacy.windows import ClosedWindow, WindowAggregator
 from edge_agent.storage import StorageWatch
 from edge_agent.timekeeping import ClockWatch
@@ -179,6 +179,12 @@ class FlowReporter:
     def windows_open(self) -> bool:
         """False while the windows wait for the clock to be trusted."""
         return self._aggregator is not None
+
+    def protect_counts(self, at: datetime, lines: Sequence[str], counts: Mapping[CellKey, int]) -> ProtectedWindow:
+        """Protect counts that are not a window (a field validation's totals) exactly as a window would be;
+        under dp this spends one window's epsilon of the day's budget."""
+        with self._lock:
+            return self._protector.protect(at, lines, counts)
 
     @property
     def pending(self) -> int:

@@ -90,6 +90,11 @@ def day_start(day: date, zone: tzinfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
+def today_start(now: datetime, zone: tzinfo) -> datetime:
+    """Where the local day containing ``now`` begins, in UTC (23:00 UTC the day before in Amsterdam's winter)."""
+    return day_start(now.astimezone(zone).date(), zone)
+
+
 def shown(count: int) -> int:
     """A count as pages show it. Under dp, published counts are noisy and a sum of them may be negative; the
     store and the API keep them as published (so that sums stay unbiased), pages clip at zero."""
