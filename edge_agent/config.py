@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -24,6 +24,11 @@ class DeviceConfig(StrictModel):
     site: Identifier = Field(description="Site (street or hub) the device belongs to")
     state_dir: Path = Field(
         default=Path("/var/lib/edge-agent"), description="Where the outbox and locker state live (SQLite)"
+    )
+    clock_sync: Literal["required", "trust"] = Field(
+        default="required",
+        description='Flow windows open once the system reports its clock synchronised ("required"), or with any '
+        'clock past this version\'s release ("trust": a battery-backed clock, a lab, the demo)',
     )
 
 

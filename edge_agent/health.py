@@ -73,6 +73,8 @@ class HealthSampler:
         thermal_root: Path = THERMAL_ROOT,
         disk_full: Callable[[], bool] | None = None,
     ) -> None:
+        self.clock_sync: Callable[[], str] | None = None
+        """Set by the agent when it counts: the clock's state, which decides whether flow windows open."""
         self.device = device
         self.boot = boot
         self.version = version[:32]
@@ -106,4 +108,5 @@ class HealthSampler:
             dropped_total=outbox.dropped_total,
             camera_state=state,
             fps=round(max(0.0, fps), 2),
+            clock_sync=self.clock_sync() if self.clock_sync is not None else None,
         )

@@ -73,6 +73,10 @@ class Health(StrictModel):
     dropped_total: int = Field(ge=0, description="Events the outbox dropped at its cap since install")
     camera_state: CameraState = Field(description="Camera state (absent when the device counts nothing)")
     fps: float = Field(ge=0, description="Frames processed per second, recent average")
+    clock_sync: Literal["synced", "unsynced", "unknown"] | None = Field(
+        default=None,
+        description="Whether the device's clock is synchronised (flow windows wait for it); absent without counting",
+    )
 
 
 class OutboxGap(EventHeader):

@@ -120,6 +120,11 @@ class WindowQuality(StrictModel):
     observed_fraction: float = Field(ge=0, le=1, description="Share of the window the camera was observing")
     mean_fps: float = Field(ge=0, le=1000, description="Mean processed frames per second while observing")
     dropped_frames: int = Field(ge=0, description="Frames skipped because processing fell behind")
+    clock_stepped: bool = Field(
+        default=False,
+        description="The device's clock stepped during this window: its counts may include minutes from the other "
+        "side of the step (the window was not fully observed on one clock)",
+    )
     capped_tracks: int | None = Field(
         default=None,
         ge=-1_000_000,

@@ -20,7 +20,7 @@ from edge_agent.lockers.handlers import locker_handlers
 from edge_agent.lockers.hardware import LockerHardware
 from edge_agent.lockers.keypad import Keypad
 from edge_agent.lockers.machine import CodeOutcome, CompartmentView, LockerMachine
-from edge_agent.lockers.store import LockerStore
+from edge_agent.lockers.store import LockerStore, read_history_since
 from edge_agent.storage import StorageWatch, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,11 @@ class LockerBank:
             else:
                 self.kiosk = server
 
+    def parts_running(self) -> bool:
+        """The timer thread runs and the kiosk page, when configured, listens."""
+        ticker_ok = self._ticker is not None and self._ticker.is_alive()
+        return ticker_ok and (self.kiosk is not None or not self._run_kiosk)
+
     def _tick_loop(self) -> None:
         while not self._stop.wait(self.config.timing.tick_s):
             try:
@@ -131,8 +136,9 @@ class LockerBank:
         return self.machine.view(number)
 
     def history_since(self, number: int, since: datetime) -> list[dict[str, Any]]:
-        """Recorded locker events of one compartment from ``since`` on (oldest first)."""
-        return [h for h in self.machine.history(number) if datetime.fromisoformat(str(h["at"])) >= since]
+        """Recorded locker events of one compartment from ``since`` on (oldest first); blocking I/O on a
+        connection of its own, so call it off an event loop."""
+        return read_history_since(self.store.path, number, since)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -90,6 +90,9 @@ class TimingConfig(StrictModel):
         default=3, ge=1, le=100, description="Opens in a row without any door change that mark the sensor faulty"
     )
     tick_s: float = Field(default=0.25, ge=0.01, le=5, description="How often timers are checked")
+    history_days: float = Field(
+        default=7, ge=1, le=365, description="Door and state history kept on the device (the hub keeps it longer)"
+    )
 
 
 class LockoutPolicy(StrictModel):

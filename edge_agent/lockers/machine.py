@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
-from edge_agent.events import EventSink
+from edge_agent.events import EventSink, HandoffSink
 from edge_agent.lockers.alarms import AlarmBook, due_alarms
 from edge_agent.lockers.clock import Clock
 from edge_agent.lockers.codes import Lockout, find_code
@@ -36,6 +36,8 @@ FREE, RESERVED, OCCUPIED, OUT = (
 )
 KEEP_EXPIRED = timedelta(days=7)
 """Expired codes are kept this long so a resident is told "expired" rather than "wrong"."""
+PRUNE_EVERY = timedelta(hours=1)
+"""How often door and state history older than ``timing.history_days`` is deleted."""
 
 
 class BankIO(Protocol):
@@ -85,6 +87,7 @@ class LockerMachine:
         self.alarms = AlarmBook(store)
         self._lock = threading.RLock()
         self._started = False
+        self._pruned_at: datetime | None = None
         self._handed: set[int] = set()
         self.listeners: list[Callable[[CodeOutcome], None]] = []
         """Told every code outcome (the kiosk shows keypad entries too; the scripted resident waits on it)."""
@@ -123,7 +126,10 @@ class LockerMachine:
         self.alarms.set(now, kind, number, active, detail)
 
     def flush(self) -> None:
-        """Hand stored events to the sink in order; keep any it refuses for the next try."""
+        """Hand stored events to the sink in order; keep any it refuses for the next try.
+
+        Exactly once with the outbox: each event goes with its id as hand-over key, written in the outbox's
+        transaction; after a crash between that and ``delete_event``, the outbox's mark says it was taken."""
         with self._lock:
             try:
                 self._flush()
@@ -132,10 +138,17 @@ class LockerMachine:
                     log.exception("locker events not handed over; kept for the next try")
 
     def _flush(self) -> None:
+        handed_upto = getattr(self.sink, "handed_upto", None)
+        source = self.store.handoff_source
+        upto = handed_upto(source) if callable(handed_upto) else None
         for event_id, channel, fields in self.store.pending_events():
-            if event_id not in self._handed:
+            # At or below ``upto``: taken before a crash (or a failed delete) cut this loop short.
+            if event_id not in self._handed and (upto is None or event_id > upto):
                 try:
-                    self.sink.emit(channel, fields)
+                    if upto is None:
+                        self.sink.emit(channel, fields)
+                    else:
+                        cast(HandoffSink, self.sink).emit(channel, fields, handoff=(source, event_id))
                 except Exception as exc:
                     if not self.store.watch.failed("outbox", exc):
                         log.exception("locker event not accepted by the sink; kept for the next try")
@@ -367,6 +380,9 @@ class LockerMachine:
                 if not self.lockout.guessing(now):
                     self._alarm(now, AlarmKind.CODE_GUESSING, None, False, "wrong codes back to a normal level")
                 self.store.purge_codes(now - KEEP_EXPIRED)
+                if self._pruned_at is None or not timedelta(0) <= now - self._pruned_at < PRUNE_EVERY:
+                    self.store.prune_transitions(now - timedelta(days=self.config.timing.history_days))
+                    self._pruned_at = now
         self.flush()
 
     def _tick_one(self, now: datetime, number: int) -> None:

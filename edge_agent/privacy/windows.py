@@ -9,6 +9,9 @@ adds one to ``capped_tracks``, so that it changes the window's figures by at mos
 in memory only, so a crash or restart loses the counts of the window in progress; the next process starts a
 new window whose ``observed_fraction`` shows that it saw only part of it. (Persisting partial windows would
 put crossing-level data on disk for little gain.)
+
+The clock: the agent opens windows only once its clock is synchronised, and tells the aggregator when the
+clock steps (``clock_stepped``, see ``edge_agent.timekeeping``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,16 @@ class _Accumulator:
     processed: int = 0
     dropped: int = 0
     observing_s: float = 0.0
+    clock_stepped: bool = False
+
+    def absorb(self, other: _Accumulator) -> None:
+        for key, count in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + count
+        for track, held in other.tracks.items():
+            self.tracks.setdefault(track, []).extend(held)  # one object's crossings stay one object's
+        self.processed += other.processed
+        self.dropped += other.dropped
+        self.observing_s += other.observing_s
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,19 @@ class WindowAggregator:
         acc.dropped += dropped
         acc.observing_s += observing_seconds
 
+    def clock_stepped(self, now: datetime) -> None:
+        """The wall clock just stepped (either way); ``now`` is on the corrected clock.
+
+        What the windows in progress counted happened just before ``now`` on the corrected clock, so it moves
+        to the window of ``now``, which is marked as spanning a step. Windows between the old and the new
+        time are neither closed nor invented (a step forward by hours closes nothing at once), and a step
+        back does not pour the next hour into the window that was open (late reports would)."""
+        merged = _Accumulator(clock_stepped=True)
+        for acc in self._open.values():
+            merged.absorb(acc)
+        self._first_open = window_start(now, self.seconds)
+        self._open = {self._first_open: merged}
+
     def close_due(self, now: datetime) -> list[ClosedWindow]:
         """Every window that ended at or before ``now``, including empty ones (camera off: observed 0)."""
         if now - self._first_open > MAX_CATCH_UP:
@@ -143,5 +169,6 @@ class WindowAggregator:
             observed_fraction=round(observing / self.seconds, 4),
             mean_fps=round(min(acc.processed / acc.observing_s, 1000.0), 2) if acc.observing_s > 0 else 0.0,
             dropped_frames=acc.dropped,
+            clock_stepped=acc.clock_stepped,
         )
         return ClosedWindow(start, self.seconds, counts, capped, quality)

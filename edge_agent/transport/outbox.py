@@ -61,6 +61,9 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS events_gap_boot ON events (gap_boot) WHERE gap_boot IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS drops (boot TEXT PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    # Producers with a store of their own (the locker bank) hand events over with an increasing key; the mark
+    # is written with the event, so a crash between the two stores cannot make a second copy.
+    "CREATE TABLE IF NOT EXISTS handoffs (source TEXT PRIMARY KEY, upto INTEGER NOT NULL)",
 ]
 _COMPONENT = "outbox"
 _T = TypeVar("_T")
@@ -130,8 +133,11 @@ class Outbox:
 
     # -- EventSink ---------------------------------------------------------------------------------------
 
-    def emit(self, channel: Channel, fields: dict[str, Any]) -> int:
-        """Validate, store durably, return the sequence number (also when the drop-newest policy drops it)."""
+    def emit(self, channel: Channel, fields: dict[str, Any], *, handoff: tuple[str, int] | None = None) -> int:
+        """Validate, store durably, return the sequence number (also when the drop-newest policy drops it).
+
+        ``handoff=(source, key)`` records, in the same transaction, that ``source`` has handed over every key up
+        to ``key`` (see ``handed_upto``)."""
         with self._lock:
             seq = self._next_seq
             try:
@@ -139,13 +145,15 @@ class Outbox:
             except ValidationError as exc:
                 raise ValueError(f"{channel.value} event: " + "; ".join(describe_errors(exc))) from None
             payload = encode(event)
-            announce = self._transaction(lambda cur: self._store(cur, seq, channel, payload))
+            announce = self._transaction(lambda cur: self._store(cur, seq, channel, payload, handoff))
             if announce and not self._dropping:
                 log.warning("outbox full (%d events): dropping by policy %s", self._depth, self.config.overflow)
             self._dropping = bool(announce)
             return seq
 
-    def _store(self, cur: sqlite3.Cursor, seq: int, channel: Channel, payload: bytes) -> set[str]:
+    def _store(
+        self, cur: sqlite3.Cursor, seq: int, channel: Channel, payload: bytes, handoff: tuple[str, int] | None
+    ) -> set[str]:
         self._next_seq = seq + 1  # gap notices written below take the numbers after it
         now = self._clock()
         announce: set[str] = set()
@@ -160,6 +168,12 @@ class Outbox:
         if payload:
             self._insert(cur, self.boot, seq, channel, payload, now, None)
         self._announce(cur, announce, now)
+        if handoff is not None:
+            cur.execute(
+                "INSERT INTO handoffs (source, upto) VALUES (?, ?)"
+                " ON CONFLICT (source) DO UPDATE SET upto = MAX(upto, excluded.upto)",
+                handoff,
+            )
         return announce
 
     def sync_disk_alarm(self, full: bool, detail: str) -> bool:
@@ -221,6 +235,12 @@ class Outbox:
                 if not is_disk_full(exc):
                     raise
                 return 0  # deleting needs room too; the hub acknowledges again when the events are re-sent
+
+    def handed_upto(self, source: str) -> int:
+        """The highest key ``source`` handed over with ``emit(..., handoff=...)``; 0 if none."""
+        with self._lock:
+            row = self._conn.execute("SELECT upto FROM handoffs WHERE source = ?", (source,)).fetchone()
+        return int(row[0]) if row else 0
 
     def stats(self) -> OutboxStats:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from edge_agent import __version__
@@ -22,6 +23,10 @@ from hub_protocol.topics import Channel
 log = logging.getLogger(__name__)
 
 COMMANDS_FILE = "commands.sqlite3"
+SUPERVISE_S = 1.0
+LINK_STALL_S = 30.0
+"""A link thread that has not gone round its loop for this long is taken for hung (its loop turns every 50 ms;
+a connect attempt is bounded by paho's connect timeout)."""
 
 
 class Transport:
@@ -95,12 +100,30 @@ class Transport:
         self.router.close()
         self.outbox.close()
 
+    def progressing(self) -> bool:
+        """The link thread is turning (connected or patiently reconnecting): part of the watchdog's test."""
+        return self.link.alive(LINK_STALL_S)
+
+    def supervise(self) -> None:
+        """A link thread that died or hung is replaced; the outbox resends whatever was not acknowledged."""
+        if not self._stop.is_set() and not self.link.alive(LINK_STALL_S):
+            self.link.revive()
+
     def _health_loop(self) -> None:
         # First sample soon after connecting, so a new device shows its figures at once.
-        if self.link.wait_connected(min(10.0, self.config.health.interval_s)):
-            self._safe_health()
-        while not self._stop.wait(self.config.health.interval_s):
-            self._safe_health()
+        first = time.monotonic() + min(10.0, self.config.health.interval_s)
+        next_sample: float | None = None
+        while not self._stop.wait(SUPERVISE_S):
+            try:
+                self.supervise()
+            except Exception:
+                log.exception("could not revive the MQTT link; the watchdog will restart the agent")
+            now = time.monotonic()
+            if next_sample is None and (self.link.connected or now >= first):
+                next_sample = now
+            if next_sample is not None and now >= next_sample:
+                self._safe_health()
+                next_sample = now + self.config.health.interval_s
 
     def _safe_health(self) -> None:
         try:

@@ -20,7 +20,7 @@ from hub_protocol.topics import Channel
 
 FLOW_FIELDS = {
     "v", "device", "boot", "seq", "kind", "window_start", "window_seconds", "cells", "totals", "quality", "policy",
-    "line", "direction", "object_class", "count", "observed_fraction", "mean_fps", "dropped_frames",
+    "line", "direction", "object_class", "count", "observed_fraction", "mean_fps", "dropped_frames", "clock_stepped",
     "k", "epsilon", "daily_budget", "spent_today", "budget_exhausted", "max_crossings", "day_share",
     "capped_tracks",
 }  # fmt: skip
