@@ -1,5 +1,6 @@
-"""No image ever reaches a disk: the counter run, traced, writes no image file anywhere; calibration writes
-exactly the one PNG asked for, and it shows the background, not the person who walked through."""
+"""No image ever reaches a disk: the counter and the whole running agent, traced, write no image file anywhere;
+calibration writes exactly the one PNG asked for, and it shows the background, not the person who walked
+through. Where no process can be traced here, these tests skip with the reason instead of checking less."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from hub_protocol.tomlwrite import dumps
+from hub_server.demo_world import demo_agent_sections
+from tests.conftest import agent_config, wait_for
 from tests.privacy.scenes import HEIGHT, PERSON_H, PERSON_Y, WIDTH, background, write_street_video
 
 REPO = Path(__file__).resolve().parents[2]
@@ -202,3 +208,39 @@ lines = [{{ name = "kerb", points = [10, 205, 310, 205] }}]
     row = picture[205, 40:280].astype(np.int16)
     assert (np.abs(row - (0, 215, 255)).sum(axis=1) < 90).mean() > 0.8
     assert sorted(p.name for p in sandbox.iterdir()) == ["kerb.png"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_running_agent_writes_no_image_anywhere(tmp_path: Path, sandbox: Path, street: Path, broker: Any) -> None:
+    """The whole agent as a device runs it (counting the street video, lockers on simulated pins, outbox,
+    broker link), traced for several seconds: every file it wrote anywhere is checked."""
+    trace = trace_or_skip(tmp_path)
+    sections: dict[str, Any] = demo_agent_sections("dev-a", sandbox / "state", with_lockers=True, video=street)
+    device = sections.pop("device")
+    data = agent_config(broker, "dev-a", tmp_path, **sections).model_dump(mode="json")
+    data["device"].update(device)
+    config = tmp_path / "agent.toml"
+    config.write_text(dumps(data))
+    env = {**os.environ, "HOME": str(sandbox), "TMPDIR": str(sandbox), "PYTHONDONTWRITEBYTECODE": "1"}
+    env["PYTHONPATH"] = str(REPO)
+    command = ["strace", "-f", "-qq", "-e", "trace=open,openat,creat,rename,renameat,renameat2,link,linkat",
+               "-o", str(trace), sys.executable, "-m", "edge_agent.cli", "run", "--simulate", "--config", str(config)]  # fmt: skip
+    started = time.time() - 1
+    # A session of its own: the stop signal reaches the agent itself, not only strace (which would detach).
+    agent = subprocess.Popen(command, cwd=sandbox, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        # Running for real: the outbox exists and the video has been opened (the counter is reading it).
+        wait_for(lambda: (sandbox / "state").is_dir() and street in traced_files(trace, sandbox)[0], 60, "the agent")
+        time.sleep(8)
+    finally:
+        os.killpg(agent.pid, signal.SIGTERM)
+        try:
+            output, _ = agent.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(agent.pid, signal.SIGKILL)
+            output, _ = agent.communicate()
+    written = check_no_image_written(tmp_path, sandbox, street, started, allowed=set())
+    assert any(p.name.startswith("outbox") for p in written), f"the trace shows no outbox write: {sorted(written)}"
+    assert b"Traceback" not in output, output.decode(errors="replace")[-2000:]
