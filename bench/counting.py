@@ -28,7 +28,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -127,46 +126,7 @@ def decode_fps(repeat: int) -> tuple[float, float]:
     return best_wall, best_cpu
 
 
-class Tally:
-    """Matched, counted and true events and the summed count difference over several line sets."""
-
-    def __init__(self) -> None:
-        self.matched = self.counted = self.truth = self.diff = 0
-
-    @classmethod
-    def merged(cls, parts: list[Tally]) -> Tally:
-        out = cls()
-        for part in parts:
-            out.matched += part.matched
-            out.counted += part.counted
-            out.truth += part.truth
-            out.diff += part.diff
-        return out
-
-    def add(self, scores: ev.Scores) -> None:
-        self.matched += scores.matched or 0
-        self.counted += sum(scores.counted.values())
-        self.truth += sum(scores.truth.values())
-        self.diff += sum(abs(scores.counted[k] - scores.truth[k]) for k in scores.truth)
-
-    @property
-    def f1(self) -> float:
-        return 2 * self.matched / (self.counted + self.truth) if self.counted + self.truth else 1.0
-
-    @property
-    def count_error(self) -> float:
-        return self.diff / self.truth if self.truth else float(self.diff > 0)
-
-    def summary(self) -> dict[str, float]:
-        p = self.matched / self.counted if self.counted else 1.0
-        r = self.matched / self.truth if self.truth else 1.0
-        return {
-            "f1": round(self.f1, 4),
-            "precision": round(p, 4),
-            "recall": round(r, 4),
-            "count_error": round(self.count_error, 4),
-            "truth": self.truth,
-        }
+Tally = sc.Tally
 
 
 def count(detector: str, backend: str, source: FrameSource, lines: list[CountLine]) -> tuple[list[Crossing], float]:
@@ -234,22 +194,12 @@ def ground_sets(seeds: tuple[int, ...]) -> dict[str, Tally]:
 
 
 def peak_memory_mib(detector: str, backend: str) -> float:
-    """ru_maxrss of a fresh ``edge-agent count`` process (measured by a wrapper so no other child counts)."""
-    args = ["-m", "edge_agent.cli", "count", str(VIDEO), "--detector", detector, "--model", str(MODEL), "--json"]
+    args = [str(VIDEO), "--detector", detector, "--model", str(MODEL), "--json"]
     if detector == "onnx":
         args += ["--backend", backend]
     for name, points in ISSUE_LINES.items():
         args += ["--line", f"{name}={','.join(str(v) for v in points)}"]
-    wrapper = (
-        "import resource, subprocess, sys\n"
-        "r = subprocess.run([sys.executable, *sys.argv[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, check=True, cwd=ROOT)
-    code, kib = out.stdout.split()
-    if code != "0":
-        raise SystemExit(f"edge-agent count failed with status {code}")
-    return int(kib) / 1024
+    return sc.peak_memory_mib(args)
 
 
 def evaluate(detector: str, backend: str, args: argparse.Namespace, decode_cpu: float, decode: float) -> dict[str, Any]:

@@ -20,7 +20,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
@@ -28,6 +27,10 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import cv2  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scenes  # noqa: E402
 
 from edge_agent.counting.detectors.backends import onnxruntime_available  # noqa: E402
 from edge_agent.counting.detectors.onnx import OnnxDetector  # noqa: E402
@@ -107,24 +110,11 @@ def counter(backend: str, repeat: int) -> tuple[float, Counter[tuple[str, str, s
 
 
 def peak_memory_mib(backend: str) -> float:
-    """ru_maxrss of a fresh ``edge-agent count`` process with this runtime (a wrapper, so only it counts)."""
-    args = ["-m", "edge_agent.cli", "count", str(VIDEO), "--detector", "onnx", "--model", str(MODEL)]
-    args += [
-        "--backend",
-        backend,
-        "--json",
-        *(f"--line={line.name}={','.join(map(str, line.points))}" for line in LINES),
-    ]
-    wrapper = (
-        "import resource, subprocess, sys\n"
-        "r = subprocess.run([sys.executable, *sys.argv[1:]], stdout=subprocess.DEVNULL)\n"
-        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    """ru_maxrss of a fresh ``edge-agent count`` process with this runtime."""
+    lines = [f"--line={line.name}={','.join(map(str, line.points))}" for line in LINES]
+    return scenes.peak_memory_mib(
+        [str(VIDEO), "--detector", "onnx", "--model", str(MODEL), "--backend", backend, "--json", *lines]
     )
-    out = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, check=True, cwd=ROOT)
-    code, kib = out.stdout.split()
-    if code != "0":
-        raise SystemExit(f"edge-agent count --backend {backend} failed with status {code}")
-    return int(kib) / 1024
 
 
 def compare(a: list[list[Detection]], b: list[list[Detection]]) -> dict[str, float]:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import random
-import time
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ import cv2
 from edge_agent.counting import evaluate as ev
 from edge_agent.counting.lines import CountLine
 from edge_agent.counting.pipeline import Crossing
-from edge_agent.counting.sources import CameraState, Frame
+from edge_agent.counting.sources import Frame, VideoFileSource
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -85,44 +86,84 @@ class Scene:
         return out
 
 
-class SceneSource:
-    """The clip's frames through a scene's crop, scale and stretch (a ``FrameSource``)."""
+class SceneSource(VideoFileSource):
+    """The clip's frames through a scene's crop, scale and stretch."""
 
     def __init__(self, scene: Scene, video: Path = VIDEO) -> None:
+        super().__init__(str(video))
         self.scene = scene
-        self._cap = cv2.VideoCapture(str(video))
-        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 10.0)
-        self.fps = fps if 0 < fps < 1000 else 10.0
-        self.frame_size: tuple[int, int] | None = scene.size
+        self.frame_size = scene.size
         for _ in range(scene.start):
             self._cap.grab()
-        self._index = -1
 
     def read(self) -> Frame | None:
-        if self.scene.start + self._index + 1 >= self.scene.stop or not self._cap.grab():
+        if self.scene.start + self._index + 1 >= self.scene.stop:
             return None
-        self._index += 1
-        return Frame(self._index, time.monotonic(), _retrieve=self._retrieve)
+        return super().read()
 
     def _retrieve(self) -> cv2.typing.MatLike | None:
-        ok, image = self._cap.retrieve()
-        if not ok:
-            return None
+        image = super()._retrieve()
         x, y, w, h = self.scene.crop
-        if (x, y, w, h) == (0, 0, *FULL) and self.scene.size == FULL:
+        if image is None or ((x, y, w, h) == (0, 0, *FULL) and self.scene.size == FULL):
             return image
         return cv2.resize(image[y : y + h, x : x + w], self.scene.size, interpolation=cv2.INTER_LINEAR)
 
-    @property
-    def state(self) -> CameraState:
-        return CameraState.OK
+
+class Tally:
+    """Matched, counted and true events and the summed count difference over several line sets."""
+
+    def __init__(self) -> None:
+        self.matched = self.counted = self.truth = self.diff = 0
+
+    @classmethod
+    def merged(cls, parts: list[Tally]) -> Tally:
+        out = cls()
+        for part in parts:
+            out.matched += part.matched
+            out.counted += part.counted
+            out.truth += part.truth
+            out.diff += part.diff
+        return out
+
+    def add(self, scores: ev.Scores) -> None:
+        self.matched += scores.matched or 0
+        self.counted += sum(scores.counted.values())
+        self.truth += sum(scores.truth.values())
+        self.diff += sum(abs(scores.counted[k] - scores.truth[k]) for k in scores.truth)
 
     @property
-    def dropped(self) -> int:
-        return 0
+    def f1(self) -> float:
+        return 2 * self.matched / (self.counted + self.truth) if self.counted + self.truth else 1.0
 
-    def close(self) -> None:
-        self._cap.release()
+    @property
+    def count_error(self) -> float:
+        return self.diff / self.truth if self.truth else float(self.diff > 0)
+
+    def summary(self) -> dict[str, float]:
+        p = self.matched / self.counted if self.counted else 1.0
+        r = self.matched / self.truth if self.truth else 1.0
+        return {
+            "f1": round(self.f1, 4),
+            "precision": round(p, 4),
+            "recall": round(r, 4),
+            "count_error": round(self.count_error, 4),
+            "truth": self.truth,
+        }
+
+
+def peak_memory_mib(count_args: list[str]) -> float:
+    """ru_maxrss of a fresh ``edge-agent count`` process with these arguments (a wrapper, so only it counts)."""
+    wrapper = (
+        "import resource, subprocess, sys\n"
+        "r = subprocess.run([sys.executable, *sys.argv[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    args = ["-m", "edge_agent.cli", "count", *count_args]
+    out = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, check=True, cwd=ROOT)
+    code, kib = out.stdout.split()
+    if code != "0":
+        raise SystemExit(f"edge-agent count {' '.join(count_args)} failed with status {code}")
+    return int(kib) / 1024
 
 
 def random_lines(scene_boxes: dict[int, list[ev.GtBox]], size: tuple[int, int], seed: int, n: int) -> list[CountLine]:

@@ -188,17 +188,13 @@ def main() -> int:
     for group_lines in () if args.ground_only else (named.ISSUE_LINES, named.HELD_OUT, named.FRESH, named.FRESH_2):
         lines = [CountLine(n, *p) for n, p in group_lines.items()]
         sets.append(("named", sc.line_set("named", full, lines, tracks, args.truth_margin)))
-    matched: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # matched, counted, truth, |diff|
+    matched: dict[str, sc.Tally] = defaultdict(sc.Tally)
     for group, ls in sets:
         events = count(
             ls.scene, ls.lines, detections(ls.scene, args.detector), overrides, args.detect_every, args.detector
         )
         s = ev.score_events(events, ls.truth, ls.lines)
-        acc = matched[group]
-        acc[0] += s.matched or 0
-        acc[1] += sum(s.counted.values())
-        acc[2] += sum(s.truth.values())
-        acc[3] += sum(abs(s.counted[k] - s.truth[k]) for k in s.truth)
+        matched[group].add(s)
         if args.verbose:
             print(f"  {group:6} {ls.name:18} F1 {s.f1:.3f} counted {sum(s.counted.values())} truth {len(ls.truth)}")
     for cam_name, camera in ground.CAMERAS.items() if args.detector == "onnx" else ():
@@ -208,18 +204,13 @@ def main() -> int:
             truth = gs.truth(lines, args.truth_margin)
             events = count_ground(gs, lines, overrides, args.detect_every)
             s = ev.score_events(events, truth, lines)
-            acc = matched[f"g-{cam_name}"]
-            acc[0] += s.matched or 0
-            acc[1] += sum(s.counted.values())
-            acc[2] += sum(s.truth.values())
-            acc[3] += sum(abs(s.counted[k] - s.truth[k]) for k in s.truth)
+            matched[f"g-{cam_name}"].add(s)
             if args.verbose:
                 print(f"  g-{cam_name:10} s{seed} F1 {s.f1:.3f} counted {sum(s.counted.values())} truth {len(truth)}")
     result = {}
-    for group, (m, c, t, d) in matched.items():
-        f1 = 2 * m / (c + t) if c + t else 1.0
-        result[group] = (round(f1, 4), round(d / max(t, 1), 4))
-        print(f"{group:6} F1 {f1:.3f}  count error {d / max(t, 1):.1%}  truth {t}")
+    for group, tally in matched.items():
+        result[group] = (round(tally.f1, 4), round(tally.count_error, 4))
+        print(f"{group:6} F1 {tally.f1:.3f}  count error {tally.count_error:.1%}  truth {tally.truth}")
     mean = sum(v[0] for v in result.values()) / len(result)
     print(f"mean F1 {mean:.4f}")
     print(json.dumps({"mean_f1": round(mean, 4), **{k: v[0] for k, v in result.items()}}))
