@@ -175,7 +175,7 @@ if [ "$DRY_RUN" -eq 1 ]; then
   run python3 -c "urlopen('$url')"
   exit 0
 fi
-for _ in 1 2 3 4 5 6 7 8 9 10; do
+for _ in $(seq 30); do  # a slow first start (a Pi compiling its .pyc files) gets a minute
   if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null; then
     say "Done. Next: sudo -u $USER_NAME hub-server user add NAME --role admin, then"
     say "           sudo -u $USER_NAME hub-server device add DEVICE --site SITE"

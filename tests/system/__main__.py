@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -50,7 +49,7 @@ def main() -> int:
         base = steps.timed("root filesystem (debootstrap, cached)", lambda: rootfs.rootfs(arch, log))
         wheels = steps.timed("wheels (pip download, cached)", lambda: rootfs.wheels(CHECKOUT, arch, log))
         root = work / "root"
-        steps.timed("copy of the root filesystem", lambda: prepare_root(base, root))
+        steps.timed("copy of the root filesystem", lambda: rootfs.working_copy(base, root, CHECKOUT))
         container = Container(
             root, log, binds={wheels: "/var/cache/pip-wheels"},
             env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/var/cache/pip-wheels"},
@@ -70,25 +69,6 @@ def main() -> int:
             print(f"kept {work}")
     print(json.dumps(steps.result(arch)))
     return 0 if steps.passed() else 1
-
-
-def prepare_root(base: Path, root: Path) -> None:
-    """A private copy of the cached tree, the hub's name, and this checkout as a technician's clone."""
-    subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(root)], check=True)
-    (root / "etc/hostname").write_text("nh-system-test\n")
-    with (root / "etc/hosts").open("a") as hosts:
-        hosts.write("127.0.1.1 nh-system-test\n127.0.0.1 hub.test\n")
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=CHECKOUT, capture_output=True, check=True,
-    ).stdout  # fmt: skip
-    clone = root / "root/neighbourhood-hub"
-    clone.mkdir(parents=True)
-    for name in filter(None, files.decode().split("\0")):
-        source = CHECKOUT / name
-        if source.is_file():
-            (clone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, clone / name)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ namespaces with nsenter instead, aimed at the container's PID 1 (the child of th
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Protocol
 
 # The environment of commands inside: nothing from the host's (proxies, CA bundles, pip settings) leaks in.
 INSIDE_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"]
@@ -19,6 +22,25 @@ INSIDE_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 class ContainerError(RuntimeError):
     pass
+
+
+class System(Protocol):
+    """A booted system the technician's steps run in: this container, or the arm64 VM (tests/system/vm.py)."""
+
+    clock_note: str  # why its clock cannot be NTP-synchronised here, or "" when it should be
+
+    def boot(self, timeout: float = ...) -> float: ...
+    def run(self, *args: str, check: bool = ..., timeout: float = ..., input: str | None = ...,
+            cwd: str = ...) -> subprocess.CompletedProcess[str]: ...  # fmt: skip
+    def sh(self, script: str, check: bool = ..., timeout: float = ...) -> str: ...
+    def wait_exit(self, timeout: float) -> int: ...
+    def stop(self, timeout: float = ...) -> None: ...
+
+
+def host_clock_synchronised() -> bool:
+    """adjtimex(2): TIME_ERROR (5) means the kernel clock is not NTP-synchronised."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return int(libc.adjtimex(ctypes.create_string_buffer(512))) != 5
 
 
 class Container:
@@ -29,6 +51,8 @@ class Container:
         self.env = [f"{k}={v}" for k, v in env.items()]
         self.nspawn: subprocess.Popen[bytes] | None = None
         self.leader = 0
+        synced = host_clock_synchronised()
+        self.clock_note = "" if synced else "this host's kernel clock is not NTP-synchronised (the container shares it)"
 
     def boot(self, timeout: float = 120) -> float:
         """Boot, wait until the system has finished starting; the seconds it took."""

@@ -94,3 +94,22 @@ def wheels(checkout: Path, arch: str, log: Path) -> Path:
         subprocess.run([*command, *requirements], check=True, stdout=out, stderr=out)
     (entry / ".complete").write_text("\n".join(requirements) + "\n")
     return entry
+
+
+def working_copy(base: Path, root: Path, checkout: Path) -> None:
+    """A private copy of the cached tree, the hub's name, and this checkout as a technician's clone."""
+    subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(root)], check=True)
+    (root / "etc/hostname").write_text("nh-system-test\n")
+    with (root / "etc/hosts").open("a") as hosts:
+        hosts.write("127.0.1.1 nh-system-test\n127.0.0.1 hub.test\n")
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=checkout, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    clone = root / "root/neighbourhood-hub"
+    clone.mkdir(parents=True)
+    for name in filter(None, files.decode().split("\0")):
+        source = checkout / name
+        if source.is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, clone / name)

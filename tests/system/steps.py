@@ -12,17 +12,16 @@ T = TypeVar("T")
 EXPOSURE_TARGET = 3.0
 
 
-def skip_reason() -> str:
+NSPAWN_TOOLS = ("systemd-nspawn", "debootstrap", "nsenter")
+
+
+def skip_reason(tools: tuple[str, ...] = NSPAWN_TOOLS) -> str:
     """Why this host cannot run the system test, or "" when it can."""
     if os.geteuid() != 0:
-        return "needs root (systemd-nspawn boots a container)"
-    for tool, package in (
-        ("systemd-nspawn", "systemd-container"),
-        ("debootstrap", "debootstrap"),
-        ("nsenter", "util-linux"),
-    ):
-        if shutil.which(tool) is None:
-            return f"{tool} not found: install it with scripts/system-deps.sh --system-test (package {package})"
+        return "needs root (it boots a Debian system in a container or VM and installs into it)"
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        return f"{', '.join(missing)} not found: install with scripts/system-deps.sh (--system-test or --pi-vm)"
     return ""
 
 

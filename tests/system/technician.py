@@ -8,22 +8,21 @@ the hub's name (hub.test) resolves to this machine, and pip installs from a whee
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
 import re
 import time
 from collections.abc import Callable
 
-from tests.system.container import Container
+from tests.system.container import System
 from tests.system.steps import Steps
 
 DEVICE = "lamp-post-12"
 SITE = "oosterpark-east"
 UNITS = ("mosquitto", "hub-server", "edge-agent")
 WINDOW_SECONDS = 60  # the shortest window the agent accepts; a street device uses 900
-WEAR_SECONDS = float(os.environ.get("SYSTEM_TEST_WEAR_SECONDS", "180"))
+WEAR_SECONDS = float(os.environ.get("SYSTEM_TEST_WEAR_SECONDS", "240"))
+BACKGROUND_SECONDS = 40
 SECONDS_PER_DAY = 86400
 
 # What a technician adds to the device's agent.toml before installing (docs/deploy.md, step 3): counting on
@@ -72,16 +71,11 @@ print(found)
 """
 
 
-def host_clock_synchronised() -> bool:
-    """adjtimex(2) on the host: TIME_ERROR (5) means the kernel clock is not synchronised."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    return int(libc.adjtimex(ctypes.create_string_buffer(512))) != 5
-
-
 class Technician:
-    def __init__(self, container: Container, steps: Steps) -> None:
+    def __init__(self, container: System, steps: Steps, patience: float = 1.0) -> None:
         self.c = container
         self.steps = steps
+        self.patience = patience  # waits are this many times longer (an emulated VM is about 20x slower)
 
     def run_all(self) -> None:
         s = self.steps
@@ -124,28 +118,26 @@ class Technician:
         if done.returncode == 0:
             self.steps.check("install-edge-agent.sh and its doctor", True, "all checks passed")
             return
-        # The script's status is the doctor's. A container shares the host's kernel clock, so on a host whose
-        # clock is not NTP-synchronised the doctor's clock check fails and nothing inside can change that:
-        # accept that one failure, say so, and fail on any other.
+        # The script's status is the doctor's. Without NTP (a container shares the host's unsynchronised kernel
+        # clock; the VM has no network) the doctor's clock check fails and nothing inside can change that:
+        # accept that one failure, say why, and fail on any other.
         report = json.loads(self.c.run("edge-agent", "doctor", "--json", check=False).stdout)
         failed = sorted(c["name"] for c in report["checks"] if c["status"] == "fail")
-        only_clock = failed == ["clock"] and not host_clock_synchronised()
+        only_clock = failed == ["clock"] and bool(self.c.clock_note)
         self.steps.info["doctor_failures"] = failed
         self.steps.check(
             "install-edge-agent.sh and its doctor",
             only_clock,
-            "only the clock check failed: this host's kernel clock is not NTP-synchronised (shared with the container)"
-            if only_clock
-            else f"the doctor failed: {failed}",
+            f"only the clock check failed: {self.c.clock_note}" if only_clock else f"the doctor failed: {failed}",
         )
 
     # --- checks -----------------------------------------------------------------------------------------------
     def check_units(self) -> None:
-        self.steps.units = self.wait_units(60)
+        self.steps.units = self.wait_units(60 * self.patience)
         self.steps.check("units active", all(v == "active" for v in self.steps.units.values()), str(self.steps.units))
 
     def check_window(self) -> None:
-        got = self.wait_window(since=0, timeout=3 * WINDOW_SECONDS + 60)
+        got = self.wait_window(since=0, timeout=(3 * WINDOW_SECONDS + 60) * self.patience)
         peers = int(self.c.run("python3", "-c", TLS_PEERS, self.main_pid()).stdout.strip() or 0)
         self.steps.window_at_hub = self.steps.check(
             "a flow window of the device stored at the hub, sent over TLS (port 8883)",
@@ -154,28 +146,50 @@ class Technician:
         )
 
     def measure_wear(self) -> None:
-        """Bytes the agent makes the kernel write to storage (/proc/PID/io write_bytes), per day."""
+        """Bytes the agent makes the kernel write to storage (/proc/PID/io write_bytes), per day on a street device.
+
+        What the agent writes comes in two parts: a steady part (whatever it writes all the time) and a part per
+        closed window (the outbox stores the window's event and deletes it when acknowledged, the privacy budget
+        is updated). Windows are aligned to the minute here, so the first BACKGROUND_SECONDS after a window
+        arrived contain no window: they give the steady part; the whole interval gives the part per window. A
+        street device closes 96 windows a day (15 minutes), this test one per minute. Locker events come on top
+        (none here: no locker bank).
+        """
+        self.wait_window(since=time.time(), timeout=(2 * WINDOW_SECONDS + 30) * self.patience)
+        time.sleep(3)  # the acknowledgement's delete belongs to that window
         pid = self.main_pid()
-        before, t0 = self.write_bytes(pid), time.time()
-        time.sleep(WEAR_SECONDS)
-        after, t1 = self.write_bytes(pid), time.time()
+        start, t0 = self.write_bytes(pid), time.time()
+        time.sleep(BACKGROUND_SECONDS)
+        middle, t1 = self.write_bytes(pid), time.time()
+        time.sleep(max(0.0, WEAR_SECONDS - BACKGROUND_SECONDS))
+        end, t2 = self.write_bytes(pid), time.time()
         same = self.main_pid() == pid
-        per_day = (after - before) / (t1 - t0) * SECONDS_PER_DAY
-        journal = len(self.c.run("journalctl", "-u", "edge-agent", "-o", "export", f"--since=@{t0:.0f}",
-                                 f"--until=@{t1:.0f}").stdout.encode())  # fmt: skip
-        journal_per_day = journal / (t1 - t0) * SECONDS_PER_DAY
+        windows = int(self.c.run("python3", "-c", WINDOWS_SQL, DEVICE, str(t0)).stdout.split()[0])
+        steady_per_s = (middle - start) / (t1 - t0)
+        per_window = (end - start - steady_per_s * (t2 - t0)) / max(1, windows)
+        street = steady_per_s * SECONDS_PER_DAY + per_window * SECONDS_PER_DAY / 900
+        journal = self.c.run(
+            "journalctl", "-u", "edge-agent", "-o", "export", f"--since=@{t0:.0f}", f"--until=@{t2:.0f}"
+        )
+        journal_per_day = len(journal.stdout.encode()) / (t2 - t0) * SECONDS_PER_DAY
         self.steps.info["sd_wear"] = {
-            "seconds": round(t1 - t0),
-            "window_seconds": WINDOW_SECONDS,
-            "agent_write_bytes_per_day": round(per_day),
-            "agent_journal_bytes_per_day": round(journal_per_day),
-            "mb_per_day": round((per_day + journal_per_day) / 1e6, 2),
+            "measured_seconds": round(t2 - t0),
+            "windows": windows,
+            "agent_write_bytes": end - start,
+            "steady_bytes_per_day": round(steady_per_s * SECONDS_PER_DAY),
+            "bytes_per_window": round(per_window),
+            "street_mb_per_day": round(street / 1e6, 2),
+            "this_test_mb_per_day": round((end - start) / (t2 - t0) * SECONDS_PER_DAY / 1e6, 1),
+            "journal_mb_per_day": round(journal_per_day / 1e6, 2),
+            "target_mb_per_day": 50,
         }
+        print(f"   the agent wrote {end - start} bytes in {t2 - t0:.0f} s with {windows} windows: steady"
+              f" {steady_per_s:.0f} B/s, {per_window / 1e3:.1f} kB per window; a street device (96 windows/day):"
+              f" {street / 1e6:.2f} MB/day; the agent's journal lines {journal_per_day / 1e6:.2f} MB/day", flush=True)  # fmt: skip
         self.steps.check(
-            "SD-card wear under 50 MB/day (agent writes + its journal lines)",
-            same and per_day + journal_per_day < 50e6,
-            f"{per_day / 1e6:.2f} MB/day written by the agent, {journal_per_day / 1e6:.2f} MB/day of its journal"
-            f" (measured {t1 - t0:.0f} s with {WINDOW_SECONDS} s windows; agent not restarted: {same})",
+            "SD-card wear of a street device under 50 MB/day",
+            same and windows > 0 and street + journal_per_day < 50e6,
+            f"{(street + journal_per_day) / 1e6:.2f} MB/day (agent restarted meanwhile: {not same})",
         )
 
     def check_exposure(self) -> None:
@@ -191,7 +205,7 @@ class Technician:
         since = time.time()
         self.c.run("kill", "-STOP", pid)
         restarted = self.wait(lambda: self.main_pid() not in ("0", pid) and self.unit_state("edge-agent") == "active",
-                              timeout=240)  # fmt: skip
+                              timeout=240 * self.patience)  # fmt: skip
         journal = self.c.run("journalctl", "-u", "edge-agent", f"--since=@{since:.0f}", "--no-pager").stdout
         by_watchdog = "watchdog timeout" in journal.lower()
         self.steps.watchdog_restarted = self.steps.check(
@@ -203,12 +217,12 @@ class Technician:
     def check_reboot(self) -> None:
         since = time.time()
         self.c.run("systemctl", "reboot", check=False, timeout=60)
-        code = self.c.wait_exit(timeout=180)
+        code = self.c.wait_exit(timeout=180 * self.patience)
         print(f"   the container went down for the reboot (systemd-nspawn exit {code})", flush=True)
         self.c.boot()
-        units = self.wait_units(120)
+        units = self.wait_units(120 * self.patience)
         self.steps.units = units
-        window = self.wait_window(since=since, timeout=3 * WINDOW_SECONDS + 60)
+        window = self.wait_window(since=since, timeout=(3 * WINDOW_SECONDS + 60) * self.patience)
         self.steps.reboot_survived = self.steps.check(
             "after a reboot all three units are active and windows arrive again",
             all(v == "active" for v in units.values()) and window,
