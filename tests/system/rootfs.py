@@ -42,6 +42,14 @@ def host_mirror() -> str:
     return DEFAULT_MIRROR
 
 
+def prune(keep: Path) -> None:
+    """Older entries of the same kind (rootfs-ARCH-*, wheels-ARCH-*): a changed input made them obsolete."""
+    kind = keep.name.rsplit("-", 1)[0]
+    for entry in CACHE.glob(f"{kind}-*"):
+        if entry != keep:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -54,7 +62,8 @@ def rootfs(arch: str, log: Path, extra: tuple[str, ...] = ()) -> Path:
     done = entry / ".complete"
     if done.exists():
         return entry / "root"
-    shutil.rmtree(entry, ignore_errors=True)
+    shutil.rmtree(entry, ignore_errors=True)  # an unfinished build
+    prune(entry)
     entry.mkdir(parents=True)
     command = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", f"--arch={DEBIAN_ARCH[arch]}"]
     if arch != platform.machine():
@@ -83,7 +92,8 @@ def wheels(checkout: Path, arch: str, log: Path) -> Path:
     entry = CACHE / f"wheels-{arch}-{key(requirements, arch, 1)}"
     if (entry / ".complete").exists():
         return entry
-    shutil.rmtree(entry, ignore_errors=True)
+    shutil.rmtree(entry, ignore_errors=True)  # an unfinished build
+    prune(entry)
     entry.mkdir(parents=True)
     command = ["python3", "-m", "pip", "download", "--quiet", "--dest", str(entry), "--only-binary=:all:"]
     if arch != platform.machine():
