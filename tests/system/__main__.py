@@ -1,6 +1,6 @@
 """`make system-test`: the hub and an edge agent installed on a real systemd, as docs/deploy.md tells a technician.
 
-    python -m tests.system [--keep]
+    python3 -m tests.system [--keep]
 
 A Debian bookworm root filesystem (debootstrap, cached in /var/cache/neighbourhood-hub) is booted with systemd
 in systemd-nspawn on a private network. Inside, scripts/install-hub.sh and scripts/install-edge-agent.sh run
@@ -11,38 +11,26 @@ run the test (the reason is printed; SYSTEM_TEST_REQUIRED=1 turns that skip into
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import platform
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from tests.system import rootfs
 from tests.system.container import Container
-from tests.system.steps import Steps, skip_reason
+from tests.system.steps import NSPAWN_TOOLS, Steps, begin, close_run
 from tests.system.technician import Technician
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-WORK = Path(os.environ.get("SYSTEM_TEST_WORK", "/var/tmp"))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.system", description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", action="store_true", help="keep the container's folder for a look afterwards")
-    args = parser.parse_args()
     arch = platform.machine()
-    reason = skip_reason()
-    if reason:
-        print(f"system-test SKIPPED: {reason}")
-        print(json.dumps({"arch": arch, "skipped": reason}))
-        return 1 if os.environ.get("SYSTEM_TEST_REQUIRED") == "1" else 0
-
-    work = Path(tempfile.mkdtemp(prefix="nh-system-test-", dir=WORK))
+    started = begin("system-test", __doc__.splitlines()[0], arch, NSPAWN_TOOLS)
+    if isinstance(started, int):
+        return started
+    work, keep = started
     log = work / "log.txt"
-    print(f"system-test on {arch}: log in {log}", flush=True)
     steps = Steps()
     container: Container | None = None
     try:
@@ -59,14 +47,7 @@ def main() -> int:
     except Exception as error:  # any failure ends the run with its reason and a failing status
         steps.fail(f"{type(error).__name__}: {error}")
     finally:
-        if container is not None:
-            steps.timed("shutdown", container.stop)
-        shutil.copy(log, WORK / "nh-system-test-last.log")
-        print(f"log: {WORK / 'nh-system-test-last.log'}")
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"kept {work}")
+        close_run(steps, container, work, keep)
     print(json.dumps(steps.result(arch)))
     return 0 if steps.passed() else 1
 

@@ -109,12 +109,7 @@ class Container:
             *args,
         ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, input=input, check=False)
-        with self.log.open("a") as out:
-            out.write(f"\n$ {' '.join(args)}  (exit {done.returncode})\n{done.stdout}{done.stderr}")
-        if check and done.returncode != 0:
-            tail = "\n".join(f"{done.stdout}{done.stderr}".splitlines()[-15:])
-            raise ContainerError(f"{' '.join(args)[:200]} exited with {done.returncode}; the output ends:\n{tail}")
-        return done
+        return logged(done, args, self.log, check)
 
     def sh(self, script: str, check: bool = True, timeout: float = 600) -> str:
         return self.run("bash", "-euo", "pipefail", "-c", script, check=check, timeout=timeout).stdout
@@ -138,6 +133,18 @@ class Container:
             self.nspawn.kill()
             self.nspawn.wait(timeout=30)
         self.leader = 0
+
+
+def logged(
+    done: subprocess.CompletedProcess[str], args: tuple[str, ...], log: Path, check: bool
+) -> subprocess.CompletedProcess[str]:
+    """A command run inside, written to the log; with `check`, a failure raised with the end of its output."""
+    with log.open("a") as out:
+        out.write(f"\n$ {' '.join(args)}  (exit {done.returncode})\n{done.stdout}{done.stderr}")
+    if check and done.returncode != 0:
+        tail = "\n".join(f"{done.stdout}{done.stderr}".splitlines()[-15:])
+        raise ContainerError(f"{' '.join(args)[:200]} exited with {done.returncode}; the output ends:\n{tail}")
+    return done
 
 
 def _children(pid: int) -> list[int]:

@@ -11,39 +11,30 @@ Also records `edge-agent count` frames per second inside the VM: that proves it 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from tests.system import arm64, rootfs
-from tests.system.steps import Steps, skip_reason
+from tests.system.steps import Steps, begin, close_run
 from tests.system.technician import Technician
 from tests.system.vm import VirtualMachine, prepare_image
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-WORK = Path(os.environ.get("SYSTEM_TEST_WORK", "/var/tmp"))
 ARCH = "aarch64"
 EMULATION_SLOWDOWN = 20  # measured here: emulated code runs about 19x slower than native (3.5x to 255x by operation)
 COUNT_FRAMES = 150
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m tests.system.pi_vm", description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", action="store_true", help="keep the VM's folder (disk image, logs) afterwards")
-    args = parser.parse_args()
-    reason = skip_reason(("debootstrap", "qemu-system-aarch64", "qemu-aarch64-static", "update-binfmts", "mke2fs"))
-    if reason:
-        print(f"pi-vm-test SKIPPED: {reason}")
-        print(json.dumps({"arch": ARCH, "skipped": reason}))
-        return 1 if os.environ.get("SYSTEM_TEST_REQUIRED") == "1" else 0
-
-    work = Path(tempfile.mkdtemp(prefix="nh-pi-vm-test-", dir=WORK))
+    tools = ("debootstrap", "qemu-system-aarch64", "qemu-aarch64-static", "update-binfmts", "mke2fs")
+    started = begin("pi-vm-test", __doc__.splitlines()[0], ARCH, tools)
+    if isinstance(started, int):
+        return started
+    work, keep = started
     log = work / "log.txt"
-    print(f"pi-vm-test: log in {log}, VM console in {work / 'console.txt'}", flush=True)
+    print(f"VM console: {work / 'console.txt'}", flush=True)
     steps = Steps()
     vm: VirtualMachine | None = None
     try:
@@ -70,14 +61,7 @@ def main() -> int:
     except Exception as error:  # any failure ends the run with its reason and a failing status
         steps.fail(f"{type(error).__name__}: {error}")
     finally:
-        if vm is not None:
-            steps.timed("power off", vm.stop)
-        shutil.copy(log, WORK / "nh-pi-vm-test-last.log")
-        print(f"log: {WORK / 'nh-pi-vm-test-last.log'}")
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"kept {work}")
+        close_run(steps, vm, work, keep)
     print(json.dumps(steps.result(ARCH)))
     return 0 if steps.passed() else 1
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 EXPOSURE_TARGET = 3.0
@@ -75,3 +79,35 @@ class Steps:
             "seconds": {**self.times, "total": round(time.monotonic() - self.started, 1)},
             "failures": self.failures,
         }
+
+
+class Stoppable(Protocol):
+    def stop(self, timeout: float = ...) -> None: ...
+
+
+def close_run(steps: Steps, system: Stoppable | None, work: Path, keep: bool) -> None:
+    """Stop the system, keep its log beside the run's folder as *-last.log, remove the folder unless kept."""
+    if system is not None:
+        steps.timed("shut down", system.stop)
+    last_log = work.parent / f"{work.name.rsplit('-', 1)[0]}-last.log"
+    shutil.copy(work / "log.txt", last_log)
+    print(f"log: {last_log}")
+    if keep:
+        print(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def begin(name: str, description: str, arch: str, tools: tuple[str, ...]) -> tuple[Path, bool] | int:
+    """Parse --keep and make the run's folder; or, when this host cannot run the test, the exit status of a skip."""
+    parser = argparse.ArgumentParser(prog=f"make {name}", description=description)
+    parser.add_argument("--keep", action="store_true", help="keep the run's folder (system, logs) afterwards")
+    keep = parser.parse_args().keep
+    reason = skip_reason(tools)
+    if reason:
+        print(f"{name} SKIPPED: {reason}")
+        print(json.dumps({"arch": arch, "skipped": reason}))
+        return 1 if os.environ.get("SYSTEM_TEST_REQUIRED") == "1" else 0
+    work = Path(tempfile.mkdtemp(prefix=f"nh-{name}-", dir=os.environ.get("SYSTEM_TEST_WORK", "/var/tmp")))
+    print(f"{name} on {arch}: log in {work / 'log.txt'}", flush=True)
+    return work, keep

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.system.container import INSIDE_ENV, ContainerError
+from tests.system.container import INSIDE_ENV, ContainerError, logged
 
 CHANNEL_UNIT = """[Unit]
 Description=Command channel of the pi-vm system test (test images only)
@@ -132,12 +132,7 @@ class VirtualMachine:
         done = subprocess.CompletedProcess(
             list(args), int(str(reply["rc"])), str(reply["stdout"]), str(reply["stderr"])
         )
-        with self.log.open("a") as out:
-            out.write(f"\n$ {' '.join(args)}  (exit {done.returncode})\n{done.stdout}{done.stderr}")
-        if check and done.returncode != 0:
-            tail = "\n".join(f"{done.stdout}{done.stderr}".splitlines()[-15:])
-            raise ContainerError(f"{' '.join(args)[:200]} exited with {done.returncode}; the output ends:\n{tail}")
-        return done
+        return logged(done, args, self.log, check)
 
     def sh(self, script: str, check: bool = True, timeout: float = 1800) -> str:
         return self.run("bash", "-euo", "pipefail", "-c", script, check=check, timeout=timeout).stdout
