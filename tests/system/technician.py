@@ -218,7 +218,7 @@ class Technician:
         since = time.time()
         self.c.run("systemctl", "reboot", check=False, timeout=60)
         code = self.c.wait_exit(timeout=180 * self.patience)
-        print(f"   the container went down for the reboot (systemd-nspawn exit {code})", flush=True)
+        print(f"   the system went down for the reboot (exit status {code})", flush=True)
         self.c.boot()
         units = self.wait_units(120 * self.patience)
         self.steps.units = units
