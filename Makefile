@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup clean system-test pi-vm-test
 
 $(PY):
 	scripts/system-deps.sh
@@ -35,6 +35,18 @@ test: $(DEV_STAMP)
 	scripts/system-deps.sh --browser
 	$(MAKE) lint
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	$(MAKE) system-test
+
+# The hub and an agent installed by the install scripts on a real systemd (Debian bookworm in systemd-nspawn),
+# docs/deploy.md "Proven on a real systemd". Needs root; without it (or without nspawn) it says why and skips.
+system-test:
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/system-deps.sh --system-test; fi
+	python3 -m tests.system
+
+# The same on arm64 in a full qemu-system-aarch64 VM (about 20x slower than a Pi under emulation; not in CI).
+pi-vm-test:
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/system-deps.sh --pi-vm; fi
+	python3 -m tests.system.pi_vm
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -71,8 +71,8 @@ case "$reload_command" in
 esac
 say "Installing the hub$([ "$DRY_RUN" -eq 1 ] && echo ' (dry run: nothing is changed)')"
 
-step "System packages (Mosquitto, Python venv, OpenSSL)"
-apt_install mosquitto mosquitto-clients python3-venv openssl
+step "System packages (Mosquitto, Python venv, OpenSSL; procps: Mosquitto's reload runs /bin/kill)"
+apt_install mosquitto mosquitto-clients python3-venv openssl procps
 
 # The drop-in defines listeners and access; Debian's main file only sets paths and includes conf.d.
 MAIN_CONF=/etc/mosquitto/mosquitto.conf
@@ -129,7 +129,8 @@ if [ ! -s "$BROKER_DIR/acl" ]; then
 fi
 
 step "Broker TLS certificate in $BROKER_DIR/certs"
-run install -d -m 0750 -o root -g mosquitto "$BROKER_DIR/certs"
+# 751: the hub-server user (device add) may read ca.pem in it, not list it; the key stays root:mosquitto 640.
+run install -d -m 0751 -o root -g mosquitto "$BROKER_DIR/certs"
 if [ -n "$CERT" ]; then
   run install -m 0644 -o root -g mosquitto "$CERT" "$BROKER_DIR/certs/server.pem"
   run install -m 0640 -o root -g mosquitto "$KEY" "$BROKER_DIR/certs/server.key"
@@ -176,7 +177,7 @@ if [ "$DRY_RUN" -eq 1 ]; then
   run python3 -c "urlopen('$url')"
   exit 0
 fi
-for _ in 1 2 3 4 5 6 7 8 9 10; do
+for _ in $(seq 30); do  # a slow first start (a Pi compiling its .pyc files) gets a minute
   if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null; then
     say "Done. Next: sudo -u $USER_NAME hub-server user add NAME --role admin, then"
     say "           sudo -u $USER_NAME hub-server device add DEVICE --site SITE"

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Installs the system packages the project needs that pip cannot: Mosquitto always; Chromium for the tests.
-# Usage: scripts/system-deps.sh [--browser]   (--browser: also what the tests need)
+# Usage: scripts/system-deps.sh [--browser | --system-test | --pi-vm]
+#   --browser: also what the tests need; --system-test: a Debian root filesystem booted in systemd-nspawn
+#   (tests/system); --pi-vm: an arm64 Debian booted in qemu-system-aarch64 (make pi-vm-test)
 set -euo pipefail
 want=(mosquitto:mosquitto mosquitto_passwd:mosquitto-clients)
-# Tests also want a browser, and strace to prove no image file is written anywhere.
-[ "${1:-}" = "--browser" ] && want+=(chromium:chromium strace:strace)
+case "${1:-}" in
+  # Tests also want a browser, and strace to prove no image file is written anywhere.
+  --browser) want+=(chromium:chromium strace:strace) ;;
+  --system-test) want+=(debootstrap:debootstrap systemd-nspawn:systemd-container nsenter:util-linux) ;;
+  --pi-vm) want+=(debootstrap:debootstrap qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static
+                  update-binfmts:binfmt-support mke2fs:e2fsprogs) ;;
+esac
 missing=()
 for pair in "${want[@]}"; do
   cmd=${pair%%:*}; pkg=${pair#*:}
