@@ -373,8 +373,10 @@ class Tracker:
         return (det.x1 <= b, det.y1 <= b, det.x2 >= w - 1 - b, det.y2 >= h - 1 - b)
 
     def _height(self, det: Detection) -> float:
-        """The person's height in pixels; a box cut at the bottom is at least as tall as it is wide / 0.45."""
-        if self._cut(det)[3]:
+        """The person's height in pixels; a box the frame cuts at the top or bottom is at least as tall as it is
+        wide / 0.45."""
+        _, top, _, bottom = self._cut(det)
+        if top or bottom:
             return max(det.height, det.width / 0.45)
         return det.height
 
