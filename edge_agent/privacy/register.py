@@ -10,8 +10,8 @@ from hub_protocol.flows import PolicyKind
 from hub_protocol.register import RegisterEntry
 
 NEVER_LEAVES = [
-    "camera images or video (never stored either; only a technician's calibration picture of the empty "
-    "background is written, locally)",
+    "camera images or video (never stored either; only a technician's calibration picture, a background "
+    "learned over many frames with passers-by removed, is written, locally)",
     "track ids, trajectories and positions of people",
     "times of individual crossings",
 ]
