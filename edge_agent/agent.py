@@ -29,7 +29,11 @@ from hub_protocol.topics import Channel
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
-LOCKER_LEAVES = "locker events: compartment states, door and lock events, alarms (no personal data)"
+LOCKER_LEAVES = (
+    "locker events: compartment states, door and lock events and alarms, to the second; an event of a delivery "
+    "carries its reservation id, a pseudonym that the hub links to the delivery and so to the resident's name "
+    "and contact"
+)
 
 
 class _SinkSlot:

@@ -39,7 +39,8 @@ def leaves_device(privacy: PrivacyConfig | None, extra: Sequence[str] = ()) -> l
         leaves += [
             f"counts per counting line, direction (in/out) and class (pedestrian/cyclist) per {minutes:g}-minute "
             f"window, {describe_policy(privacy)}",
-            "per window: share of time the camera was observing, frames per second, dropped frames",
+            "per window: share of time the camera was observing, the camera's frame rate (whole frames per "
+            "second) and frames the counter dropped (in whole minutes of frames)",
         ]
     leaves += [
         "device health: temperature, load, memory, free disk, camera state",
@@ -75,7 +76,7 @@ def build_register_entry(
         leaves_device=leaves_device(privacy, extra_leaves),
         never_leaves=list(NEVER_LEAVES),
         privacy=privacy.policy_model() if privacy is not None else None,
-        retention=register.retention,
+        retention=None,  # the device cannot know: the hub states its own retention settings
         active_until=register.active_until,
         location=generalised_location(register),
     )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from edge_agent.privacy.quality import published_quality
 from hub_protocol.flows import Direction, ObjectClass, WindowQuality
 
 CellKey = tuple[str, Direction, ObjectClass]
@@ -106,10 +107,6 @@ class WindowAggregator:
     def _close(self, start: datetime, acc: _Accumulator) -> ClosedWindow:
         counts = {(line, d, c): 0 for line in self.lines for d in Direction for c in ObjectClass}
         counts.update(acc.counts)
-        observing = min(acc.observing_s, float(self.seconds))
-        quality = WindowQuality(
-            observed_fraction=round(observing / self.seconds, 4),
-            mean_fps=round(min(acc.processed / acc.observing_s, 1000.0), 2) if acc.observing_s > 0 else 0.0,
-            dropped_frames=acc.dropped,
-        )
+        # Coarsened: the raw figures follow who was in view (see privacy/quality.py).
+        quality = published_quality(acc.processed, acc.dropped, acc.observing_s, float(self.seconds))
         return ClosedWindow(start, self.seconds, counts, quality)

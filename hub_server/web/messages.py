@@ -417,6 +417,12 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "Zahlen der letzten 24 Stunden",
     ),
     "sensors.latest_window": ("latest from {at}", "laatste van {at}", "zuletzt von {at}"),
+    "sensors.unprotected": (
+        "This sensor's counts are not published: it applies no small-count protection (test setting).",
+        "De tellingen van deze sensor worden niet gepubliceerd: hij past geen bescherming van kleine aantallen toe "
+        "(testinstelling).",
+        "Die Zählungen dieses Sensors werden nicht veröffentlicht: er schützt kleine Zahlen nicht (Testeinstellung).",
+    ),
     "sensors.no_counts": (
         "No counts in the last 24 hours.",
         "Geen tellingen in de afgelopen 24 uur.",
