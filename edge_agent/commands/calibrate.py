@@ -5,7 +5,8 @@ median over frames spread across the time watched, with moving things masked out
 and newer halves of that time agree, so that someone lingering has to leave before it is written. A single
 live frame is never kept or written. When the scene does not settle before the source ends, ``--timeout`` or
 the frame limit, the command refuses and writes nothing. Someone who stood still in one place the whole time
-would still be in it: the command says so, and the technician deletes the file after use. The PNG is written
+would still be in it: with the ``onnx`` detector configured, the command runs it on the picture and refuses
+if it sees a person; with ``motion`` it cannot tell, says so, and the technician deletes the file after use. The PNG is written
 locally, to the path given, and nothing sends it anywhere.
 """
 
@@ -22,7 +23,7 @@ from edge_agent.counting.background import BackgroundNotClean, BackgroundSetting
 from edge_agent.counting.background import learn_background as learn_clean_background
 from edge_agent.counting.cli_args import parse_line
 from edge_agent.counting.config import CountingConfig, LineConfig
-from edge_agent.counting.factory import open_source
+from edge_agent.counting.factory import build_detector, open_source
 from edge_agent.counting.lines import CountLine
 from edge_agent.counting.sources import SourceError
 from hub_protocol.cli import CliError
@@ -34,6 +35,7 @@ LINE_COLOUR = (0, 215, 255)  # BGR amber: visible on grey street scenes
 IN_COLOUR = (80, 220, 60)
 MIN_FRAMES = 50
 MAX_FRAMES = 20_000
+PERSON_CHECK_SCORE = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +119,18 @@ def draw_lines(image: np.ndarray, lines: list[CountLine]) -> np.ndarray:
     return out
 
 
+def people_seen(config: CountingConfig, image: np.ndarray) -> int:
+    """People the configured ``onnx`` detector finds in the learned picture (0 for the motion detector, which
+    cannot see anyone standing still). A stricter score than for counting: a false refusal costs a retry."""
+    if config.detector != "onnx" or config.model is None:
+        return 0
+    try:
+        detector = build_detector("onnx", config.model, max(config.score_threshold, PERSON_CHECK_SCORE))
+    except (OSError, ValueError, cv2.error) as exc:
+        raise CliError(f"cannot load the detector to check the picture: {exc} (nothing was written)") from None
+    return len(detector.detect(image, None))
+
+
 def run(args: argparse.Namespace) -> int:
     output: Path = args.output
     if output.suffix.lower() != ".png":
@@ -129,6 +143,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--timeout must be between 1 and 3600 seconds")
     config = _counting_config(args)
     learned = learn_background(config, args.frames, args.timeout)
+    seen = people_seen(config, learned.image)
+    if seen:
+        raise CliError(
+            f"the detector sees {seen} person(s) in the learned background: someone stood still the whole time; "
+            "try again when they have left (nothing was written)"
+        )
     picture = draw_lines(learned.image, [ln.to_line() for ln in config.lines])
     if not cv2.imwrite(str(output), picture):
         raise CliError(f"could not write {output}")

@@ -95,3 +95,44 @@ def test_calibration_refuses_a_scene_that_does_not_settle(tmp_path: Path) -> Non
     assert "did not settle" in done.stderr and "nothing was written" in done.stderr
     assert "Traceback" not in done.stderr
     assert not output.exists()
+
+
+def test_with_the_onnx_detector_someone_who_stood_still_the_whole_time_is_refused(tmp_path: Path) -> None:
+    """The learner cannot tell a person who never moved from the street; the configured onnx detector can.
+    Two videos of the clip's clean background with sensor noise, one with three of its people pasted in the
+    same place in every frame: the first gives a picture, the second is refused."""
+    video = shared_path("data", "pets09-s2l1", "vtest.avi")
+    model = shared_path("models", "nanodet-m", "object_detection_nanodet_2022nov.onnx")
+    gt = np.loadtxt(shared_path("data", "pets09-s2l1", "gt.txt"), delimiter=",", ndmin=2)
+    frames = read_all(video)
+    clean = np.median(np.stack(frames[::6]), axis=0).astype(np.uint8)
+    statues = clean.copy()
+    for _, _, x, y, w, h, *_ in gt[gt[:, 0] == 1].astype(int):
+        statues[y : y + h, x : x + w] = frames[0][y : y + h, x : x + w]
+    rng = np.random.default_rng(3)
+    results = {}
+    for name, still in (("empty", clean), ("statues", statues)):
+        path = tmp_path / f"{name}.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 7, (768, 576))
+        assert writer.isOpened(), "OpenCV cannot write MJPG/AVI here"
+        for _ in range(200):
+            noise = rng.normal(0, 2.0, still.shape[:2])[:, :, None]
+            writer.write(np.clip(still.astype(np.int16) + noise, 0, 255).astype(np.uint8))
+        writer.release()
+        config = tmp_path / f"{name}.toml"
+        config.write_text(
+            f'[device]\nid = "dev-a"\nsite = "street-a"\nstate_dir = "{tmp_path / "state"}"\n\n'
+            '[mqtt]\npassword_file = "mqtt-password"\n\n'
+            f'[counting]\nsource = "{path}"\ndetector = "onnx"\nmodel = "{model}"\n'
+            'lines = [{ name = "top", points = [0, 20, 767, 20] }]\n'
+        )
+        output = tmp_path / f"{name}.png"
+        command = [sys.executable, "-m", "edge_agent.cli", "calibrate", str(output), "--config", str(config)]
+        results[name] = subprocess.run(
+            [*command, "--frames", str(MIN_FRAMES)], cwd=REPO, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert output.exists() == (name == "empty"), results[name].stderr
+    assert results["empty"].returncode == 0, results["empty"].stderr
+    refused = results["statues"]
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "detector sees 3 person(s)" in refused.stderr and "nothing was written" in refused.stderr
