@@ -20,6 +20,7 @@ from edge_agent.deploy.service import ServiceLifecycle
 from edge_agent.events import EventSink
 from edge_agent.lockers.bank import LockerBank
 from edge_agent.privacy.config import PrivacyConfig
+from edge_agent.privacy.quality import camera_fps
 from edge_agent.privacy.register import build_register_entry
 from edge_agent.privacy.reporter import FlowReporter
 from edge_agent.transport.service import Transport
@@ -99,12 +100,21 @@ class Agent:
             )
             self.transport.set_register(entry)
         self._last_frames = (0, 0, 0.0)
+        self._health_frames = (0, 0.0)
 
     def _camera_stats(self) -> tuple[CameraState, float]:
         if self.counter is None:
             return CameraState.ABSENT, 0.0
         stats = self.counter.stats()
-        return CameraState(stats.camera_state.value), stats.fps
+        # Like the windows' quality (edge_agent/privacy/quality.py): the rate at which the camera delivered
+        # frames since the last health report, in whole frames per second, not the counter's processed rate,
+        # which drops while people are in view.
+        delivered = stats.frames_processed + stats.frames_dropped
+        frames, observing = self._health_frames
+        self._health_frames = (delivered, stats.seconds_observing)
+        live = stats.fps > 0  # the runner's own test for a camera that stopped delivering
+        fps = camera_fps(delivered - frames, stats.seconds_observing - observing) if live else 0.0
+        return CameraState(stats.camera_state.value), fps
 
     def request_stop(self) -> None:
         self._stopping.set()

@@ -22,14 +22,21 @@ DROPPED_STEP_S = 60.0
 """Dropped frames are published in steps of this many seconds of camera frames."""
 
 
+def camera_fps(frames: int, observing_s: float) -> float:
+    """Frames the camera delivered (processed + dropped) per second observed, in whole frames per second: the
+    figure for health reports too, which would otherwise carry the counter's processed rate every minute."""
+    return float(round(min(frames / observing_s, 1000.0))) if observing_s > 0 else 0.0
+
+
 def published_quality(processed: int, dropped: int, observing_s: float, window_s: float) -> WindowQuality:
     """The window's quality figures from its raw frame statistics (``observing_s``: seconds the camera
     delivered frames; ``window_s``: the window's length)."""
     observing = min(max(observing_s, 0.0), window_s)
-    delivered_fps = min((processed + dropped) / observing_s, 1000.0) if observing_s > 0 else 0.0
-    step = max(1, round(delivered_fps * DROPPED_STEP_S))
+    delivered = processed + dropped
+    # One minute of camera frames at the rate the camera delivered them.
+    step = max(1, round(delivered / observing_s * DROPPED_STEP_S)) if observing_s > 0 else 1
     return WindowQuality(
         observed_fraction=round(observing / window_s, 4),
-        mean_fps=float(round(delivered_fps)),
+        mean_fps=camera_fps(delivered, observing_s),
         dropped_frames=math.floor(dropped / step) * step,
     )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from edge_agent.privacy.quality import camera_fps
 from edge_agent.privacy.windows import WindowAggregator, window_start
 from hub_protocol.flows import Direction, ObjectClass
 
@@ -120,3 +121,9 @@ def test_bad_input_is_refused() -> None:
         agg.add_crossing("door", "sideways", "pedestrian", T)
     with pytest.raises(ValueError, match="negative"):
         agg.note_frames(-1, 0, 1.0, T)
+
+
+def test_health_reports_what_the_camera_delivered_in_whole_frames_per_second() -> None:
+    # 60 s of a 15 fps camera: with nobody in view all processed; with people, a third dropped. Same figure.
+    assert camera_fps(900, 60.0) == camera_fps(600 + 300, 60.0) == 15.0
+    assert camera_fps(0, 0.0) == 0.0 and camera_fps(14, 60.0) == 0.0
