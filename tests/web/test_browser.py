@@ -409,6 +409,11 @@ def stored_unprotected(world: World, device: str) -> bool:
 def test_public_page_never_shows_counts_published_without_protection(world: World, page: Any) -> None:
     """A device switched to policy `none` (a test site): its register entry is public, its counts are not."""
     device = world.devices[CAMERA_2]
+    # An earlier test may have cut its connection (the last-will test); paho cannot tell. Connect afresh.
+    device.connected.clear()
+    device.client.reconnect()
+    device.client.loop_start()  # does nothing if its loop still runs
+    assert device.connected.wait(10), "cannot reconnect the second camera"
     unprotected = PrivacyPolicy(kind=PolicyKind.NONE)
     device.register(counts=True, policy=unprotected)
     device.flow(
