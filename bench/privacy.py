@@ -9,14 +9,22 @@ Each sensor is one counting line, each quarter-hour one window, the policy code 
 Two scenarios: ``city`` (the counts as they are) and ``quiet`` (each crossing kept with probability 0.1:
 a residential street, where small counts are the rule rather than the exception).
 
-Figures per policy and scenario:
-- suppressed: share of published cells (line x direction x class) that are suppressed;
-- daily MAE / bias / MRE / median RE: mean absolute, mean signed, mean relative and median relative error of
-  each sensor's daily total, taken from the best published count of each window (line total, else the
-  direction totals, else the cells; suppressed = 0);
-- busy-hour MRE: mean relative error of hourly totals in the busiest 10% of all sensor-hours.
+Each crossing is taken to be a different person: the data has no tracks, so the per-person cap
+(``max_crossings``) never bites here; on a device it drops only crossings beyond the cap.
 
-Usage: python bench/privacy.py [--years 2024] [--seed 1]. The last line is a JSON object keyed by policy.
+Figures per policy and scenario:
+- suppressed: share of published cells (line x direction x class) that are withheld;
+- daily MAE / bias / MRE / median RE: mean absolute, mean signed, mean relative and median relative error of
+  each sensor's daily total as a data user gets it: the sum of the day's published cells (withheld = 0)
+  plus, under ``dp`` with a day share, the day's correction window;
+- busy-hour MRE: mean relative error of hourly totals (windows only) in the busiest 10% of sensor-hours;
+- eps/person/window: what one person can lose in one window (epsilon x max_crossings), and the day budget.
+
+Every policy is a ``PrivacyConfig`` and goes through ``release_cells`` and ``day_correction``, the functions
+the device's Protector calls; only the noise comes from a seeded numpy generator instead of the OS.
+
+Usage: python bench/privacy.py [--years 2024] [--seed 1]. The last line is a JSON object keyed by policy,
+with the key "default" for the default configuration.
 """
 
 from __future__ import annotations
@@ -25,36 +33,29 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.privacy.protection import N_CELLS, geometric_noise_array, suppress_items
+from edge_agent.privacy.config import PrivacyConfig
+from edge_agent.privacy.protection import N_CELLS, day_correction, numpy_noise, release_cells
+from hub_protocol.flows import PolicyKind
 
 WINDOWS_PER_HOUR = 4
-TOTAL = N_CELLS + 4  # index of the line total among the nine counts
-DIRECTION_TOTALS = (N_CELLS, N_CELLS + 1)
 Array = npt.NDArray[np.int64]
 
-
-@dataclass(frozen=True)
-class Policy:
-    name: str
-    k: int | None = None
-    epsilon: float | None = None
-
-
-POLICIES = [
-    Policy("none"),
-    Policy("threshold-k3", k=3),
-    Policy("threshold-k5", k=5),
-    Policy("threshold-k10", k=10),
-    Policy("dp-eps0.5", epsilon=0.5),
-    Policy("dp-eps1", epsilon=1.0),
-    Policy("dp-eps2", epsilon=2.0),
-    Policy("dp-eps1-k5", k=5, epsilon=1.0),
-]
+POLICIES: dict[str, PrivacyConfig] = {
+    "none": PrivacyConfig(policy=PolicyKind.NONE),
+    "threshold-k3": PrivacyConfig(policy=PolicyKind.THRESHOLD, k=3),
+    "threshold-k5": PrivacyConfig(policy=PolicyKind.THRESHOLD, k=5),
+    "threshold-k10": PrivacyConfig(policy=PolicyKind.THRESHOLD, k=10),
+    "dp-eps1-m1-noday": PrivacyConfig(epsilon=1.0, max_crossings=1, day_share=0.0),
+    "dp-eps1-m1-day0.15": PrivacyConfig(epsilon=1.0, max_crossings=1, day_share=0.15),
+    "dp-eps0.5-m2-noday": PrivacyConfig(epsilon=0.5, max_crossings=2, day_share=0.0),
+    "dp-eps0.5-m2-day0.2": PrivacyConfig(epsilon=0.5, max_crossings=2, day_share=0.2),
+    "default": PrivacyConfig(),
+    "dp-threshold-k5": PrivacyConfig(policy=PolicyKind.DP_THRESHOLD, k=5),
+}
 
 
 def load_hourly(years: list[int]) -> tuple[Array, Array]:
@@ -84,58 +85,42 @@ def split_windows(hourly: Array, rng: np.random.Generator) -> Array:
     return cells
 
 
-def items_of(cells: Array) -> Array:
-    """Cells (..., 4) -> the nine published counts (..., 9) in the device's order."""
-    in_, out = cells[..., 0] + cells[..., 1], cells[..., 2] + cells[..., 3]
-    ped, cyc = cells[..., 0] + cells[..., 2], cells[..., 1] + cells[..., 3]
-    return np.concatenate([cells, np.stack([in_, out, ped, cyc, in_ + out], axis=-1)], axis=-1)
+def publish(config: PrivacyConfig, cells: Array, rng: np.random.Generator) -> tuple[Array, Array, Array]:
+    """Per sensor-day: published window totals (days, 96), the day's correction (days,), withheld mask."""
+    noise = numpy_noise(rng)
+    released = release_cells(cells, config.policy, config.k, config.cell_epsilon, noise)
+    shown = np.where(released.hidden, 0, released.values)
+    windows: Array = shown.sum(axis=-1)
+    correction = np.zeros(cells.shape[0], dtype=np.int64)
+    if config.day_epsilon > 0:
+        true_day, noisy_day = cells.sum(axis=(1, 2)), windows.sum(axis=1)
+        noisy_cells = np.full(cells.shape[0], cells.shape[1] * N_CELLS)
+        correction = day_correction(true_day, noisy_day, noisy_cells, config.cell_epsilon, config.day_epsilon, noise)
+    return windows, correction, released.hidden
 
 
-def apply(policy: Policy, cells: Array, rng: np.random.Generator) -> tuple[Array, npt.NDArray[np.bool_]]:
-    """Published counts (..., 9) and the suppression mask, exactly as the device computes them."""
-    items = items_of(cells)
-    if policy.epsilon is not None:
-        noisy = cells + geometric_noise_array(policy.epsilon, cells.shape, rng)
-        margins = np.clip(items_of(noisy)[..., N_CELLS:], 0, None)
-        items = np.concatenate([np.clip(noisy, 0, None), margins], axis=-1)
-    hidden = np.zeros(items.shape, dtype=bool)
-    if policy.k is not None:
-        flat, flat_hidden = items.reshape(-1, items.shape[-1]), hidden.reshape(-1, items.shape[-1])
-        small = ((flat > 0) & (flat < policy.k)).any(axis=1)
-        for row in np.flatnonzero(small):
-            flat_hidden[row] = suppress_items(tuple(int(v) for v in flat[row]), policy.k)
-    return items, hidden
-
-
-def best_total(items: Array, hidden: npt.NDArray[np.bool_]) -> Array:
-    """What a data user gets per window: line total, else the sum of direction totals, else of the cells."""
-    cells = np.where(hidden[..., :N_CELLS], 0, items[..., :N_CELLS]).sum(axis=-1)
-    dirs_ok = ~hidden[..., DIRECTION_TOTALS[0]] & ~hidden[..., DIRECTION_TOTALS[1]]
-    dirs = items[..., DIRECTION_TOTALS[0]] + items[..., DIRECTION_TOTALS[1]]
-    fallback = np.where(dirs_ok, dirs, cells)
-    return np.where(hidden[..., TOTAL], fallback, items[..., TOTAL])
-
-
-def measure(policy: Policy, hourly: Array, seed: int) -> dict[str, float]:
+def measure(config: PrivacyConfig, hourly: Array, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     cells = split_windows(hourly, rng)
-    items, hidden = apply(policy, cells, rng)
-    estimate = best_total(items, hidden)  # (days, 96)
+    windows, correction, hidden = publish(config, cells, rng)
     true_daily = hourly.sum(axis=1)
-    est_daily = estimate.sum(axis=1)
+    est_daily = windows.sum(axis=1) + correction
     ok = true_daily > 0
     abs_err = np.abs(est_daily - true_daily)
-    est_hourly = estimate.reshape(hourly.shape[0], 24, WINDOWS_PER_HOUR).sum(axis=2)
+    est_hourly = windows.reshape(hourly.shape[0], 24, WINDOWS_PER_HOUR).sum(axis=2)
     busy = hourly >= max(1, int(np.quantile(hourly, 0.9)))
     busy_err = np.abs(est_hourly[busy] - hourly[busy]) / hourly[busy]
     relative = abs_err[ok] / true_daily[ok]
     return {
-        "suppressed": round(float(hidden[..., :N_CELLS].mean()), 4),
+        "suppressed": round(float(hidden.mean()), 4),
         "daily_mae": round(float(abs_err.mean()), 2),
         "daily_bias": round(float((est_daily - true_daily).mean()), 2),
         "daily_mre": round(float(relative.mean()), 5),
         "daily_mre_median": round(float(np.median(relative)), 5),
         "busy_hour_mre": round(float(busy_err.mean()), 5),
+        "epsilon_person_window": config.window_charge
+        if config.policy in (PolicyKind.DP, PolicyKind.DP_THRESHOLD)
+        else 0,
     }
 
 
@@ -153,21 +138,22 @@ def main() -> int:
     print(f"{hourly.shape[0]} sensor-days of {args.years}, {hourly.size * WINDOWS_PER_HOUR} windows per scenario")
     print(f"mean daily total: city {hourly.sum(axis=1).mean():.0f}, quiet {quiet.sum(axis=1).mean():.0f}")
     header = (
-        f"{'policy':<14}{'scenario':<8}{'suppressed':>11}{'daily MAE':>10}{'bias':>8}{'daily MRE':>10}"
-        f"{'median RE':>10}{'busy MRE':>10}{'s':>6}"
+        f"{'policy':<20}{'scenario':<8}{'suppressed':>11}{'daily MAE':>10}{'bias':>8}{'daily MRE':>10}"
+        f"{'median RE':>10}{'busy MRE':>10}{'eps/person/window':>18}{'s':>6}"
     )
     print(header)
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for policy in POLICIES:
-        results[policy.name] = {}
+    for name, config in POLICIES.items():
+        results[name] = {}
         for scenario, data in (("city", hourly), ("quiet", quiet)):
             started = time.perf_counter()
-            figures = measure(policy, data, args.seed)
-            results[policy.name][scenario] = figures
+            figures = measure(config, data, args.seed)
+            results[name][scenario] = figures
             print(
-                f"{policy.name:<14}{scenario:<8}{figures['suppressed']:>11.2%}{figures['daily_mae']:>10.1f}"
+                f"{name:<20}{scenario:<8}{figures['suppressed']:>11.2%}{figures['daily_mae']:>10.1f}"
                 f"{figures['daily_bias']:>8.1f}{figures['daily_mre']:>10.3%}{figures['daily_mre_median']:>10.3%}"
-                f"{figures['busy_hour_mre']:>10.3%}{time.perf_counter() - started:>6.1f}"
+                f"{figures['busy_hour_mre']:>10.3%}{figures['epsilon_person_window']:>18g}"
+                f"{time.perf_counter() - started:>6.1f}"
             )
     print(json.dumps(results, sort_keys=True))
     return 0

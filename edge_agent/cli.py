@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from edge_agent import __version__
-from edge_agent.commands import calibrate, check_config, count, doctor, evaluate, run
+from edge_agent.commands import calibrate, check_config, count, doctor, evaluate, run, setup, validate
 from hub_protocol.cli import run_cli
 
-COMMANDS = [check_config, run, count, evaluate, calibrate, doctor]
+COMMANDS = [check_config, run, count, evaluate, calibrate, doctor, setup, validate]
 
 
 def main(argv: list[str] | None = None) -> int:

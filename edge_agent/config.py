@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,7 @@ from edge_agent.counting.config import CountingConfig
 from edge_agent.deploy.migrate import migrate_config
 from edge_agent.lockers.config import LockersConfig
 from edge_agent.privacy.config import PrivacyConfig, RegisterConfig
+from edge_agent.setup.config import SetupConfig
 from edge_agent.transport.config import HealthConfig, MqttConfig, OutboxConfig
 from hub_protocol.validation import Identifier, StrictModel, read_toml, validate_data
 
@@ -23,6 +24,11 @@ class DeviceConfig(StrictModel):
     site: Identifier = Field(description="Site (street or hub) the device belongs to")
     state_dir: Path = Field(
         default=Path("/var/lib/edge-agent"), description="Where the outbox and locker state live (SQLite)"
+    )
+    clock_sync: Literal["required", "trust"] = Field(
+        default="required",
+        description='Flow windows open once the system reports its clock synchronised ("required"), or with any '
+        'clock past this version\'s release ("trust": a battery-backed clock, a lab, the demo)',
     )
 
 
@@ -38,6 +44,9 @@ class AgentConfig(StrictModel):
         default=None, description="Entry for the public sensor register; its active_until ends counting"
     )
     lockers: LockersConfig | None = Field(default=None, description="Locker bank on this device (none: no lockers)")
+    setup: SetupConfig = Field(
+        default_factory=SetupConfig, description="Technician's setup page (off until opened for a limited time)"
+    )
 
 
 def load_agent_config(path: Path) -> AgentConfig:

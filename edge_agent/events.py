@@ -24,6 +24,15 @@ class EventSink(Protocol):
         ...
 
 
+class HandoffSink(EventSink, Protocol):
+    """A sink that takes events from a producer's own store exactly once (the outbox): the producer passes an
+    increasing key with each event and, after a crash, skips what ``handed_upto`` says was taken."""
+
+    def emit(self, channel: Channel, fields: dict[str, Any], *, handoff: tuple[str, int] | None = None) -> int: ...
+
+    def handed_upto(self, source: str) -> int: ...
+
+
 CommandOutcome = tuple[ResultStatus, str]
 CommandHandler = Callable[[Any], CommandOutcome]
 """Executes one validated command model (see ``hub_protocol.commands``) and says what happened."""

@@ -71,7 +71,10 @@ class HealthSampler:
         camera: CameraStatsProvider | None = None,
         *,
         thermal_root: Path = THERMAL_ROOT,
+        disk_full: Callable[[], bool] | None = None,
     ) -> None:
+        self.clock_sync: Callable[[], str] | None = None
+        """Set by the agent when it counts: the clock's state, which decides whether flow windows open."""
         self.device = device
         self.boot = boot
         self.version = version[:32]
@@ -79,6 +82,7 @@ class HealthSampler:
         self.outbox_stats = outbox_stats
         self.camera = camera
         self.thermal_root = thermal_root
+        self.disk_full = disk_full
         self._started = time.monotonic()
 
     def sample(self) -> Health:
@@ -98,9 +102,11 @@ class HealthSampler:
             load1=round(os.getloadavg()[0], 2),
             mem_used_fraction=round(memory_used_fraction(), 3),
             disk_free_bytes=disk_free,
+            disk_full=self.disk_full() if self.disk_full else False,
             outbox_depth=outbox.depth,
             outbox_oldest_age_s=round(outbox.oldest_age_s, 1),
             dropped_total=outbox.dropped_total,
             camera_state=state,
             fps=round(max(0.0, fps), 2),
+            clock_sync=self.clock_sync() if self.clock_sync is not None else None,
         )

@@ -18,6 +18,9 @@ class AlarmKind(StrEnum):
     LOCKOUT = "lockout"
     CAMERA_DOWN = "camera-down"
     OUTBOX_DROPPING = "outbox-dropping"
+    DISK_FULL = "disk-full"
+    STATE_DAMAGED = "state-damaged"
+    CODE_GUESSING = "code-guessing"
 
 
 class DeviceAlarm(EventHeader):

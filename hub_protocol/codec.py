@@ -7,6 +7,7 @@ from typing import Any, Final
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from hub_protocol import MAX_PAYLOAD_BYTES
+from hub_protocol.accuracy import ValidationRecord
 from hub_protocol.alarms import DeviceAlarm
 from hub_protocol.commands import Command
 from hub_protocol.envelope import Ack, Availability, CommandResult, Health, OutboxGap
@@ -34,6 +35,7 @@ PAYLOAD_TYPES: Final[dict[Channel, Any]] = {
     Channel.ALARM: DeviceAlarm,
     Channel.GAP: OutboxGap,
     Channel.RESULT: CommandResult,
+    Channel.VALIDATION: ValidationRecord,
     Channel.COMMAND: Command,
     Channel.ACK: Ack,
 }

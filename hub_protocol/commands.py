@@ -6,6 +6,7 @@ id at most once, and answers with a ``CommandResult`` event.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -51,6 +52,29 @@ class LockerSetService(CommandBase):
     action: Literal["locker-service"] = Field(description="Take a compartment out of service or back in")
     compartment: int = Field(ge=1, le=999, description="Compartment number")
     in_service: bool = Field(description="False marks it out of service")
+
+
+SETUP_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud or copied from a screen
+MAX_SETUP_MINUTES = 240
+
+
+def new_setup_code() -> str:
+    """A one-time setup code: ten characters (about 50 bits) in two groups, ``k7mwp-x3q9d``."""
+    chars = "".join(secrets.choice(SETUP_CODE_ALPHABET) for _ in range(10))
+    return f"{chars[:5]}-{chars[5:]}"
+
+
+def setup_code_hash(code: str) -> str:
+    """What the device keeps of a setup code (and what ``open-setup`` carries): its SHA-256, lower-case hex."""
+    return hashlib.sha256(code.strip().lower().encode("utf-8")).hexdigest()
+
+
+class OpenSetup(CommandBase):
+    action: Literal["open-setup"] = Field(description="Open the technician's setup page on the local network")
+    minutes: int = Field(ge=1, le=MAX_SETUP_MINUTES, description="How long the page stays open")
+    code_sha256: str = Field(
+        pattern=HASH_PATTERN, description="SHA-256 of the one-time code the hub shows the operator (never the code)"
+    )
 
 
 class CodeHash(StrictModel):
@@ -120,6 +144,6 @@ def command_header(
 
 
 Command = Annotated[
-    ReloadConfig | PushConfig | LockerOpen | LockerSetService | ReservationSet | ReservationCancel,
+    ReloadConfig | PushConfig | LockerOpen | LockerSetService | ReservationSet | ReservationCancel | OpenSetup,
     Field(discriminator="action"),
 ]

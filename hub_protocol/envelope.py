@@ -65,11 +65,18 @@ class Health(StrictModel):
     load1: float = Field(ge=0, description="One-minute load average")
     mem_used_fraction: float = Field(ge=0, le=1, description="Share of memory in use")
     disk_free_bytes: int = Field(ge=0, description="Free bytes on the state directory's file system")
+    disk_full: bool = Field(
+        default=False, description="Writes to the state directory failed for lack of space (recently)"
+    )
     outbox_depth: int = Field(ge=0, description="Events stored and not yet acknowledged")
     outbox_oldest_age_s: float = Field(ge=0, description="Age of the oldest unacknowledged event (0 if none)")
     dropped_total: int = Field(ge=0, description="Events the outbox dropped at its cap since install")
     camera_state: CameraState = Field(description="Camera state (absent when the device counts nothing)")
     fps: float = Field(ge=0, description="Frames the camera delivered per second since the last report, whole fps")
+    clock_sync: Literal["synced", "unsynced", "unknown"] | None = Field(
+        default=None,
+        description="Whether the device's clock is synchronised (flow windows wait for it); absent without counting",
+    )
 
 
 class OutboxGap(EventHeader):

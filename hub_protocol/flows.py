@@ -1,8 +1,11 @@
 """Aggregated flow windows: the only counting data that ever leaves a device.
 
 A window holds one count per line x direction x class (zeros included) and, per line, the margins: the
-total per direction, per class and for the whole line. Small-count protection is applied on the device to
-cells and margins together, so the hub can add up what it receives without ever learning a protected count.
+total per direction, per class and for the whole line. Small-count protection is applied on the device, so
+the hub can add up what it receives without ever learning a protected count. Under the dp policies a count
+is noisy and may be negative: sums stay unbiased, and displays clip at zero. Under ``dp`` a window of a whole
+day (``window_seconds`` 86400, starting at midnight UTC) that follows windows shorter than a day is the day's
+correction: adding it to the day's windows gives the best estimate of the day's total (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -44,13 +47,21 @@ class PrivacyPolicy(StrictModel):
     """The protection applied to a window, with its parameters; travels with every window."""
 
     kind: PolicyKind = Field(
-        description="none; threshold (counts below k suppressed, with complementary suppression); "
+        description="none; threshold (each cell below k withheld on its own, no totals); "
         "dp (two-sided geometric noise); dp-threshold (noise, then suppression of small noisy counts)"
     )
-    k: int | None = Field(default=None, ge=2, le=100, description="Threshold: counts 1..k-1 are suppressed")
-    epsilon: float | None = Field(default=None, gt=0, le=10, description="DP: privacy loss spent per window")
+    k: int | None = Field(default=None, ge=2, le=100, description="Threshold: the device withholds counts 0..k-1")
+    epsilon: float | None = Field(
+        default=None, gt=0, le=10, description="DP: privacy loss per crossing; a window costs epsilon x max_crossings"
+    )
     daily_budget: float | None = Field(
         default=None, gt=0, le=MAX_DAILY_BUDGET, description="DP: epsilon allowed per UTC day"
+    )
+    max_crossings: int | None = Field(
+        default=None, ge=1, le=20, description="Most crossings one tracked object adds to a window (all lines)"
+    )
+    day_share: float | None = Field(
+        default=None, ge=0, le=0.9, description="dp: share of epsilon spent on the daily total per line"
     )
     spent_today: float | None = Field(default=None, ge=0, description="DP: epsilon spent today, this window incl.")
     budget_exhausted: bool = Field(
@@ -63,8 +74,9 @@ class PrivacyPolicy(StrictModel):
             raise ValueError(f"{self.kind.value} policy needs k")
         if self.kind in DP_KINDS and (self.epsilon is None or self.daily_budget is None):
             raise ValueError(f"{self.kind.value} policy needs epsilon and daily_budget")
-        if self.epsilon is not None and self.daily_budget is not None and self.epsilon > self.daily_budget:
-            raise ValueError("epsilon per window cannot exceed the daily budget")
+        charge = (self.epsilon or 0) * (self.max_crossings or 1)
+        if self.epsilon is not None and self.daily_budget is not None and charge > self.daily_budget + 1e-9:
+            raise ValueError("epsilon x max_crossings (the cost of a window) cannot exceed the daily budget")
         if self.budget_exhausted and self.kind not in DP_KINDS:
             raise ValueError("budget_exhausted applies to dp policies only")
         return self
@@ -76,7 +88,9 @@ class FlowCell(StrictModel):
     line: Identifier = Field(description="Line name")
     direction: Direction = Field(description="in or out (see docs/counting.md for the convention)")
     object_class: ObjectClass = Field(description="pedestrian or cyclist")
-    count: int | None = Field(ge=0, le=1_000_000, description="The published count; null when suppressed")
+    count: int | None = Field(
+        ge=-1_000_000, le=1_000_000, description="The published count (negative only under dp); null when suppressed"
+    )
 
     @property
     def suppressed(self) -> bool:
@@ -89,7 +103,9 @@ class FlowTotal(StrictModel):
     line: Identifier = Field(description="Line name")
     direction: Direction | None = Field(default=None, description="Direction summed over, or null for both")
     object_class: ObjectClass | None = Field(default=None, description="Class summed over, or null for all")
-    count: int | None = Field(ge=0, le=4_000_000, description="The published total; null when suppressed")
+    count: int | None = Field(
+        ge=-4_000_000, le=4_000_000, description="The published total (negative only under dp); null when suppressed"
+    )
 
     @model_validator(mode="after")
     def _is_a_margin(self) -> FlowTotal:
@@ -107,6 +123,18 @@ class WindowQuality(StrictModel):
     )
     dropped_frames: int = Field(
         ge=0, description="Frames skipped because processing fell behind, rounded down to whole minutes of frames"
+    )
+    clock_stepped: bool = Field(
+        default=False,
+        description="The device's clock stepped during this window: its counts may include minutes from the other "
+        "side of the step (the window was not fully observed on one clock)",
+    )
+    capped_tracks: int | None = Field(
+        default=None,
+        ge=-1_000_000,
+        le=1_000_000,
+        description="Objects that crossed more than max_crossings times (counted for max_crossings - 1), "
+        "protected like a cell; null when suppressed, withheld or not reported",
     )
 
 
@@ -138,16 +166,23 @@ class FlowWindow(EventHeader):
         kind = self.policy.kind
         if kind is PolicyKind.NONE and any(c.count is None for c in self.cells):
             raise ValueError("policy none publishes every cell")
+        counts = [*(c.count for c in self.cells), *(t.count for t in self.totals), self.quality.capped_tracks]
+        if kind not in DP_KINDS and any(n is not None and n < 0 for n in counts):
+            raise ValueError(f"policy {kind.value}: counts cannot be negative (only dp noise makes them so)")
         if kind in THRESHOLD_KINDS and self.policy.k is not None:
             k = self.policy.k
-            if any(_small(c.count, k) for c in self.cells) or any(_small(t.count, k) for t in self.totals):
+            if (
+                any(_small(c.count, k) for c in self.cells)
+                or any(_small(t.count, k) for t in self.totals)
+                or _small(self.quality.capped_tracks, k)
+            ):
                 raise ValueError(f"policy {kind.value} with k={k}: no published count may lie in 1..{k - 1}")
         if self.policy.budget_exhausted and (
             any(c.count is not None for c in self.cells) or any(t.count is not None for t in self.totals)
         ):
             raise ValueError("a window whose budget is exhausted publishes no count")
-        # Under dp, margins are noisy sums of the unclipped noisy cells, so they need not add up exactly.
-        for total in self.totals if kind not in DP_KINDS else ():
+        # Margins are sums of the published cells (under dp of the noisy ones, which are never clipped).
+        for total in self.totals:
             parts = [
                 c
                 for c in self.cells

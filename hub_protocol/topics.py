@@ -27,6 +27,7 @@ class Channel(StrEnum):
     ALARM = "alarm"
     GAP = "gap"
     RESULT = "result"
+    VALIDATION = "validation"
     COMMAND = "cmd"
     ACK = "ack"
 
@@ -41,6 +42,7 @@ DEVICE_CHANNELS = frozenset(
         Channel.ALARM,
         Channel.GAP,
         Channel.RESULT,
+        Channel.VALIDATION,
     }
 )
 """Channels a device publishes on."""
@@ -51,7 +53,9 @@ HUB_CHANNELS = frozenset({Channel.COMMAND, Channel.ACK})
 RETAINED_CHANNELS = frozenset({Channel.STATUS, Channel.REGISTER})
 """Channels whose last message the broker keeps for late subscribers."""
 
-SEQUENCED_CHANNELS = frozenset({Channel.FLOW, Channel.LOCKER, Channel.ALARM, Channel.GAP, Channel.RESULT})
+SEQUENCED_CHANNELS = frozenset(
+    {Channel.FLOW, Channel.LOCKER, Channel.ALARM, Channel.GAP, Channel.RESULT, Channel.VALIDATION}
+)
 """Channels whose messages are events: stored in the device outbox, numbered, acknowledged by the hub."""
 
 
@@ -114,6 +118,7 @@ def hub_acl(prefix: str, username: str) -> list[str]:
     return [
         f"user {username}",
         f"topic read {prefix}/v{PROTOCOL_VERSION}/#",
+        "topic read $SYS/broker/uptime",  # the hub tells a broker restart (every session closed) from it
         f"topic write {base}/{Channel.COMMAND.value}",
         f"topic write {base}/{Channel.ACK.value}",
     ]

@@ -60,10 +60,18 @@ def load_toml_model(model: type[ModelT], path: Path) -> ModelT:
     return validate_data(model, read_toml(path), str(path))
 
 
+MAX_TOML_BYTES = 1024 * 1024
+"""Configs are a few kilobytes; a bigger file is a mistake (or an attack on the parser's memory)."""
+
+MAX_TOML_DEPTH = 16
+"""Tables and arrays nested deeper than any config needs; very deep nesting exhausts the parser's recursion."""
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """A TOML file as a dictionary, or a ConfigError naming the file."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_TOML_BYTES + 1)
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from None
     return parse_toml(raw, str(path))
@@ -71,10 +79,28 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def parse_toml(raw: bytes | str, source: str) -> dict[str, Any]:
     """TOML text (e.g. pushed by the hub) as a dictionary, or a ConfigError naming ``source``."""
+    if len(raw) > MAX_TOML_BYTES:
+        raise ConfigError(source, [f"larger than {MAX_TOML_BYTES} bytes: not a config file"])
     try:
-        return tomllib.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+        data = tomllib.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(source, [f"tables or arrays nested deeper than {MAX_TOML_DEPTH} levels"]) from None
+    if _depth(data) > MAX_TOML_DEPTH:
+        raise ConfigError(source, [f"tables or arrays nested deeper than {MAX_TOML_DEPTH} levels"])
+    return data
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of tables and arrays, found without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def validate_data(model: type[ModelT], data: Any, source: str) -> ModelT:

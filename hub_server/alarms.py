@@ -32,6 +32,7 @@ from hub_protocol.alarms import DeviceAlarm
 from hub_protocol.envelope import CameraState, Health
 from hub_server import audit
 from hub_server.config import AlarmsConfig
+from hub_server.ingest_writer import SEQUENCE_GAP_NOTE
 from hub_server.live import LiveRegistry
 from hub_server.notifications import AlarmNotice, NotificationError, Notifier
 from hub_server.store import alarms as store
@@ -262,9 +263,12 @@ class AlarmService:
             if not status.online:
                 since = status.since or status.last_seen
                 if now - since >= limit:
-                    reason = {"will": "connection lost", "graceful": "stopped", "silent": "no messages"}.get(
-                        status.offline_reason or "", "offline"
-                    )
+                    reason = {
+                        "will": "connection lost",
+                        "graceful": "stopped",
+                        "silent": "no messages",
+                        "broker-restart": "not back since the broker restarted",
+                    }.get(status.offline_reason or "", "offline")
                     wanted[(status.device, None)] = (since, f"{reason} since {since.isoformat(timespec='seconds')}")
             elif now - status.last_seen >= timedelta(seconds=self.config.health_silence_s):
                 wanted[(status.device, None)] = (
@@ -365,7 +369,7 @@ async def alarms_ctx(app: web.Application) -> AsyncIterator[None]:
     notifier = app[NOTIFIER_KEY] if service.config.notify_webhook else None
     service.notify = notifier is not None
     wake = asyncio.Event()
-    unsubscribe = wake_on(app, wake, {"alarm", "gap", "availability", "health", "locker"})
+    unsubscribe = wake_on(app, wake, {"alarm", "gap", SEQUENCE_GAP_NOTE, "availability", "health", "locker"})
     task = asyncio.create_task(service.run(wake, notifier), name="hub-alarms")
     yield
     unsubscribe()

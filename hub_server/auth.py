@@ -18,6 +18,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 import time
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "hub_session"
 CSRF_COOKIE = "hub_csrf"
+KNOWN_COOKIE = "hub_known"
+"""Set at each good login: this browser logged in as that user before, so others' failed logins do not slow it."""
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 TOKEN_PREFIX = "hubt_"  # noqa: S105 - marks tokens in logs and scanners
@@ -87,12 +90,26 @@ class LoginRefused(Exception):
 
 
 class LoginLimiter:
-    """Failed logins per user name and per client address in a sliding window; refuse once either is full."""
+    """Failed logins slow further attempts down; they never lock the real user out.
 
-    def __init__(self, per_user: int, per_address: int, window_s: float, clock: Callable[[], float] = time.monotonic):
+    Failures count per user name and per client address in a sliding window. The first ``per_user`` (or
+    ``per_address``) cost nothing; after that each attempt waits a delay that doubles with every further
+    failure (2 s, 4 s, 8 s ... up to ``max_delay_s``) from the latest one. A browser that logged in as the user
+    before (``KNOWN_COOKIE``) counts on its own: an attacker's failures elsewhere do not slow it down.
+    """
+
+    def __init__(
+        self,
+        per_user: int,
+        per_address: int,
+        window_s: float,
+        max_delay_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.per_user = per_user
         self.per_address = per_address
         self.window_s = window_s
+        self.max_delay_s = max_delay_s
         self.clock = clock
         self._failures: dict[str, deque[float]] = {}
 
@@ -106,22 +123,29 @@ class LoginLimiter:
             return deque()
         return entries
 
-    def retry_after(self, username: str, address: str) -> float | None:
-        """Seconds to wait when a limit is full, else None."""
-        waits = []
-        for key, cap in ((f"u:{username}", self.per_user), (f"a:{address}", self.per_address)):
-            entries = self._recent(key)
-            if len(entries) >= cap:
-                waits.append(entries[0] + self.window_s - self.clock())
-        return max(waits) if waits else None
+    def _keys(self, username: str, address: str, known: bool) -> list[tuple[str, int]]:
+        if known:
+            return [(f"k:{username}", self.per_user)]
+        return [(f"u:{username}", self.per_user), (f"a:{address}", self.per_address)]
 
-    def failed(self, username: str, address: str) -> None:
+    def retry_after(self, username: str, address: str, known: bool = False) -> float | None:
+        """Seconds to wait before the next attempt may be checked, else None."""
+        waits = []
+        for key, free in self._keys(username, address, known):
+            entries = self._recent(key)
+            if len(entries) >= free:
+                delay = min(self.max_delay_s, 2.0 ** (len(entries) - free + 1))
+                waits.append(entries[-1] + delay - self.clock())
+        wait = max(waits, default=0.0)
+        return wait if wait > 0 else None
+
+    def failed(self, username: str, address: str, known: bool = False) -> None:
         now = self.clock()
-        for key in (f"u:{username}", f"a:{address}"):
+        for key, _ in self._keys(username, address, known):
             self._failures.setdefault(key, deque()).append(now)
 
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(f"u:{username}", None)
+    def succeeded(self, username: str, known: bool = False) -> None:
+        self._failures.pop(f"k:{username}" if known else f"u:{username}", None)
 
 
 @dataclass
@@ -129,7 +153,7 @@ class AuthState:
     key: bytes
     config: AuthConfig
     secure_cookies: bool
-    trust_forwarded: bool
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     limiter: LoginLimiter
     _touch_every: timedelta = field(default=timedelta(seconds=60))
 
@@ -140,9 +164,13 @@ class AuthState:
             raise ConfigError("http.session_key_file", ["the session key needs at least 32 characters"])
         auth = config.auth
         limiter = LoginLimiter(
-            auth.login_failures_per_user, auth.login_failures_per_address, auth.login_window_minutes * 60
+            auth.login_failures_per_user,
+            auth.login_failures_per_address,
+            auth.login_window_minutes * 60,
+            auth.login_max_delay_s,
         )
-        return cls(key, auth, config.http.behind_tls, config.http.behind_tls, limiter)
+        proxies = tuple(ipaddress.ip_network(p, strict=False) for p in config.http.trusted_proxies)
+        return cls(key, auth, config.http.behind_tls, proxies if config.http.behind_tls else (), limiter)
 
     def sign(self, token: str) -> str:
         mac = hmac.new(self.key, token.encode(), hashlib.sha256).digest()
@@ -154,17 +182,46 @@ class AuthState:
             return None
         return token if hmac.compare_digest(self.sign(token), value) else None
 
+    def known_browser(self, username: str, now: float) -> str:
+        """Cookie value saying "this browser logged in as ``username``" (signed, expiring; no name in clear)."""
+        expires = int(now + self.config.known_browser_days * 86_400)
+        return self.sign(f"kb-{_name_tag(self.key, username)}-{expires}")
+
+    def is_known_browser(self, value: str | None, username: str, now: float) -> bool:
+        token = self.unsign(value) if value else None
+        if token is None:
+            return False
+        _, tag, expires = [*token.split("-"), "", ""][:3]
+        return hmac.compare_digest(tag, _name_tag(self.key, username)) and expires.isdigit() and int(expires) > now
+
+
+def _name_tag(key: bytes, username: str) -> str:
+    return hmac.new(key, b"known-browser:" + username.encode(), hashlib.sha256).hexdigest()[:32]
+
 
 def current_principal(request: web.Request) -> Principal | None:
     return request.get(PRINCIPAL_KEY)
 
 
+def _trusted(address: str, proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
 def client_address(request: web.Request) -> str:
-    if request.app[AUTH_KEY].trust_forwarded:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.rsplit(",", 1)[-1].strip()[:100]
-    return request.remote or "unknown"
+    """The peer's address; only when the peer is a configured proxy, the last hop it adds to X-Forwarded-For
+    that is not itself a configured proxy (anyone else can write any X-Forwarded-For they like)."""
+    remote = request.remote or "unknown"
+    proxies = request.app[AUTH_KEY].trusted_proxies
+    if not proxies or not _trusted(remote, proxies):
+        return remote
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    while hops and _trusted(hops[-1], proxies):
+        hops.pop()
+    return hops[-1][:100] if hops else remote
 
 
 def _principal_from_session(db: Database, state: AuthState, token: str) -> Principal | None:
@@ -322,15 +379,16 @@ async def login(request: web.Request, response: web.StreamResponse, username: st
     db = request.app[DB_KEY]
     name = username.strip().lower()[:64]
     address = client_address(request)
-    wait = state.limiter.retry_after(name, address)
+    known = state.is_known_browser(request.cookies.get(KNOWN_COOKIE), name, time.time())
+    wait = state.limiter.retry_after(name, address, known)
     if wait is not None:
         raise LoginRefused(429, f"too many failed logins: try again in {int(wait) + 1} s", wait)
     user = await asyncio.to_thread(accounts.verify_login, db.conn, name, password[:1024])
     if user is None:
-        state.limiter.failed(name, address)
-        log.warning("failed login for %r from %s", name, address)
+        state.limiter.failed(name, address, known)
+        log.warning("failed login for %r from %s%s", name, address, " (known browser)" if known else "")
         raise LoginRefused(401, "wrong user name or password")
-    state.limiter.succeeded(name)
+    state.limiter.succeeded(name, known)
     old = current_principal(request)
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     await asyncio.to_thread(_open_session, db, state, token, user, csrf, old)
@@ -344,6 +402,15 @@ async def login(request: web.Request, response: web.StreamResponse, username: st
         max_age=int(state.config.session_hours * 3600),
     )
     _set_csrf_cookie(request, response, csrf)
+    response.set_cookie(
+        KNOWN_COOKIE,
+        state.known_browser(name, time.time()),
+        httponly=True,
+        samesite="Strict",
+        secure=state.secure_cookies,
+        path="/",
+        max_age=int(state.config.known_browser_days * 86_400),
+    )
     request.pop(_NEW_CSRF_KEY, None)
     principal = Principal("user", user.id, user.username, user.role, csrf, token)
     request[PRINCIPAL_KEY] = principal

@@ -1,7 +1,10 @@
 """A private Mosquitto for the demo, the tests and the benchmarks: own port, password file, ACL, persistence.
 
 Production uses the system Mosquitto configured from ``systemd/mosquitto-hub.conf``; this runner writes the
-same kind of configuration into a folder of its own and runs ``mosquitto`` as a child process.
+same kind of configuration into a folder of its own and runs ``mosquitto`` as a child process. Like production
+it has two listeners: ``port`` for the hub (any client id, as the hub's ingest and CLI need several) and
+``device_port`` for the devices, where the broker replaces the client id with the user name
+(``use_username_as_clientid``), so one device's credentials cannot take over another client's session.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+CLI_CLIENT_ID_PREFIX = "hub-cli-"
+"""Client ids of the hub's short CLI sessions (a random suffix each); no device may be named like them."""
 
 
 class BrokerError(RuntimeError):
@@ -35,10 +41,23 @@ def find_binary(name: str) -> str:
     return path
 
 
+def passwd_command(path: Path, user: str, password: str) -> tuple[list[str], str]:
+    """Arguments and standard input that make ``mosquitto_passwd`` add or change ``user`` in ``path``.
+
+    The password goes through standard input (the tool's prompt, asked twice), never the command line: any
+    local user can read a process's arguments from /proc while it runs.
+    """
+    if "\n" in password or "\r" in password:
+        raise BrokerError("a broker password cannot contain a line break")
+    return [find_binary("mosquitto_passwd"), str(path), user], f"{password}\n{password}\n"
+
+
 def set_password(path: Path, user: str, password: str) -> None:
     """Add or change one user in a password file; ``mosquitto_passwd`` stores only a hash."""
-    tool = find_binary("mosquitto_passwd")
-    subprocess.run([tool, "-b", str(path), user, password], check=True, capture_output=True, timeout=30)  # noqa: S603
+    args, stdin = passwd_command(path, user, password)
+    result = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+    if result.returncode != 0:
+        raise BrokerError(f"mosquitto_passwd failed: {(result.stderr or result.stdout).strip()}")
 
 
 def write_password_file(path: Path, users: dict[str, str]) -> None:
@@ -56,6 +75,7 @@ class PrivateBroker:
     users: dict[str, str]
     acl: list[str]
     port: int = field(default_factory=free_port)
+    device_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,6 +106,10 @@ class PrivateBroker:
                     # read this private folder; a private broker keeps the caller's identity instead.
                     *(["user root"] if os.geteuid() == 0 else []),
                     "per_listener_settings false",
+                    f"listener {self.device_port} 127.0.0.1",
+                    # The session is the account's: a client naming another's id cannot push it off.
+                    "use_username_as_clientid true",
+                    # Last, so that listener settings appended to this file (TLS in tests) apply to it.
                     f"listener {self.port} 127.0.0.1",
                     "allow_anonymous false",
                     f"password_file {self.folder / 'passwd'}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -37,12 +38,27 @@ class HttpConfig(StrictModel):
     behind_tls: bool = Field(
         default=False,
         description="Set when a TLS proxy fronts the hub: cookies get Secure, and the login limits take the client"
-        " address from the proxy's X-Forwarded-For",
+        " address from X-Forwarded-For when the request comes from one of trusted_proxies",
+    )
+    trusted_proxies: list[str] = Field(
+        default=["127.0.0.1", "::1"],
+        max_length=50,
+        description="Addresses or networks (CIDR) of the TLS proxies whose X-Forwarded-For is believed",
     )
     session_key_file: str = Field(
         min_length=1, max_length=4096, description="File with the session signing key, or a systemd credential name"
     )
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024, description="Cap on request bodies")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+        return value
 
 
 class StoreConfig(StrictModel):
@@ -55,12 +71,18 @@ class AuthConfig(StrictModel):
     )
     idle_minutes: float = Field(default=60, ge=1, le=24 * 60, description="...or after this long without a request")
     login_failures_per_user: int = Field(
-        default=5, ge=1, le=100, description="Failed logins per user name in the window before refusing"
+        default=5, ge=1, le=100, description="Failed logins per user name in the window before attempts are slowed"
     )
     login_failures_per_address: int = Field(
-        default=20, ge=1, le=1000, description="Failed logins per client address in the window before refusing"
+        default=20, ge=1, le=1000, description="Failed logins per client address in the window before slowing"
     )
     login_window_minutes: float = Field(default=15, ge=1, le=24 * 60, description="Window of the login limits")
+    login_max_delay_s: float = Field(
+        default=300, ge=1, le=3600, description="Longest wait between attempts (it doubles with each failure)"
+    )
+    known_browser_days: float = Field(
+        default=90, ge=1, le=400, description="How long a browser that logged in is exempt from others' failures"
+    )
 
 
 class ProvisioningConfig(StrictModel):
@@ -152,6 +174,12 @@ class IngestConfig(StrictModel):
     )
     gap_after_s: float = Field(
         default=60, ge=0.5, le=86_400, description="A hole in a boot's sequence this old is recorded as a gap"
+    )
+    flow_max_age_days: int = Field(
+        default=3650,
+        ge=1,
+        le=36_500,
+        description="Flow windows that started longer ago than this are refused (as are those before 2020)",
     )
     client_id: str = Field(
         default="hub-ingest", pattern=r"^[a-z0-9-]{1,64}$", description="MQTT client id (persistent session)"

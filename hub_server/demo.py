@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -119,9 +120,13 @@ async def _serve(config: HubConfig, db: Database) -> web.AppRunner:
 
 
 async def run_demo(options: DemoOptions) -> dict[str, Any]:
+    # Databases, logs, configs and passwords of this run are for its user alone: every file the demo and its
+    # children (broker, agents) create is 0600, every folder 0700, in a --state-dir as in the temporary one.
+    os.umask(0o077)
     owned = options.state_dir is None
     folder = Path(tempfile.mkdtemp(prefix="hub-demo-")) if owned else Path(options.state_dir or ".")
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
     run = DemoRun(options, folder)
     try:
         broker, config, db, operator_password = _setup(run)

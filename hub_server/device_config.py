@@ -11,7 +11,6 @@ import hashlib
 import secrets
 import sqlite3
 import threading
-import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +19,8 @@ from hub_protocol.codec import encode
 from hub_protocol.commands import CommandBase, PushConfig, ReloadConfig, command_header
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import Channel, device_topic
+from hub_protocol.validation import ConfigError, parse_toml
+from hub_server.broker import CLI_CLIENT_ID_PREFIX
 from hub_server.config import HubConfig
 
 COMMAND_TTL = timedelta(minutes=10)
@@ -34,9 +35,9 @@ def check_config_text(device: str, text: str) -> None:
     if len(text) > MAX_CONFIG_CHARS:
         raise ConfigPushError(f"the config has {len(text)} characters; at most {MAX_CONFIG_CHARS} fit in a command")
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigPushError(f"not valid TOML: {exc}") from None
+        data = parse_toml(text, "config")
+    except ConfigError as exc:
+        raise ConfigPushError("; ".join(exc.problems)) from None
     section = data.get("device")
     named = section.get("id") if isinstance(section, dict) else None
     if named != device:
@@ -90,7 +91,7 @@ def publish_once(config: HubConfig, site: str, command: CommandBase, timeout: fl
 
     password = read_secret(config.mqtt.password_file, "mqtt.password_file")
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"hub-cli-{secrets.token_hex(6)}", protocol=mqtt.MQTTv311
+        CallbackAPIVersion.VERSION2, client_id=f"{CLI_CLIENT_ID_PREFIX}{secrets.token_hex(6)}", protocol=mqtt.MQTTv311
     )
     client.username_pw_set(config.mqtt.username, password)
     if config.mqtt.tls:

@@ -25,7 +25,7 @@ from hub_protocol import tomlwrite
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import check_identifier, device_acl, hub_acl
 from hub_server import audit
-from hub_server.broker import find_binary
+from hub_server.broker import CLI_CLIENT_ID_PREFIX, BrokerError, find_binary, passwd_command
 from hub_server.config import HubConfig, ProvisioningConfig
 from hub_server.store import provisioning
 from hub_server.store.db import Database
@@ -67,16 +67,19 @@ def _write_atomic(path: Path, text: str, mode: int) -> None:
         raise
 
 
-def _passwd(settings: ProvisioningConfig, *args: str) -> None:
-    tool = find_binary("mosquitto_passwd")
+def _passwd(settings: ProvisioningConfig, user: str, password: str | None) -> None:
+    """Set ``user``'s password (through standard input, never argv), or delete the user when it is None."""
     if not settings.passwd_file.exists():
         _write_atomic(settings.passwd_file, "", 0o600)
-    result = subprocess.run(  # noqa: S603 - fixed tool, arguments are validated ids and a random password
-        [tool, *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    try:
+        if password is None:
+            args, stdin = [find_binary("mosquitto_passwd"), "-D", str(settings.passwd_file), user], None
+        else:
+            args, stdin = passwd_command(settings.passwd_file, user, password)
+    except BrokerError as exc:
+        raise ProvisioningError(str(exc)) from None
+    result = subprocess.run(  # noqa: S603 - fixed tool, arguments are validated ids
+        args, input=stdin, capture_output=True, text=True, timeout=30, check=False
     )
     if result.returncode != 0:
         raise ProvisioningError(f"mosquitto_passwd failed: {(result.stderr or result.stdout).strip()}")
@@ -108,7 +111,7 @@ def sync_broker(config: HubConfig, conn: sqlite3.Connection, reloader: Reloader 
     settings = _settings(config)
     if config.mqtt.username not in _passwd_users(settings.passwd_file):
         hub_password = read_secret(config.mqtt.password_file, "mqtt.password_file")
-        _passwd(settings, "-b", str(settings.passwd_file), config.mqtt.username, hub_password)
+        _passwd(settings, config.mqtt.username, hub_password)
     _write_atomic(settings.acl_file, acl_text(config, provisioning.list_all(conn)), 0o640)
     if reloader is not None:
         reloader()
@@ -166,13 +169,16 @@ def add_device(
     check_identifier(site, "site")
     if device == config.mqtt.username:
         raise ProvisioningError(f"{device!r} is the hub's own broker user")
+    if device == config.ingest.client_id or device.startswith(CLI_CLIENT_ID_PREFIX):
+        # On the devices' listener the broker uses the user name as client id: this one would push the hub off.
+        raise ProvisioningError(f"{device!r} is one of the hub's own MQTT client ids: choose another device name")
     password = secrets.token_urlsafe(24)
     folder = settings.output_dir / device
     with db.write() as conn:
         record = provisioning.add(conn, device, site, device, actor)
         audit.record(conn, actor, "device.add", f"device:{device}", {"site": site})
         # Inside the transaction: if the broker files cannot be written, the device is not recorded either.
-        _passwd(settings, "-b", str(settings.passwd_file), record.username, password)
+        _passwd(settings, record.username, password)
         settings.output_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder.mkdir(exist_ok=True, mode=0o700)
         credential = folder / CREDENTIAL_NAME
@@ -194,6 +200,6 @@ def revoke_device(
         record = provisioning.revoke(conn, device)
         audit.record(conn, actor, "device.revoke", f"device:{device}", {"site": record.site})
         if record.username in _passwd_users(settings.passwd_file):
-            _passwd(settings, "-D", str(settings.passwd_file), record.username)
+            _passwd(settings, record.username, None)
         reloaded = sync_broker(config, conn, reloader)
     return record, reloaded

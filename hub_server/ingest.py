@@ -31,7 +31,15 @@ from hub_protocol.envelope import AvailabilityState, Health
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import HubMqttConfig, IngestConfig
-from hub_server.ingest_writer import DEVICE_CHANNEL_VALUES, BootState, IngestCore, Message, Note, writer_main
+from hub_server.ingest_writer import (
+    BROKER_RESTART,
+    DEVICE_CHANNEL_VALUES,
+    BootState,
+    IngestCore,
+    Message,
+    Note,
+    writer_main,
+)
 from hub_server.live import LiveRegistry
 from hub_server.mqtt import HubMqtt
 from hub_server.store import provisioning
@@ -57,8 +65,9 @@ MAX_PENDING = 500_000
 Handler = Callable[[str, BaseModel], None]
 """``handler(site, model)`` for every newly stored non-flow event, availability change and health message."""
 
-LIVE_KINDS = {Channel.STATUS.value: "availability", "silent": "availability"}
-"""Note kinds that live listeners know by another name; every other kind (a channel name, ``gap``) is kept."""
+LIVE_KINDS = {Channel.STATUS.value: "availability", "silent": "availability", BROKER_RESTART: "availability"}
+"""Note kinds that live listeners know by another name; every other kind (a channel name, ``sequence-gap``) is
+kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,8 @@ class IngestStats:
     duplicates: int
     invalid: int
     batches: int
+    throttled: int
+    """Messages skipped unread because their device had spent its budget of bad traffic (not acknowledged)."""
     revoked_dropped: int
     overflow_dropped: int
     errors: int
@@ -102,7 +113,7 @@ class Ingest:
         self._worker: Any = None
         self._to_writer: Connection | None = None
         self._from_writer: Connection | None = None
-        self._counters = (0, 0, 0, 0, 0)
+        self._counters = (0, 0, 0, 0, 0, 0)
         self._revoked_dropped = 0
         self._overflow = 0
         self._errors = 0
@@ -314,8 +325,8 @@ class Ingest:
                 }
                 if live is not None:
                     live.seen(device, site, online=online, boot=data.get("boot"))
-            elif kind == "silent":
-                data = {"device": device, "online": False, "reason": "silent"}
+            elif kind in ("silent", BROKER_RESTART):
+                data = {"device": device, "online": False, "reason": kind}
             elif kind == Channel.HEALTH.value and live is not None and isinstance(model, Health):
                 live.seen(device, site, health=model)
             if model is not None:

@@ -25,9 +25,11 @@ from typing import Any
 
 from hub_protocol.codec import ProtocolError, decode, encode
 from hub_protocol.envelope import Ack, Availability, AvailabilityState, Health
-from hub_protocol.flows import PrivacyPolicy
+from hub_protocol.flows import FlowWindow, PrivacyPolicy
 from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, TopicParts, device_topic, parse_topic
 from hub_server.config import IngestConfig
+from hub_server.ingest_limits import BAD_BURST, BAD_PER_S, DeviceLog, TokenBuckets
+from hub_server.mqtt import BROKER_UPTIME_TOPIC
 from hub_server.store.db import connect
 
 log = logging.getLogger("hub_server.ingest")
@@ -37,11 +39,23 @@ Message = tuple[str, bytes, float]
 
 Note = tuple[str, str, str, str]
 """(kind, site, device, JSON text): what happened, for handlers and live pages. Kinds: the channel names of
-device messages, ``silent`` (offline by silence), ``gap`` (a sequence hole recorded)."""
+device messages, ``silent`` (offline by silence), ``SEQUENCE_GAP_NOTE`` (a sequence hole recorded)."""
+
+BROKER_RESTART = "broker-restart"
+"""Offline reason and note kind: the broker restarted after the device was last heard (its connection closed)."""
+
+SYS_INTERVAL_S = 10
+"""Mosquitto's default sys_interval: a retained uptime may be this much older than it looks."""
+
+SEQUENCE_GAP_NOTE = "sequence-gap"
+"""Note kind of a hole the hub found; not ``gap``, which is the device channel where a device declares drops."""
 
 _UNSEEN: Any = object()
 
 DEVICE_CHANNEL_VALUES = frozenset(c.value for c in DEVICE_CHANNELS)
+
+EARLIEST_WINDOW_START = 1_577_836_800.0
+"""2020-01-01: earlier than any device of this project; a Pi without a clock battery starts in 1970."""
 
 MAX_FLOW_NOTES_PER_BATCH = 20
 """Flow windows are the bulk of traffic; live pages need a sample, not every window of a backlog."""
@@ -57,6 +71,8 @@ class BootState:
     ranges: list[tuple[int, int]] = field(default_factory=list)
     hole_since: float | None = None
     gap_open: bool = False
+    reported: set[tuple[int, int]] = field(default_factory=set)
+    """Holes recorded already: each is logged and announced once, not again every period."""
 
     def known(self, seq: int) -> bool:
         if seq in self.pending:
@@ -121,6 +137,7 @@ class Counters:
     duplicates: int = 0
     invalid: int = 0
     batches: int = 0
+    throttled: int = 0
 
 
 @dataclass(slots=True)
@@ -146,6 +163,10 @@ _INSERT_ALARM = (
 _INSERT_RESULT = (
     "INSERT OR IGNORE INTO command_results (device, boot, seq, command_id, status, detail, at, received_at)"
     " VALUES (?,?,?,?,?,?,?,?)"
+)
+_INSERT_VALIDATION = (
+    "INSERT OR IGNORE INTO validations (device, boot, seq, site, started_at, minutes, error, policy, payload,"
+    " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
 _UPSERT_RANGE = (
     "INSERT INTO dropped_ranges (device, boot, first_seq, last_seq, declared_at, dropped_total) VALUES (?,?,?,?,?,?)"
@@ -222,6 +243,8 @@ class IngestCore:
         self.counters = Counters()
         self._started = clock()
         self._invalid_logged: dict[tuple[str, str], int] = defaultdict(int)
+        self._bad = TokenBuckets(BAD_PER_S, BAD_BURST)
+        self._device_log = DeviceLog(log)
         self._load()
 
     def _load(self) -> None:
@@ -237,12 +260,12 @@ class IngestCore:
             self.boots[(device, boot)].add(seq)
         for device, boot, first, last in conn.execute("SELECT device, boot, first_seq, last_seq FROM dropped_ranges"):
             self.boots.setdefault((device, boot), BootState()).add_range(first, last)
-        open_gaps = {
-            (d, b) for d, b in conn.execute("SELECT device, boot FROM sequence_gaps WHERE resolved_at IS NULL")
-        }
-        for key in open_gaps:
-            if key in self.boots:
-                self.boots[key].gap_open = True
+        for d, b, first, last in conn.execute(
+            "SELECT device, boot, first_seq, last_seq FROM sequence_gaps WHERE resolved_at IS NULL"
+        ):
+            if (d, b) in self.boots:
+                self.boots[(d, b)].gap_open = True
+                self.boots[(d, b)].reported.add((first, last))
         self.devices: dict[str, DeviceState] = {
             row[0]: DeviceState(row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
             for row in conn.execute(
@@ -261,6 +284,7 @@ class IngestCore:
         result = BatchResult()
         rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         new_seqs: dict[tuple[str, str], set[int]] = defaultdict(set)
+        batch_max: dict[tuple[str, str], int] = {}
         new_ranges: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         touched: dict[tuple[str, str], str] = {}
         changed_devices: set[str] = set()
@@ -270,6 +294,9 @@ class IngestCore:
         counters.batches += 1
         for topic, payload, received in batch:
             counters.received += 1
+            if topic == BROKER_UPTIME_TOPIC:
+                self._broker_uptime(payload, received, result, changed_devices)
+                continue
             parts = self._topic_cache.get(topic, _UNSEEN)
             if parts is _UNSEEN:
                 if len(self._topic_cache) > 10_000:  # topics are per device and channel; junk must not grow it
@@ -279,6 +306,13 @@ class IngestCore:
                 self._invalid(invalid, "", "topic", topic, "not a topic of this contract", received)
                 continue
             channel, device, site = parts.channel, parts.device, parts.site
+            if self._bad.spent(device, received):
+                # Not read, not acknowledged (a healthy device sends it again later); counted in one row per batch.
+                counters.throttled += 1
+                entry = invalid.setdefault((device, "throttled"), [device, "throttled", 0, received, received, "", ""])
+                entry[2] += 1
+                entry[4], entry[5], entry[6] = received, _clean(topic, 200), "over the device's budget of bad messages"
+                continue
             if channel not in DEVICE_CHANNELS:
                 self._invalid(invalid, device, "channel", topic, f"{channel.value} is not a device channel", received)
                 continue
@@ -302,9 +336,19 @@ class IngestCore:
                 ) or msg.seq in new_seqs.get(key, ()):
                     counters.duplicates += 1
                     continue
+                highest = batch_max.get(key, state.max_seq if state is not None else 0)
+                if channel is Channel.GAP or msg.seq > highest + 1:
+                    # Declaring drops, or opening a hole: cheap to send, costly to track. Spends the budget.
+                    self._bad.take(device, received)
+                batch_max[key] = max(highest, msg.seq)
                 new_seqs[key].add(msg.seq)
                 rows["events"].append((device, msg.boot, msg.seq, channel.value, received, text))
                 counters.stored += 1
+                if channel is Channel.FLOW and (refusal := self._window_refusal(msg, max(now, received))):
+                    # Kept as a raw event (acknowledged, so the device stops sending it) but never served or
+                    # rolled into totals: a window dated 9999 or 1970 comes from a broken clock or a forger.
+                    self._invalid(invalid, device, "window-time", topic, refusal, received)
+                    continue
                 self._typed_rows(rows, channel, msg, site, received)
                 if channel is Channel.GAP:
                     gap_key = (device, msg.dropped_boot)
@@ -380,6 +424,30 @@ class IngestCore:
             result.seen.append((device, dev.site, dev.last_seen, dev.online))
         return result
 
+    def _window_refusal(self, window: FlowWindow, now: float) -> str | None:
+        """Why a flow window's start cannot be true, or None: more than one window ahead of the hub's clock
+        (a window is published after it ends, so even a fast device clock stays below that), or implausibly old."""
+        start = window.window_start.timestamp()
+        if start > now + window.window_seconds:
+            return f"window starts {start - now:.0f} s after the hub's clock"
+        if start < max(EARLIEST_WINDOW_START, now - self.settings.flow_max_age_days * 86_400):
+            return f"window starts {(now - start) / 86_400:.0f} days before the hub's clock"
+        return None
+
+    def _broker_uptime(self, payload: bytes, received: float, result: BatchResult, changed: set[str]) -> None:
+        """The broker started at about ``received - uptime``: devices not heard since then are not connected,
+        whatever the hub last knew, until they say so on a fresh connection."""
+        seconds, _, unit = payload.decode("ascii", errors="replace").partition(" ")
+        if not seconds.isdigit() or unit != "seconds":
+            return
+        started = received - int(seconds) - SYS_INTERVAL_S
+        for device, dev in self.devices.items():
+            if dev.online and dev.last_seen < started:
+                dev.online, dev.reason, dev.status_changed = False, BROKER_RESTART, received
+                changed.add(device)
+                result.notes.append((BROKER_RESTART, dev.site, device, ""))
+                self._device_log.info(device, received, "device %s offline: the broker restarted since", device)
+
     def _stored_late_copy(self, state: BootState, key: tuple[str, str], seq: int) -> bool:
         """Below the watermark only through a declared drop: stored already if it came before the notice."""
         if seq > state.upto:
@@ -394,7 +462,7 @@ class IngestCore:
             self.devices[device] = dev
         dev.site = site
         dev.last_seen = max(dev.last_seen, received)
-        if talking and not dev.online and dev.reason == "silent":
+        if talking and not dev.online and dev.reason in ("silent", BROKER_RESTART):
             dev.online, dev.reason, dev.status_changed = True, None, received
         return dev
 
@@ -404,7 +472,9 @@ class IngestCore:
             dev.online, dev.reason, dev.boot = True, None, msg.boot
         else:
             if dev.online and dev.boot is not None and msg.boot != dev.boot:
-                log.info("ignored offline of earlier boot %s: boot %s is online", msg.boot, dev.boot)
+                self._device_log.info(
+                    msg.device, received, "ignored offline of earlier boot %s: boot %s is online", msg.boot, dev.boot
+                )
                 return False
             dev.online, dev.reason = False, "graceful" if msg.graceful else "will"
         dev.status_changed = received
@@ -458,6 +528,11 @@ class IngestCore:
             rows["results"].append(
                 (msg.device, msg.boot, msg.seq, msg.command_id, msg.status.value, msg.detail, msg.at.timestamp(), t)
             )
+        elif channel is Channel.VALIDATION:
+            rows["validations"].append(
+                (msg.device, msg.boot, msg.seq, site, msg.started_at.timestamp(), msg.minutes, msg.error,
+                 msg.policy.kind.value, msg.model_dump_json(), t)
+            )  # fmt: skip
 
     def _invalid(
         self, invalid: dict[tuple[str, str], list[Any]], device: str, kind: str, topic: str, reason: str, t: float
@@ -469,8 +544,10 @@ class IngestCore:
         entry[2] += 1
         entry[4], entry[5], entry[6] = t, topic, reason
         seen = self._invalid_logged[key] = self._invalid_logged[key] + 1
-        if seen <= 5 or seen % 1000 == 0:
-            log.warning("invalid message #%d from %r (%s) on %r: %s", seen, device or "?", kind, topic, reason)
+        self._bad.take(device, t)
+        self._device_log.warning(
+            device, t, "invalid message #%d from %r (%s) on %r: %s", seen, device or "?", kind, topic, reason
+        )
 
     def _commit(
         self,
@@ -490,6 +567,7 @@ class IngestCore:
                 ("lockers", _INSERT_LOCKER),
                 ("alarms", _INSERT_ALARM),
                 ("results", _INSERT_RESULT),
+                ("validations", _INSERT_VALIDATION),
                 ("ranges", _UPSERT_RANGE),
                 ("health", _UPSERT_HEALTH),
                 ("samples", _INSERT_SAMPLE),
@@ -546,14 +624,16 @@ class IngestCore:
         for (device, boot), state in self.boots.items():
             if state.upto >= state.max_seq:
                 state.hole_since = None
+                state.reported.clear()
                 continue
             if state.hole_since is None:
                 state.hole_since = now
             elif now - state.hole_since >= self.settings.gap_after_s:
-                holes = state.missing()
+                state.hole_since = now  # look again one period later for holes that appear meanwhile
+                holes = [hole for hole in state.missing() if hole not in state.reported]
                 if holes:
                     state.gap_open = True
-                    state.hole_since = now  # look again one period later for holes that appear meanwhile
+                    state.reported.update(holes)
                     gap_rows.extend((device, boot, first, last, now) for first, last in holes)
         if not silent and not gap_rows:
             return result
@@ -582,10 +662,12 @@ class IngestCore:
             result.notes.append(("silent", d.site, device, ""))
             result.seen.append((device, d.site, d.last_seen, False))
         for device, boot, first, last, _ in gap_rows:
-            log.warning("sequence gap: device %s boot %s seq %d..%d missing", device, boot, first, last)
+            self._device_log.warning(
+                device, now, "sequence gap: device %s boot %s seq %d..%d missing", device, boot, first, last
+            )
             data = {"device": device, "boot": boot, "first_seq": first, "last_seq": last}
-            result.notes.append(("gap", self.devices[device].site if device in self.devices else "", device,
-                                 json.dumps(data)))  # fmt: skip
+            site = self.devices[device].site if device in self.devices else ""
+            result.notes.append((SEQUENCE_GAP_NOTE, site, device, json.dumps(data)))
         return result
 
     def close(self) -> None:
@@ -647,5 +729,5 @@ def writer_main(inbox: Connection, outbox: Connection, db_path: str, prefix: str
         outbox.send(("stopped", _counters(core.counters)))
 
 
-def _counters(c: Counters) -> tuple[int, int, int, int, int]:
-    return (c.received, c.stored, c.duplicates, c.invalid, c.batches)
+def _counters(c: Counters) -> tuple[int, int, int, int, int, int]:
+    return (c.received, c.stored, c.duplicates, c.invalid, c.batches, c.throttled)

@@ -15,12 +15,19 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub_protocol import PROTOCOL_VERSION
-from hub_protocol.topics import DEVICE_CHANNELS
+from hub_protocol.topics import DEVICE_CHANNELS, Channel
 from hub_server.config import HubMqttConfig
 
 log = logging.getLogger(__name__)
 
 MessageCallback = Callable[[str, bytes], None]
+
+_STATUS_SUFFIX = f"/{Channel.STATUS.value}"
+
+
+BROKER_UPTIME_TOPIC = "$SYS/broker/uptime"
+"""Mosquitto's seconds since start ("42 seconds", retained, every sys_interval): tells the ingest when the
+broker last restarted, which closed every device's connection."""
 
 
 def device_subscriptions(prefix: str) -> list[str]:
@@ -84,8 +91,11 @@ class HubMqtt:
         if rc.is_failure:
             log.error("broker refused the hub's connection: %s", rc)
             return
-        # Subscribing again also makes the broker re-send retained status and register messages.
-        client.subscribe([(topic, 1) for topic in device_subscriptions(self.config.prefix)])
+        # Subscribing again also makes the broker re-send retained register messages (status ones are ignored).
+        # The broker's uptime first, so the ingest knows of a broker restart before any device message.
+        client.subscribe(
+            [(BROKER_UPTIME_TOPIC, 0), *((topic, 1) for topic in device_subscriptions(self.config.prefix))]
+        )
         self._connected.set()
         log.info("hub connected to %s:%d", self.config.host, self.config.port)
         if self._on_connection:
@@ -104,4 +114,8 @@ class HubMqtt:
             topic = message.topic
         except UnicodeDecodeError:  # the broker checks UTF-8, but a bad topic must not end this thread
             topic = bytes(message._topic).decode("utf-8", errors="replace")
+        if message.retain and topic.endswith(_STATUS_SUFFIX):
+            # A retained status is the last word of a connection that may be long gone (a broker restart keeps
+            # "online" without firing the will): availability comes from what devices say live, never this.
+            return
         self._on_message_cb(topic, bytes(message.payload))

@@ -114,8 +114,10 @@ step "Broker accounts in $BROKER_DIR (the hub user now; 'hub-server device add' 
 # Owned by the hub-server user so that device add (CLI or API) can edit them; readable by Mosquitto.
 run install -d -m 2750 -o "$USER_NAME" -g mosquitto "$BROKER_DIR"
 [ -f "$BROKER_DIR/passwd" ] || : | write_file "$BROKER_DIR/passwd" 0640 "$USER_NAME:mosquitto"
-# The password goes from the credential file to mosquitto_passwd without appearing on a command line we print.
-run sh -c 'mosquitto_passwd -b "$1" "$2" "$(cat "$3")"' hub-passwd "$BROKER_DIR/passwd" "$mqtt_user" "$CRED_DIR/$MQTT_CREDENTIAL"
+# The password goes from the credential file to mosquitto_passwd's prompt (asked twice) on standard input:
+# never on a command line, which any local user can read from /proc. printf is the shell's own builtin.
+run sh -c 'pw=$(cat "$3") && printf "%s\n%s\n" "$pw" "$pw" | mosquitto_passwd "$1" "$2" >/dev/null' \
+  hub-passwd "$BROKER_DIR/passwd" "$mqtt_user" "$CRED_DIR/$MQTT_CREDENTIAL"
 if [ ! -s "$BROKER_DIR/acl" ]; then
   prefix=$(toml_get "$CONFIG" mqtt.prefix)
   if [ "$DRY_RUN" -eq 1 ]; then

@@ -39,6 +39,11 @@ class BrokerSetup:
     def port(self) -> int:
         return self.broker.port
 
+    @property
+    def device_port(self) -> int:
+        """The devices' listener: the broker takes the client id from the user name there."""
+        return self.broker.device_port
+
     def add_device(self, device: str, site: str | None = None) -> str:
         password = secrets.token_urlsafe(18)
         self.broker.add_user(device, password, device_acl(self.prefix, site or self.site, device))
@@ -82,14 +87,14 @@ def write_secret(path: Path, value: str) -> Path:
 
 
 def agent_config(setup: BrokerSetup, device: str, folder: Path, **sections: dict[str, Any]) -> AgentConfig:
-    """An agent config for ``device`` on the test broker: its own password, plaintext, short timers.
+    """An agent config for ``device`` on the test broker's device listener: own password, plaintext, short timers.
 
     ``sections`` adds config sections (``lockers=...``); an ``mqtt`` entry overrides single MQTT settings.
     """
     secret = write_secret(folder / f"{device}.password", setup.device_passwords[device])
     mqtt = {
         "host": setup.host,
-        "port": setup.port,
+        "port": setup.device_port,
         "prefix": setup.prefix,
         "password_file": str(secret),
         "tls": False,

@@ -69,3 +69,33 @@ def test_device_reads_only_its_own_commands_and_cannot_write_others(broker: Brok
     cmd_a = device_topic(broker.prefix, broker.site, "dev-a", Channel.COMMAND)
     assert received.count(cmd_a) == 1, "dev-a did not receive its own command"
     assert cmd_b not in received, "dev-a received dev-b's command"
+
+
+def test_device_credentials_cannot_take_over_another_clients_session(broker: BrokerSetup) -> None:
+    """A device naming the hub's or another device's client id gets its own session; nobody is pushed off."""
+    from tests.hub.mqtt_probe import Probe
+
+    hub = Probe(broker.host, broker.port, broker.hub_user, broker.hub_password, client_id="hub-ingest")
+    victim = Probe(broker.host, broker.device_port, "dev-b", broker.device_passwords["dev-b"], client_id="dev-b")
+    assert hub.connect() and victim.connect()
+    hub.subscribe(f"{broker.prefix}/v1/#")
+    attackers = [
+        Probe(broker.host, broker.device_port, "dev-a", broker.device_passwords["dev-a"], client_id=name)
+        for name in ("hub-ingest", "dev-b")
+    ]
+    try:
+        for attacker in attackers:
+            attacker.connect()
+        time.sleep(0.5)
+        assert not hub.disconnected.is_set(), "a device's credentials pushed the hub's session off the broker"
+        assert not victim.disconnected.is_set(), "a device's credentials pushed another device off the broker"
+        # Both victims still work: dev-b's message reaches the hub.
+        own = device_topic(broker.prefix, broker.site, "dev-b", Channel.HEALTH)
+        assert not victim.publish(own, b"still here").is_failure
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and (own, b"still here") not in hub.messages:
+            time.sleep(0.05)
+        assert (own, b"still here") in hub.messages
+    finally:
+        for client in (hub, victim, *attackers):
+            client.close()

@@ -78,19 +78,31 @@ def _counting_config(args: argparse.Namespace) -> CountingConfig:
     return CountingConfig(source=source, lines=lines)
 
 
+class SceneNotSettled(CliError):
+    """No verified picture: the background did not settle, or the detector sees someone in it."""
+
+
 def learn_background(config: CountingConfig, frames: int, timeout: float) -> LearnedBackground:
-    """The clean background of the configured source, learned from at least ``frames`` frames."""
+    """The clean background of the configured source, learned from at least ``frames`` frames, and checked
+    for people with the ``onnx`` detector when it is configured (for this command and the setup page)."""
     try:
         source = open_source(config)
     except (SourceError, ValueError) as exc:
         raise CliError(str(exc)) from None
     settings = BackgroundSettings(min_frames=frames, max_frames=max(frames, MAX_FRAMES))
     try:
-        return learn_clean_background(source, settings, timeout)
+        learned = learn_clean_background(source, settings, timeout)
     except BackgroundNotClean as exc:
-        raise CliError(f"{exc} (nothing was written)") from None
+        raise SceneNotSettled(f"{exc} (nothing was written)") from None
     finally:
         source.close()
+    seen = people_seen(config, learned.image)
+    if seen:
+        raise SceneNotSettled(
+            f"the detector sees {seen} person(s) in the learned background: someone stood still the whole time; "
+            "try again when they have left (nothing was written)"
+        )
+    return learned
 
 
 def draw_lines(image: np.ndarray, lines: list[CountLine]) -> np.ndarray:
@@ -124,11 +136,13 @@ def people_seen(config: CountingConfig, image: np.ndarray) -> int:
     cannot see anyone standing still). A stricter score than for counting: a false refusal costs a retry."""
     if config.detector != "onnx" or config.model is None:
         return 0
+    score = max(config.score_threshold, PERSON_CHECK_SCORE)
     try:
-        detector = build_detector("onnx", config.model, max(config.score_threshold, PERSON_CHECK_SCORE))
+        detector = build_detector("onnx", config.model, score, backend=config.backend)
     except (OSError, ValueError, cv2.error) as exc:
         raise CliError(f"cannot load the detector to check the picture: {exc} (nothing was written)") from None
-    return len(detector.detect(image, None))
+    # The detector also returns weaker boxes, kept for continuing tracks: only those above the score count.
+    return sum(1 for box in detector.detect(image, None) if box.score >= score)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -143,12 +157,6 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--timeout must be between 1 and 3600 seconds")
     config = _counting_config(args)
     learned = learn_background(config, args.frames, args.timeout)
-    seen = people_seen(config, learned.image)
-    if seen:
-        raise CliError(
-            f"the detector sees {seen} person(s) in the learned background: someone stood still the whole time; "
-            "try again when they have left (nothing was written)"
-        )
     picture = draw_lines(learned.image, [ln.to_line() for ln in config.lines])
     if not cv2.imwrite(str(output), picture):
         raise CliError(f"could not write {output}")

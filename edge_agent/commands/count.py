@@ -33,7 +33,7 @@ def run_count(args: argparse.Namespace) -> CountResult:
     if not args.video.is_file():
         raise CliError(f"video file {args.video} does not exist")
     try:
-        detector = build_detector(args.detector, args.model)
+        detector = build_detector(args.detector, args.model, backend=args.backend)
         source = VideoFileSource(str(args.video))
     except (ModelError, SourceError, ValueError) as exc:
         raise CliError(str(exc)) from None

@@ -24,7 +24,6 @@ from edge_agent.counting.evaluate import (
     score_tally,
     truth_crossings,
 )
-from edge_agent.counting.pipeline import PipelineSettings
 from hub_protocol.cli import CliError
 
 NAME = "evaluate"
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--window must be between 0 and 1000 frames")
     try:
         mot = is_mot_file(args.gt)
-        truth = truth_crossings(load_mot(args.gt), args.lines, PipelineSettings().margin) if mot else None
+        truth = truth_crossings(load_mot(args.gt), args.lines) if mot else None
         tally = None if mot else load_tally(args.gt)
     except GroundTruthError as exc:
         raise CliError(str(exc)) from None

@@ -44,5 +44,11 @@ def add_counting_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--detector", choices=["motion", "onnx"], default="motion", help="default: motion")
     parser.add_argument("--model", type=Path, help="ONNX model file (required for --detector onnx)")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "opencv", "onnxruntime"],
+        default="auto",
+        help="runtime for the onnx model (default: auto = onnxruntime when installed, else opencv)",
+    )
     parser.add_argument("--detect-every", type=int, help="run the detector every k-th frame (1..30)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

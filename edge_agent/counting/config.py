@@ -52,11 +52,19 @@ class CountingConfig(StrictModel):
     fps: float = Field(default=10, gt=0, le=60, description="Camera frame rate (synthetic: frames generated)")
     detector: Literal["motion", "onnx"] = Field(default="motion", description="motion needs no model; onnx does")
     model: Path | None = Field(default=None, description="ONNX model file (NanoDet-m), required for onnx")
+    backend: Literal["auto", "opencv", "onnxruntime"] = Field(
+        default="auto", description="Runtime for the onnx model: auto = onnxruntime when installed, else opencv"
+    )
     lines: list[LineConfig] = Field(min_length=1, max_length=16, description="Counting lines")
     detect_every: int | None = Field(
         default=None, ge=1, le=30, description="Run the detector every k-th frame (default: 1 motion, 4 onnx)"
     )
-    score_threshold: float = Field(default=0.4, ge=0.05, le=0.95, description="onnx detection score threshold")
+    score_threshold: float = Field(
+        default=0.4,
+        ge=0.05,
+        le=0.95,
+        description="onnx: detections this sure start a track; down to 3/4 of it they only continue one",
+    )
     margin: float = Field(
         default=0.25, ge=0.05, le=1.0, description="Hysteresis half-width around a line, in box heights"
     )

@@ -21,9 +21,14 @@ from edge_agent.counting.sources import (
 )
 
 DEFAULT_DETECT_EVERY = {"motion": 1, "onnx": 4}
+# Detections down to this share of the score threshold are kept, but only to continue tracks (a person half
+# hidden behind another scores lower); only those above the threshold start one.
+WEAK_SHARE = 0.75
 
 
-def build_detector(name: str, model: Path | None = None, score_threshold: float = 0.4) -> Detector:
+def build_detector(
+    name: str, model: Path | None = None, score_threshold: float = 0.4, backend: str = "auto"
+) -> Detector:
     if name == "motion":
         return MotionDetector()
     if name == "onnx":
@@ -31,7 +36,7 @@ def build_detector(name: str, model: Path | None = None, score_threshold: float 
             raise ValueError("the onnx detector needs a model file")
         from edge_agent.counting.detectors.onnx import OnnxDetector
 
-        return OnnxDetector(model, score_threshold=score_threshold)
+        return OnnxDetector(model, score_threshold=WEAK_SHARE * score_threshold, backend=backend)
     raise ValueError(f"unknown detector {name!r} (expected motion or onnx)")
 
 
@@ -42,9 +47,12 @@ def settings_for(
     cyclist_speed: float = 2.0,
     max_coast_seconds: float = 1.5,
     persist_seconds: float = 0.3,
+    score_threshold: float = 0.4,
 ) -> PipelineSettings:
     return PipelineSettings(
         detect_every=detect_every or DEFAULT_DETECT_EVERY[detector],
+        high_score=score_threshold,
+        model_boxes=detector != "motion",
         margin=margin,
         cyclist_speed=cyclist_speed,
         max_coast_seconds=max_coast_seconds,
@@ -54,7 +62,7 @@ def settings_for(
 
 def build_pipeline(config: CountingConfig, fps: float) -> CountingPipeline:
     lines: Sequence[CountLine] = [line.to_line() for line in config.lines]
-    detector = build_detector(config.detector, config.model, config.score_threshold)
+    detector = build_detector(config.detector, config.model, config.score_threshold, config.backend)
     settings = settings_for(
         config.detector,
         config.detect_every,
@@ -62,6 +70,7 @@ def build_pipeline(config: CountingConfig, fps: float) -> CountingPipeline:
         config.cyclist_speed,
         config.max_coast_seconds,
         config.persist_seconds,
+        config.score_threshold,
     )
     return CountingPipeline(lines, detector, fps, settings)
 

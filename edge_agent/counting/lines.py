@@ -69,9 +69,11 @@ class Counted(NamedTuple):
 @dataclass
 class _SideState:
     side: int = 0  # confirmed side: -1 left, +1 right, 0 not yet known
+    origin: int = 0  # side of the first observation, when it was not on the line itself
     last_s: float | None = None
     last_t: float = 0.0
     last_frame: int = 0
+    last_band: float = 0.0
     passage_t: float | None = None  # where the path last passed the infinite line since the side was confirmed
     since: int | None = None  # frame at which the point got clearly past the line, on the other side
 
@@ -92,11 +94,17 @@ class CrossingCounter:
     margin: float = 0.25
     min_margin_px: float = 2.0
     persist: int = 0
+    near_side: float | None = None
     _state: dict[tuple[int, int], _SideState] = field(default_factory=dict)
 
-    def observe(self, obj: int, x: float, y: float, box_height: float, frame: int = 0) -> list[Counted]:
+    def observe(
+        self, obj: int, x: float, y: float, box_height: float, frame: int = 0, arrived: bool = True
+    ) -> list[Counted]:
         """Record that object ``obj`` was seen at frame ``frame`` with its reference point at (x, y); returns
-        its crossings that became certain now (each with the frame at which it happened)."""
+        its crossings that became certain now (each with the frame at which it happened).
+
+        ``arrived`` says that the object came into view while we were watching (not at the start of the
+        stream), so the side it was first seen on is where it came from (see ``near_side``)."""
         crossings: list[Counted] = []
         band = max(self.margin * box_height, self.min_margin_px)
         for index, line in enumerate(self.lines):
@@ -105,17 +113,19 @@ class CrossingCounter:
                 state = self._state[(obj, index)] = _SideState()
             s = line.signed_distance(x, y)
             t = line.position(x, y)
+            if state.last_s is None and arrived and self.near_side is not None and abs(s) >= self.near_side * band:
+                state.origin = 1 if s > 0 else -1
             if state.last_s is not None and (s > 0) != (state.last_s > 0) and s != state.last_s:
                 # Interpolate where the straight path between the two observations met the line.
                 k = state.last_s / (state.last_s - s)
                 state.passage_t = state.last_t + k * (t - state.last_t)
             last_s, last_frame = state.last_s, state.last_frame
-            state.last_s, state.last_t, state.last_frame = s, t, frame
+            state.last_s, state.last_t, state.last_frame, state.last_band = s, t, frame, band
             if abs(s) < band:
                 state.since = None  # back into the band before the new side lasted: an excursion
                 continue
             side = 1 if s > 0 else -1
-            if state.side == -side:
+            if (state.side or state.origin) == -side:
                 if state.since is None:
                     state.since = frame
                     if last_s is not None and last_s != s and frame > last_frame:
@@ -132,16 +142,30 @@ class CrossingCounter:
             state.since = None
         return crossings
 
-    def forget(self, obj: int) -> list[Counted]:
+    def forget(self, obj: int, left: bool = True) -> list[Counted]:
         """Drop the state of an object that is gone (track ids live only in memory, and not for long).
 
-        An object that was past the band when it vanished never came back: its crossing is returned.
+        An object that was past the band when it vanished never came back: its crossing is returned. One
+        that ``left`` (not merely still in view when the stream ends) and was last seen past the line, at
+        least ``near_side`` of the band, after coming through the segment from the other side, walked on
+        out of sight (a doorway, a van, the frame's edge): that crossing is returned too.
         """
         crossings: list[Counted] = []
         for index, line in enumerate(self.lines):
             state = self._state.pop((obj, index), None)
-            if state is None or state.since is None or state.last_s is None:
+            if state is None or state.last_s is None:
                 continue
-            if state.passage_t is not None and 0.0 <= state.passage_t <= 1.0:
-                crossings.append(Counted(line.name, "in" if state.last_s > 0 else "out", state.since))
+            if state.passage_t is None or not 0.0 <= state.passage_t <= 1.0:
+                continue
+            side = 1 if state.last_s > 0 else -1
+            direction: Direction = "in" if side > 0 else "out"
+            if state.since is not None:
+                crossings.append(Counted(line.name, direction, state.since))
+            elif (
+                left
+                and self.near_side is not None
+                and (state.side or state.origin) == -side
+                and abs(state.last_s) >= self.near_side * state.last_band
+            ):
+                crossings.append(Counted(line.name, direction, state.last_frame))
         return crossings

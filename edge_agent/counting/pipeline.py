@@ -22,6 +22,7 @@ class Crossing:
     line: str
     direction: Direction
     object_class: ObjectClass
+    track: int = -1  # the tracker's id: lets the privacy layer cap one object's crossings; never published
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,17 @@ class PipelineSettings:
     classify_after: int = 6  # observations of an object before its class is decided
     roi: bool = True  # let the detector look only around the lines
     motion_gate: bool = True  # skip the detector when nothing moves and nothing is tracked
+    acceleration: float = 1.0  # how fast people change speed, box heights per second squared (filter noise)
+    speed_spread: float = 1.0  # how fast a newly seen person may be moving, box heights per second
+    near_side: float | None = 0.5  # see CrossingCounter.near_side
+    warmup_seconds: float = 1.0  # tracks born this soon after counting starts were not seen arriving
+    high_score: float = 0.4  # detections at least this sure start tracks; weaker ones only continue them
+    # Boxes of a model (whole people, steady) or of blobs (merging, splitting, fading): a model's boxes are
+    # gated by each track's own uncertainty, a box cut by the frame's edge or by someone in front is
+    # completed from the person's height, and the line sees the filter's smoothed feet; blobs jump, so they
+    # are gated by distance and the line sees each blob's own feet.
+    model_boxes: bool = True
+    measured_height: bool = True  # the band follows the detection's height, not the track's smoothed one
 
 
 class CountingPipeline:
@@ -50,14 +62,28 @@ class CountingPipeline:
             self.lines,
             margin=settings.margin + detector.noise_allowance,
             persist=round(settings.persist_seconds * self.fps),
+            near_side=settings.near_side,
         )
         coast = max(2, round(settings.max_coast_seconds * self.fps))
-        self.tracker = Tracker(TrackerSettings(min_hits=settings.min_hits, max_coast_frames=coast))
+        # The motion model in box heights per second, turned into frames: the same walker at any frame rate.
+        self.tracker = Tracker(
+            TrackerSettings(
+                min_hits=settings.min_hits,
+                max_coast_frames=coast,
+                process_noise=settings.acceleration / self.fps**2,
+                speed_sd=settings.speed_spread / self.fps,
+                high_score=settings.high_score,
+                mahalanobis=settings.model_boxes,
+                hidden_feet=settings.model_boxes,
+                frame_edges=settings.model_boxes,
+            )
+        )
         # The motion detector is its own gate; a model detector gets a cheap background model as gate.
         self._gate = BackgroundModel(work_width=96) if settings.motion_gate and detector.classifies else None
         self._roi: tuple[int, int, int, int] | None = None
         self._frame_size: tuple[int, int] | None = None
         self._last_detect: int | None = None
+        self._first_detect: int | None = None
         self._last_index: int | None = None
         self.detector_runs = 0
         self._pending: list[tuple[Track, int, str, Direction]] = []
@@ -91,6 +117,8 @@ class CountingPipeline:
         if image is None or not self.wants_image(index):
             return []
         self._last_detect = index
+        if self._first_detect is None:
+            self._first_detect = index
         height, width = image.shape[:2]
         roi = self._region(width, height)
         detections: list[Detection]
@@ -103,10 +131,16 @@ class CountingPipeline:
         for track in updated:
             if track.hits < self.settings.side_after:
                 continue  # a single detection may be a false one: it must not establish a side
-            # Measured feet, not the filter's estimate: a constant-velocity filter overshoots where people
-            # turn, which is exactly where "clearly past the line" is decided.
-            x, y = track.measured
-            for line, direction, frame in self.counter.observe(track.id, x, y, track.height, index):
+            # A model's boxes are noisy but whole: the filter's feet date a slow crossing (someone walking
+            # towards the camera) far better than any one box. A blob's feet jump when blobs merge and
+            # split; there the filter would overshoot where people turn, so each blob's own feet are used.
+            x, y = track.foot if self.settings.model_boxes else track.measured
+            height = track.measured_height if self.settings.measured_height else track.height
+            # Whoever is in view when counting starts was not seen arriving: no side until clearly on one.
+            arrived = (
+                self._first_detect is not None and index - self._first_detect >= self.fps * self.settings.warmup_seconds
+            )
+            for line, direction, frame in self.counter.observe(track.id, x, y, height, index, arrived):
                 if track.hits >= self.settings.min_hits:
                     self._pending.append((track, frame, line, direction))
         for track in removed:
@@ -117,8 +151,10 @@ class CountingPipeline:
 
     def flush(self) -> list[Crossing]:
         """Crossings still waiting for their class or for their new side to last (end of a video)."""
-        for track in self.tracker.tracks + self.tracker.lost:
-            for line, direction, frame in self.counter.forget(track.id):
+        # Tracks still in view were not seen leaving; lost ones were.
+        ends = [(t, False) for t in self.tracker.tracks] + [(t, True) for t in self.tracker.lost]
+        for track, left in ends:
+            for line, direction, frame in self.counter.forget(track.id, left):
                 if track.hits >= self.settings.min_hits:
                     self._pending.append((track, frame, line, direction))
         return self._release(final=True)
@@ -137,7 +173,7 @@ class CountingPipeline:
         for item in self._pending:
             track, index, line, direction = item
             if final or track.hits >= self.settings.classify_after or id(track) not in live:
-                out.append(Crossing(index, line, direction, self._classify(track)))
+                out.append(Crossing(index, line, direction, self._classify(track), track.id))
             else:
                 waiting.append(item)
         self._pending = waiting
@@ -154,6 +190,8 @@ class CountingPipeline:
 
     def _classify(self, track: Track) -> ObjectClass:
         if self.detector.classifies:
-            return "cyclist" if track.cyclist_votes * 2 > track.class_votes else "pedestrian"
+            # A rider is often found without their bicycle (missed, hidden, cut off by the region), while a
+            # pedestrian is rarely taken for a rider (detectors/fusion.py): a third of the votes decide.
+            return "cyclist" if track.cyclist_votes * 3 >= track.class_votes > 0 else "pedestrian"
         heights_per_second = track.mean_speed() * self.fps / max(track.height, 1.0)
         return "cyclist" if heights_per_second > self.settings.cyclist_speed else "pedestrian"

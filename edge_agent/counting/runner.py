@@ -1,7 +1,8 @@
 """The counter as a service inside the agent: a thread reading a source, feeding crossings to a callback.
 
-Only ``on_crossing(line, direction, object_class)`` leaves this module: no frame, position, time of a
-crossing or track id. The privacy layer aggregates what it gets into windows.
+Only ``on_crossing(line, direction, object_class, track)`` leaves this module: no frame, position or time of a
+crossing. ``track`` is an opaque key of the tracked object (unique within the process) that lets the privacy
+layer cap what one object adds to a window; it goes no further. The privacy layer aggregates into windows.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from edge_agent.counting.config import CountingConfig
@@ -18,10 +19,16 @@ from edge_agent.counting.factory import build_pipeline, is_file_source, open_sou
 from edge_agent.counting.lines import Direction
 from edge_agent.counting.pipeline import CountingPipeline, Crossing, ObjectClass
 from edge_agent.counting.sources import CameraState, FrameSource, SourceError, VideoFileSource
+from edge_agent.progress import Heartbeat
+from hub_protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
-CrossingCallback = Callable[[str, Direction, ObjectClass], None]
+CrossingCallback = Callable[[str, Direction, ObjectClass, Hashable], None]
+
+STALL_FRAMES_S = 3.0
+"""A camera reported OK whose newest frame is older than this (or three frame intervals, if longer) is
+reported failed: a grab that blocks (RTSP, libcamera) otherwise looks like a healthy camera."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,11 @@ class CounterRunner:
         self._dropped_before = 0  # drops of sources already closed
         self._source: FrameSource | None = None
         self._observing = 0.0
+        self._generation = 0
         self._fps = 0.0
         self._last_frame = 0.0
+        self._heart = Heartbeat()
+        self._stall_s = max(STALL_FRAMES_S, 3.0 / config.fps)
         self._pipeline: CountingPipeline | None = None
 
     def start(self) -> None:
@@ -80,9 +90,22 @@ class CounterRunner:
             source = self._source
             dropped = self._dropped_before + (source.dropped if source is not None else 0)
             state = source.state if source is not None and self._state == CameraState.OK else self._state
+            frame_age = time.monotonic() - self._last_frame
+            if state == CameraState.OK and frame_age > self._stall_s:
+                state = CameraState.FAILED  # open, and silent: frames stopped arriving
             # A rate from frames long gone is no rate: a camera that stopped delivering reports 0.
-            fps = self._fps if time.monotonic() - self._last_frame < 3.0 else 0.0
+            fps = self._fps if frame_age < 3.0 else 0.0
             return CounterStats(state, round(fps, 2), self._processed, dropped, round(self._observing, 1))
+
+    def progressing(self, stall_s: float) -> bool:
+        """The counter thread went round its loop within ``stall_s`` (a file source's grab runs on it)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and self._heart.recent(stall_s)
+
+    def camera_progressing(self, stall_s: float) -> bool:
+        """A live camera's own thread came back from the driver within ``stall_s`` (True for other sources)."""
+        camera_progress = getattr(self._source, "progressing", None)
+        return not callable(camera_progress) or bool(camera_progress(stall_s))
 
     def background(self) -> Image | None:
         """The motion model's learned background (for calibration), if the motion detector runs."""
@@ -91,24 +114,22 @@ class CounterRunner:
         return background() if callable(background) else None
 
     def _run(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(0.5, 30.0, jitter=False)
         while not self._stopping.is_set():
+            self._heart.beat()
             try:
                 source = self._source_factory()
             except (SourceError, OSError, ValueError) as exc:
                 log.warning("counting source unavailable: %s", exc)
-                self._set_state(CameraState.FAILED if backoff >= 8 else CameraState.REOPENING)
-                if self._stopping.wait(backoff):
+                self._set_state(CameraState.FAILED if backoff.ceiling() >= 8 else CameraState.REOPENING)
+                if self._heart.pause(self._stopping, backoff.next_delay()):
                     break
-                backoff = min(backoff * 2, 30.0)
                 continue
             try:
                 if self._consume(source) > 0:
-                    backoff = 0.5
-                elif self._stopping.wait(backoff):  # a file without a single frame: do not spin on it
+                    backoff.reset()
+                elif self._heart.pause(self._stopping, backoff.next_delay()):  # a file without frames: do not spin
                     break
-                else:
-                    backoff = min(backoff * 2, 30.0)
             except Exception:
                 log.exception("counting stopped on an unexpected error; restarting the source")
                 self._set_state(CameraState.REOPENING)
@@ -124,16 +145,19 @@ class CounterRunner:
         """Count from ``source`` until it ends or the runner stops; returns the frames processed."""
         fps = source.fps or self.config.fps
         pipeline = build_pipeline(self.config, fps if not self._paced else self.config.fps)
+        self._generation += 1  # a new pipeline numbers its tracks from 1 again
         self._pipeline = pipeline
         with self._lock:
             self._source = source
             self._state = CameraState.OK
+            self._last_frame = time.monotonic()  # the age of frames counts from the opening
         interval = 1.0 / self.config.fps
         last = time.monotonic()
         frames = 0
         while not self._stopping.is_set():
             frame = source.read()
             now = time.monotonic()
+            self._heart.beat()
             if frame is None:
                 if isinstance(source, VideoFileSource):
                     break  # end of the file: reopen it (the demo loops a video)
@@ -160,7 +184,8 @@ class CounterRunner:
     def _deliver(self, crossings: list[Crossing]) -> None:
         for crossing in crossings:
             try:
-                self._on_crossing(crossing.line, crossing.direction, crossing.object_class)
+                track = (self._generation, crossing.track)
+                self._on_crossing(crossing.line, crossing.direction, crossing.object_class, track)
             except Exception:
                 log.exception("crossing callback failed")
 

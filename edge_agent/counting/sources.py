@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 
 from edge_agent.counting.detectors import Image
+from edge_agent.progress import Heartbeat
+from hub_protocol.backoff import Backoff
 
 
 class CameraState(StrEnum):
@@ -123,14 +125,14 @@ class LiveSource:
         grab_fn: GrabFn,
         close_fn: Callable[[Any], None],
         fps: float = 15.0,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff: Backoff | None = None,
         fail_after: int = 8,
     ) -> None:
         self.fps = fps
         self.frame_size: tuple[int, int] | None = None
         self._open_fn, self._grab_fn, self._close_fn = open_fn, grab_fn, close_fn
-        self._backoff_initial, self._backoff_max, self._fail_after = backoff_initial, backoff_max, fail_after
+        self._backoff = backoff or Backoff(0.5, 30.0, jitter=False)
+        self._fail_after = fail_after
         self._cond = threading.Condition()
         self._latest: Image | None = None
         self._latest_index = -1
@@ -138,14 +140,22 @@ class LiveSource:
         self._dropped = 0
         self._state = CameraState.REOPENING
         self._stopping = threading.Event()
+        self._heart = Heartbeat()
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
         self._thread.start()
 
+    def progressing(self, stall_s: float) -> bool:
+        """The camera thread came back from the driver within ``stall_s`` (a grab or open that blocks does not).
+
+        A camera that is absent and being reopened is progressing: restarting the agent would not bring it
+        back. A call into the driver that never returns might be cured by a fresh process."""
+        return self._thread.is_alive() and self._heart.recent(stall_s)
+
     def _run(self) -> None:
-        delay = self._backoff_initial
         failures = 0
         index = -1
         while not self._stopping.is_set():
+            self._heart.beat()
             handle = None
             try:
                 handle = self._open_fn()
@@ -154,18 +164,18 @@ class LiveSource:
             if handle is None:
                 failures += 1
                 self._set_state(CameraState.FAILED if failures >= self._fail_after else CameraState.REOPENING)
-                if self._stopping.wait(delay):
+                if self._heart.pause(self._stopping, self._backoff.next_delay()):
                     break
-                delay = min(delay * 2, self._backoff_max)
                 continue
             failures = 0
-            delay = self._backoff_initial
+            self._backoff.reset()
             self._set_state(CameraState.OK)
             while not self._stopping.is_set():
                 try:
                     image = self._grab_fn(handle)
                 except Exception:
                     image = None
+                self._heart.beat()
                 if image is None:
                     break
                 index += 1

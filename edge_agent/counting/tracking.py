@@ -107,6 +107,13 @@ def assign(cost: Sequence[Sequence[float]] | FloatArray, limit: float) -> list[t
     return pairs
 
 
+def _inside(inner: Detection, outer: Detection, share: float = 0.8) -> bool:
+    """Most of ``inner`` lies within ``outer``: a weak second box on the same person, not someone else."""
+    iw = min(inner.x2, outer.x2) - max(inner.x1, outer.x1)
+    ih = min(inner.y2, outer.y2) - max(inner.y1, outer.y1)
+    return iw > 0 and ih > 0 and iw * ih >= share * max(inner.width * inner.height, 1e-9)
+
+
 @dataclass(eq=False)  # identity, not field equality: tracks hold arrays and are compared as objects
 class Track:
     id: int
@@ -122,7 +129,29 @@ class Track:
     matched: bool = True  # matched a detection in the latest detection round
     grouped: bool = False  # following a box shared with others (see Tracker._follow_groups)
     measured: tuple[float, float] = (0.0, 0.0)  # foot of the latest matched detection
+    measured_height: float = 0.0  # the person's height in that detection (where the frame cuts it: estimated)
     recent: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=12))
+
+    height_rate: float = 0.0  # change of log height per frame: people grow as they approach the camera
+    height_seen: int = 0  # age at which the height was last set
+    height_measured: bool = False  # seen whole at least once (not only cut by the frame's edge)
+
+    def expected_height(self) -> float:
+        """The height now, following the recent rate of change (perspective) since it was last seen."""
+        return self.height * math.exp(self.height_rate * (self.age - self.height_seen))
+
+    def observe_height(self, height: float, reliable: bool) -> None:
+        expected = self.expected_height()
+        if reliable:
+            frames = max(self.age - self.height_seen, 1)
+            rate = math.log(max(height, 1.0) / max(self.height, 1.0)) / frames
+            self.height_rate += 0.3 * (min(max(rate, -0.05), 0.05) - self.height_rate)
+            # The first whole view replaces a height guessed from boxes the frame cut.
+            self.height = expected + (0.3 if self.height_measured else 1.0) * (height - expected)
+            self.height_measured = True
+        else:
+            self.height = expected
+        self.height_seen = self.age
 
     def remember(self) -> None:
         self.recent.append((self.age, float(self.state[0]), float(self.state[1])))
@@ -158,6 +187,13 @@ class TrackerSettings:
     group_join_frames: int = 4  # ... if they lost their own box at most this many frames ago
     revive_frames: int = 50  # a lost track can be picked up again where it vanished for this long
     revive_gate: float = 0.6  # max distance, in box heights, from where a lost track vanished
+    high_score: float = 0.4  # detections at least this sure start tracks; weaker ones only keep tracks alive
+    frame_edges: bool = True  # a box edge at the frame's edge is cut by it: feet and height are estimated
+    border: float = 2.0  # pixels: ... that close to the edge
+    mahalanobis: bool = True  # gate and cost by the track's own uncertainty (Kalman innovation)
+    gate_sigmas: float = 4.0  # ... up to this many standard deviations
+    speed_sd: float = 0.1  # prior spread of a new track's speed, box heights per frame
+    coast_lost: bool = True  # a lost track's position follows its last speed (hidden while walking on)
 
 
 @dataclass
@@ -166,11 +202,13 @@ class Tracker:
     tracks: list[Track] = field(default_factory=list)
     lost: list[Track] = field(default_factory=list)  # recently lost tracks, for someone reappearing in place
     _next_id: int = 1
+    _frame: tuple[float, float] | None = None  # width, height of the frame being tracked
 
     def predict(self) -> None:
         """Advance every track by one frame."""
         q = self.settings.process_noise
-        for track in self.tracks:
+        # Lost tracks move on too: someone hidden behind a passer-by keeps walking.
+        for track in self.tracks + self.lost if self.settings.coast_lost else self.tracks:
             s = track.state
             s[0] += s[2]
             s[1] += s[3]
@@ -189,8 +227,7 @@ class Tracker:
             p[2, 0] += sigma / 2
             p[3, 1] += sigma / 2
             track.age += 1
-            track.misses += 1
-        for track in self.lost:
+        for track in self.tracks + self.lost:
             track.misses += 1
 
     def update(
@@ -205,23 +242,23 @@ class Tracker:
         is dropped at once, so it cannot coast into someone entering at the same border.
         """
         st = self.settings
-        cost = np.full((len(self.tracks), len(detections)), _UNASSIGNED)
-        feet = [det.foot for det in detections]
-        for i, track in enumerate(self.tracks):
-            tx, ty = track.foot
-            gate = min(st.gate + st.gate_growth * max(track.misses - 1, 0), st.gate_max)
-            for j, det in enumerate(detections):
-                scale = max((track.height + det.height) / 2, 1.0)
-                fx, fy = feet[j]
-                dist = math.hypot(fx - tx, fy - ty) / scale
-                ratio = abs(math.log(max(det.height, 1.0) / max(track.height, 1.0)))
-                if dist <= gate and ratio <= 0.7:
-                    cost[i, j] = dist + 0.5 * ratio
-        pairs = assign(cost, _UNASSIGNED / 2)
-        updated: list[Track] = []
-        matched_dets = set()
+        self._frame = bounds
         for track in self.tracks:
             track.matched = False
+        # Two rounds (as ByteTrack): sure detections first, then the weak ones, which only ever continue a
+        # track. A person half hidden by someone in front gets a low score: that keeps their track alive
+        # through the overlap, while a weak false detection on its own never becomes a track.
+        strong = [j for j, det in enumerate(detections) if det.score >= st.high_score]
+        weak = [
+            j
+            for j, det in enumerate(detections)
+            if det.score < st.high_score and not any(_inside(det, detections[k]) for k in strong)
+        ]
+        pairs = self._match(list(range(len(self.tracks))), strong, detections)
+        left_over = sorted(set(range(len(self.tracks))) - {i for i, _ in pairs})
+        pairs += self._match(left_over, weak, detections)
+        updated: list[Track] = []
+        matched_dets = set()
         for i, j in pairs:
             track, det = self.tracks[i], detections[j]
             self._correct(track, det)
@@ -229,7 +266,7 @@ class Tracker:
             updated.append(track)
         if st.groups:
             updated += self._follow_groups([(detections[j], self.tracks[i]) for i, j in pairs])
-        unmatched = [j for j in range(len(detections)) if j not in matched_dets]
+        unmatched = [j for j in strong if j not in matched_dets]
         if unmatched and self.lost:
             pairs = self._revive([detections[j] for j in unmatched])
             revived = [self.lost[i] for i, _ in pairs]
@@ -237,26 +274,30 @@ class Tracker:
             self.lost = [t for i, t in enumerate(self.lost) if i not in taken]
             for track, (_, j) in zip(revived, pairs, strict=True):
                 det = detections[unmatched[j]]
-                track.state = np.array([det.foot[0], det.foot[1], 0.0, 0.0])
+                fx, fy = self._foot(det, track)
+                track.state = np.array([fx, fy, 0.0, 0.0])
                 track.cov = np.diag([(0.1 * det.height) ** 2] * 4)
                 track.recent.clear()
                 self.tracks.append(track)
                 self._correct(track, det)
                 matched_dets.add(unmatched[j])
                 updated.append(track)
-        for j, det in enumerate(detections):
+        for j in strong:
             if j in matched_dets:
                 continue
-            fx, fy = det.foot
-            h = max(det.height, 1.0)
+            det = detections[j]
+            fx, fy = self._foot(det, None)
+            h = max(self._height(det), 1.0)
             track = Track(
                 id=self._next_id,
                 state=np.array([fx, fy, 0.0, 0.0]),
-                cov=np.diag([(0.1 * h) ** 2, (0.1 * h) ** 2, (0.1 * h) ** 2, (0.1 * h) ** 2]),
-                width=det.width,
+                cov=np.diag([(0.1 * h) ** 2, (0.1 * h) ** 2, (st.speed_sd * h) ** 2, (st.speed_sd * h) ** 2]),
+                width=self._width(det, h),
                 height=h,
                 misses=0,
                 measured=(fx, fy),
+                measured_height=h,
+                height_measured=not (self._cut(det)[1] or self._cut(det)[3]),
             )
             track.remember()
             self._vote(track, det)
@@ -265,11 +306,11 @@ class Tracker:
             updated.append(track)
         if bounds is not None:
             width, height = bounds
-            # Feet just below the bottom edge are still someone in view (the box is cut by the frame).
+            # Gone when the predicted box is out of view (feet below the bottom edge are someone close by).
             left = [
                 t
                 for t in self.tracks
-                if not t.matched and not (0 <= t.state[0] < width and 0 <= t.state[1] < height + 0.25 * t.height)
+                if not t.matched and not (0 <= t.state[0] < width and t.state[1] - 0.5 * t.height < height)
             ]
             if left:
                 gone_ids = {id(t) for t in left}
@@ -285,6 +326,70 @@ class Tracker:
         forgotten += [t for t in self.lost if t.misses > st.max_coast_frames + st.revive_frames]
         self.lost = [t for t in self.lost if t.misses <= st.max_coast_frames + st.revive_frames]
         return updated, forgotten
+
+    def _match(self, rows: list[int], cols: list[int], detections: Sequence[Detection]) -> list[tuple[int, int]]:
+        """Optimal (track index, detection index) pairs among ``rows`` x ``cols`` within the gate.
+
+        Distances are in box heights between the predicted and the detected reference points: the feet,
+        or the top of the head where the frame cuts the box at the bottom (a person close to the camera).
+        """
+        if not rows or not cols:
+            return []
+        st = self.settings
+        cost = np.full((len(rows), len(cols)), _UNASSIGNED)
+        for a, i in enumerate(rows):
+            track = self.tracks[i]
+            tx, ty = track.foot
+            gate = min(st.gate + st.gate_growth * max(track.misses - 1, 0), st.gate_max)
+            for b, j in enumerate(cols):
+                det = detections[j]
+                dh = self._height(det)
+                scale = max((track.height + dh) / 2, 1.0)
+                fx, fy = self._foot(det, track)
+                dist = math.hypot(fx - tx, fy - ty) / scale
+                ratio = abs(math.log(max(dh, 1.0) / max(track.height, 1.0)))
+                if dist > gate or ratio > 0.7:
+                    continue
+                if st.mahalanobis:
+                    # How unlikely the detection is for this track's own uncertainty: a well-followed
+                    # walker is not taken over by a neighbour half a step away, a new one may move far.
+                    dx, dy = fx - tx, fy - ty
+                    r = (st.measurement_noise * max(track.height, 1.0)) ** 2
+                    sxx, sxy, syy = track.cov[0, 0] + r, track.cov[0, 1], track.cov[1, 1] + r
+                    d2 = (syy * dx * dx - 2 * sxy * dx * dy + sxx * dy * dy) / (sxx * syy - sxy * sxy)
+                    if d2 > st.gate_sigmas**2:
+                        continue
+                    cost[a, b] = math.sqrt(d2) / st.gate_sigmas + 0.5 * ratio
+                else:
+                    cost[a, b] = dist + 0.5 * ratio
+        return [(rows[a], cols[b]) for a, b in assign(cost, _UNASSIGNED / 2)]
+
+    def _cut(self, det: Detection) -> tuple[bool, bool, bool, bool]:
+        """Which sides of the box (left, top, right, bottom) the frame's edge cuts."""
+        if self._frame is None or not self.settings.frame_edges:
+            return (False, False, False, False)
+        w, h = self._frame
+        b = self.settings.border
+        return (det.x1 <= b, det.y1 <= b, det.x2 >= w - 1 - b, det.y2 >= h - 1 - b)
+
+    def _height(self, det: Detection) -> float:
+        """The person's height in pixels; a box cut at the bottom is at least as tall as it is wide / 0.45."""
+        if self._cut(det)[3]:
+            return max(det.height, det.width / 0.45)
+        return det.height
+
+    def _width(self, det: Detection, height: float) -> float:
+        left, _, right, _ = self._cut(det)
+        return max(det.width, 0.4 * height) if left or right else det.width
+
+    def _foot(self, det: Detection, track: Track | None) -> tuple[float, float]:
+        """Where the feet are, also when the frame cuts them off: a box is cut, a person is not."""
+        _, top, _, bottom = self._cut(det)
+        fx, fy = det.foot
+        if bottom and not top:
+            height = max(track.expected_height(), det.height) if track is not None else self._height(det)
+            fy = det.y1 + height
+        return fx, fy
 
     def _follow_groups(self, taken: Sequence[tuple[Detection, Track]]) -> list[Track]:
         """Tracks that lost their own box because it merged with a neighbour's follow the merged box.
@@ -335,24 +440,39 @@ class Tracker:
             _, lx, ly = track.recent[-1]
             for j, det in enumerate(detections):
                 scale = max((track.height + det.height) / 2, 1.0)
-                dist = math.hypot(det.foot[0] - lx, det.foot[1] - ly) / scale
-                ratio = abs(math.log(max(det.height, 1.0) / max(track.height, 1.0)))
+                fx, fy = self._foot(det, track)
+                dist = math.hypot(fx - lx, fy - ly) / scale
+                if self.settings.coast_lost:
+                    # Where they stopped, or where walking on would have taken them.
+                    tx, ty = track.foot
+                    dist = min(dist, math.hypot(fx - tx, fy - ty) / scale)
+                ratio = abs(math.log(max(det.height, 1.0) / max(track.expected_height(), 1.0)))
                 if dist <= self.settings.revive_gate and ratio <= 0.7:
                     cost[i, j] = dist + 0.5 * ratio
         return assign(cost, _UNASSIGNED / 2)
 
     def _correct(self, track: Track, det: Detection, weak: bool = False) -> None:
         r = ((3.0 if weak else 1.0) * self.settings.measurement_noise * max(track.height, det.height, 1.0)) ** 2
-        fx, fy = det.foot
-        shrink = 0.3
-        if self.settings.hidden_feet and track.hits >= 2 and det.height < 0.8 * track.height:
-            top = track.state[1] - track.height
+        fx, fy = self._foot(det, track)
+        cut = self._cut(det)
+        expected = track.expected_height()
+        height_known = not (cut[1] or cut[3])  # where the frame cuts the box, its height is not the person's
+        if (
+            height_known
+            and self.settings.hidden_feet
+            and track.height_measured
+            and track.hits >= 2
+            and det.height < 0.8 * expected
+        ):
+            top = track.state[1] - expected
             if abs(det.y1 - top) < abs(det.y2 - track.state[1]):
-                # The top fits, the bottom does not: feet hidden behind someone (or fading into the
-                # background). Put the feet where the known height says, rather than where the box ends.
-                fy = det.y1 + track.height
-            shrink = 0.05  # a box that suddenly shrinks is more likely cut than a person getting smaller
+                # The top fits, the bottom does not, and faster than walking away would shrink it: feet
+                # hidden behind someone (or fading into the background). Put the feet where the expected
+                # height says, rather than where the box ends.
+                fy = det.y1 + expected
+                height_known = False
         track.measured = (fx, fy)
+        track.measured_height = det.height if height_known else expected
         s = track.state
         p = track.cov
         # H = [I, 0]: the innovation covariance is the top-left block plus R.
@@ -361,8 +481,9 @@ class Tracker:
         gain = p[:, :2] @ np.linalg.inv(sm)
         track.state = s + gain @ inn
         track.cov = p - gain @ p[:2, :]
-        track.width += 0.3 * (det.width - track.width)
-        track.height += (0.3 if det.height >= track.height else shrink) * (det.height - track.height)
+        if not (cut[0] or cut[2]):
+            track.width += 0.3 * (det.width - track.width)
+        track.observe_height(det.height if height_known else max(expected, det.height), height_known)
         track.hits += 1
         track.misses = 0
         track.matched = True

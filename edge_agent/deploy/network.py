@@ -12,6 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from edge_agent.guard import guarded
+
 
 class BrokerOutcome(StrEnum):
     OK = "ok"
@@ -121,9 +123,10 @@ def _mqtt_session(
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.username_pw_set(username, password)
     client.connect_timeout = timeout_s
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    client.on_disconnect = on_disconnect
+    # A callback that raised would end paho's loop thread and leave the check waiting for its timeout.
+    client.on_connect = guarded(on_connect, "broker check on_connect")
+    client.on_subscribe = guarded(on_subscribe, "broker check on_subscribe")
+    client.on_disconnect = guarded(on_disconnect, "broker check on_disconnect")
     try:
         if tls:
             client.tls_set_context(tls_context(ca_file))

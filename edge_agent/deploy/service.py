@@ -69,6 +69,10 @@ class ServiceLifecycle:
         log.info("restart requested: %s", reason)
         self.restart_reason = reason
 
+    def request_restart(self, reason: str) -> None:
+        """Ask the main loop to stop and exit with ``RESTART_EXIT_CODE`` (lines saved on the setup page)."""
+        self._request_restart(reason)
+
     def report(self, sink: EventSink) -> None:
         """After start: a roll-back that happened before this start becomes a ``failed`` result of its push."""
         decision = self.decision

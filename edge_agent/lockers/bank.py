@@ -20,7 +20,8 @@ from edge_agent.lockers.handlers import locker_handlers
 from edge_agent.lockers.hardware import LockerHardware
 from edge_agent.lockers.keypad import Keypad
 from edge_agent.lockers.machine import CodeOutcome, CompartmentView, LockerMachine
-from edge_agent.lockers.store import LockerStore
+from edge_agent.lockers.store import LockerStore, read_history_since
+from edge_agent.storage import StorageWatch, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,14 @@ class LockerBank:
         pin_factory: Any = None,
         clock: Clock | None = None,
         run_kiosk: bool | None = None,
+        watch: StorageWatch | None = None,
     ) -> None:
         self.hardware = LockerHardware(config, pin_factory)  # first: locks claimed and de-energised
         self.config = config
         for warning in config.boot_warnings():
             log.warning("%s", warning)
         self.clock: Clock = clock or SystemClock()
-        self.store = LockerStore(state_dir / STATE_FILE)
+        self.store = LockerStore(state_dir / STATE_FILE, watch)
         self.machine = LockerMachine(config, self.store, self.hardware, sink, self.clock)
         self.keypad: Keypad | None = None
         if config.keypad is not None:
@@ -59,7 +61,7 @@ class LockerBank:
     def start(self, tick_thread: bool = True) -> None:
         """Recover and start; ``tick_thread`` False leaves timers to explicit ``tick()`` calls (tests)."""
         self.machine.recover()
-        self.hardware.on_door = self.machine.on_door
+        self.hardware.on_door = self._door_edge
         if self.keypad is not None:
             self.keypad.start()
         if tick_thread:
@@ -79,12 +81,26 @@ class LockerBank:
             else:
                 self.kiosk = server
 
+    def parts_running(self) -> bool:
+        """The timer thread runs and the kiosk page, when configured, listens."""
+        ticker_ok = self._ticker is not None and self._ticker.is_alive()
+        return ticker_ok and (self.kiosk is not None or not self._run_kiosk)
+
     def _tick_loop(self) -> None:
         while not self._stop.wait(self.config.timing.tick_s):
             try:
                 self.machine.tick()
-            except Exception:
-                log.exception("locker timer run failed; retrying at the next tick")
+            except Exception as exc:
+                if not is_disk_full(exc):  # a full disk is reported once by the store's watch
+                    log.exception("locker timer run failed; retrying at the next tick")
+
+    def _door_edge(self, number: int, closed: bool) -> None:
+        """gpiozero's callback: an error must not reach its thread; the timer's poll finds the edge again."""
+        try:
+            self.machine.on_door(number, closed)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                log.exception("door %d edge not recorded; the next poll retries", number)
 
     def tick(self) -> None:
         self.machine.tick()
@@ -120,8 +136,9 @@ class LockerBank:
         return self.machine.view(number)
 
     def history_since(self, number: int, since: datetime) -> list[dict[str, Any]]:
-        """Recorded locker events of one compartment from ``since`` on (oldest first)."""
-        return [h for h in self.machine.history(number) if datetime.fromisoformat(str(h["at"])) >= since]
+        """Recorded locker events of one compartment from ``since`` on (oldest first); blocking I/O on a
+        connection of its own, so call it off an event loop."""
+        return read_history_since(self.store.path, number, since)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -34,6 +34,8 @@ class LockoutChange:
 
     attempts_left: int
     started_s: float | None
+    recent: int
+    """Wrong codes within the guessing window, this one included."""
 
 
 class Lockout:
@@ -81,7 +83,15 @@ class Lockout:
             until = now + timedelta(seconds=delay)
             started = delay
         self.store.put_lockout(LockoutRow(failures, lockouts, until, now))
-        return LockoutChange(max(self.policy.max_attempts - failures, 0), started)
+        recent = self.store.add_wrong_code(now, self._guessing_since(now))
+        return LockoutChange(max(self.policy.max_attempts - failures, 0), started, recent)
+
+    def _guessing_since(self, now: datetime) -> datetime:
+        return now - timedelta(seconds=self.policy.guessing_window_s)
+
+    def guessing(self, now: datetime) -> bool:
+        """Wrong codes over the last hours reach the alarm level, however slowly they came."""
+        return self.store.wrong_codes_since(self._guessing_since(now)) >= self.policy.guessing_alarm_codes
 
     def succeeded(self) -> None:
         self.store.put_lockout(LockoutRow(0, 0, None, None))

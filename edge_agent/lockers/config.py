@@ -90,6 +90,9 @@ class TimingConfig(StrictModel):
         default=3, ge=1, le=100, description="Opens in a row without any door change that mark the sensor faulty"
     )
     tick_s: float = Field(default=0.25, ge=0.01, le=5, description="How often timers are checked")
+    history_days: float = Field(
+        default=7, ge=1, le=365, description="Door and state history kept on the device (the hub keeps it longer)"
+    )
 
 
 class LockoutPolicy(StrictModel):
@@ -99,6 +102,15 @@ class LockoutPolicy(StrictModel):
     max_delay_s: float = Field(default=900, ge=1, le=86_400, description="Longest lockout")
     reset_after_s: float = Field(
         default=3600, ge=60, le=7 * 86_400, description="Quiet time after which wrong codes are forgotten"
+    )
+    guessing_alarm_codes: int = Field(
+        default=12,
+        ge=3,
+        le=1000,
+        description="Wrong codes within guessing_window_s that raise a code-guessing alarm, lockouts or not",
+    )
+    guessing_window_s: float = Field(
+        default=6 * 3600, ge=600, le=7 * 86_400, description="Window over which slow code guessing is counted"
     )
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ once are ignored (a matrix without diodes cannot tell them apart reliably).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from typing import Any
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 
 from edge_agent.lockers.config import KeypadConfig
+
+log = logging.getLogger(__name__)
 
 LAYOUT = (("1", "2", "3"), ("4", "5", "6"), ("7", "8", "9"), ("*", "0", "#"))
 """Keys by (row, column) as printed on the common 3x4 membrane keypads."""
@@ -95,7 +98,12 @@ class Keypad:
 
     def _run(self) -> None:
         while not self._stop.wait(self.config.scan_interval_s):
-            self.scan_once()
+            try:
+                self.scan_once()
+            except Exception:
+                # One failed code check (its storage refused a write) must not end scanning for good.
+                log.exception("keypad scan failed; scanning goes on")
+                self._buffer = ""
 
     def stop(self) -> None:
         self._stop.set()

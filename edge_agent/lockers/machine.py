@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
-from edge_agent.events import EventSink
+from edge_agent.events import EventSink, HandoffSink
 from edge_agent.lockers.alarms import AlarmBook, due_alarms
 from edge_agent.lockers.clock import Clock
 from edge_agent.lockers.codes import Lockout, find_code
@@ -36,6 +36,8 @@ FREE, RESERVED, OCCUPIED, OUT = (
 )
 KEEP_EXPIRED = timedelta(days=7)
 """Expired codes are kept this long so a resident is told "expired" rather than "wrong"."""
+PRUNE_EVERY = timedelta(hours=1)
+"""How often door and state history older than ``timing.history_days`` is deleted."""
 
 
 class BankIO(Protocol):
@@ -49,7 +51,9 @@ class BankIO(Protocol):
     def signal(self, kind: Signal) -> None: ...
 
 
-Result = Literal["opened", "wrong", "expired", "used", "not-ready", "out-of-service", "locked-out", "busy"]
+Result = Literal[
+    "opened", "wrong", "expired", "used", "not-ready", "out-of-service", "locked-out", "busy", "unavailable"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,8 @@ class LockerMachine:
         self.alarms = AlarmBook(store)
         self._lock = threading.RLock()
         self._started = False
+        self._pruned_at: datetime | None = None
+        self._handed: set[int] = set()
         self.listeners: list[Callable[[CodeOutcome], None]] = []
         """Told every code outcome (the kiosk shows keypad entries too; the scripted resident waits on it)."""
 
@@ -122,15 +128,37 @@ class LockerMachine:
         self.alarms.set(now, kind, number, active, detail)
 
     def flush(self) -> None:
-        """Hand stored events to the sink in order; keep any it refuses for the next try."""
+        """Hand stored events to the sink in order; keep any it refuses for the next try.
+
+        Exactly once with the outbox: each event goes with its id as hand-over key, written in the outbox's
+        transaction; after a crash between that and ``delete_event``, the outbox's mark says it was taken."""
         with self._lock:
-            for event_id, channel, fields in self.store.pending_events():
+            try:
+                self._flush()
+            except Exception as exc:
+                if not self.store.watch.failed("lockers", exc):
+                    log.exception("locker events not handed over; kept for the next try")
+
+    def _flush(self) -> None:
+        handed_upto = getattr(self.sink, "handed_upto", None)
+        source = self.store.handoff_source
+        upto = handed_upto(source) if callable(handed_upto) else None
+        for event_id, channel, fields in self.store.pending_events():
+            # At or below ``upto``: taken before a crash (or a failed delete) cut this loop short.
+            if event_id not in self._handed and (upto is None or event_id > upto):
                 try:
-                    self.sink.emit(channel, fields)
-                except Exception:
-                    log.exception("locker event not accepted by the sink; kept for the next try")
+                    if upto is None:
+                        self.sink.emit(channel, fields)
+                    else:
+                        cast(HandoffSink, self.sink).emit(channel, fields, handoff=(source, event_id))
+                except Exception as exc:
+                    if not self.store.watch.failed("outbox", exc):
+                        log.exception("locker event not accepted by the sink; kept for the next try")
                     return
-                self.store.delete_event(event_id)
+                # Stored by the sink: never again, even if the delete below fails (a full disk).
+                self._handed.add(event_id)
+            self.store.delete_event(event_id)
+            self._handed.discard(event_id)
 
     # ----- start
     def recover(self) -> None:
@@ -142,6 +170,12 @@ class LockerMachine:
                     self._recover_one(now, c.number)
                 if self.lockout.ended(now):
                     self._alarm(now, AlarmKind.LOCKOUT, None, False, "keypad open again")
+                damage = self.store.damage_report()
+                if damage is not None:
+                    # Loud and left to the operator to acknowledge: codes and states may be gone with the file.
+                    # Raised anew even when a row copied from the damaged file says it is active.
+                    self.alarms.store.set_alarm(AlarmKind.STATE_DAMAGED.value, None, False, now)
+                    self._alarm(now, AlarmKind.STATE_DAMAGED, None, True, damage)
             self._started = True
         self.flush()
 
@@ -186,7 +220,14 @@ class LockerMachine:
     # ----- residents
     def enter_code(self, code: str) -> CodeOutcome:
         with self._lock:
-            outcome = self._enter_code(code.strip())
+            try:
+                outcome = self._enter_code(code.strip())
+            except Exception as exc:
+                # The state file refused the write (a full disk): nothing was opened or used up; say so and
+                # let the resident try again rather than leave the keypad or the kiosk without an answer.
+                if not self.store.watch.failed("lockers", exc):
+                    log.exception("code check failed")
+                outcome = CodeOutcome("unavailable")
         self.io.signal("ok" if outcome.result == "opened" else "lockout" if outcome.retry_after_s else "error")
         self.flush()
         for listener in list(self.listeners):
@@ -202,6 +243,15 @@ class LockerMachine:
             row = find_code(self.store, code)
             if row is None:
                 change = self.lockout.failed(now)
+                if change.recent >= self.config.lockout.guessing_alarm_codes:
+                    hours = self.config.lockout.guessing_window_s / 3600
+                    self._alarm(
+                        now,
+                        AlarmKind.CODE_GUESSING,
+                        None,
+                        True,
+                        f"{change.recent} wrong codes within {hours:g} h: someone may be guessing codes slowly",
+                    )
                 if change.started_s is not None:
                     self._alarm(
                         now,
@@ -329,7 +379,12 @@ class LockerMachine:
                     self._tick_one(now, c.number)
                 if self.lockout.ended(now):
                     self._alarm(now, AlarmKind.LOCKOUT, None, False, "keypad open again")
+                if not self.lockout.guessing(now):
+                    self._alarm(now, AlarmKind.CODE_GUESSING, None, False, "wrong codes back to a normal level")
                 self.store.purge_codes(now - KEEP_EXPIRED)
+                if self._pruned_at is None or not timedelta(0) <= now - self._pruned_at < PRUNE_EVERY:
+                    self.store.prune_transitions(now - timedelta(days=self.config.timing.history_days))
+                    self._pruned_at = now
         self.flush()
 
     def _tick_one(self, now: datetime, number: int) -> None:

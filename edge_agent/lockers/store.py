@@ -1,21 +1,24 @@
 """SQLite state of the locker bank: compartments, code hashes, opens in progress, alarms, lockout, history.
 
 Events are written to ``pending_events`` in the same transaction as the state change they describe and
-deleted only after the sink has stored them, so a crash between the two re-sends rather than loses them.
+deleted only after the sink has stored them; the outbox keeps a hand-over mark (``handoff_source``, event
+id) with each, so a crash between the two neither loses nor doubles them.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edge_agent.storage import StorageWatch, copy_readable, open_database, rollback
 from hub_protocol.lockers import CodePurpose, CompartmentState
 from hub_protocol.topics import Channel
 
@@ -71,12 +74,33 @@ CREATE TABLE IF NOT EXISTS transitions (
     operator TEXT,
     door_open INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS transitions_compartment ON transitions (compartment, id);
 CREATE TABLE IF NOT EXISTS pending_events (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     channel TEXT NOT NULL,
     fields TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS wrong_codes (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS store_identity (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    token TEXT NOT NULL
+);
 """
+TABLES = [
+    "compartments",
+    "codes",
+    "pending_opens",
+    "alarms_active",
+    "lockout",
+    "transitions",
+    "pending_events",
+    "wrong_codes",
+]
+"""Copied from a damaged file into the fresh one, as far as they can be read."""
+COMPONENT = "lockers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,18 +159,56 @@ def _code_row(r: Any) -> CodeRow:
     return CodeRow(r[0], r[1], r[2], CodePurpose(r[3]), r[4], r[5], datetime.fromisoformat(r[6]), _dt(r[7]))
 
 
+def _prepare(db: sqlite3.Connection) -> None:
+    _upgrade_pending_events(db)
+    db.executescript(SCHEMA)
+
+
+def _upgrade_pending_events(db: sqlite3.Connection) -> None:
+    # Event ids are the keys of the hand-over to the outbox: they must never be used twice, which plain
+    # INTEGER PRIMARY KEY allows once the table is empty. Stores from before get AUTOINCREMENT here.
+    row = db.execute("SELECT sql FROM sqlite_master WHERE name = 'pending_events'").fetchone()
+    if row is None or "AUTOINCREMENT" in str(row[0]).upper():
+        return
+    db.executescript(
+        """BEGIN IMMEDIATE;
+        ALTER TABLE pending_events RENAME TO pending_events_old;
+        CREATE TABLE pending_events (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, fields TEXT NOT NULL);
+        INSERT INTO pending_events (id, channel, fields) SELECT id, channel, fields FROM pending_events_old;
+        DROP TABLE pending_events_old;
+        COMMIT;"""
+    )
+
+
 class LockerStore:
     """One SQLite file; every method runs under the caller's lock (the state machine serialises access)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, watch: StorageWatch | None = None) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a power cut must not lose a code's use or a state change
-        self._db.executescript(SCHEMA)
+        self.watch = watch or StorageWatch()
+        # synchronous=FULL: a power cut must not lose a code's use or a state change.
+        self._db, self.damage = open_database(path, _prepare)
+        self.recovered: dict[str, int] = {}
+        if self.damage is not None:
+            # store_identity is not copied: the fresh file names a new hand-over source, so event ids that
+            # restart in it cannot be mistaken for ones the outbox already took from the damaged file.
+            self.recovered = copy_readable(self._db, self.damage.moved_to, TABLES)
+        self._db.execute("INSERT OR IGNORE INTO store_identity (id, token) VALUES (1, ?)", (secrets.token_hex(8),))
+        token = self._db.execute("SELECT token FROM store_identity").fetchone()[0]
+        self.handoff_source = f"lockers-{token}"
+        """Names this store's events to the outbox; a new store (file deleted or damaged) starts a new count."""
         self._guard = threading.RLock()
         self._depth = 0
+
+    def damage_report(self) -> str | None:
+        """What the operator must know when the file was found damaged at start, else None."""
+        if self.damage is None:
+            return None
+        kept = ", ".join(f"{n} {t}" for t, n in self.recovered.items() if n) or "nothing"
+        return (
+            f"{self.path.name} was damaged ({self.damage.reason[:100]}); moved to {self.damage.moved_to.name}; "
+            f"recovered {kept}; re-send the reservations of this bank"
+        )[:500]
 
     def close(self) -> None:
         with self._guard:
@@ -161,14 +223,17 @@ class LockerStore:
             self._depth += 1
             try:
                 yield
-            except BaseException:
-                self._depth -= 1
                 if outer:
-                    self._db.execute("ROLLBACK")
+                    self._db.execute("COMMIT")
+            except BaseException as exc:
+                if outer:
+                    rollback(self._db)  # on a full disk SQLite has rolled back already
+                    self.watch.failed(COMPONENT, exc)
                 raise
-            self._depth -= 1
+            finally:
+                self._depth -= 1
             if outer:
-                self._db.execute("COMMIT")
+                self.watch.succeeded(COMPONENT)
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._guard:
@@ -315,6 +380,22 @@ class LockerStore:
     def delete_event(self, event_id: int) -> None:
         self._exec("DELETE FROM pending_events WHERE id = ?", (event_id,))
 
+    def prune_transitions(self, before: datetime) -> int:
+        """Forget door and state history older than ``before`` (the hub has it: every transition is an event)."""
+        cursor = self._exec("DELETE FROM transitions WHERE julianday(at) < julianday(?)", (before.isoformat(),))
+        return cursor.rowcount
+
+    # Wrong codes over hours (the slow-guessing alarm); only their times are kept
+    def add_wrong_code(self, at: datetime, keep_after: datetime) -> int:
+        """Record one wrong code, forget those before ``keep_after``; returns how many remain."""
+        self._exec("DELETE FROM wrong_codes WHERE at < ?", (keep_after.isoformat(),))
+        self._exec("INSERT INTO wrong_codes (at) VALUES (?)", (at.isoformat(),))
+        return self.wrong_codes_since(keep_after)
+
+    def wrong_codes_since(self, since: datetime) -> int:
+        row = self._exec("SELECT COUNT(*) FROM wrong_codes WHERE at >= ?", (since.isoformat(),)).fetchone()
+        return int(row[0])
+
     def history(self, compartment: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT at, compartment, state, previous, cause, reservation, operator, door_open FROM transitions"
         params: tuple[Any, ...] = ()
@@ -323,3 +404,21 @@ class LockerStore:
             params = (compartment,)
         keys = ("at", "compartment", "state", "previous", "cause", "reservation", "operator", "door_open")
         return [dict(zip(keys, r, strict=True)) for r in self._exec(sql + " ORDER BY id", params).fetchall()]
+
+
+_HISTORY_KEYS = ("at", "compartment", "state", "previous", "cause", "reservation", "operator", "door_open")
+
+
+def read_history_since(path: Path, compartment: int, since: datetime) -> list[dict[str, Any]]:
+    """One compartment's transitions from ``since`` on (oldest first), read on a connection of its own.
+
+    For the kiosk's once-a-second polling: a read-only connection in the caller's thread neither waits for
+    nor holds the state machine's lock, and WAL lets it read while the machine writes.
+    """
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        rows = db.execute(
+            "SELECT at, compartment, state, previous, cause, reservation, operator, door_open FROM transitions"
+            " WHERE compartment = ? AND julianday(at) >= julianday(?) ORDER BY id",
+            (compartment, since.isoformat()),
+        ).fetchall()
+    return [dict(zip(_HISTORY_KEYS, r, strict=True)) for r in rows]

@@ -11,6 +11,8 @@ from hub_protocol.flows import DP_KINDS, MAX_DAILY_BUDGET, PolicyKind, PrivacyPo
 from hub_protocol.validation import StrictModel
 
 SECONDS_PER_DAY = 86_400
+DEFAULT_DAILY_BUDGET = 96.0
+"""Default epsilon per UTC day: a person in view in every 15-minute window at the defaults (charge 1)."""
 
 # A house number at the end ("Schieweg 15a", "Main St 12-14") or a Dutch/UK-style postcode is finer than a
 # street, so such a location is refused rather than silently trimmed.
@@ -28,13 +30,30 @@ class PrivacyConfig(StrictModel):
         default=PolicyKind.DP,
         description="none, threshold, dp or dp-threshold (noise, then suppression of small noisy counts)",
     )
-    k: int = Field(default=5, ge=2, le=100, description="Threshold policies: counts 1..k-1 are suppressed")
-    epsilon: float = Field(default=1.0, gt=0, le=10, description="DP policies: privacy loss spent per window")
+    k: int = Field(default=5, ge=2, le=100, description="Threshold policies: counts 0..k-1 are withheld")
+    epsilon: float = Field(
+        default=0.5,
+        ge=0.01,
+        le=10,
+        description="DP policies: privacy loss per crossing; a window costs epsilon x max_crossings per person",
+    )
+    max_crossings: int = Field(
+        default=2,
+        ge=1,
+        le=20,
+        description="Crossings one tracked object may add to a window, over all lines; beyond that it is capped",
+    )
+    day_share: float = Field(
+        default=0.3,
+        ge=0,
+        le=0.9,
+        description="dp policy: share of each window's epsilon spent on a noisy daily total per line",
+    )
     daily_budget: float | None = Field(
         default=None,
         gt=0,
         le=MAX_DAILY_BUDGET,
-        description="DP policies: epsilon the device may spend per UTC day; default epsilon x windows per day",
+        description=f"DP policies: epsilon the device may spend per UTC day (default {DEFAULT_DAILY_BUDGET:g})",
     )
 
     @field_validator("window_seconds")
@@ -46,8 +65,11 @@ class PrivacyConfig(StrictModel):
 
     @model_validator(mode="after")
     def _budget_pays_one_window(self) -> PrivacyConfig:
-        if self.policy in DP_KINDS and self.daily_budget is not None and self.daily_budget < self.epsilon:
-            raise ValueError(f"daily_budget {self.daily_budget} cannot pay even one window of epsilon {self.epsilon}")
+        if self.policy in DP_KINDS and self.daily_budget is not None and self.daily_budget < self.window_charge:
+            raise ValueError(
+                f"daily_budget {self.daily_budget} cannot pay even one window "
+                f"(epsilon {self.epsilon} x max_crossings {self.max_crossings})"
+            )
         return self
 
     @property
@@ -55,11 +77,27 @@ class PrivacyConfig(StrictModel):
         return SECONDS_PER_DAY // self.window_seconds
 
     @property
+    def window_charge(self) -> float:
+        """Epsilon one window costs: what one person can lose in it (each object adds at most max_crossings)."""
+        return round(self.epsilon * self.max_crossings, 9)
+
+    @property
+    def day_epsilon(self) -> float:
+        """Per-crossing epsilon of the daily total; only the dp policy with windows shorter than a day has one."""
+        if self.policy is not PolicyKind.DP or self.window_seconds >= SECONDS_PER_DAY:
+            return 0.0
+        return self.epsilon * self.day_share
+
+    @property
+    def cell_epsilon(self) -> float:
+        """Per-crossing epsilon of each window's own counts: what the daily total leaves."""
+        return self.epsilon - self.day_epsilon
+
+    @property
     def effective_budget(self) -> float:
-        """Enough for every window of a day unless a smaller budget is configured."""
-        if self.daily_budget is not None:
-            return self.daily_budget
-        return round(self.epsilon * self.windows_per_day, 9)
+        """A fixed default, not derived from the other settings: it bounds what a person present all day can
+        lose, so shorter windows, a larger epsilon or max_crossings run it out instead of raising it."""
+        return self.daily_budget if self.daily_budget is not None else DEFAULT_DAILY_BUDGET
 
     def policy_model(self) -> PrivacyPolicy:
         """The policy as published (without the day's spending, which the budget ledger adds)."""
@@ -69,6 +107,8 @@ class PrivacyConfig(StrictModel):
             k=self.k if kind in (PolicyKind.THRESHOLD, PolicyKind.DP_THRESHOLD) else None,
             epsilon=self.epsilon if kind in DP_KINDS else None,
             daily_budget=self.effective_budget if kind in DP_KINDS else None,
+            max_crossings=self.max_crossings,
+            day_share=round(self.day_epsilon / self.epsilon, 6) if kind in DP_KINDS else None,
         )
 
 

@@ -28,9 +28,11 @@ def camera_fps(frames: int, observing_s: float) -> float:
     return float(round(min(frames / observing_s, 1000.0))) if observing_s > 0 else 0.0
 
 
-def published_quality(processed: int, dropped: int, observing_s: float, window_s: float) -> WindowQuality:
+def published_quality(
+    processed: int, dropped: int, observing_s: float, window_s: float, clock_stepped: bool = False
+) -> WindowQuality:
     """The window's quality figures from its raw frame statistics (``observing_s``: seconds the camera
-    delivered frames; ``window_s``: the window's length)."""
+    delivered frames; ``window_s``: the window's length; ``clock_stepped``: the device's clock stepped)."""
     observing = min(max(observing_s, 0.0), window_s)
     delivered = processed + dropped
     # One minute of camera frames at the rate the camera delivered them.
@@ -39,4 +41,5 @@ def published_quality(processed: int, dropped: int, observing_s: float, window_s
         observed_fraction=round(observing / window_s, 4),
         mean_fps=camera_fps(delivered, observing_s),
         dropped_frames=math.floor(dropped / step) * step,
+        clock_stepped=clock_stepped,
     )

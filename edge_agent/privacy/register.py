@@ -18,17 +18,30 @@ NEVER_LEAVES = [
 
 
 def describe_policy(privacy: PrivacyConfig) -> str:
+    """The protection in plain words, from the config: what it guarantees per window and per day, and what not."""
     kind = privacy.policy
     if kind is PolicyKind.NONE:
         return "no small-count protection"
     if kind is PolicyKind.THRESHOLD:
-        return f"counts from 1 to {privacy.k - 1} suppressed, with complementary suppression"
+        return (
+            f"each count below {privacy.k} (zero included) withheld and no totals published, so a withheld count "
+            f"cannot be worked out from the others, even by someone who knows this rule"
+        )
+    charge, m = privacy.window_charge, privacy.max_crossings
+    day = (
+        f", {privacy.day_epsilon / privacy.epsilon:.0%} of which pays for a noisy daily total per line"
+        if privacy.day_epsilon
+        else ""
+    )
     dp = (
-        f"differential privacy: geometric noise with epsilon {privacy.epsilon:g} per window, "
-        f"at most {privacy.effective_budget:g} per day"
+        f"differential privacy per person: one tracked person adds at most {m} crossings to a window (over all "
+        f"lines; more are not counted) and noise makes each window {charge:g}-differentially private for that "
+        f"person (epsilon {privacy.epsilon:g} per crossing{day}); someone seen in several windows is protected "
+        f"with {charge:g} per window, at most {privacy.effective_budget:g} per UTC day (after that, counts are "
+        f"withheld); not covered: a person whose track breaks into two counts as two people"
     )
     if kind is PolicyKind.DP_THRESHOLD:
-        return f"{dp}; noisy counts from 1 to {privacy.k - 1} suppressed"
+        return f"{dp}; noisy counts below {privacy.k} withheld"
     return dp
 
 
@@ -40,8 +53,14 @@ def leaves_device(privacy: PrivacyConfig | None, extra: Sequence[str] = ()) -> l
             f"counts per counting line, direction (in/out) and class (pedestrian/cyclist) per {minutes:g}-minute "
             f"window, {describe_policy(privacy)}",
             "per window: share of time the camera was observing, the camera's frame rate (whole frames per "
-            "second) and frames the counter dropped (in whole minutes of frames)",
+            "second), frames the counter dropped (in whole minutes of frames), whether the device's clock "
+            "stepped, and the number of people who crossed more often than counted (protected like a count)",
         ]
+        if privacy.day_epsilon:
+            leaves.append(
+                "after each UTC day, per line: a correction that turns the sum of the day's windows into the best "
+                "estimate of the day's total (from a noisy daily total paid for within each window's epsilon)"
+            )
     leaves += [
         "device health: temperature, load, memory, free disk, camera state",
         "availability (online/offline) and this register entry",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.events import CommandHandler, EventSink
+from edge_agent.storage import copy_readable, open_database
 from hub_protocol.codec import ProtocolError, decode
 from hub_protocol.envelope import ResultStatus
 from hub_protocol.topics import Channel, check_identifier
@@ -28,6 +29,12 @@ log = logging.getLogger(__name__)
 
 FORGET_AFTER = timedelta(days=1)
 """Margin beyond a command's expiry for clocks that disagree; after it the id is dropped from disk."""
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS seen_commands (id TEXT PRIMARY KEY, expires_at REAL NOT NULL, seen_at REAL NOT NULL)"
+    )
 
 
 def utc_now() -> datetime:
@@ -52,13 +59,12 @@ class CommandRouter:
         self._clock = clock
         self._handlers: dict[str, CommandHandler] = {}
         self._lock = threading.Lock()
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(state_path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS seen_commands (id TEXT PRIMARY KEY, expires_at REAL NOT NULL, seen_at REAL NOT NULL)"
-        )
+        self._conn, damage = open_database(state_path, _create)
+        if damage is not None:
+            # Lost: the ids of recent commands, so one still unexpired could run a second time if replayed.
+            kept = copy_readable(self._conn, damage.moved_to, ["seen_commands"]).get("seen_commands", 0)
+            detail = f"{state_path.name} was damaged; moved to {damage.moved_to.name}; {kept} command ids recovered"
+            sink.emit(Channel.ALARM, {"alarm": "state-damaged", "active": True, "at": clock(), "detail": detail})
         self._forget_old()
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=100)
         self._thread: threading.Thread | None = None

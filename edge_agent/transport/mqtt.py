@@ -9,6 +9,10 @@ Flow control: at most ``max_inflight`` events await a PUBACK, and at most ``wind
 not yet acknowledged by the hub. When the hub stays silent for ``ack_timeout_s`` (it restarted, or the
 broker dropped queued messages) the window is sent again from its start; the hub re-acknowledges
 duplicates, so repetition is harmless and loss is impossible.
+
+Faults: every paho callback is guarded (paho re-raises a callback's exception out of ``loop()``, which
+would end the thread while the link still looked connected), the thread's loop survives any exception,
+and ``alive()`` tells a supervisor when the thread stopped turning; ``revive()`` starts a fresh one.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.transport.backoff import Backoff
+from edge_agent.guard import guarded
+from edge_agent.progress import Heartbeat
 from edge_agent.transport.config import MqttConfig
 from edge_agent.transport.outbox import Outbox
+from hub_protocol.backoff import Backoff
 from hub_protocol.codec import ProtocolError, decode, encode
 from hub_protocol.envelope import Ack, Availability, AvailabilityState
 from hub_protocol.topics import Channel, device_topic
@@ -74,6 +80,8 @@ class MqttLink:
         self._topics = {ch: device_topic(config.prefix, identity.site, identity.device, ch) for ch in Channel}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._generation = 0  # a revived link's old thread, should it wake up, sees it is no longer current
+        self._heart = Heartbeat()
         self._connected = threading.Event()
         self._extra: deque[tuple[Channel, bytes, int, bool]] = deque(maxlen=100)
         self._retained: dict[Channel, bytes] = {}
@@ -88,8 +96,27 @@ class MqttLink:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("already started")
-        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self._generation += 1
+        self._heart.beat()
+        generation = self._generation
+        self._thread = threading.Thread(target=self._run, args=(generation,), name="mqtt-link", daemon=True)
         self._thread.start()
+
+    def alive(self, stall_s: float = 30.0) -> bool:
+        """The thread exists and went round its loop (every 50 ms while connected) within ``stall_s`` seconds."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and self._heart.recent(stall_s)
+
+    def revive(self) -> None:
+        """A fresh link thread after the current one died or hung; the outbox resends what was unacknowledged."""
+        if self._stop.is_set():
+            return
+        log.error("the MQTT link thread stopped working; starting a new one")
+        self._connected.clear()
+        self._spawn()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publish a graceful ``offline`` (when connected), disconnect, join the thread."""
@@ -138,42 +165,61 @@ class MqttLink:
         )
         client.max_inflight_messages_set(self.config.max_inflight + 10)
         client.max_queued_messages_set(0)
-        client.on_connect = self._on_connect
-        client.on_message = self._on_message
-        client.on_publish = self._on_publish
+        client.on_connect = guarded(self._on_connect, "MQTT on_connect", log)
+        client.on_message = guarded(self._on_message, "MQTT on_message", log)
+        client.on_publish = guarded(self._on_publish, "MQTT on_publish", log)
         return client
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            client = self._new_client()
-            try:
-                client.connect(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
-            except (OSError, ValueError) as exc:
-                delay = self.backoff.next_delay()
-                log.info(
-                    "broker %s:%d unreachable (%s); retry in %.1f s", self.config.host, self.config.port, exc, delay
-                )
-                self._stop.wait(delay)
-                continue
-            self._session(client)
-            self._connected.clear()
-            if self._stop.is_set():
-                break
-            delay = self.backoff.next_delay()
-            log.info("connection to the broker lost; retry in %.1f s", delay)
-            self._stop.wait(delay)
+    def _current(self, generation: int) -> bool:
+        return generation == self._generation and not self._stop.is_set()
 
-    def _session(self, client: mqtt.Client) -> None:
+    def _run(self, generation: int) -> None:
+        while self._current(generation):
+            try:
+                self._connect_once(generation)
+            except Exception:
+                # Whatever paho or our code raised: the thread must go on, the outbox keeps every event.
+                log.exception("the MQTT link failed; reconnecting")
+                self._connected.clear()
+                self._heart.pause(self._stop, self.backoff.next_delay())
+
+    def _connect_once(self, generation: int) -> None:
+        client = self._new_client()
+        try:
+            client.connect(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
+        except (OSError, ValueError) as exc:
+            delay = self.backoff.next_delay()
+            log.info("broker %s:%d unreachable (%s); retry in %.1f s", self.config.host, self.config.port, exc, delay)
+            self._heart.pause(self._stop, delay)
+            return
+        try:
+            self._session(client, generation)
+        finally:
+            self._connected.clear()
+        if not self._current(generation):
+            return
+        delay = self.backoff.next_delay()
+        log.info("connection to the broker lost; retry in %.1f s", delay)
+        self._heart.pause(self._stop, delay)
+
+    def _session(self, client: mqtt.Client, generation: int) -> None:
+        if generation != self._generation:
+            client.disconnect()  # a thread replaced while it was connecting: the new one owns the state below
+            return
         self._cursor = 0
         self._inflight = {}
         self._waiting_since = None
         started = time.monotonic()
         while True:
+            self._heart.beat()
             rc = client.loop(timeout=_LOOP_TICK_S)
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 return
             if self._stop.is_set():
                 self._goodbye(client)
+                return
+            if generation != self._generation:
+                client.disconnect()  # replaced by a revived thread: leave quietly, it has the link now
                 return
             if not self._connected.is_set():
                 if time.monotonic() - started > self.config.keepalive_s:

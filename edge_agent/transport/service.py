@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.events import EventSink
 from edge_agent.health import CameraStatsProvider, HealthSampler
+from edge_agent.storage import StorageWatch, is_disk_full
 from edge_agent.transport.commands import CommandRouter
 from edge_agent.transport.mqtt import Identity, MqttLink
 from edge_agent.transport.outbox import OUTBOX_FILENAME, Outbox
@@ -21,6 +23,10 @@ from hub_protocol.topics import Channel
 log = logging.getLogger(__name__)
 
 COMMANDS_FILE = "commands.sqlite3"
+SUPERVISE_S = 1.0
+LINK_STALL_S = 30.0
+"""A link thread that has not gone round its loop for this long is taken for hung (its loop turns every 50 ms;
+a connect attempt is bounded by paho's connect timeout)."""
 
 
 class Transport:
@@ -37,17 +43,27 @@ class Transport:
         *,
         version: str = __version__,
         boot: str | None = None,
+        watch: StorageWatch | None = None,
     ) -> None:
         device = config.device
         password = read_secret(config.mqtt.password_file, "mqtt.password_file")
         state_dir = Path(device.state_dir)
         self.config = config
-        self.outbox = Outbox(state_dir / OUTBOX_FILENAME, device.id, config.outbox, boot=boot)
+        self.watch = watch or StorageWatch()
+        self.outbox = Outbox(state_dir / OUTBOX_FILENAME, device.id, config.outbox, boot=boot, watch=self.watch)
         self.boot = self.outbox.boot
         self.router = CommandRouter(device.id, self.outbox, state_dir / COMMANDS_FILE)
         identity = Identity(device.id, device.site, self.boot, config.mqtt.username or device.id, password)
         self.link = MqttLink(config.mqtt, identity, self.outbox, self.router.submit)
-        self.health = HealthSampler(device.id, self.boot, version, state_dir, self.outbox.stats, camera_stats)
+        self.health = HealthSampler(
+            device.id,
+            self.boot,
+            version,
+            state_dir,
+            self.outbox.stats,
+            camera_stats,
+            disk_full=lambda: self.watch.disk_full,
+        )
         self._stop = threading.Event()
         self._health_thread: threading.Thread | None = None
 
@@ -58,6 +74,14 @@ class Transport:
     def set_register(self, entry: RegisterEntry) -> None:
         """The device's sensor-register entry, retained on ``register`` and re-sent at every connect."""
         self.link.set_retained(Channel.REGISTER, encode(entry))
+
+    def sync_storage_alarm(self) -> None:
+        """Raise or clear the ``disk-full`` alarm as the writers' reports say (retried until it is stored)."""
+        try:
+            self.outbox.sync_disk_alarm(self.watch.disk_full, self.watch.detail())
+        except Exception as exc:
+            if not is_disk_full(exc):
+                log.exception("disk-full alarm not stored; retrying")
 
     def send_health_now(self) -> None:
         self.link.publish_soon(Channel.HEALTH, encode(self.health.sample()), qos=1)
@@ -76,12 +100,30 @@ class Transport:
         self.router.close()
         self.outbox.close()
 
+    def progressing(self) -> bool:
+        """The link thread is turning (connected or patiently reconnecting): part of the watchdog's test."""
+        return self.link.alive(LINK_STALL_S)
+
+    def supervise(self) -> None:
+        """A link thread that died or hung is replaced; the outbox resends whatever was not acknowledged."""
+        if not self._stop.is_set() and not self.link.alive(LINK_STALL_S):
+            self.link.revive()
+
     def _health_loop(self) -> None:
         # First sample soon after connecting, so a new device shows its figures at once.
-        if self.link.wait_connected(min(10.0, self.config.health.interval_s)):
-            self._safe_health()
-        while not self._stop.wait(self.config.health.interval_s):
-            self._safe_health()
+        first = time.monotonic() + min(10.0, self.config.health.interval_s)
+        next_sample: float | None = None
+        while not self._stop.wait(SUPERVISE_S):
+            try:
+                self.supervise()
+            except Exception:
+                log.exception("could not revive the MQTT link; the watchdog will restart the agent")
+            now = time.monotonic()
+            if next_sample is None and (self.link.connected or now >= first):
+                next_sample = now
+            if next_sample is not None and now >= next_sample:
+                self._safe_health()
+                next_sample = now + self.config.health.interval_s
 
     def _safe_health(self) -> None:
         try:

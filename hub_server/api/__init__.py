@@ -12,6 +12,7 @@ MODULES: list[str] = [
     "devices",
     "flows",
     "open_data",
+    "validations",
     "lockers",
     "deliveries",
     "alarms",

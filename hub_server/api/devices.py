@@ -31,7 +31,7 @@ class DeviceOut(BaseModel):
     last_seen: datetime | None = Field(description="Last message from the device")
     first_seen: datetime | None
     boot: str | None = Field(description="Boot id of the running agent")
-    offline_reason: str | None = Field(description="will, graceful or silent while offline")
+    offline_reason: str | None = Field(description="will, graceful, silent or broker-restart while offline")
     dropped_total: int = Field(description="Events the device's outbox dropped at its cap since install")
     provisioned: bool = Field(description="Has broker credentials issued by this hub")
     revoked: bool = Field(description="Credentials revoked: the broker and the hub refuse it")

@@ -47,7 +47,10 @@ class FlowCellOut(BaseModel):
     line: str
     direction: Direction
     object_class: ObjectClass
-    count: int | None = Field(description="null when the device's privacy policy suppressed the cell")
+    count: int | None = Field(
+        description="null when the device's privacy policy suppressed the cell; under dp a noisy count, which "
+        "may be negative (sums stay unbiased); a day-long dp window is the day's correction (docs/privacy.md)"
+    )
     policy: str = Field(description="Protection applied on the device: none, threshold or dp")
     observed_fraction: float = Field(description="Share of the window the camera was observing")
 
@@ -145,7 +148,7 @@ class FlowTotalOut(BaseModel):
     line: str
     direction: str = Field(description="in, out, or * for a margin over both directions")
     object_class: str = Field(description="pedestrian, cyclist, or * for a margin over both classes")
-    count: int = Field(description="Sum of the published counts")
+    count: int = Field(description="Sum of the published counts (under dp noisy, possibly negative, unbiased)")
     lower_bound: bool = Field(description="Some parts were suppressed: the true total is at least count")
     windows: int = Field(description="Windows added up")
     suppressed_cells: int

@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     revoke = sub.add_parser("revoke", help="cut the device off the broker at once")
     revoke.add_argument("device")
     sub.add_parser("list", help="devices with status (active/revoked) and last message seen")
+    sub.add_parser("sync-acl", help="rewrite the broker's ACL from the database (after an upgrade adds a channel)")
     push = sub.add_parser("push-config", help="send a new agent config; the device tries it and rolls back if bad")
     push.add_argument("device")
     push.add_argument("file", type=Path, help="the complete agent config (TOML)")
@@ -62,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
                         else "never seen"
                     )
                     print(f"{row.device:<24} {row.site:<24} {state:<9} {online:<7} {seen}")
+            case "sync-acl":
+                _reload_note(devices.sync_broker(config, db.conn))
+                print("broker ACL rewritten: every active device may publish on every channel of this version")
             case "push-config" | "reload-config":
                 _send_command(args, config, db)
     except ValueError as exc:  # ProvisioningError is one, as are bad ids and settings

@@ -105,6 +105,8 @@ def slot_sums(
     conn: sqlite3.Connection, start: datetime, step: timedelta, slots: int, device: str | None = None
 ) -> SlotSums:
     where, params = _span(start, start + step * slots, device)
+    if step < timedelta(days=1):
+        where += " AND w.window_seconds < 86400"  # a day-long window (a dp day correction) fits no shorter slot
     slot = "CAST((w.window_start - ?) / ? AS INTEGER)"
     slot_params = [start.timestamp(), step.total_seconds()]
     cells = [

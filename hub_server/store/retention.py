@@ -37,6 +37,8 @@ def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
         observed = w["window_seconds"] * w["observed_fraction"]
         parts = _parts(conn, w["site"], w["device"], w["boot"], w["seq"])
         for resolution, size in (("hour", HOUR), ("day", DAY)):
+            if resolution == "hour" and w["window_seconds"] >= DAY:
+                continue  # a day-long window (e.g. a dp day correction) belongs to no single hour
             # A window belongs to the bucket its start falls in (windows are clock-aligned and at most a day).
             bucket = w["window_start"] - (w["window_start"] % size)
             conn.executemany(

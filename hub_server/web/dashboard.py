@@ -66,8 +66,8 @@ def _today(wb: Web) -> date:
 async def fleet(request: web.Request, operator: Operator) -> web.StreamResponse:
     wb = get_web(request)
     devices = wb.source.devices()
-    start = flowstats.day_start(_today(wb), wb.zone)
-    sums = wb.source.flow_sums(start, datetime.now(UTC))
+    now = datetime.now(UTC)
+    sums = wb.source.flow_sums(flowstats.today_start(now, wb.zone), now)
     today = {d.device: sums.device_total(d.device) for d in devices}
     context = await _base(request, operator, "/dashboard")
     context.update(
@@ -110,8 +110,7 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
             health_charts.append(
                 charts.line_chart(title, _("chart.health_desc", what=title), labels, [charts.Series(title, values)])
             )
-    start = flowstats.day_start(_today(wb), wb.zone)
-    lines = flowstats.line_tables(wb.source.flow_sums(start, now, device_id), device_id)
+    lines = flowstats.line_tables(wb.source.flow_sums(flowstats.today_start(now, wb.zone), now, device_id), device_id)
     banks = [b for b in wb.source.locker_banks() if b.device == device_id]
     register = next((r for r in wb.source.register() if r.device == device_id), None)
     context = await _base(request, operator, "/dashboard")
@@ -121,6 +120,7 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
         lines=lines,
         banks=banks,
         register=register,
+        validation=wb.source.validations().get(device_id),
         alarms=wb.source.alarms(limit=50, device=device_id),
     )
     return wb.page(request, "device.html", context)

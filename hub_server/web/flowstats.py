@@ -90,6 +90,17 @@ def day_start(day: date, zone: tzinfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
+def today_start(now: datetime, zone: tzinfo) -> datetime:
+    """Where the local day containing ``now`` begins, in UTC (23:00 UTC the day before in Amsterdam's winter)."""
+    return day_start(now.astimezone(zone).date(), zone)
+
+
+def shown(count: int) -> int:
+    """A count as pages show it. Under dp, published counts are noisy and a sum of them may be negative; the
+    store and the API keep them as published (so that sums stay unbiased), pages clip at zero."""
+    return max(0, count)
+
+
 def assemble(
     aggregate: FlowAggregate, start: datetime, step: timedelta, slots: int, zone: tzinfo, label_format: str
 ) -> Bucketed:
@@ -120,6 +131,9 @@ def assemble(
         if 0 <= t.slot < slots:
             values = buckets_of(t.line).series.setdefault(ALL, [None] * slots)
             values[t.slot] = (values[t.slot] or 0) + t.count
+    for b in lines.values():
+        for values in b.series.values():
+            values[:] = [None if v is None else shown(int(v)) for v in values]
     return Bucketed(labels, dict(sorted(lines.items())), quality)
 
 
@@ -154,7 +168,7 @@ class FlowSums:
     latest: dict[str, datetime]  # device -> start of its newest window in the span
 
     def device_total(self, device: str) -> int:
-        return sum(n for (d, _), n in self.lines.items() if d == device)
+        return shown(sum(n for (d, _), n in self.lines.items() if d == device))
 
 
 @dataclass
@@ -170,8 +184,8 @@ def line_tables(sums: FlowSums, device: str) -> list[LineTable]:
     return [
         LineTable(
             line,
-            sorted((dr, c, n) for (dv, ln, dr, c), n in sums.cells.items() if dv == device and ln == line),
-            total,
+            sorted((dr, c, shown(n)) for (dv, ln, dr, c), n in sums.cells.items() if dv == device and ln == line),
+            shown(total),
         )
         for (dv, line), total in sorted(sums.lines.items())
         if dv == device

@@ -2,7 +2,8 @@
 
 The server does the formatting, in the reader's language, so the page script only copies text into place.
 Element ids: ``status-<device>``, ``seen-<device>``, ``outbox-<device>``, ``today-<device>``,
-``line-<device>-<line>-<direction>-<class>``, ``comp-<device>-<n>``, ``alarm-count``.
+``line-<device>-<line>-<direction>-<class>``, ``comp-<device>-<n>``, ``alarm-count``. A page region marked
+``data-live-grow="<device>"`` is redrawn when a flow brings a ``line-<device>-...`` figure it has no element for.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def device_fields(wb: Web, device: DeviceStatus | None, lang: str) -> dict[str, 
 
 
 def flow_fields(wb: Web, device_id: str, lang: str) -> dict[str, str]:
-    start = flowstats.day_start(datetime.now(wb.zone).date(), wb.zone)
-    sums = wb.source.flow_sums(start, datetime.now(UTC), device_id)
+    now = datetime.now(UTC)
+    sums = wb.source.flow_sums(flowstats.today_start(now, wb.zone), now, device_id)
     text = {f"today-{device_id}": i18n.format_number(sums.device_total(device_id), lang)}
     for table in flowstats.line_tables(sums, device_id):
         for direction, cls, value in table.cells:

@@ -304,6 +304,13 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "wachtrij verliest berichten",
         "Warteschlange verwirft Ereignisse",
     ),
+    "alarm.disk-full": ("state disk full", "opslagschijf vol", "Speicher voll"),
+    "alarm.state-damaged": (
+        "state file damaged, replaced",
+        "statusbestand beschadigd, vervangen",
+        "Zustandsdatei beschädigt, ersetzt",
+    ),
+    "alarm.code-guessing": ("codes being guessed", "codes worden geraden", "Codes werden erraten"),
     "alarm.offline": ("device offline", "apparaat offline", "Gerät offline"),
     "alarm.sequence-gap": ("events missing", "berichten ontbreken", "Ereignisse fehlen"),
     # audit
@@ -399,6 +406,56 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "Dieser Link ist nicht (mehr) gültig. Prüfen Sie die erhaltene Nachricht oder wenden Sie sich an den Hub.",
     ),
     # public register
+    "validation.heading": ("Accuracy", "Nauwkeurigheid", "Genauigkeit"),
+    "validation.summary": (
+        "Validated by hand on {date}: {minutes} minutes tallied, count error {error}.",
+        "Met de hand gecontroleerd op {date}: {minutes} minuten geteld, telfout {error}.",
+        "Von Hand geprüft am {date}: {minutes} Minuten gezählt, Zählfehler {error}.",
+    ),
+    "validation.never": (
+        "Never validated by hand: the count error of this sensor is not known.",
+        "Nooit met de hand gecontroleerd: de telfout van deze sensor is niet bekend.",
+        "Nie von Hand geprüft: der Zählfehler dieses Sensors ist nicht bekannt.",
+    ),
+    "validation.error_na": ("not known", "niet bekend", "nicht bekannt"),
+    "validation.caption": (
+        "Latest validation: counted by the sensor and tallied by hand over {minutes} minutes",
+        "Laatste controle: geteld door de sensor en met de hand over {minutes} minuten",
+        "Letzte Prüfung: vom Sensor und von Hand gezählt über {minutes} Minuten",
+    ),
+    "validation.counted": ("Counted", "Geteld", "Gezählt"),
+    "validation.tallied": ("By hand", "Met de hand", "Von Hand"),
+    "validation.error": ("Count error", "Telfout", "Zählfehler"),
+    "setup.open": (
+        "Open the setup page on the device (30 minutes)",
+        "Instelpagina op het apparaat openen (30 minuten)",
+        "Einrichtungsseite auf dem Gerät öffnen (30 Minuten)",
+    ),
+    "setup.open_help": (
+        "For the technician on site: draw the counting lines and validate the counts by hand.",
+        "Voor de monteur ter plaatse: tellijnen tekenen en de tellingen met de hand controleren.",
+        "Für die Technik vor Ort: Zähllinien zeichnen und die Zählung von Hand prüfen.",
+    ),
+    "setup.title": ("Setup page of {device}", "Instelpagina van {device}", "Einrichtungsseite von {device}"),
+    "setup.code_intro": (
+        "Give this one-time code to the technician. The page stays open for {minutes} minutes.",
+        "Geef deze eenmalige code aan de monteur. De pagina blijft {minutes} minuten open.",
+        "Geben Sie diesen Einmalcode an die Technik weiter. Die Seite bleibt {minutes} Minuten offen.",
+    ),
+    "setup.where": (
+        "On the device's local network, open http://{device}:8089/setup (its address; 8089 unless its [setup] "
+        "port says otherwise).",
+        "Open op het lokale netwerk van het apparaat http://{device}:8089/setup (zijn adres; 8089 tenzij de "
+        "poort in [setup] anders zegt).",
+        "Öffnen Sie im lokalen Netz des Geräts http://{device}:8089/setup (seine Adresse; 8089, sofern der Port "
+        "in [setup] nichts anderes sagt).",
+    ),
+    "setup.once": (
+        "The code works once and is not shown again.",
+        "De code werkt één keer en wordt niet opnieuw getoond.",
+        "Der Code gilt einmal und wird nicht noch einmal angezeigt.",
+    ),
+    "setup.back": ("Back to the device", "Terug naar het apparaat", "Zurück zum Gerät"),
     "sensors.title": ("Sensors in this neighbourhood", "Sensoren in deze buurt", "Sensoren in dieser Nachbarschaft"),
     "sensors.intro": (
         "Every sensor of this hub, what it measures and why, who runs it, and what data leaves it. Counting, not following: no images and no individual movements ever leave a sensor.",
@@ -453,14 +510,23 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "Kein Schutz kleiner Zahlen.",
     ),
     "privacy.threshold": (
-        "Counts below {k} are hidden, with extra cells hidden so that totals cannot reveal them.",
-        "Aantallen onder {k} worden verborgen, met extra verborgen cellen zodat totalen ze niet verraden.",
-        "Zahlen unter {k} werden verborgen, dazu weitere Zellen, damit Summen sie nicht verraten.",
+        "Counts below {k} are hidden (zero included) and no totals are published, so a hidden count cannot be "
+        "worked out.",
+        "Aantallen onder {k} worden verborgen (nul inbegrepen) en er worden geen totalen gepubliceerd, zodat een "
+        "verborgen aantal niet te herleiden is.",
+        "Zahlen unter {k} werden verborgen (null eingeschlossen) und keine Summen veröffentlicht, sodass sich eine "
+        "verborgene Zahl nicht erschließen lässt.",
     ),
     "privacy.dp": (
-        "Differential privacy: random noise on every count (ε = {epsilon} per window, at most {budget} per day).",
-        "Differentiële privacy: willekeurige ruis op elk aantal (ε = {epsilon} per venster, hoogstens {budget} per dag).",
-        "Differential Privacy: Zufallsrauschen auf jeder Zahl (ε = {epsilon} pro Fenster, höchstens {budget} pro Tag).",
+        "Differential privacy per person: random noise on every count; one person adds at most {m} crossings to "
+        "a window (more are not counted) and loses at most ε = {epsilon} per crossing counted, {charge} per "
+        "window, at most {budget} per day.",
+        "Differentiële privacy per persoon: willekeurige ruis op elk aantal; één persoon telt hoogstens {m} keer "
+        "mee per venster (vaker telt niet) en verliest hoogstens ε = {epsilon} per getelde passage, {charge} per "
+        "venster, hoogstens {budget} per dag.",
+        "Differential Privacy pro Person: Zufallsrauschen auf jeder Zahl; eine Person zählt höchstens {m} Mal pro "
+        "Fenster (öfter zählt nicht) und verliert höchstens ε = {epsilon} pro gezählter Querung, {charge} pro "
+        "Fenster, höchstens {budget} pro Tag.",
     ),
 }
 

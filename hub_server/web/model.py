@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from hub_protocol.accuracy import ValidationLine
 from hub_protocol.envelope import Health
 from hub_protocol.register import RegisterEntry
 
@@ -141,6 +142,25 @@ class Refusal:
     values: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ValidationView:
+    """A device's latest field validation by tally: its published accuracy."""
+
+    device: str
+    started_at: datetime
+    minutes: float
+    error: float | None
+    lines: list[ValidationLine]
+
+
+@dataclass(frozen=True)
+class SetupOpened:
+    """A one-time code for a device's setup page, to show once."""
+
+    code: str
+    minutes: int
+
+
 class WebSource(Protocol):
     """Everything the pages read and the few things they change; one implementation per hub build."""
 
@@ -165,4 +185,6 @@ class WebSource(Protocol):
     def reveal_code(self, token: str) -> str | Refusal: ...
     def extend_parcel(self, token: str) -> Refusal | None: ...
     def register(self) -> list[RegisterEntry]: ...
+    def validations(self) -> dict[str, ValidationView]: ...
+    def open_setup(self, device: str, operator: Operator) -> SetupOpened | Refusal: ...
     def audit(self, limit: int = 100, offset: int = 0) -> list[AuditEntry]: ...

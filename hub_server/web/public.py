@@ -131,6 +131,7 @@ async def sensors(request: web.Request) -> web.StreamResponse:
         "lines": per_device,
         "status": status,
         "today": now.date(),
+        "validations": wb.source.validations(),
     }
     return wb.page(request, "sensors.html", context)
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 
 from hub_server.appkeys import LIVE_KEY
-from hub_server.web import dashboard, live_view, public
+from hub_server.web import dashboard, live_view, public, setup_access
 from hub_server.web.context import WEB_KEY, Web, WebAuth
 from hub_server.web.live import LiveBus
 from hub_server.web.model import WebSource
@@ -53,6 +53,7 @@ def setup_web(
     public.add_routes(app)
     dashboard.add_routes(app)
     live_view.add_routes(app)
+    setup_access.add_routes(app)
     static = Path(str(resources.files("hub_server.web").joinpath("static")))
     app.router.add_static(STATIC_PREFIX, static, append_version=False)
     app.cleanup_ctx.append(_live_bus(wb.bus))

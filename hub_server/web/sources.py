@@ -19,14 +19,16 @@ from hub_protocol.flows import PrivacyPolicy
 from hub_protocol.lockers import CompartmentSize
 from hub_protocol.register import RegisterEntry
 from hub_protocol.validation import describe_errors
-from hub_server import appkeys
+from hub_server import appkeys, device_setup
 from hub_server import audit as audit_log
 from hub_server import auth as hub_auth_module
 from hub_server import register as hub_register
+from hub_server.device_setup import DEFAULT_MINUTES
+from hub_server.ingest import ingest_of
 from hub_server.logistics import DeliveryRequest as LogisticsRequest
 from hub_server.logistics import Logistics, LogisticsError, NoCompartmentFree
 from hub_server.store import devices as store_devices
-from hub_server.store import flow_summaries, provisioning, readings
+from hub_server.store import flow_summaries, provisioning, readings, validations
 from hub_server.store import logistics as logistics_store
 from hub_server.web import flowstats
 from hub_server.web.model import (
@@ -42,6 +44,8 @@ from hub_server.web.model import (
     Operator,
     Parcel,
     Refusal,
+    SetupOpened,
+    ValidationView,
 )
 
 log = logging.getLogger(__name__)
@@ -180,6 +184,26 @@ class HubSource:
 
     def register(self) -> list[RegisterEntry]:
         return hub_register.public_entries(self._conn, self.app[appkeys.CONFIG_KEY])
+
+    def validations(self) -> dict[str, ValidationView]:
+        """Each device's latest field validation (its published accuracy)."""
+        return {
+            device: ValidationView(device, v.record.started_at, v.record.minutes, v.record.error, v.record.lines)
+            for device, v in validations.latest(self._conn).items()
+        }
+
+    def open_setup(self, device: str, operator: Operator) -> SetupOpened | Refusal:
+        """Send ``open-setup`` (blocks: call from a worker thread); the code is returned, never kept."""
+        ingest = ingest_of(self.app)
+        if ingest is None:
+            return Refusal("error.unavailable", {"reason": "ingest"})
+        try:
+            _, code = device_setup.open_setup(
+                ingest, self.app[appkeys.DB_KEY], device, DEFAULT_MINUTES, f"user:{operator.username}"
+            )
+        except (LookupError, RuntimeError) as exc:
+            return Refusal("error.refused", {"reason": str(exc)})
+        return SetupOpened(code, DEFAULT_MINUTES)
 
     # lockers and deliveries
 

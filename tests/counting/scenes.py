@@ -9,8 +9,9 @@ from pathlib import Path
 import cv2
 
 from edge_agent.counting.detectors.motion import MotionDetector
+from edge_agent.counting.factory import settings_for
 from edge_agent.counting.lines import CountLine
-from edge_agent.counting.pipeline import CountingPipeline, Crossing, PipelineSettings
+from edge_agent.counting.pipeline import CountingPipeline, Crossing
 from edge_agent.counting.sources import SyntheticScene, SyntheticSource, Walker
 
 WIDTH, HEIGHT = 320, 240
@@ -30,7 +31,7 @@ def scene(*walkers: Walker, lead_in: int = 20) -> SyntheticScene:
 
 
 def run_motion(scene: SyntheticScene, lines: list[CountLine], fps: float = 10.0) -> list[Crossing]:
-    pipeline = CountingPipeline(lines, MotionDetector(work_width=160), fps, PipelineSettings())
+    pipeline = CountingPipeline(lines, MotionDetector(work_width=160), fps, settings_for("motion"))
     source = SyntheticSource(scene, fps=fps)
     events: list[Crossing] = []
     while (frame := source.read()) is not None:

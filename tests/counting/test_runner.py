@@ -16,6 +16,7 @@ import pytest
 from edge_agent.counting.config import CountingConfig
 from edge_agent.counting.runner import CounterRunner
 from edge_agent.counting.sources import CameraState, LiveSource, SyntheticSource, Walker
+from hub_protocol.backoff import Backoff
 from hub_protocol.envelope import CameraState as ContractCameraState
 from tests.conftest import wait_until
 from tests.counting.scenes import scene, write_video
@@ -48,7 +49,7 @@ class FlakyCamera:
 
 def test_live_source_reopens_with_backoff_and_reports_its_state() -> None:
     camera = FlakyCamera()
-    source = LiveSource(camera.open, camera.grab, lambda _h: None, backoff_initial=0.01, backoff_max=0.05)
+    source = LiveSource(camera.open, camera.grab, lambda _h: None, backoff=Backoff(0.01, 0.05, jitter=False))
     try:
         assert wait_for(lambda: camera.opens >= 4)  # two failures, the first session, the reopen
         assert wait_for(lambda: source.state == CameraState.OK)
@@ -59,7 +60,9 @@ def test_live_source_reopens_with_backoff_and_reports_its_state() -> None:
 
 
 def test_live_source_goes_failed_after_repeated_failures() -> None:
-    source = LiveSource(lambda: None, lambda _h: None, lambda _h: None, backoff_initial=0.001, fail_after=3)
+    source = LiveSource(
+        lambda: None, lambda _h: None, lambda _h: None, backoff=Backoff(0.001, 0.001, jitter=False), fail_after=3
+    )
     try:
         assert wait_for(lambda: source.state == CameraState.FAILED)
         assert source.read(timeout=0.05) is None
@@ -96,7 +99,7 @@ def test_runner_emits_crossings_and_stats_then_stops_cleanly() -> None:
     got: Counter[tuple[str, str, str]] = Counter()
     lock = threading.Lock()
 
-    def on_crossing(line: str, direction: str, object_class: str) -> None:
+    def on_crossing(line: str, direction: str, object_class: str, track: object) -> None:
         with lock:
             got[(line, direction, object_class)] += 1
 
@@ -130,7 +133,7 @@ def test_synthetic_demo_source_is_cheap_in_real_time() -> None:
     """The demo runs agents on shared cores: the synthetic camera at 5 fps must cost little CPU."""
     config = CountingConfig(source="synthetic", fps=5, lines=[{"name": "mid", "points": [0, 120, 320, 120]}])
     got: list[str] = []
-    runner = CounterRunner(config, lambda line, d, c: got.append(d))
+    runner = CounterRunner(config, lambda line, d, c, track: got.append(d))
     start_wall, start_cpu = time.monotonic(), time.process_time()
     runner.start()
     time.sleep(3)
@@ -158,7 +161,7 @@ def test_runner_reports_a_lost_camera_and_its_rate_drops_to_zero() -> None:
         return object() if opens["n"] == 1 else None  # the camera never comes back
 
     def source() -> LiveSource:
-        return LiveSource(open_camera, grab, lambda _h: None, backoff_initial=0.05, backoff_max=0.1, fail_after=3)
+        return LiveSource(open_camera, grab, lambda _h: None, backoff=Backoff(0.05, 0.1, jitter=False), fail_after=3)
 
     config = CountingConfig(source="synthetic", lines=[{"name": "a", "points": [0, 0, 10, 10]}])
     runner = CounterRunner(config, lambda *_: None, source_factory=source)
@@ -178,7 +181,7 @@ def test_runner_plays_a_video_file_paced_and_looped(tmp_path: Path) -> None:
     frames = cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_COUNT)
     config = CountingConfig(source=str(clip), fps=30, lines=[{"name": "mid", "points": [10, 140, 310, 140]}])
     got: list[tuple[str, str, str]] = []
-    runner = CounterRunner(config, lambda *crossing: got.append(crossing))
+    runner = CounterRunner(config, lambda *crossing: got.append(crossing[:3]))
     started = time.monotonic()
     runner.start()
     try:
@@ -189,3 +192,41 @@ def test_runner_plays_a_video_file_paced_and_looped(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert runner.stats().frames_processed <= elapsed * 30 * 1.2 + 5  # paced, not as fast as possible
     assert set(got) == {("mid", "in", "pedestrian")}
+
+
+class HangingCamera:
+    """Delivers frames until ``hang`` is set, then blocks inside grab (an RTSP or libcamera stall)."""
+
+    def __init__(self) -> None:
+        self.hang = threading.Event()
+        self.release = threading.Event()
+
+    def grab(self, _handle: Any) -> np.ndarray | None:
+        if self.hang.is_set():
+            self.release.wait()
+        time.sleep(0.02)
+        return np.zeros((24, 32, 3), np.uint8)
+
+
+def test_a_camera_whose_grab_blocks_is_reported_failed_within_seconds() -> None:
+    camera = HangingCamera()
+    source = LiveSource(lambda: object(), camera.grab, lambda _h: None, fps=25)
+    config = CountingConfig.model_validate(
+        {"source": "0", "fps": 25, "lines": [{"name": "a", "points": [0, 5, 32, 5]}]}
+    )
+    runner = CounterRunner(config, lambda *_args: None, source_factory=lambda: source)
+    runner.start()
+    try:
+        assert wait_for(lambda: runner.stats().camera_state == CameraState.OK and runner.stats().frames_processed > 5)
+        assert runner.camera_progressing(2.0)
+        camera.hang.set()
+        stalled_at = time.monotonic()
+        assert wait_for(lambda: runner.stats().camera_state == CameraState.FAILED)
+        assert time.monotonic() - stalled_at < 5.0
+        assert wait_for(lambda: not runner.camera_progressing(2.0))
+        assert runner.progressing(2.0)  # the counter itself still turns: it waits for frames with a timeout
+        camera.release.set()
+        assert wait_for(lambda: runner.stats().camera_state == CameraState.OK and runner.camera_progressing(2.0))
+    finally:
+        camera.release.set()
+        runner.stop()

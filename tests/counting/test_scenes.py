@@ -8,6 +8,7 @@ import numpy as np
 
 from edge_agent.counting.detectors.motion import MotionDetector
 from edge_agent.counting.evaluate import GtBox, truth_crossings
+from edge_agent.counting.factory import settings_for
 from edge_agent.counting.lines import CountLine
 from edge_agent.counting.pipeline import CountingPipeline, PipelineSettings
 from edge_agent.counting.sources import SyntheticScene, Walker, demo_scene
@@ -153,7 +154,7 @@ def test_frames_dropped_by_a_slow_consumer_still_count_the_crossings() -> None:
         Walker(DOWN, speed=2, height=50),
         Walker([(100, 220), (100, 40)], speed=2, height=50, start=15, colour=BRIGHT),
     )
-    pipeline = CountingPipeline([MID], MotionDetector(work_width=160), 10, PipelineSettings())
+    pipeline = CountingPipeline([MID], MotionDetector(work_width=160), 10, settings_for("motion"))
     events = []
     for index in range(0, walkers.length, 6):
         events += pipeline.process(index, walkers.render(index))

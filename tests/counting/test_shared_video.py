@@ -73,8 +73,8 @@ def test_motion_detector_accuracy(lines: list[CountLine]) -> None:
 def test_onnx_detector_accuracy(lines: list[CountLine]) -> None:
     model = shared_path("models", "nanodet-m", "object_detection_nanodet_2022nov.onnx")
     result = scores("onnx", lines, model)
-    assert result.f1 is not None and result.f1 >= 0.94, result
-    assert result.count_error <= 0.08, result
+    assert result.f1 is not None and result.f1 >= 0.92, result
+    assert result.count_error <= 0.10, result
 
 
 def test_count_command_on_the_real_video() -> None:

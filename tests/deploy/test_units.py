@@ -283,3 +283,39 @@ def test_broker_config_requires_tls_and_credentials(hub_broker: tuple[int, int, 
     assert _connect(device_port, "dev-a", users["dev-a"], None, wait=1.5) != "Success"  # plain MQTT on the TLS port
     assert _connect(local_port, "hub", users["hub"], None) == "Success"  # the hub, on loopback
     assert _connect(local_port, None, None, None) == "Not authorized"
+
+
+def test_broker_config_binds_device_sessions_to_their_accounts(
+    hub_broker: tuple[int, int, TlsFiles, dict[str, str]],
+) -> None:
+    """dev-a's credentials with the hub's client id (over TLS, as from the street) leave the hub connected."""
+    import time
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    device_port, local_port, tls, users = hub_broker
+    hub_dropped = threading.Event()
+    hub_up = threading.Event()
+    hub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="hub-ingest", clean_session=False)
+    hub.username_pw_set("hub", users["hub"])
+    hub.on_connect = lambda *_: hub_up.set()
+    hub.on_disconnect = lambda *_: hub_dropped.set()
+    hub.connect("127.0.0.1", local_port, keepalive=10)
+    hub.loop_start()
+    attacker = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="hub-ingest", protocol=mqtt.MQTTv5)
+    attacker.username_pw_set("dev-a", users["dev-a"])
+    attacker.tls_set_context(ssl.create_default_context(cafile=str(tls.ca)))
+    attacker_up = threading.Event()
+    attacker.on_connect = lambda _c, _u, _f, reason, _p: None if reason.is_failure else attacker_up.set()
+    try:
+        assert hub_up.wait(5), "the hub did not connect"
+        attacker.connect("127.0.0.1", device_port, keepalive=10)
+        attacker.loop_start()
+        assert attacker_up.wait(5), "dev-a's own credentials were refused"
+        time.sleep(1.0)
+        assert not hub_dropped.is_set(), "a device's credentials pushed the hub off the broker"
+    finally:
+        for client in (attacker, hub):
+            client.disconnect()
+            client.loop_stop()

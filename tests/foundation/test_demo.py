@@ -73,6 +73,16 @@ def test_demo_runs_devices_online_and_only_aggregates_leave_them(tmp_path: Path)
         spy.join(10)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
+    # The state folder is its user's alone: databases, logs and secrets 0600 (the technician's agent.toml and
+    # ca.pem are written 0644 on purpose, inside folders nobody else may enter).
+    assert state.stat().st_mode & 0o777 == 0o700
+    exposed = [
+        f"{p.relative_to(state)} {p.stat().st_mode & 0o777:o}"
+        for p in state.rglob("*")
+        if p.is_file() and p.stat().st_mode & 0o077 and p.name not in {"agent.toml", "ca.pem"}
+    ]
+    assert not exposed, exposed
+    assert any(p.suffix == ".sqlite3" for p in state.rglob("*"))
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["errors"] == []
     assert len(summary["devices_online"]) >= 2

@@ -96,7 +96,7 @@ def managed_broker(make_broker: Callable[..., BrokerSetup], tmp_path: Path) -> t
             "pid_file": str(pid_file),
             "output_dir": str(tmp_path / "out"),
             "agent_mqtt_host": "127.0.0.1",
-            "agent_mqtt_port": broker.port,
+            "agent_mqtt_port": broker.device_port,
             "agent_tls": False,
         },
     )

@@ -24,9 +24,12 @@ class Probe:
     puback: dict[int, ReasonCode] = field(default_factory=dict)
     messages: list[tuple[str, bytes]] = field(default_factory=list)
     _acked: threading.Condition = field(default_factory=threading.Condition)
+    client_id: str | None = None
 
     def __post_init__(self) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=f"probe-{id(self)}")
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=self.client_id or f"probe-{id(self)}"
+        )
         self.client.username_pw_set(self.username, self.password)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pydantic import ValidationError
 
 from hub_server import audit
 from hub_server.app import AUTH_KEY, create_app
-from hub_server.auth import CSRF_COOKIE, SESSION_COOKIE, LoginLimiter
+from hub_server.auth import CSRF_COOKIE, KNOWN_COOKIE, SESSION_COOKIE, LoginLimiter
 from hub_server.config import HubConfig
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
@@ -144,21 +145,73 @@ async def test_login_rate_limit_per_user(client: TestClient[Any, Any], db: Datab
     assert int(blocked.headers["Retry-After"]) > 0
 
 
-def test_login_limiter_window_slides() -> None:
+def test_login_limiter_delays_double_and_the_window_slides() -> None:
     now = [0.0]
-    limiter = LoginLimiter(per_user=2, per_address=3, window_s=60, clock=lambda: now[0])
+    limiter = LoginLimiter(per_user=2, per_address=3, window_s=600, max_delay_s=30, clock=lambda: now[0])
     limiter.failed("a", "1.2.3.4")
+    assert limiter.retry_after("a", "1.2.3.4") is None  # the first failures are free
     limiter.failed("a", "1.2.3.4")
-    assert limiter.retry_after("a", "1.2.3.4") == pytest.approx(60)
+    waits = []
+    for _ in range(6):
+        wait = limiter.retry_after("a", "1.2.3.4")
+        assert wait is not None
+        waits.append(wait)
+        now[0] += wait
+        assert limiter.retry_after("a", "1.2.3.4") is None, "after the wait the next attempt is checked"
+        limiter.failed("a", "1.2.3.4")
+    assert waits == [2, 4, 8, 16, 30, 30], "delays double up to the cap"
     assert limiter.retry_after("b", "5.6.7.8") is None
-    limiter.failed("b", "1.2.3.4")  # third failure from the address blocks every name from it
-    assert limiter.retry_after("c", "1.2.3.4") is not None
-    now[0] = 61
+    assert limiter.retry_after("c", "1.2.3.4") is not None  # the address is slowed for every name
+    assert limiter.retry_after("a", "1.2.3.4", known=True) is None, "a known browser has its own count"
+    now[0] += 601
     assert limiter.retry_after("a", "1.2.3.4") is None
     limiter.failed("a", "9.9.9.9")
     limiter.succeeded("a")
     limiter.failed("a", "9.9.9.9")
     assert limiter.retry_after("a", "9.9.9.9") is None
+
+
+async def test_an_attacker_cannot_lock_the_real_user_out(
+    client: TestClient[Any, Any], db: Database, aiohttp_client: Any
+) -> None:
+    add_user(db, "alice", Role.VIEWER)
+    csrf = await login(client, "alice")  # an earlier good login: this browser is known now
+    assert (await client.delete("/api/v1/session", headers={"X-CSRF-Token": csrf})).status == 204
+    assert client.session.cookie_jar.filter_cookies(client.make_url("/")).get(KNOWN_COOKIE) is not None
+    attacker = await aiohttp_client(client.app)
+    statuses = []
+    for _ in range(30):
+        guess = await attacker.post("/api/v1/session", json={"username": "alice", "password": "guess guess guess"})
+        statuses.append(guess.status)
+    assert statuses.count(401) <= client.app[AUTH_KEY].limiter.per_user + 1, "the attacker is slowed down"
+    assert statuses[-1] == 429 and int(guess.headers["Retry-After"]) > 0
+    # The real user, from the browser that logged in before, gets in at once with the right password.
+    real = await client.post("/api/v1/session", json={"username": "alice", "password": PASSWORD})
+    assert real.status == 200, await real.text()
+    # A browser never used by alice waits like the attacker (the price of not locking anyone out).
+    stranger = await aiohttp_client(client.app)
+    assert (await stranger.post("/api/v1/session", json={"username": "alice", "password": PASSWORD})).status == 429
+
+
+async def test_forwarded_for_is_believed_only_from_configured_proxies(tmp_path: Any, aiohttp_client: Any) -> None:
+    with pytest.raises(ValidationError, match="not an IP address"):
+        HubConfig.model_validate(hub_config_data(tmp_path / "bad", http={"trusted_proxies": ["proxy.local"]}))
+    data = hub_config_data(
+        tmp_path / "direct",
+        http={"behind_tls": True, "trusted_proxies": ["10.9.9.9"]},
+        auth={"login_failures_per_address": 2},
+    )
+    config = HubConfig.model_validate(data)
+    client = await aiohttp_client(
+        create_app(config, database=Database(config.store.path), background=False, pages=False)
+    )
+    # The test client is not the proxy: a new X-Forwarded-For with every attempt must not reset the count.
+    statuses = []
+    for n in range(4):
+        body = {"username": f"x{n}", "password": "wrong wrong wrong"}
+        answer = await client.post("/api/v1/session", json=body, headers={"X-Forwarded-For": f"10.1.0.{n}"})
+        statuses.append(answer.status)
+    assert statuses == [401, 401, 429, 429]
 
 
 async def test_api_token_authenticates_without_csrf(client: TestClient[Any, Any], db: Database) -> None:

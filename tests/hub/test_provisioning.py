@@ -41,7 +41,7 @@ def test_new_device_connects_publishes_own_topics_only_and_is_cut_off_by_revoke(
 
     # The technician's files: a valid agent config that names the credential, and a private credential file.
     agent = load_agent_config(folder / "agent.toml")
-    assert (agent.device.id, agent.device.site, agent.mqtt.port) == ("dev-new", SITE, broker.port)
+    assert (agent.device.id, agent.device.site, agent.mqtt.port) == ("dev-new", SITE, broker.device_port)
     assert agent.mqtt.password_file == "mqtt-password"
     assert stat.S_IMODE((folder / "mqtt-password").stat().st_mode) == 0o600
     assert len(password) >= 24

@@ -10,6 +10,7 @@ from gpiozero.pins.mock import MockFactory
 from edge_agent.lockers.config import KeypadConfig
 from edge_agent.lockers.keypad import Keypad
 from edge_agent.lockers.sim import KeyMatrix
+from tests.conftest import wait_for
 
 CONFIG = KeypadConfig(rows=["GPIO12", "GPIO16", "GPIO20", "GPIO21"], cols=["GPIO23", "GPIO24", "GPIO25"])
 
@@ -85,3 +86,25 @@ def test_star_clears_and_a_long_pause_forgets(rig: Rig) -> None:
     rig.keypad.scan_once()
     rig.type("654321#")
     assert rig.codes == ["123456", "654321"]
+
+
+def test_a_failing_code_handler_does_not_end_the_scanning_thread() -> None:
+    factory = MockFactory()
+    matrix = KeyMatrix(factory, CONFIG)
+    codes: list[str] = []
+
+    def on_code(code: str) -> None:
+        codes.append(code)
+        if len(codes) == 1:
+            raise OSError(28, "No space left on device")
+
+    keypad = Keypad(CONFIG, on_code, None, factory)
+    keypad.start()
+    try:
+        matrix.type("111111#")
+        wait_for(lambda: len(codes) == 1, what="the first code")
+        matrix.type("222222#")
+        wait_for(lambda: len(codes) == 2, what="a code after the handler failed", timeout=10)
+        assert codes == ["111111", "222222"]
+    finally:
+        keypad.close()

@@ -153,3 +153,53 @@ def test_bank_serves_the_kiosk_from_config_and_survives_a_busy_port(
     assert served.bank.kiosk is not None
     with urllib.request.urlopen(f"http://127.0.0.1:{free}/", timeout=5) as response:
         assert "Code eingeben" in response.read().decode()
+
+
+async def test_status_polls_do_not_block_the_event_loop(
+    make_rig: Callable[..., Rig], aiohttp_client: ClientMaker
+) -> None:
+    """While the locker machine is busy (its lock held, as during a slow SQLite write), the page stays served."""
+    import asyncio
+    import threading
+    import time
+
+    rig = make_rig()
+    client = await client_for(rig, aiohttp_client, "en")
+    since = rig.clock.now().isoformat().replace("+", "%2B")
+    held, release = threading.Event(), threading.Event()
+
+    def busy_machine() -> None:
+        with rig.bank.machine._lock:
+            held.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=busy_machine)
+    worker.start()
+    try:
+        assert held.wait(5)
+        poll = asyncio.ensure_future(client.get(f"/status/2?since={since}"))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        page = await asyncio.wait_for(client.get("/?lang=en"), 2)
+        assert page.status == 200 and time.monotonic() - started < 1.0
+        assert not poll.done()
+    finally:
+        release.set()
+        worker.join(5)
+    assert (await (await poll).json())["phase"] == "waiting"
+
+
+def test_transitions_older_than_the_history_retention_are_pruned(make_rig: Callable[..., Rig]) -> None:
+    from datetime import timedelta
+
+    rig = make_rig()
+    rig.reserve(2, "parcel-2", "dropoff", "200002")
+    assert rig.bank.enter_code("200002").result == "opened"
+    old = rig.bank.store.history(2)
+    assert old, "the open was recorded"
+    rig.clock.advance(timedelta(days=rig.config.timing.history_days, hours=2).total_seconds())
+    rig.doors.set_door(2, closed=False)
+    rig.bank.tick()
+    kept = rig.bank.store.history(2)
+    assert kept and all(h not in kept for h in old), "only the transitions within the retention remain"
+    assert rig.bank.history_since(2, rig.clock.now() - timedelta(minutes=1)) == kept

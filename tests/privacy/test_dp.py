@@ -86,7 +86,7 @@ def test_budget_survives_a_restart_and_pays_each_window_once(tmp_path: Path) -> 
 
 
 def test_exhausted_budget_withholds_every_count(tmp_path: Path) -> None:
-    config = PrivacyConfig(policy=PolicyKind.DP, epsilon=1.0, daily_budget=2.0)
+    config = PrivacyConfig(policy=PolicyKind.DP, epsilon=1.0, max_crossings=1, daily_budget=2.0)
     protector = Protector(config, BudgetLedger(tmp_path / "b.sqlite"), random.Random(1))
     counts = {("door", d, c): 40 for d in Direction for c in ObjectClass}
     windows = [protector.protect(DAY + timedelta(minutes=15 * i), ["door"], counts) for i in range(3)]
@@ -109,8 +109,8 @@ def test_exhausted_budget_withholds_every_count(tmp_path: Path) -> None:
 
 
 def test_dp_counts_are_noisy_but_unbiased_in_the_line_total(tmp_path: Path) -> None:
-    config = PrivacyConfig(policy=PolicyKind.DP, epsilon=1.0)
-    assert config.effective_budget == 96.0  # one epsilon per 15-minute window of the day
+    config = PrivacyConfig(policy=PolicyKind.DP)
+    assert config.effective_budget == 96.0 and config.window_charge == 1.0  # every 15-minute window of a day
     protector = Protector(config, BudgetLedger(tmp_path / "b.sqlite"), random.Random(3))
     counts = {("door", d, c): 50 for d in Direction for c in ObjectClass}
     totals, exact = [], 0
@@ -121,7 +121,7 @@ def test_dp_counts_are_noisy_but_unbiased_in_the_line_total(tmp_path: Path) -> N
         totals.append(line_total)
         exact += all(c.count == 50 for c in w.cells)
     assert exact < 10  # noise is really added
-    assert np.mean(totals) == pytest.approx(200, abs=1.5)
+    assert np.mean(totals) == pytest.approx(200, abs=3)  # 3.6 standard errors of the mean
 
 
 def test_dp_threshold_shows_no_small_noisy_count(tmp_path: Path) -> None:

@@ -20,8 +20,9 @@ from hub_protocol.topics import Channel
 
 FLOW_FIELDS = {
     "v", "device", "boot", "seq", "kind", "window_start", "window_seconds", "cells", "totals", "quality", "policy",
-    "line", "direction", "object_class", "count", "observed_fraction", "mean_fps", "dropped_frames",
-    "k", "epsilon", "daily_budget", "spent_today", "budget_exhausted",
+    "line", "direction", "object_class", "count", "observed_fraction", "mean_fps", "dropped_frames", "clock_stepped",
+    "k", "epsilon", "daily_budget", "spent_today", "budget_exhausted", "max_crossings", "day_share",
+    "capped_tracks",
 }  # fmt: skip
 T0 = datetime(2026, 3, 2, 7, 58, 12, tzinfo=UTC)
 

@@ -65,9 +65,12 @@ def test_register_entry_is_built_from_the_config(tmp_path: Path) -> None:
     assert entry.active_until == date(2027, 6, 30)
     assert entry.contact == "sensors@example.org" and entry.organisation == "Cities of Things field lab"
     assert entry.privacy is not None
-    assert (entry.privacy.kind, entry.privacy.epsilon, entry.privacy.daily_budget) == (PolicyKind.DP, 0.5, 48.0)
+    assert (entry.privacy.kind, entry.privacy.epsilon, entry.privacy.daily_budget) == (PolicyKind.DP, 0.5, 96.0)
     leaves = " ".join(entry.leaves_device)
-    assert "15-minute window" in leaves and "epsilon 0.5" in leaves
+    assert "15-minute window" in leaves and "epsilon 0.5 per crossing" in leaves
+    # The guarantee in plain words: per window (per person), per day, and what it does not cover.
+    assert "at most 2 crossings" in leaves and "1-differentially private for that person" in leaves
+    assert "at most 96 per UTC day" in leaves and "track breaks into two" in leaves
     never = " ".join(entry.never_leaves)
     assert "images" in never and "track ids" in never and "times of individual crossings" in never
     # It travels as a retained message on the register channel: round-trip through the codec.
@@ -110,7 +113,7 @@ def test_location_must_be_street_level(tmp_path: Path, street: str, ok: bool) ->
     ("change", "where", "message"),
     [
         ("window_seconds = 900", "privacy.window_seconds", "divide 86400"),
-        ("epsilon = 0.5", "privacy.epsilon", "greater than 0"),
+        ("epsilon = 0.5", "privacy.epsilon", "greater than or equal to 0.01"),
         ('policy = "dp"', "privacy.policy", "Input should be"),
     ],
 )
@@ -162,7 +165,7 @@ def test_after_active_until_nothing_is_counted_or_sent(tmp_path: Path) -> None:
 
 
 def test_reporter_emits_protected_windows_and_keeps_the_budget_on_disk(tmp_path: Path) -> None:
-    config = PrivacyConfig(policy=PolicyKind.DP, epsilon=1.0, daily_budget=3.0, window_seconds=60)
+    config = PrivacyConfig(policy=PolicyKind.DP, epsilon=1.0, max_crossings=1, daily_budget=3.0, window_seconds=60)
     t0 = datetime(2026, 3, 2, 10, 0, 5, tzinfo=UTC)
     sink = MemorySink()
     first = FlowReporter(sink, config, ["door"], tmp_path, now=t0, rng=random.Random(1))
@@ -181,7 +184,16 @@ def test_reporter_emits_protected_windows_and_keeps_the_budget_on_disk(tmp_path:
     assert all(w.window_seconds == 60 and w.window_start.second == 0 for w in windows)
 
 
-def test_default_budget_pays_every_window_even_for_one_minute_windows() -> None:
-    config = PrivacyConfig(policy=PolicyKind.DP, epsilon=10.0, window_seconds=60)
-    assert config.effective_budget == 14_400.0
-    assert config.policy_model().daily_budget == 14_400.0
+def test_default_budget_is_a_fixed_bound_that_shorter_windows_run_out(tmp_path: Path) -> None:
+    """The default budget no longer grows with the number of windows: with 5-minute windows (three times as
+    many as it was sized for) the day's 96 is spent by 08:00 and later windows carry no counts."""
+    config = PrivacyConfig(window_seconds=300)
+    assert (config.effective_budget, config.window_charge) == (96.0, 1.0)
+    t0 = datetime(2026, 3, 2, tzinfo=UTC)
+    sink = MemorySink()
+    reporter = FlowReporter(sink, config, ["door"], tmp_path, now=t0, rng=random.Random(3))
+    reporter.tick(t0 + timedelta(hours=9))
+    windows = [w for w in sink.of(Channel.FLOW) if w.window_seconds == 300]
+    paid = [w for w in windows if not w.policy.budget_exhausted]
+    assert len(windows) == 108 and len(paid) == 96 and paid[-1].window_start.hour == 7
+    assert all(c.count is None for w in windows[96:] for c in w.cells)

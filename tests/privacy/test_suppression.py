@@ -1,109 +1,118 @@
-"""Threshold suppression: nothing small is shown, and nothing suppressed can be recomputed from what is."""
+"""Threshold suppression against someone who knows the rule: the enumeration attack of issue 13.
+
+The attacker lists every table the device would publish exactly as observed (same numbers, same nulls). If,
+within such a group, a hidden count takes one value only, the publication gives it away. The tests group
+every table with cells 0..16 by what the device's own code publishes for it, then check each group; they do
+not look at how the rule is written.
+"""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
+import numpy.typing as npt
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from edge_agent.privacy.config import PrivacyConfig
-from edge_agent.privacy.protection import CELL_ORDER, MARGIN_ORDER, N_CELLS, Protector, line_items, suppress_line
-from hub_protocol.flows import Direction, FlowWindow, ObjectClass, PolicyKind
+from edge_agent.privacy.protection import CELL_ORDER, N_CELLS, Protector, release_cells
+from hub_protocol.flows import FlowWindow, PolicyKind
 
 START = datetime(2026, 3, 2, 8, 15, tzinfo=UTC)
-PERTURBATIONS = [d for d in itertools.product((-1, 0, 1), repeat=N_CELLS) if any(d)]
-
-
-def alternative_exists(cells: tuple[int, ...], hidden: tuple[bool, ...], item: int) -> bool:
-    """Independent of the implementation's linear algebra: is there another table that publishes exactly the
-    same numbers but differs in ``item``? (Every integer kernel direction of these sums has entries in -1..1.)"""
-    items = line_items(cells)
-    for delta in PERTURBATIONS:
-        other = line_items(tuple(c + d for c, d in zip(cells, delta, strict=True)))
-        same_published = all(hidden[i] or other[i] == items[i] for i in range(len(items)))
-        if same_published and other[item] != items[item]:
-            return True
-    return False
-
-
-cell_values = st.integers(min_value=0, max_value=40)
-tables = st.tuples(cell_values, cell_values, cell_values, cell_values)
-
-
-@settings(max_examples=400, deadline=None)
-@given(cells=tables, k=st.integers(min_value=2, max_value=12))
-def test_no_small_count_published_and_none_recomputable(cells: tuple[int, ...], k: int) -> None:
-    hidden = suppress_line(cells, k)
-    items = line_items(cells)
-    for value, is_hidden in zip(items, hidden, strict=True):
-        assert is_hidden or not 0 < value < k, f"published {value} below k={k}"
-    for i, is_hidden in enumerate(hidden):
-        if is_hidden:
-            assert alternative_exists(cells, hidden, i), f"item {i} of {items} follows from {hidden}"
-
-
-GRID = 24  # every table with cells 0..24: wide enough that an unbounded count can reach any k tested
-_CELLS = np.stack(np.meshgrid(*[np.arange(GRID + 1)] * N_CELLS, indexing="ij"), -1).reshape(-1, N_CELLS)
-_IN, _OUT = _CELLS[:, 0] + _CELLS[:, 1], _CELLS[:, 2] + _CELLS[:, 3]
-_PED, _CYC = _CELLS[:, 0] + _CELLS[:, 2], _CELLS[:, 1] + _CELLS[:, 3]
-ALL_TABLES = np.concatenate([_CELLS, np.stack([_IN, _OUT, _PED, _CYC, _IN + _OUT], axis=1)], axis=1)
-"""Each row: four cells and five margins, in the device's order."""
-
-
-@settings(max_examples=300, deadline=None)
-@given(cells=st.tuples(*[st.integers(min_value=0, max_value=12)] * N_CELLS), k=st.integers(min_value=2, max_value=10))
-def test_published_counts_never_prove_a_suppressed_count_small(cells: tuple[int, ...], k: int) -> None:
-    """Counts cannot be negative, which an attacker can use too: among all tables that publish the same
-    numbers, some must give each suppressed small count a value of at least k (so it might not be small)."""
-    items = line_items(cells)
-    hidden = suppress_line(cells, k)
-    consistent = np.ones(len(ALL_TABLES), dtype=bool)
-    for i, is_hidden in enumerate(hidden):
-        if not is_hidden:
-            consistent &= ALL_TABLES[:, i] == items[i]
-    candidates = ALL_TABLES[consistent]
-    for i, is_hidden in enumerate(hidden):
-        if is_hidden and 0 < items[i] < k:
-            assert candidates[:, i].max() >= k, f"item {i} of {items} is provably below k={k}"
-
-
-def test_every_small_count_is_suppressed_even_margins() -> None:
-    # in-cyclist 2 is small, and so is the cyclist margin (2): both must go, plus complements.
-    cells = (30, 2, 25, 0)
-    hidden = suppress_line(cells, 5)
-    assert hidden[1] and hidden[N_CELLS + MARGIN_ORDER.index((None, ObjectClass.CYCLIST))]
-    # The direction totals and line total stay published: the sum a data user needs most survives.
-    published = {MARGIN_ORDER[i - N_CELLS]: line_items(cells)[i] for i in range(N_CELLS, 9) if not hidden[i]}
-    assert published == {(Direction.IN, None): 32, (Direction.OUT, None): 25, (None, None): 57}
-
-
-def test_nothing_suppressed_without_small_counts() -> None:
-    assert suppress_line((0, 0, 12, 7), 5) == (False,) * 9
-    assert suppress_line((50, 9, 61, 5), 5) == (False,) * 9
-
-
-def test_k_bounds_what_counts_as_small() -> None:
-    assert not any(suppress_line((5, 5, 5, 5), 5))
-    assert any(suppress_line((4, 5, 5, 5), 5))
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    lines=st.lists(tables, min_size=1, max_size=3),
-    k=st.integers(min_value=2, max_value=10),
+TOP = 16
+GRID = np.array(list(itertools.product(range(TOP + 1), repeat=N_CELLS)), dtype=np.int64)
+"""Every table (in/pedestrian, in/cyclist, out/pedestrian, out/cyclist) with counts 0..16."""
+K_FIELD = PrivacyConfig.model_fields["k"]
+K_RANGE = range(
+    next(m.ge for m in K_FIELD.metadata if hasattr(m, "ge")),
+    next(m.le for m in K_FIELD.metadata if hasattr(m, "le")) + 1,
 )
-def test_protected_window_validates_against_the_contract(lines: list[tuple[int, ...]], k: int) -> None:
-    names = [f"line-{i}" for i in range(len(lines))]
-    counts = {
-        (name, d, c): value
-        for name, cells in zip(names, lines, strict=True)
-        for (d, c), value in zip(CELL_ORDER, cells, strict=True)
-    }
-    protected = Protector(PrivacyConfig(policy=PolicyKind.THRESHOLD, k=k)).protect(START, names, counts)
+Published = tuple[int | None, ...]
+
+
+def pinned(tables: npt.NDArray[np.int64], outputs: Sequence[Published], k: int) -> list[str]:
+    """Every (publication, hidden cell) whose tables give that cell one value only, while that value is in
+    1..k-1: what an informed outsider recovers exactly. ``outputs[i]`` is what table ``i`` publishes, its
+    first four entries the cells (None = hidden)."""
+    keys: dict[Published, int] = {}
+    group = np.array([keys.setdefault(output, len(keys)) for output in outputs])
+    return pinned_groups(tables, group, list(keys), k)
+
+
+def pinned_groups(
+    tables: npt.NDArray[np.int64], group: npt.NDArray[np.int64], outputs: Sequence[Published], k: int
+) -> list[str]:
+    """The same, with the tables already grouped: ``group[i]`` indexes ``outputs``."""
+    order = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[order], np.arange(len(outputs)))
+    low = np.minimum.reduceat(tables[order], starts, axis=0)
+    high = np.maximum.reduceat(tables[order], starts, axis=0)
+    return [
+        f"k={k}: {output} pins cell {cell} to {low[g, cell]}"
+        for g, output in enumerate(outputs)
+        for cell in range(N_CELLS)
+        if output[cell] is None and low[g, cell] == high[g, cell] and 0 < low[g, cell] < k
+    ]
+
+
+def device_output(k: int) -> Callable[[tuple[int, ...]], Published]:
+    """What the device publishes for one line (cells, then totals), through the Protector itself."""
+    protector = Protector(PrivacyConfig(policy=PolicyKind.THRESHOLD, k=k))
+
+    def publish(cells: tuple[int, ...]) -> Published:
+        counts = {("door", d, c): v for (d, c), v in zip(CELL_ORDER, cells, strict=True)}
+        window = protector.protect(START, ["door"], counts)
+        return (*(c.count for c in window.cells), *(t.count for t in window.totals))
+
+    return publish
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_no_publication_of_the_device_pins_a_hidden_count(k: int) -> None:
+    publish = device_output(k)
+    outputs = [publish(tuple(int(v) for v in row)) for row in GRID]
+    assert pinned(GRID, outputs, k) == []
+    # And not just "two values": a null stands for every value 0..k-1 (the group is all their combinations).
+    assert publish((0, 0, 1, 1)) == publish((k - 1, 0, k - 1, 0)) == (None,) * N_CELLS
+
+
+def test_every_k_the_config_offers_keeps_every_hidden_count_ambiguous() -> None:
+    """The same attack for each allowed k, on the array function the Protector calls (all 83,521 tables)."""
+    assert K_RANGE.start == 2 and K_RANGE.stop > 50  # as the config allows
+    for k in K_RANGE:
+        released = release_cells(GRID, PolicyKind.THRESHOLD, k, None, None)
+        assert released.margins is None  # totals would let sums pin hidden cells down
+        published = np.where(released.hidden, -1, released.values)
+        _, first, group = np.unique(published @ (TOP + 2) ** np.arange(N_CELLS), return_index=True, return_inverse=True)
+        outputs = [tuple(None if v < 0 else v for v in published[i].tolist()) for i in first]
+        assert pinned_groups(GRID, group.reshape(-1), outputs, k) == [], k
+
+
+def test_the_attack_finds_what_the_issue_reported_in_the_old_rule() -> None:
+    """Control: the check must catch a rule that can be undone. Hiding 1..k-1 but showing zeros and the line
+    total (as before issue 13) lets (0, 0, 1, 1) with k=3 be recovered exactly."""
+
+    def old_style(cells: tuple[int, ...], k: int = 3) -> Published:
+        total = sum(cells)
+        return (*(None if 0 < v < k else v for v in cells), None if 0 < total < k else total)
+
+    outputs = [old_style(tuple(int(v) for v in row)) for row in GRID]
+    found = pinned(GRID, outputs, 3)
+    assert "k=3: (0, 0, None, None, None) pins cell 2 to 1" in found
+
+
+def test_counts_from_k_up_are_published_exactly() -> None:
+    publish = device_output(5)
+    assert publish((5, 0, 16, 4)) == (5, None, 16, None)
+    assert publish((12, 7, 9, 30)) == (12, 7, 9, 30)
+
+
+def test_threshold_windows_validate_against_the_contract() -> None:
+    protector = Protector(PrivacyConfig(policy=PolicyKind.THRESHOLD, k=5))
+    counts = {("door", d, c): v for (d, c), v in zip(CELL_ORDER, (3, 0, 12, 7), strict=True)}
+    protected = protector.protect(START, ["door", "gate"], counts, capped_tracks=2)
     window = FlowWindow(
         device="dev-a",
         boot="boot-1",
@@ -112,13 +121,11 @@ def test_protected_window_validates_against_the_contract(lines: list[tuple[int, 
         window_seconds=900,
         cells=protected.cells,
         totals=protected.totals,
-        quality={"observed_fraction": 1, "mean_fps": 10, "dropped_frames": 0},
+        quality={"observed_fraction": 1, "mean_fps": 10, "dropped_frames": 0, "capped_tracks": None},
         policy=protected.policy,
     )
-    assert window.policy.k == k
-    assert len(window.cells) == 4 * len(lines) and len(window.totals) == 5 * len(lines)
-    for cell in window.cells:
-        assert cell.count is None or cell.count == counts[(cell.line, cell.direction, cell.object_class)]
+    assert [c.count for c in window.cells] == [None, None, 12, 7, None, None, None, None]
+    assert window.totals == [] and protected.capped_tracks is None  # 2 capped objects: below k, hidden too
 
 
 def test_contract_refuses_a_small_published_count() -> None:
@@ -153,16 +160,3 @@ def test_contract_refuses_totals_that_disagree_with_cells() -> None:
             quality={"observed_fraction": 1, "mean_fps": 10, "dropped_frames": 0},
             policy={"kind": "none"},
         )
-
-
-def test_the_recomputation_check_catches_primary_suppression_alone() -> None:
-    # Control for the property test: hiding only the small counts leaves them recomputable from the margins.
-    cells = (30, 2, 25, 0)
-    primary_only = tuple(0 < v < 5 for v in line_items(cells))
-    assert not alternative_exists(cells, primary_only, 1)
-    assert alternative_exists(cells, suppress_line(cells, 5), 1)
-
-
-def test_the_table_grid_uses_the_device_order() -> None:
-    row = 7 * 25**3 + 3 * 25**2 + 11 * 25 + 2
-    assert tuple(int(v) for v in ALL_TABLES[row]) == line_items((7, 3, 11, 2))

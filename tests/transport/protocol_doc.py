@@ -18,12 +18,14 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AnyUrl, BaseModel
 
+from hub_protocol.accuracy import ValidationCell, ValidationLine, ValidationRecord
 from hub_protocol.alarms import DeviceAlarm
 from hub_protocol.codec import PAYLOAD_TYPES
 from hub_protocol.commands import (
     CodeHash,
     LockerOpen,
     LockerSetService,
+    OpenSetup,
     PushConfig,
     ReloadConfig,
     ReservationCancel,
@@ -51,6 +53,9 @@ MODELS: list[type[BaseModel]] = [
     DeviceAlarm,
     OutboxGap,
     CommandResult,
+    ValidationRecord,
+    ValidationCell,
+    ValidationLine,
     Ack,
     ReloadConfig,
     PushConfig,
@@ -59,6 +64,7 @@ MODELS: list[type[BaseModel]] = [
     ReservationSet,
     CodeHash,
     ReservationCancel,
+    OpenSetup,
 ]
 
 _BLOCK = re.compile(r"<!-- generated:(?P<name>[A-Za-z]+) -->\n(?P<body>.*?)<!-- end:(?P=name) -->", re.S)

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from edge_agent.transport.backoff import Backoff
+from hub_protocol.backoff import Backoff
 
 
 def test_ceiling_doubles_from_1_s_to_120_s_and_resets() -> None:
@@ -55,3 +55,10 @@ def test_a_fleet_does_not_reconnect_in_lockstep() -> None:
 def test_bounds_are_checked() -> None:
     with pytest.raises(ValueError, match="min_s"):
         Backoff(5.0, 1.0)
+
+
+def test_without_jitter_the_delay_is_the_ceiling_as_the_camera_reopen_uses_it() -> None:
+    backoff = Backoff(0.5, 30.0, jitter=False)
+    assert [backoff.next_delay() for _ in range(8)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    backoff.reset()
+    assert backoff.next_delay() == 0.5

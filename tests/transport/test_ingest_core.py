@@ -91,7 +91,7 @@ def test_a_hole_that_stays_open_becomes_a_gap_and_is_resolved_when_filled(tmp_pa
     core.tick()
     clock.now += 6
     notes = core.tick().notes
-    assert [n[0] for n in notes] == ["gap"]
+    assert [n[0] for n in notes] == ["sequence-gap"]
     gaps = core.conn.execute("SELECT first_seq, last_seq, resolved_at FROM sequence_gaps").fetchall()
     assert [tuple(g) for g in gaps] == [(3, 4, None)]
     core.process([_event(3), _event(4)])

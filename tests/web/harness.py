@@ -218,3 +218,15 @@ class Device:
 def window_start(moment: datetime, seconds: int = 900) -> datetime:
     epoch = int(moment.timestamp())
     return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
+
+
+def hourly_history(now: datetime, days: int = 7) -> list[datetime]:
+    """Starts of hourly 15-minute windows over the last ``days`` days, up to and including the current window.
+
+    The pages' "today" begins at local midnight (Europe/Amsterdam), not UTC midnight. History that stopped an
+    hour before ``now`` left the local day empty for its first hour (23:00-00:00 UTC in winter), so the
+    browser tests failed at that time of day. The current window always lies in the local day, whatever the
+    zone's offset (offsets are whole quarter hours), so the day and week charts always have something to draw.
+    """
+    current = window_start(now)
+    return [current - timedelta(hours=h) for h in range(days * 24 - 1, -1, -1)]

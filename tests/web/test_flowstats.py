@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,6 +10,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from edge_agent.events import MemorySink
+from edge_agent.privacy.config import PrivacyConfig
+from edge_agent.privacy.reporter import FlowReporter
 from hub_protocol.codec import encode
 from hub_protocol.flows import FlowCell, FlowTotal, FlowWindow, PolicyKind, PrivacyPolicy, WindowQuality
 from hub_protocol.topics import Channel, device_topic
@@ -16,6 +20,7 @@ from hub_server.appkeys import DB_KEY
 from hub_server.config import IngestConfig
 from hub_server.ingest import IngestCore
 from hub_server.store.db import Database
+from hub_server.store.retention import roll_up_batch
 from hub_server.web import flowstats
 from hub_server.web.sources import HubSource
 
@@ -145,3 +150,51 @@ def test_sums_keep_suppressed_cells_out_and_prefer_published_line_totals(
     tables = flowstats.line_tables(sums, "dev-a")
     assert [(t.line, t.cells, t.total) for t in tables] == [("door", [("in", "pedestrian", 11)], 13)]
     assert source.flow_sums(START, START + timedelta(days=1), "dev-b").lines == {("dev-b", "gate"): 3}
+
+
+def test_dp_windows_and_their_day_correction_add_up_where_they_belong(
+    stored: Callable[[list[FlowWindow]], HubSource], tmp_path: Path
+) -> None:
+    """What a dp device publishes (noisy counts, some negative, and the day's correction after midnight) goes
+    through the ingest unchanged: hourly sums leave the correction out, the day's sum includes it, and only
+    what pages show is clipped at zero."""
+    sink = MemorySink()
+    reporter = FlowReporter(sink, PrivacyConfig(), ["door"], tmp_path / "dev", now=START, rng=random.Random(3))
+    for i in range(12):
+        reporter.add_crossing("door", "in", "pedestrian", START + timedelta(minutes=20 * i))
+    reporter.note_frames(3000, 0, 300.0, START + timedelta(minutes=5))
+    reporter.tick(START + timedelta(hours=12))
+    reporter.tick(START + timedelta(days=1, minutes=1))
+    published = sink.of(Channel.FLOW)
+    for seq, w in enumerate(published, start=1):
+        w.seq, w.device, w.boot = seq, "dev-a", "b1"
+    correction = next(w for w in published if w.window_seconds == 86_400)
+    windows = [w for w in published if w.window_seconds == 900]
+    assert len(windows) == 96 and any(c.count is not None and c.count < 0 for w in windows for c in w.cells)
+
+    def line_total(ws: list[FlowWindow]) -> int:
+        return sum(c.count or 0 for w in ws for c in w.cells)
+
+    source = stored(published)
+    hourly = source.flow_aggregate(START, timedelta(hours=1), 24)
+    assert sum(c.count or 0 for c in hourly.cells) == line_total(windows)
+    assert hourly.quality.windows == 96
+    daily = source.flow_aggregate(START, timedelta(days=1), 1)
+    assert sum(c.count or 0 for c in daily.cells) == line_total(windows) + line_total([correction])
+    # The day's quality is unchanged by the correction window, which describes the day it covers.
+    assert hourly.quality.observed_fraction == pytest.approx(300 / 86_400, rel=1e-3)
+    assert daily.quality.observed_fraction == pytest.approx(300 / 86_400, abs=5e-5)  # 4 decimals on the wire
+    shown = flowstats.assemble(hourly, START, timedelta(hours=1), 24, UTC, "%H")
+    assert all(v is None or v >= 0 for s in shown.lines["door"].series.values() for v in s)
+
+    db = Database(tmp_path / "hub.sqlite3")
+    with db.write() as conn:
+        while roll_up_batch(conn):
+            pass
+        sums = dict(
+            conn.execute(
+                "SELECT resolution, SUM(count) FROM flow_rollups WHERE direction != '*' AND object_class != '*'"
+                " GROUP BY resolution"
+            ).fetchall()
+        )
+    assert sums == {"hour": line_total(windows), "day": line_total(windows) + line_total([correction])}

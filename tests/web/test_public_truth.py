@@ -23,6 +23,10 @@ from tests.hub.test_api_data import ingest, insert_window
 
 
 def entry(device: str, policy: PolicyKind) -> RegisterEntry:
+    if policy is PolicyKind.DP:
+        protection = PrivacyPolicy(kind=policy, epsilon=0.5, max_crossings=2, daily_budget=96, day_share=0.3)
+    else:
+        protection = PrivacyPolicy(kind=policy, k=5 if policy is PolicyKind.THRESHOLD else None)
     return RegisterEntry(
         device=device,
         site="main-street",
@@ -34,7 +38,7 @@ def entry(device: str, policy: PolicyKind) -> RegisterEntry:
         contact="lab@example.org",
         leaves_device=["counts per window"],
         never_leaves=["camera images"],
-        privacy=PrivacyPolicy(kind=policy, k=5 if policy is PolicyKind.THRESHOLD else None),
+        privacy=protection,
         retention="deleted after 1 day",  # what an older device config said: free text, and wrong
         active_until=date.today() + timedelta(days=30),
         location="Main Street, Amsterdam",
@@ -56,10 +60,11 @@ async def public(hub: HubConfig, db: Database, aiohttp_client: ClientFactory) ->
     now = datetime.now(UTC)
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     with db.write() as conn:
-        for device in ("cam-open", "cam-raw"):
+        for device in ("cam-open", "cam-raw", "cam-dp"):
             provisioning.add(conn, device, "main-street", device, "test")
     ingest(db, "main-street", "cam-open", Channel.REGISTER, entry("cam-open", PolicyKind.THRESHOLD))
     ingest(db, "main-street", "cam-raw", Channel.REGISTER, entry("cam-raw", PolicyKind.NONE))
+    ingest(db, "main-street", "cam-dp", Channel.REGISTER, entry("cam-dp", PolicyKind.DP))
     insert_window(db, "cam-open", start, {("frontdoor", "in", "pedestrian"): 12})
     insert_window(db, "cam-raw", start, {("backyard", "in", "pedestrian"): 7}, policy="none")
     # A device whose register says threshold but which sent one window without protection (a policy change).
@@ -94,7 +99,7 @@ async def test_register_retention_is_the_hubs(public: TestClient[Any, Any], hub:
     statements = {s["device"]: s["retention"] for s in body["sensors"]}
     api = await (await public.get("/api/v1/open/register")).json()
     page = await (await public.get("/sensors?lang=en")).text()
-    assert set(statements) == {"cam-open", "cam-raw"}
+    assert set(statements) == {"cam-open", "cam-raw", "cam-dp"}
     for statement in [*statements.values(), *(e["retention"] for e in api)]:
         assert "deleted after 1 day" not in statement
         # The numbers the hub's retention enforces, from its config.
@@ -102,3 +107,13 @@ async def test_register_retention_is_the_hubs(public: TestClient[Any, Any], hub:
         assert f"hourly totals {hub.retention.hourly_days} days" in statement
         assert f"{hub.logistics.personal_data_days} days after" in statement
     assert "deleted after 1 day" not in page and "30 days as received" in page
+
+
+async def test_dp_text_states_the_per_person_cap(public: TestClient[Any, Any]) -> None:
+    """epsilon is per crossing: the page must say how many crossings of one person count, and what a window
+    costs that person, or "epsilon 0.5" would read as a per-person guarantee it is not."""
+    text = await (await public.get("/sensors?lang=en")).text()
+    dp = text[text.index('id="sensor-cam-dp"') :]
+    dp = dp[: dp.index("</article>")]
+    assert "at most 2 crossings to a window" in dp
+    assert "ε = 0.5 per crossing counted, 1 per window, at most 96" in dp

@@ -1,4 +1,4 @@
-"""NanoDet-m through cv2.dnn: persons and bicycles; a person riding (overlapping) a bicycle is a cyclist.
+"""NanoDet-m through cv2.dnn or onnxruntime: persons and bicycles, fused into pedestrians and cyclists.
 
 The model's input size is fixed inside the file (416x416). OpenCV 4.x and 5.x return its six outputs in
 different orders, so outputs are matched by shape: (N, 80) class scores and (N, 32) box distributions,
@@ -17,6 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.counting.detectors import Image
+from edge_agent.counting.detectors.backends import ModelError as ModelError
+from edge_agent.counting.detectors.backends import open_backend
+from edge_agent.counting.detectors.fusion import Box, fuse_cyclists
 from edge_agent.counting.tracking import Detection
 
 PERSON, BICYCLE = 0, 1
@@ -24,10 +27,6 @@ _MEAN = (103.53, 116.28, 123.675)
 _INV_STD = np.array([1 / 57.375, 1 / 57.12, 1 / 58.395], dtype=np.float32).reshape(1, 3, 1, 1)
 _STRIDES = (8, 16, 32)
 _REG_BINS = 8
-
-
-class ModelError(RuntimeError):
-    """The model file is missing or is not the expected detector."""
 
 
 class NanoDetDecoder:
@@ -91,16 +90,13 @@ class NanoDetDecoder:
 def to_detections(
     decoded: Sequence[tuple[tuple[float, float, float, float], float, int]], scale: float, x0: float, y0: float
 ) -> list[Detection]:
-    """People in frame pixels; a person riding (overlapping) a bicycle is a cyclist."""
-    people: list[tuple[float, float, float, float, float]] = []
-    bikes: list[tuple[float, float, float, float]] = []
+    """Pedestrians and cyclists in frame pixels (see ``fusion``: a person riding a bicycle is one cyclist)."""
+    people: list[tuple[Box, float]] = []
+    bikes: list[tuple[Box, float]] = []
     for (bx1, by1, bx2, by2), score, cls in decoded:
         box = (bx1 / scale + x0, by1 / scale + y0, bx2 / scale + x0, by2 / scale + y0)
-        if cls == PERSON:
-            people.append((*box, score))
-        else:
-            bikes.append(box)
-    return [Detection(x1, y1, x2, y2, score, _rides(x1, y1, x2, y2, bikes)) for x1, y1, x2, y2, score in people]
+        (people if cls == PERSON else bikes).append((box, score))
+    return fuse_cyclists(people, bikes)
 
 
 class OnnxDetector:
@@ -110,15 +106,14 @@ class OnnxDetector:
     noise_allowance = 0.025
 
     def __init__(
-        self, model_path: Path, score_threshold: float = 0.4, nms_threshold: float = 0.5, input_size: int = 416
+        self,
+        model_path: Path,
+        score_threshold: float = 0.4,
+        nms_threshold: float = 0.5,
+        input_size: int = 416,
+        backend: str = "auto",
     ) -> None:
-        if not model_path.is_file():
-            raise ModelError(f"model file {model_path} does not exist")
-        try:
-            self._net = cv2.dnn.readNet(str(model_path))
-        except cv2.error as exc:
-            raise ModelError(f"cannot load model {model_path}: {str(exc).strip().splitlines()[-1]}") from None
-        self._outputs = list(self._net.getUnconnectedOutLayersNames())
+        self.backend = open_backend(backend, model_path)
         self.size = input_size
         self.decoder = NanoDetDecoder(input_size, score_threshold, nms_threshold)
 
@@ -139,18 +134,5 @@ class OnnxDetector:
             canvas, 1.0, (self.size, self.size), _MEAN, swapRB=False, crop=False
         )
         blob *= _INV_STD  # in place: a fresh array, so no second 2 MB copy per detection
-        self._net.setInput(blob)
-        outs = self._net.forward(self._outputs)
+        outs = self.backend.run(blob)
         return to_detections(self.decoder.decode(outs), scale, x0, y0)
-
-
-def _rides(x1: float, y1: float, x2: float, y2: float, bikes: list[tuple[float, float, float, float]]) -> bool:
-    """A person rides a bicycle when the bicycle overlaps the lower half of the person's box."""
-    mid = (y1 + y2) / 2
-    area = max((x2 - x1) * (y2 - mid), 1.0)
-    for bx1, by1, bx2, by2 in bikes:
-        iw = min(x2, bx2) - max(x1, bx1)
-        ih = min(y2, by2) - max(mid, by1)
-        if iw > 0 and ih > 0 and iw * ih / area > 0.3:
-            return True
-    return False

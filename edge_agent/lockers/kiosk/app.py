@@ -206,10 +206,11 @@ async def status(request: web.Request) -> web.Response:
             raise ValueError("since needs a time zone")
     except (KeyError, ValueError):
         return web.json_response({"error": "give a compartment number and ?since=<ISO time with zone>"}, status=400)
-    view = bank.view(number)
+    # SQLite reads, polled every second by each open page: never on the event loop.
+    view = await asyncio.to_thread(bank.view, number)
     if view is None:
         return web.json_response({"error": f"there is no compartment {number}"}, status=404)
-    causes = [str(h["cause"]) for h in bank.history_since(number, since)]
+    causes = [str(h["cause"]) for h in await asyncio.to_thread(bank.history_since, number, since)]
     if "not-opened" in causes:
         phase = "not-opened"
     elif view.door_open:

@@ -34,10 +34,30 @@
       each(id + "-box", function (el) { el.setAttribute("data-state", state[id]); });
     });
     if (update.announce && announcer) { announcer.textContent = update.announce; }
+    if (update.kind === "flow" && lacksLine(update.device, text)) { reload(); }
     if (update.reload_hint) {
       var hint = document.getElementById("alarms-reload");
       if (hint) { hint.hidden = false; }
     }
+  }
+
+  // A device page shows a row per line, direction and class counted since local midnight: the day's first
+  // count (or a new line) has no row to land in, so the page is drawn again to get one.
+  function lacksLine(device, text) {
+    if (!device || !document.querySelector('[data-live-grow="' + CSS.escape(device) + '"]')) { return false; }
+    var prefix = "line-" + device + "-";
+    return Object.keys(text).some(function (id) {
+      return id.indexOf(prefix) === 0 && !document.querySelector('[data-live="' + CSS.escape(id) + '"]');
+    });
+  }
+
+  function reload() {
+    // At most once per ten seconds, so a figure the page cannot show never turns into a reload loop.
+    var last = Number(window.sessionStorage.getItem("live-reload-at") || 0);
+    if (Date.now() - last < 10000) { return; }
+    window.sessionStorage.setItem("live-reload-at", String(Date.now()));
+    source.close();
+    window.location.reload();
   }
 
   var source = new EventSource("/live");

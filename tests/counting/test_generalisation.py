@@ -1,0 +1,99 @@
+"""The tracker and crossing rule on generated ground-plane scenes, one failure pattern per test.
+
+Each scene is people walking on the ground, seen by a camera at a given height: the boxes a person
+detector returns (perspective, noise, missed frames, people hiding each other, feet below the frame), and
+lines drawn on the pavement. Expected counts are exact: they come from the walkers' paths, and each test
+also checks that the truth derived from the exact feet agrees with them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from edge_agent.counting.lines import CountLine
+from tests.counting.ground import CAMERAS, GroundScene, Walker, run
+
+EYE = CAMERAS["eye-level"]
+
+
+def tally(events: list) -> Counter[tuple[str, str]]:  # type: ignore[type-arg]
+    return Counter((e.line, e.direction) for e in events)
+
+
+def line_on_ground(scene: GroundScene, a: tuple[float, float], b: tuple[float, float]) -> CountLine:
+    line = scene.ground_line("L", a, b)
+    assert line is not None
+    return line
+
+
+def check(scene: GroundScene, line: CountLine, expected: dict[str, int]) -> None:
+    want = Counter({("L", d): n for d, n in expected.items() if n})
+    assert tally(scene.truth([line])) == want, "the scene's own truth disagrees with the test's expectation"
+    assert tally(run(scene, [line])) == want
+
+
+def test_close_and_large_people_count() -> None:
+    # 3.5 m from an eye-level camera a person is about 250 px tall and crosses the view in under 3 s.
+    scene = GroundScene(EYE, [Walker([(-3, 3.5), (3, 3.5)], 0.5), Walker([(3, 4.2), (-3, 4.2)], 1.0)], frames=150)
+    check(scene, line_on_ground(scene, (0, 2.5), (0, 6)), {"in": 1, "out": 1})
+
+
+def test_people_overlapping_as_they_pass_each_other() -> None:
+    walkers = [Walker([(-4, 5.0), (4, 5.0)], 0.5, speed=1.4), Walker([(4, 5.8), (-4, 5.8)], 0.5, speed=1.3)]
+    for seed in range(3):
+        scene = GroundScene(EYE, walkers, frames=200, seed=seed)
+        check(scene, line_on_ground(scene, (0.5, 3.5), (0.5, 8)), {"in": 1, "out": 1})
+
+
+def test_a_person_first_seen_just_before_the_line_counts() -> None:
+    # Stepping out of a doorway half a metre before the line: the detector sees them only from there on.
+    scene = GroundScene(EYE, [Walker([(-4, 6), (4, 6)], 0.0, seen=(2.7, 99))], frames=200)
+    check(scene, line_on_ground(scene, (0, 4), (0, 8)), {"in": 1})
+
+
+def test_a_person_last_seen_just_after_the_line_counts() -> None:
+    # Into a shop doorway just past the line: the track ends there.
+    scene = GroundScene(EYE, [Walker([(-4, 6), (4, 6)], 0.0, seen=(0, 3.5))], frames=200)
+    check(scene, line_on_ground(scene, (0, 4), (0, 8)), {"in": 1})
+
+
+def test_walking_towards_the_camera_and_out_of_the_frame_at_the_bottom() -> None:
+    # Feet leave the frame below; the line is drawn just above the bottom edge, across the pavement.
+    scene = GroundScene(EYE, [Walker([(0.3, 14), (0.3, 1.5)], 0.0)], frames=300)
+    check(scene, line_on_ground(scene, (-2, 3.6), (2, 3.6)), {"in": 1})
+
+
+def test_walking_away_from_the_camera_starting_with_feet_below_the_frame() -> None:
+    scene = GroundScene(EYE, [Walker([(0.3, 1.8), (0.3, 14)], 1.2)], frames=300)
+    check(scene, line_on_ground(scene, (-2, 6), (2, 6)), {"out": 1})
+
+
+def test_back_and_forth_counts_each_crossing() -> None:
+    path = [(-3, 6), (1.5, 6), (-1.5, 6), (3, 6)]
+    scene = GroundScene(EYE, [Walker(path, 1.2)], frames=300)
+    check(scene, line_on_ground(scene, (0, 4), (0, 8)), {"in": 2, "out": 1})
+
+
+def test_walking_along_a_line_counts_nothing() -> None:
+    scene = GroundScene(EYE, [Walker([(-4, 6.1), (4, 6.1)], 1.2)], frames=250)
+    check(scene, line_on_ground(scene, (-3, 6), (3, 6)), {})
+
+
+def test_two_walking_side_by_side_count_two() -> None:
+    pair = [Walker([(-4, 6), (4, 6)], 1.2), Walker([(-4, 6.6), (4, 6.6)], 1.2, stature=1.6)]
+    scene = GroundScene(EYE, pair, frames=250)
+    check(scene, line_on_ground(scene, (0, 4), (0, 9)), {"in": 2})
+
+
+@pytest.mark.parametrize("camera", list(CAMERAS))
+def test_the_same_street_counts_the_same_from_any_camera_height(camera: str) -> None:
+    walkers = [  # across (in), across the other way (out), towards the camera (out), there and back (in, out)
+        Walker([(-5, 9), (5, 9)], 1.2),
+        Walker([(5, 10), (-5, 10)], 2.0, speed=1.1),
+        Walker([(1, 16), (-0.5, 4.5)], 0.5),
+        Walker([(-5, 12), (2, 12), (-5, 12)], 3.0),
+    ]
+    scene = GroundScene(CAMERAS[camera], walkers, frames=400, miss=0.1)
+    check(scene, line_on_ground(scene, (0, 6), (0, 14)), {"in": 2, "out": 3})
