@@ -21,6 +21,7 @@ from edge_agent.deploy.service import ServiceLifecycle
 from edge_agent.events import HandoffSink
 from edge_agent.lockers.bank import LockerBank
 from edge_agent.privacy.config import PrivacyConfig
+from edge_agent.privacy.quality import camera_fps
 from edge_agent.privacy.register import build_register_entry
 from edge_agent.privacy.reporter import FlowReporter
 from edge_agent.setup.saving import StagedLinesSaver
@@ -37,7 +38,11 @@ TICK_S = 1.0
 STALL_S = 30.0
 """A part whose thread has not come back for this long is stuck: the watchdog is no longer fed, and systemd
 restarts the agent WatchdogSec later. Waiting to reconnect or to reopen an absent camera is not stuck."""
-LOCKER_LEAVES = "locker events: compartment states, door and lock events, alarms (no personal data)"
+LOCKER_LEAVES = (
+    "locker events: compartment states, door and lock events and alarms, to the second; an event of a delivery "
+    "carries its reservation id, a pseudonym that the hub links to the delivery and so to the resident's name "
+    "and contact"
+)
 
 
 class _SinkSlot:
@@ -135,6 +140,7 @@ class Agent:
             )
             self.transport.set_register(entry)
         self._last_frames = (0, 0, 0.0)
+        self._health_frames = (0, 0.0)
 
     def _crossed(self, line: str, direction: str, object_class: str, track: Hashable) -> None:
         if self.reporter is not None:
@@ -146,7 +152,15 @@ class Agent:
         if self.counter is None:
             return CameraState.ABSENT, 0.0
         stats = self.counter.stats()
-        return CameraState(stats.camera_state.value), stats.fps
+        # Like the windows' quality (edge_agent/privacy/quality.py): the rate at which the camera delivered
+        # frames since the last health report, in whole frames per second, not the counter's processed rate,
+        # which drops while people are in view.
+        delivered = stats.frames_processed + stats.frames_dropped
+        frames, observing = self._health_frames
+        self._health_frames = (delivered, stats.seconds_observing)
+        live = stats.fps > 0  # the runner's own test for a camera that stopped delivering
+        fps = camera_fps(delivered - frames, stats.seconds_observing - observing) if live else 0.0
+        return CameraState(stats.camera_state.value), fps
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -208,7 +222,8 @@ class Agent:
         camera delivers frames, the locker bank's parts started, and no part is stuck."""
         if not self.transport.link.connected or self._stuck:
             return False
-        if self.counter is not None and self._camera_stats()[0] is not CameraState.OK:
+        # The state only: _camera_stats() starts a new fps interval for the health report.
+        if self.counter is not None and CameraState(self.counter.stats().camera_state.value) is not CameraState.OK:
             return False
         return self.lockers is None or self.lockers.parts_running()
 

@@ -18,7 +18,7 @@ from hub_protocol.envelope import CameraState, Health
 
 CameraStats = tuple[CameraState, float]
 CameraStatsProvider = Callable[[], CameraStats]
-"""Returns the camera's state and its recent frames per second; absent when the device counts nothing."""
+"""Returns the camera's state and the frames per second it delivered; absent when the device counts nothing."""
 
 THERMAL_ROOT = Path("/sys/class/thermal")
 MEMINFO = Path("/proc/meminfo")

@@ -72,7 +72,7 @@ class Health(StrictModel):
     outbox_oldest_age_s: float = Field(ge=0, description="Age of the oldest unacknowledged event (0 if none)")
     dropped_total: int = Field(ge=0, description="Events the outbox dropped at its cap since install")
     camera_state: CameraState = Field(description="Camera state (absent when the device counts nothing)")
-    fps: float = Field(ge=0, description="Frames processed per second, recent average")
+    fps: float = Field(ge=0, description="Frames the camera delivered per second since the last report, whole fps")
     clock_sync: Literal["synced", "unsynced", "unknown"] | None = Field(
         default=None,
         description="Whether the device's clock is synchronised (flow windows wait for it); absent without counting",

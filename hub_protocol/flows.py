@@ -118,8 +118,12 @@ class WindowQuality(StrictModel):
     """How far the counts of a window can be trusted."""
 
     observed_fraction: float = Field(ge=0, le=1, description="Share of the window the camera was observing")
-    mean_fps: float = Field(ge=0, le=1000, description="Mean processed frames per second while observing")
-    dropped_frames: int = Field(ge=0, description="Frames skipped because processing fell behind")
+    mean_fps: float = Field(
+        ge=0, le=1000, description="Frames per second the camera delivered while observing, in whole fps"
+    )
+    dropped_frames: int = Field(
+        ge=0, description="Frames skipped because processing fell behind, rounded down to whole minutes of frames"
+    )
     clock_stepped: bool = Field(
         default=False,
         description="The device's clock stepped during this window: its counts may include minutes from the other "

@@ -66,7 +66,7 @@ class LockerEvent(EventHeader):
     """Event on ``locker``: one compartment changed state, or its door or lock did something worth telling."""
 
     kind: Literal["locker"] = Field(default="locker", description="Payload kind")
-    at: AwareDatetime = Field(description="When it happened on the device")
+    at: AwareDatetime = Field(description="When it happened on the device, in whole seconds")
     compartment: int = Field(ge=1, le=999, description="Compartment number, 1-based")
     state: CompartmentState = Field(description="State after the event")
     previous: CompartmentState | None = Field(description="State before the event (null at first report)")
@@ -74,6 +74,8 @@ class LockerEvent(EventHeader):
         max_length=64,
         description="What drove it: dropoff, pickup, reservation, cancel, service, recovered, remote-open, ...",
     )
-    reservation: Identifier | None = Field(default=None, description="Reservation id involved, if any")
+    reservation: Identifier | None = Field(
+        default=None, description="Reservation id involved, if any: a pseudonym the hub links to a delivery"
+    )
     operator: str | None = Field(default=None, max_length=64, description="Operator id for hub commands")
     door_open: bool = Field(description="Door sensor reading after the event")

@@ -27,6 +27,10 @@ class RegisterEntry(StrictModel):
     leaves_device: list[str] = Field(max_length=20, description="Every kind of data that leaves the device")
     never_leaves: list[str] = Field(max_length=20, description="What stays on the device, always")
     privacy: PrivacyPolicy | None = Field(description="Protection applied to counts (none if it counts nothing)")
-    retention: str = Field(max_length=200, description="How long the hub keeps what it receives")
+    retention: str | None = Field(
+        default=None,
+        max_length=200,
+        description="How long the hub keeps what it receives: devices send null, the hub fills in its own settings",
+    )
     active_until: date = Field(description="After this date the device stops counting")
     location: str = Field(max_length=200, description="Street-level location, never finer")

@@ -118,7 +118,6 @@ def demo_agent_sections(device: str, state_dir: Path, *, with_lockers: bool, vid
             "legal_ground": "public task (demo data, no personal data leaves the device)",
             "organisation": "Cities of Things field lab (demo)",
             "contact": "fieldlab@example.org",
-            "retention": "flow windows 90 days, then hourly and daily totals",
             "active_until": (datetime.now(UTC) + timedelta(days=365)).date().isoformat(),
             "street": "Demostraat",
             "city": "Amsterdam",

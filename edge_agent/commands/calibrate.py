@@ -1,34 +1,41 @@
-"""``edge-agent calibrate OUTPUT.png``: a picture of the learned background with the counting lines drawn.
+"""``edge-agent calibrate OUTPUT.png``: a picture of the scene with nobody in it, with the counting lines drawn.
 
-For the technician who places the lines. The picture is the background model of a subtractor fed with many
-frames, so people and vehicles that pass fade out of it; a single live frame is never kept or written. The
-PNG is written locally, to the path given, and nothing sends it anywhere. Someone who stands still during the
-whole calibration would remain visible: the command says so, and the technician deletes the file after use.
+For the technician who places the lines. The picture is learned (``edge_agent.counting.background``): a
+median over frames spread across the time watched, with moving things masked out, and only once the older
+and newer halves of that time agree, so that someone lingering has to leave before it is written. A single
+live frame is never kept or written. When the scene does not settle before the source ends, ``--timeout`` or
+the frame limit, the command refuses and writes nothing. Someone who stood still in one place the whole time
+would still be in it: with the ``onnx`` detector configured, the command runs it on the picture and refuses
+if it sees a person; with ``motion`` it cannot tell, says so, and the technician deletes the file after use. The PNG is written
+locally, to the path given, and nothing sends it anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge_agent.config import load_agent_config
+from edge_agent.counting.background import BackgroundNotClean, BackgroundSettings, LearnedBackground
+from edge_agent.counting.background import learn_background as learn_clean_background
 from edge_agent.counting.cli_args import parse_line
 from edge_agent.counting.config import CountingConfig, LineConfig
-from edge_agent.counting.factory import open_source
+from edge_agent.counting.factory import build_detector, open_source
 from edge_agent.counting.lines import CountLine
-from edge_agent.counting.sources import CameraState, SourceError
+from edge_agent.counting.sources import SourceError
 from hub_protocol.cli import CliError
 
 NAME = "calibrate"
-HELP = "Write a PNG of the learned background (people fade out) with the counting lines, locally only"
+HELP = "Write a PNG of the learned, person-free background with the counting lines, locally only"
 
 LINE_COLOUR = (0, 215, 255)  # BGR amber: visible on grey street scenes
 IN_COLOUR = (80, 220, 60)
 MIN_FRAMES = 50
+MAX_FRAMES = 20_000
+PERSON_CHECK_SCORE = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a counting line to draw (default: the config's lines)",
     )
     parser.add_argument(
-        "--frames", type=int, default=300, help=f"frames to learn the background from ({MIN_FRAMES}..10000)"
+        "--frames",
+        type=int,
+        default=300,
+        help=f"learn from at least this many frames ({MIN_FRAMES}..10000); learning goes on until the scene is stable",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
 
@@ -68,39 +78,31 @@ def _counting_config(args: argparse.Namespace) -> CountingConfig:
     return CountingConfig(source=source, lines=lines)
 
 
-def learn_background(config: CountingConfig, frames: int, timeout: float) -> tuple[np.ndarray, int]:
-    """Feed up to ``frames`` frames to a MOG2 subtractor; returns its background image and the frames used."""
+class SceneNotSettled(CliError):
+    """No verified picture: the background did not settle, or the detector sees someone in it."""
+
+
+def learn_background(config: CountingConfig, frames: int, timeout: float) -> LearnedBackground:
+    """The clean background of the configured source, learned from at least ``frames`` frames, and checked
+    for people with the ``onnx`` detector when it is configured (for this command and the setup page)."""
     try:
         source = open_source(config)
     except (SourceError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    subtractor = cv2.createBackgroundSubtractorMOG2(history=frames, varThreshold=16, detectShadows=False)
-    used = 0
-    deadline = time.monotonic() + timeout
+    settings = BackgroundSettings(min_frames=frames, max_frames=max(frames, MAX_FRAMES))
     try:
-        while used < frames and time.monotonic() < deadline:
-            frame = source.read()
-            if frame is None:
-                if source.state is CameraState.ABSENT:
-                    break  # end of a video file (live sources reopen instead)
-                continue
-            image = frame.image
-            if image is None:
-                continue
-            subtractor.apply(image)
-            used += 1
-            # The image goes out of scope here: only the model's running statistics remain.
+        learned = learn_clean_background(source, settings, timeout)
+    except BackgroundNotClean as exc:
+        raise SceneNotSettled(f"{exc} (nothing was written)") from None
     finally:
         source.close()
-    if used < MIN_FRAMES:
-        raise CliError(
-            f"only {used} frames could be read; at least {MIN_FRAMES} are needed so that passers-by fade out "
-            "of the background (nothing was written)"
+    seen = people_seen(config, learned.image)
+    if seen:
+        raise SceneNotSettled(
+            f"the detector sees {seen} person(s) in the learned background: someone stood still the whole time; "
+            "try again when they have left (nothing was written)"
         )
-    background = subtractor.getBackgroundImage()
-    if background is None:
-        raise CliError("the background model produced no image (nothing was written)")
-    return background, used
+    return learned
 
 
 def draw_lines(image: np.ndarray, lines: list[CountLine]) -> np.ndarray:
@@ -129,6 +131,20 @@ def draw_lines(image: np.ndarray, lines: list[CountLine]) -> np.ndarray:
     return out
 
 
+def people_seen(config: CountingConfig, image: np.ndarray) -> int:
+    """People the configured ``onnx`` detector finds in the learned picture (0 for the motion detector, which
+    cannot see anyone standing still). A stricter score than for counting: a false refusal costs a retry."""
+    if config.detector != "onnx" or config.model is None:
+        return 0
+    score = max(config.score_threshold, PERSON_CHECK_SCORE)
+    try:
+        detector = build_detector("onnx", config.model, score, backend=config.backend)
+    except (OSError, ValueError, cv2.error) as exc:
+        raise CliError(f"cannot load the detector to check the picture: {exc} (nothing was written)") from None
+    # The detector also returns weaker boxes, kept for continuing tracks: only those above the score count.
+    return sum(1 for box in detector.detect(image, None) if box.score >= score)
+
+
 def run(args: argparse.Namespace) -> int:
     output: Path = args.output
     if output.suffix.lower() != ".png":
@@ -140,10 +156,12 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.timeout <= 3600:
         raise CliError("--timeout must be between 1 and 3600 seconds")
     config = _counting_config(args)
-    background, used = learn_background(config, args.frames, args.timeout)
-    picture = draw_lines(background, [ln.to_line() for ln in config.lines])
+    learned = learn_background(config, args.frames, args.timeout)
+    picture = draw_lines(learned.image, [ln.to_line() for ln in config.lines])
     if not cv2.imwrite(str(output), picture):
         raise CliError(f"could not write {output}")
-    print(f"wrote {output}: background learned from {used} frames")
+    print(
+        f"wrote {output}: background learned from {learned.frames} frames, stable over the last {learned.span_frames}"
+    )
     print("check it for anyone who stood still the whole time; it stays on this machine, delete it after use")
     return 0

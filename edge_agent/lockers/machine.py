@@ -111,7 +111,9 @@ class LockerMachine:
         self.store.record(
             Channel.LOCKER,
             {
-                "at": now.isoformat(),
+                # Whole seconds: the hub's door timers start at 10 s and events are ordered by sequence
+                # number, so sub-second times would only say more about when a person stood at the locker.
+                "at": now.replace(microsecond=0).isoformat(),
                 "compartment": row.number,
                 "state": row.state.value,
                 "previous": None if previous is None else previous.value,

@@ -134,11 +134,10 @@ class RegisterConfig(StrictModel):
     organisation: str = Field(min_length=1, max_length=200, description="Who runs the sensor")
     contact: str = Field(min_length=3, max_length=200, description="E-mail address or phone number for residents")
     website: HttpUrl | None = Field(default=None, description="More information")
-    retention: str = Field(
-        default="flow windows 90 days at the hub, hourly totals 2 years, daily totals kept",
-        min_length=1,
+    retention: str | None = Field(
+        default=None,
         max_length=200,
-        description="How long the hub keeps what it receives (match the hub's retention settings)",
+        description="Not used (accepted so that older configs load): the hub fills in its own retention settings",
     )
     active_until: date = Field(description="Last day the device counts; after it, counting stops")
     street: str = Field(min_length=1, max_length=120, description="Street name only: no house number, no postcode")

@@ -10,8 +10,8 @@ from hub_protocol.flows import PolicyKind
 from hub_protocol.register import RegisterEntry
 
 NEVER_LEAVES = [
-    "camera images or video (never stored either; only a technician's calibration picture of the empty "
-    "background is written, locally)",
+    "camera images or video (never stored either; only a technician's calibration picture, a background "
+    "learned over many frames with passers-by removed, is written, locally)",
     "track ids, trajectories and positions of people",
     "times of individual crossings",
 ]
@@ -52,8 +52,9 @@ def leaves_device(privacy: PrivacyConfig | None, extra: Sequence[str] = ()) -> l
         leaves += [
             f"counts per counting line, direction (in/out) and class (pedestrian/cyclist) per {minutes:g}-minute "
             f"window, {describe_policy(privacy)}",
-            "per window: share of time the camera was observing, frames per second, dropped frames, and the "
-            "number of people who crossed more often than counted (protected like a count)",
+            "per window: share of time the camera was observing, the camera's frame rate (whole frames per "
+            "second), frames the counter dropped (in whole minutes of frames), whether the device's clock "
+            "stepped, and the number of people who crossed more often than counted (protected like a count)",
         ]
         if privacy.day_epsilon:
             leaves.append(
@@ -94,7 +95,7 @@ def build_register_entry(
         leaves_device=leaves_device(privacy, extra_leaves),
         never_leaves=list(NEVER_LEAVES),
         privacy=privacy.policy_model() if privacy is not None else None,
-        retention=register.retention,
+        retention=None,  # the device cannot know: the hub states its own retention settings
         active_until=register.active_until,
         location=generalised_location(register),
     )

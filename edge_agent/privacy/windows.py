@@ -20,6 +20,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from edge_agent.privacy.quality import published_quality
 from hub_protocol.flows import Direction, ObjectClass, WindowQuality
 
 CellKey = tuple[str, Direction, ObjectClass]
@@ -164,11 +165,8 @@ class WindowAggregator:
             for key in held:
                 counts[key] += 1
         acc.tracks.clear()
-        observing = min(acc.observing_s, float(self.seconds))
-        quality = WindowQuality(
-            observed_fraction=round(observing / self.seconds, 4),
-            mean_fps=round(min(acc.processed / acc.observing_s, 1000.0), 2) if acc.observing_s > 0 else 0.0,
-            dropped_frames=acc.dropped,
-            clock_stepped=acc.clock_stepped,
+        # Coarsened: the raw figures follow who was in view (see privacy/quality.py).
+        quality = published_quality(
+            acc.processed, acc.dropped, acc.observing_s, float(self.seconds), clock_stepped=acc.clock_stepped
         )
         return ClosedWindow(start, self.seconds, counts, capped, quality)

@@ -106,3 +106,5 @@ class SetupService:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self.parts.background is not self._given_background:
+            self.parts.background.close()  # stops learning: the camera is not held for a closed page

@@ -21,8 +21,7 @@ from hub_server.api.flows import (
     query_totals,
 )
 from hub_server.api.registry import ApiRoutes, Call
-from hub_server.store import devices as device_store
-from hub_server.store import provisioning
+from hub_server.register import public_entries
 
 
 def public(response: web.StreamResponse, max_age_s: int) -> web.StreamResponse:
@@ -81,8 +80,7 @@ async def open_register(call: Call) -> web.StreamResponse:
     """What each device measures, why, who runs it, what leaves it and what never does; revoked devices left out."""
 
     def load() -> list[RegisterEntry]:
-        revoked = provisioning.revoked_devices(call.db.conn)
-        return [e for e in device_store.register_entries(call.db.conn) if e.device not in revoked]
+        return public_entries(call.db.conn, call.config)
 
     response = call.json(await asyncio.to_thread(load))
     return public(response, max_age_s=300)

@@ -34,8 +34,18 @@ class SpanSums:
     """device -> start of its newest window in the span."""
 
 
-def span_sums(conn: sqlite3.Connection, since: datetime, until: datetime, device: str | None = None) -> SpanSums:
+def span_sums(
+    conn: sqlite3.Connection,
+    since: datetime,
+    until: datetime,
+    device: str | None = None,
+    *,
+    protected_only: bool = False,
+) -> SpanSums:
+    """``protected_only`` leaves out windows published without protection (policy ``none``), for public pages."""
     where, params = _span(since, until, device)
+    if protected_only:
+        where += " AND w.policy_kind != 'none'"
     cells = {
         (r[0], r[1], r[2], r[3]): int(r[4])
         for r in conn.execute(

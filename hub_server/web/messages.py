@@ -474,6 +474,12 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "Zahlen der letzten 24 Stunden",
     ),
     "sensors.latest_window": ("latest from {at}", "laatste van {at}", "zuletzt von {at}"),
+    "sensors.unprotected": (
+        "This sensor's counts are not published: it applies no small-count protection (test setting).",
+        "De tellingen van deze sensor worden niet gepubliceerd: hij past geen bescherming van kleine aantallen toe "
+        "(testinstelling).",
+        "Die Zählungen dieses Sensors werden nicht veröffentlicht: er schützt kleine Zahlen nicht (Testeinstellung).",
+    ),
     "sensors.no_counts": (
         "No counts in the last 24 hours.",
         "Geen tellingen in de afgelopen 24 uur.",
@@ -512,12 +518,15 @@ _TEXTS: Final[dict[str, tuple[str, str, str]]] = {
         "verborgene Zahl nicht erschließen lässt.",
     ),
     "privacy.dp": (
-        "Differential privacy per person: random noise on every count; one person adds only a few crossings to "
-        "a window and loses at most ε = {epsilon} per crossing counted, at most {budget} per day.",
-        "Differentiële privacy per persoon: willekeurige ruis op elk aantal; één persoon telt maar enkele keren "
-        "mee per venster en verliest hoogstens ε = {epsilon} per getelde passage, hoogstens {budget} per dag.",
-        "Differential Privacy pro Person: Zufallsrauschen auf jeder Zahl; eine Person zählt nur wenige Male pro "
-        "Fenster und verliert höchstens ε = {epsilon} pro gezählter Querung, höchstens {budget} pro Tag.",
+        "Differential privacy per person: random noise on every count; one person adds at most {m} crossings to "
+        "a window (more are not counted) and loses at most ε = {epsilon} per crossing counted, {charge} per "
+        "window, at most {budget} per day.",
+        "Differentiële privacy per persoon: willekeurige ruis op elk aantal; één persoon telt hoogstens {m} keer "
+        "mee per venster (vaker telt niet) en verliest hoogstens ε = {epsilon} per getelde passage, {charge} per "
+        "venster, hoogstens {budget} per dag.",
+        "Differential Privacy pro Person: Zufallsrauschen auf jeder Zahl; eine Person zählt höchstens {m} Mal pro "
+        "Fenster (öfter zählt nicht) und verliert höchstens ε = {epsilon} pro gezählter Querung, {charge} pro "
+        "Fenster, höchstens {budget} pro Tag.",
     ),
 }
 

@@ -119,7 +119,9 @@ async def sensors(request: web.Request) -> web.StreamResponse:
     wb = get_web(request)
     entries = sorted(wb.source.register(), key=lambda e: (e.site, e.device))
     now = datetime.now(UTC)
-    sums = wb.source.flow_sums(now - timedelta(hours=24), now)
+    # Public: a window published without protection (policy `none`) is never shown here, as in the open API;
+    # two page loads a window apart would otherwise give its raw counts.
+    sums = wb.source.flow_sums(now - timedelta(hours=24), now, protected_only=True)
     per_device = {e.device: flowstats.line_tables(sums, e.device) for e in entries}
     latest = sums.latest
     status = {d.device: d for d in wb.source.devices()}

@@ -22,6 +22,7 @@ from hub_protocol.validation import describe_errors
 from hub_server import appkeys, device_setup
 from hub_server import audit as audit_log
 from hub_server import auth as hub_auth_module
+from hub_server import register as hub_register
 from hub_server.device_setup import DEFAULT_MINUTES
 from hub_server.ingest import ingest_of
 from hub_server.logistics import DeliveryRequest as LogisticsRequest
@@ -153,8 +154,10 @@ class HubSource:
             for r in readings.health_history(self._conn, device, since, None, 2000)
         ]
 
-    def flow_sums(self, since: datetime, until: datetime, device: str | None = None) -> flowstats.FlowSums:
-        sums = flow_summaries.span_sums(self._conn, since, until, device)
+    def flow_sums(
+        self, since: datetime, until: datetime, device: str | None = None, *, protected_only: bool = False
+    ) -> flowstats.FlowSums:
+        sums = flow_summaries.span_sums(self._conn, since, until, device, protected_only=protected_only)
         return flowstats.FlowSums(sums.cells, sums.lines, sums.latest)
 
     def flow_aggregate(
@@ -180,8 +183,7 @@ class HubSource:
         return flowstats.FlowAggregate(cells, lines, quality, sums.first_windows)
 
     def register(self) -> list[RegisterEntry]:
-        revoked = provisioning.revoked_devices(self._conn)
-        return [e for e in store_devices.register_entries(self._conn) if e.device not in revoked]
+        return hub_register.public_entries(self._conn, self.app[appkeys.CONFIG_KEY])
 
     def validations(self) -> dict[str, ValidationView]:
         """Each device's latest field validation (its published accuracy)."""

@@ -77,6 +77,17 @@ def test_register_entry_is_built_from_the_config(tmp_path: Path) -> None:
     assert decode(Channel.REGISTER, encode(entry)) == entry
 
 
+def test_retention_is_left_to_the_hub_even_when_an_old_config_states_one(tmp_path: Path) -> None:
+    """The device cannot know what the hub keeps: it sends no retention (the hub writes its own, tested in
+    tests/web/test_public_truth.py); an older config that still has the free-text key loads."""
+    old = SECTIONS + 'retention = "deleted after 1 day"\n'
+    config = load_agent_config(write(tmp_path, old))
+    assert config.privacy is not None and config.sensor_register is not None
+    entry = build_register_entry(config.device.id, config.device.site, config.sensor_register, config.privacy)
+    assert entry.retention is None
+    assert "deleted after 1 day" not in encode(entry).decode()
+
+
 @pytest.mark.parametrize(
     ("street", "ok"),
     [

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from edge_agent.privacy.quality import camera_fps
 from edge_agent.privacy.windows import WindowAggregator, window_start
 from hub_protocol.flows import Direction, ObjectClass
 
@@ -58,13 +59,31 @@ def test_quality_envelope() -> None:
     agg.note_frames(processed=60, dropped=3, observing_seconds=20.0, at=datetime(2026, 3, 2, 8, 20, tzinfo=UTC))
     first, second, idle = agg.close_due(datetime(2026, 3, 2, 8, 45, tzinfo=UTC))
     assert first.quality.observed_fraction == pytest.approx(0.5)
-    assert first.quality.mean_fps == pytest.approx(10.0)
-    assert first.quality.dropped_frames == 12
+    assert first.quality.mean_fps == 10.0  # what the camera delivered (4512 frames in 450 s), whole fps
+    assert first.quality.dropped_frames == 0  # under a minute of camera frames (600)
     assert second.quality.observed_fraction == pytest.approx(20 / 900, abs=1e-4)
-    assert second.quality.mean_fps == pytest.approx(3.0)
-    assert second.quality.dropped_frames == 3
+    assert second.quality.mean_fps == 3.0
+    assert second.quality.dropped_frames == 0
     # A window in which the camera delivered nothing says so.
     assert (idle.quality.observed_fraction, idle.quality.mean_fps, idle.quality.dropped_frames) == (0, 0, 0)
+
+
+def quality_of(processed: int, dropped: int) -> tuple[float, int]:
+    agg = WindowAggregator(["door"], 900, now=datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    agg.note_frames(processed, dropped, 900.0, datetime(2026, 3, 2, 8, 5, tzinfo=UTC))
+    [window] = agg.close_due(datetime(2026, 3, 2, 8, 15, tzinfo=UTC))
+    return window.quality.mean_fps, window.quality.dropped_frames
+
+
+def test_quality_does_not_tell_a_passer_by_from_an_empty_street() -> None:
+    """A camera at 10 fps: on the empty street the counter keeps up; someone in view for 20 s slows it down
+    (the detector runs), so it processes fewer frames and drops some. Published, the two windows are equal."""
+    empty = quality_of(9000, 0)
+    assert quality_of(8960, 40) == empty == (10.0, 0)
+    assert quality_of(8600, 400) == empty  # even 40 s in which the counter dropped every frame
+    # A counter that falls behind for minutes still shows, in whole minutes of camera frames (600).
+    assert quality_of(6000, 3000) == (10.0, 3000)
+    assert quality_of(6001, 2999) == (10.0, 2400)
 
 
 def test_observed_fraction_never_exceeds_one() -> None:
@@ -102,3 +121,9 @@ def test_bad_input_is_refused() -> None:
         agg.add_crossing("door", "sideways", "pedestrian", T)
     with pytest.raises(ValueError, match="negative"):
         agg.note_frames(-1, 0, 1.0, T)
+
+
+def test_health_reports_what_the_camera_delivered_in_whole_frames_per_second() -> None:
+    # 60 s of a 15 fps camera: with nobody in view all processed; with people, a third dropped. Same figure.
+    assert camera_fps(900, 60.0) == camera_fps(600 + 300, 60.0) == 15.0
+    assert camera_fps(0, 0.0) == 0.0 and camera_fps(14, 60.0) == 0.0

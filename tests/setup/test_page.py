@@ -3,17 +3,23 @@ a live tally, and a validation that leaves the device only as protected totals."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
 
 from edge_agent.config import load_agent_config
 from edge_agent.setup.access import MAX_FAILURES, close_setup, open_setup, parse_duration, read_grant
 from edge_agent.setup.app import _local, create_setup_app
+from edge_agent.setup.calibration import CalibrationBackground
 from hub_protocol.accuracy import ValidationRecord
 from hub_protocol.topics import Channel
 from tests.setup.conftest import Rig, wait_picture
@@ -184,3 +190,39 @@ def test_the_picture_is_encoded_in_memory_only() -> None:
     source = (Path(__file__).resolve().parents[2] / "edge_agent" / "setup" / "calibration.py").read_text()
     assert source.count("imencode") == 1 and "imwrite" not in source and "open(" not in source
     assert "write_" not in source
+
+
+async def test_no_picture_until_the_scene_settles(
+    make_setup: Callable[..., Rig], aiohttp_client: ClientMaker, tmp_path: Path
+) -> None:
+    """A video in which someone walks in after 3 s and stands there until it ends: the real learner never
+    confirms a stable background, so the page says the scene has not settled and serves
+    no picture at all (it keeps learning, from the start of the file, until the page closes)."""
+    rng = np.random.default_rng(1)
+    street = rng.integers(60, 200, (120, 160, 3), dtype=np.uint8)
+    video = tmp_path / "lingering.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    assert writer.isOpened(), "OpenCV cannot write MJPG/AVI here"
+    for i in range(90):
+        frame = street.copy()
+        if i >= 30:
+            frame[40:100, 20:45] = (20, 20, 240)  # someone who walks in after 3 s and stays
+        writer.write(frame)
+    writer.release()
+    rig = make_setup()
+    assert isinstance(rig.parts.background, CalibrationBackground)
+    counting = rig.parts.background.config.model_copy(update={"source": str(video)})
+    rig.parts.background = CalibrationBackground(counting, 50, 30)
+    try:
+        client = await signed_in(rig, aiohttp_client)
+        deadline = time.monotonic() + 60
+        while rig.parts.background.state() == "learning" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        state = await (await client.get("/setup/api/state")).json()
+        assert state["picture"] == "unsettled" and state["size"] is None
+        png = await client.get("/setup/background.png")
+        assert png.status == 503 and (await png.json()) == {"state": "unsettled"}
+        page = await (await client.get("/setup?lang=en")).text()
+        assert "has not settled yet" in page  # the message the page shows for that state (its text table)
+    finally:
+        rig.parts.background.close()

@@ -141,7 +141,9 @@ def test_agent_with_lockers_sigkilled_20_times_delivers_every_locker_event_exact
         sent = Counter(_device_transitions(state_dir))
         stored = Counter(_hub_locker_events(db))
         missing = sent - stored
-        doubled = {k: n for k, n in stored.items() if n > 1}
+        # Locker times are whole seconds: two recoveries in one second are two equal keys on the device too,
+        # so an event is doubled when the hub holds it more often than the device recorded it.
+        doubled = {k: n for k, n in stored.items() if n > sent[k]}
         extra = stored - sent
         print(
             f"\n[agent with lockers SIGKILL x{ROUNDS}] locker events: device={sum(sent.values())}, "

@@ -130,7 +130,12 @@ class Device:
         self.publish(Channel.HEALTH, Health(**values))
 
     def flow(
-        self, start: datetime, counts: dict[tuple[str, str, str], int | None], seconds: int = 900, hidden: int = 0
+        self,
+        start: datetime,
+        counts: dict[tuple[str, str, str], int | None],
+        seconds: int = 900,
+        hidden: int = 0,
+        policy: PrivacyPolicy | None = None,
     ) -> None:
         """One window; ``None`` cells were suppressed on the device, ``hidden`` is what they held together
         (the device publishes each line's total, which includes them)."""
@@ -148,7 +153,7 @@ class Device:
             cells=cells,
             totals=totals,
             quality=WindowQuality(observed_fraction=0.97, mean_fps=9.5, dropped_frames=2),
-            policy=PrivacyPolicy(kind=PolicyKind.THRESHOLD, k=3),
+            policy=policy or PrivacyPolicy(kind=PolicyKind.THRESHOLD, k=3),
         )
         self.publish(Channel.FLOW, window)
 
@@ -187,7 +192,7 @@ class Device:
         )
         self.publish(Channel.ALARM, event)
 
-    def register(self, counts: bool) -> None:
+    def register(self, counts: bool, policy: PrivacyPolicy | None = None) -> None:
         entry = RegisterEntry(
             device=self.device,
             site=self.site,
@@ -202,7 +207,7 @@ class Device:
             website=None,
             leaves_device=["counts per 15 minutes, line, direction and class"] if counts else ["compartment states"],
             never_leaves=["camera images", "tracks and positions of people", "times of single crossings"],
-            privacy=PrivacyPolicy(kind=PolicyKind.THRESHOLD, k=3) if counts else None,
+            privacy=(policy or PrivacyPolicy(kind=PolicyKind.THRESHOLD, k=3)) if counts else None,
             retention="90 days as received, then hourly totals",
             active_until=date.today() + timedelta(days=365),
             location="Voorbeeldstraat, Amsterdam",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect, sync_playwright
 
 from hub_protocol.alarms import AlarmKind
+from hub_protocol.flows import PolicyKind, PrivacyPolicy
 from hub_protocol.lockers import CompartmentSize, CompartmentState
 from hub_protocol.topics import device_acl, hub_acl
 from hub_server.app import create_app
@@ -395,6 +397,46 @@ def test_public_sensor_page_and_export(world: World, page: Any) -> None:
     response = page.request.get(f"{world.hub.url}/sensors.json")
     body = response.json()
     assert {s["device"] for s in body["sensors"]} >= {CAMERA, LOCKER}
+
+
+def stored_unprotected(world: World, device: str) -> bool:
+    """The hub has stored the device's `none` register entry and a window it published under `none`."""
+    with contextlib.closing(sqlite3.connect(world.db.path)) as conn:  # a connection of this thread's own
+        windows = conn.execute(
+            "SELECT count(*) FROM flow_windows WHERE device = ? AND policy_kind = 'none'", (device,)
+        ).fetchone()[0]
+        entry = conn.execute("SELECT payload FROM register_latest WHERE device = ?", (device,)).fetchone()
+    return windows > 0 and entry is not None and '"none"' in entry[0]
+
+
+def test_public_page_never_shows_counts_published_without_protection(world: World, page: Any) -> None:
+    """A device switched to policy `none` (a test site): its register entry is public, its counts are not."""
+    device = world.devices[CAMERA_2]
+    # An earlier test may have cut its connection (the last-will test); paho cannot tell. Connect afresh.
+    device.connected.clear()
+    device.client.reconnect()
+    device.client.loop_start()  # does nothing if its loop still runs
+    assert device.connected.wait(10), "cannot reconnect the second camera"
+    unprotected = PrivacyPolicy(kind=PolicyKind.NONE)
+    device.register(counts=True, policy=unprotected)
+    device.flow(
+        window_start(datetime.now(UTC)) - timedelta(minutes=30),
+        {("backyard", "in", "pedestrian"): 7},
+        policy=unprotected,
+    )
+    try:
+        wait_for(lambda: stored_unprotected(world, CAMERA_2), timeout=20, what="entry and window stored at the hub")
+        page.goto(f"{world.hub.url}/sensors?lang=en")
+        article = page.locator(f"#sensor-{CAMERA_2}")
+        text = article.inner_text()
+        assert "counts are not published" in text
+        assert "backyard" not in text and article.get_by_role("table").count() == 0
+        assert page.locator(f"#sensor-{CAMERA}").get_by_role("table").count() == 1  # protected counts still shown
+        check_accessibility(page, "sensors-unprotected")
+        body = page.request.get(f"{world.hub.url}/sensors.json").text()
+        assert "backyard" not in body
+    finally:
+        device.register(counts=True)
 
 
 def test_unknown_resident_link(world: World, page: Any) -> None:

@@ -284,7 +284,8 @@
       document.body.setAttribute("data-ready", "true");
       document.body.setAttribute("data-instance", instance);
     } else {
-      pictureState.textContent = t(state.picture === "failed" ? "picture_failed" : "picture_learning");
+      const message = { failed: "picture_failed", unsettled: "picture_unsettled" }[state.picture] || "picture_learning";
+      pictureState.textContent = t(message);
       if (state.picture !== "failed") setTimeout(loadState, 1500);
     }
   }
