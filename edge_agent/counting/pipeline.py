@@ -47,7 +47,6 @@ class PipelineSettings:
     # completed from the person's height, and the line sees the filter's smoothed feet; blobs jump, so they
     # are gated by distance and the line sees each blob's own feet.
     model_boxes: bool = True
-    measured_height: bool = True  # the band follows the detection's height, not the track's smoothed one
 
 
 class CountingPipeline:
@@ -135,7 +134,7 @@ class CountingPipeline:
             # towards the camera) far better than any one box. A blob's feet jump when blobs merge and
             # split; there the filter would overshoot where people turn, so each blob's own feet are used.
             x, y = track.foot if self.settings.model_boxes else track.measured
-            height = track.measured_height if self.settings.measured_height else track.height
+            height = track.measured_height  # the band follows this detection's height, not a lagging average
             # Whoever is in view when counting starts was not seen arriving: no side until clearly on one.
             arrived = (
                 self._first_detect is not None and index - self._first_detect >= self.fps * self.settings.warmup_seconds

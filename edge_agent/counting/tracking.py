@@ -193,7 +193,6 @@ class TrackerSettings:
     mahalanobis: bool = True  # gate and cost by the track's own uncertainty (Kalman innovation)
     gate_sigmas: float = 4.0  # ... up to this many standard deviations
     speed_sd: float = 0.1  # prior spread of a new track's speed, box heights per frame
-    coast_lost: bool = True  # a lost track's position follows its last speed (hidden while walking on)
 
 
 @dataclass
@@ -208,7 +207,7 @@ class Tracker:
         """Advance every track by one frame."""
         q = self.settings.process_noise
         # Lost tracks move on too: someone hidden behind a passer-by keeps walking.
-        for track in self.tracks + self.lost if self.settings.coast_lost else self.tracks:
+        for track in self.tracks + self.lost:
             s = track.state
             s[0] += s[2]
             s[1] += s[3]
@@ -443,11 +442,9 @@ class Tracker:
             for j, det in enumerate(detections):
                 scale = max((track.height + det.height) / 2, 1.0)
                 fx, fy = self._foot(det, track)
-                dist = math.hypot(fx - lx, fy - ly) / scale
-                if self.settings.coast_lost:
-                    # Where they stopped, or where walking on would have taken them.
-                    tx, ty = track.foot
-                    dist = min(dist, math.hypot(fx - tx, fy - ty) / scale)
+                # Where they stopped, or where walking on would have taken them.
+                tx, ty = track.foot
+                dist = min(math.hypot(fx - lx, fy - ly), math.hypot(fx - tx, fy - ty)) / scale
                 ratio = abs(math.log(max(det.height, 1.0) / max(track.expected_height(), 1.0)))
                 if dist <= self.settings.revive_gate and ratio <= 0.7:
                     cost[i, j] = dist + 0.5 * ratio
