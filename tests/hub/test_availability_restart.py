@@ -39,6 +39,10 @@ def test_after_a_broker_restart_only_devices_that_came_back_are_online(broker: B
     settings = IngestConfig(writer_process=False)
     ingest = Ingest(tmp_path / "hub.sqlite3", hub_mqtt(broker), settings, live=live, password=broker.hub_password)
     ingest.start()
+    # Retained statuses are not believed (that is the point), so the devices announce themselves only once the
+    # hub listens, as a device that connects after the hub does.
+    assert ingest.mqtt is not None and ingest.mqtt.wait_connected(20), "the hub did not connect"
+    time.sleep(0.5)  # its subscription is sent on connect; let the broker take it before the devices speak
     probes = [_announce(broker, "dev-a"), _announce(broker, "dev-b")]
     try:
 
