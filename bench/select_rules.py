@@ -121,10 +121,7 @@ def count_ground(
     scene: ground.GroundScene, lines: list[CountLine], overrides: dict[str, Any], every: int
 ) -> list[Crossing]:
     threshold = float(overrides.get("low_score", WEAK_SHARE * 0.4))
-    replay = ground.ReplayDetector(scene)
-    detector = CachedDetector({}, threshold)
-    detector.boxes = {f: scene.detections(f) for f in range(scene.frames)}
-    del replay
+    detector = CachedDetector({f: scene.detections(f) for f in range(scene.frames)}, threshold)
     return run_pipeline(detector, lines, scene.camera.size, scene.frames, scene.fps, overrides, every)
 
 
