@@ -56,7 +56,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 def _fill(disk: Path) -> Path:
     filler = disk / "filler"
-    with filler.open("wb") as out, contextlib.suppress(OSError):
+    with contextlib.suppress(OSError), filler.open("wb") as out:  # closing a full file raises too
         while True:
             out.write(b"\0" * 65536)
             out.flush()
