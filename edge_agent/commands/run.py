@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge_agent.agent import Agent
 
 NAME = "run"
 HELP = "Run the agent: counting, lockers and reporting as configured"
@@ -24,6 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Installed first: a stop that arrives while the agent is still starting (importing OpenCV takes seconds on
+    # a Pi) ends it through the normal shutdown, not by the signal's default action.
+    stopping = threading.Event()
+    agents: list[Agent] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+        for started in agents:
+            started.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     # Imported here: the agent pulls in OpenCV and gpiozero, which check-config and doctor do not need.
     from edge_agent.agent import Agent
     from edge_agent.deploy.service import ServiceLifecycle
@@ -39,12 +56,9 @@ def run(args: argparse.Namespace) -> int:
         world = SimulatedWorld(config)
         pin_factory = world.pin_factory
     agent = Agent(config, pin_factory=pin_factory, lifecycle=lifecycle)
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        agent.request_stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    agents.append(agent)
+    if stopping.is_set():
+        agent.request_stop()  # asked to stop while starting: start and stop cleanly
     if world is not None:
         world.close_doors()
     agent.start()

@@ -72,3 +72,46 @@ def test_agent_speaks_sd_notify(tmp_path: Path, make_broker: Callable[..., Broke
                 agent.wait(timeout=10)
             if agent.stderr:
                 agent.stderr.close()
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """The process has a handler for ``signum`` (the SigCgt mask of /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next((int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:")), 0)
+    return bool(mask >> (signum - 1) & 1)
+
+
+@pytest.mark.slow
+def test_a_stop_at_the_first_moment_the_agent_takes_one_ends_it_cleanly(
+    tmp_path: Path, make_broker: Callable[..., BrokerSetup]
+) -> None:
+    """systemd may stop a unit that is still importing OpenCV: the agent exits 0 through its own shutdown. (Its
+    handler is installed before the heavy imports, so the window where the signal's default action applies is
+    only the interpreter's own start.)"""
+    setup = make_broker(devices=("dev-a",))
+    config = write_agent_config(
+        tmp_path, host=setup.host, port=setup.port, password=setup.device_passwords["dev-a"], site=setup.site
+    )
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _catches(agent.pid, signal.SIGTERM) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert _catches(agent.pid, signal.SIGTERM), "the agent never installed its stop handler"
+        agent.send_signal(signal.SIGTERM)  # the first moment it can be asked to stop: imports still running
+        assert agent.wait(timeout=30) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(timeout=10)
+        if agent.stderr:
+            agent.stderr.close()

@@ -233,7 +233,7 @@ def test_the_running_agent_writes_no_image_anywhere(tmp_path: Path, sandbox: Pat
                              stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
         # Running for real: the outbox exists and the video has been opened (the counter is reading it).
-        wait_for(lambda: (sandbox / "state").is_dir() and street in traced_files(trace, sandbox)[0], 60, "the agent")
+        wait_for(lambda: (sandbox / "state").is_dir() and street in traced_files(trace, sandbox)[0], 120, "the agent")
         time.sleep(8)
     finally:
         os.killpg(agent.pid, signal.SIGTERM)

@@ -144,7 +144,7 @@ def test_the_picture_is_forgotten_when_the_page_closes(broker: BrokerSetup, tmp_
         assert main(["setup", "--config", str(path), "--for", "5m"]) == 0
         tick_until(agent, lambda: agent.setup is not None and agent.setup.server is not None, "the page to open")
         learned = agent.setup.parts.background
-        wait_for(lambda: learned.state() == "ready", timeout=30, what="the background")
+        wait_for(lambda: learned.state() == "ready", timeout=120, what="the background")
         assert main(["setup", "--config", str(path), "--close"]) == 0
         tick_until(agent, lambda: agent.setup is not None and agent.setup.server is None, "the page to close")
         assert agent.setup.parts.background is not learned

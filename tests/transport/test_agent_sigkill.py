@@ -126,8 +126,10 @@ def test_agent_with_lockers_sigkilled_20_times_delivers_every_locker_event_exact
             finally:
                 agent.send_signal(signal.SIGKILL)
                 agent.wait(10)
+        seen = len(_hub_locker_events(db))
         final = _start_agent(config_path, log)
         try:
+            wait_for(lambda: len(_hub_locker_events(db)) > seen, 60, "the last agent's first events")
             expected_at_least = len(_device_transitions(state_dir))
             wait_for(lambda: len(_hub_locker_events(db)) >= expected_at_least, 60, "the last agent's delivery")
             wait_for(lambda: _pending_handoffs(state_dir) == 0, 30, "the locker store handed everything over")
