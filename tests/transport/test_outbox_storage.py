@@ -130,6 +130,44 @@ def test_a_damaged_outbox_reaches_the_hub_as_a_counted_drop(broker: BrokerSetup,
         ingest.stop()
 
 
+def _damage_all_but(path: Path, table: str) -> None:
+    """A failing card that spared the schema page and ``table``'s one page: every other page partly overwritten."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = ?", (table,)).fetchone()
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    data = bytearray(path.read_bytes())
+    for number in range(2, len(data) // page_size + 1):
+        if number != root:
+            offset = (number - 1) * page_size
+            data[offset : offset + page_size] = b"\xa5" * page_size
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_outbox_keeps_the_hand_over_marks_it_can_still_read(tmp_path: Path) -> None:
+    """Without its mark a source hands over again what it had handed over but not yet deleted: stored twice."""
+    old = _box(tmp_path, boot="old-boot")
+    for key in range(1, 31):
+        old.emit(Channel.ALARM, alarm_fields(key), handoff=("lockers-a1", key))
+    old.close()
+    _damage_all_but(tmp_path / OUTBOX_FILENAME, "handoffs")
+
+    box = _box(tmp_path, boot="new-boot")
+    assert box.salvage is not None, "the damage was found"
+    assert box.handed_upto("lockers-a1") == 30
+    box.close()
+
+    damage_file(tmp_path / OUTBOX_FILENAME)  # now the marks are gone too: the alarm says what that means
+    box = _box(tmp_path, boot="third-boot")
+    assert box.handed_upto("lockers-a1") == 0
+    alarms = [
+        decode(Channel.ALARM, p) for (p,) in box._conn.execute("SELECT payload FROM events WHERE channel='alarm'")
+    ]
+    assert [a.alarm for a in alarms] == [AlarmKind.STATE_DAMAGED]
+    assert "hand-over marks lost" in alarms[0].detail
+
+
 def _burn(box: Outbox, numbers: int) -> None:
     """What the version before this one did on a full disk: each failed retry used up a number."""
     box._next_seq += numbers
