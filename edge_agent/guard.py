@@ -1,29 +1,7 @@
-"""Callbacks that run on a library's thread (paho, gpiozero, timers) go through ``guarded``.
-
-paho 2.x re-raises an exception from a callback out of ``loop()``, which ends the network thread while
-the link still looks connected; other libraries end their worker threads the same way. A guarded
-callback logs the exception and returns, so one bad message or one failed write cannot silence a thread.
-"""
+"""The device's library callbacks are guarded like the hub's: see ``hub_protocol.guard``."""
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import Callable
-from typing import ParamSpec
+from hub_protocol.guard import guarded
 
-P = ParamSpec("P")
-
-
-def guarded(callback: Callable[P, object], what: str, logger: logging.Logger | None = None) -> Callable[P, None]:
-    """``callback`` with every ``Exception`` logged (as ``what`` failed) instead of raised."""
-    log = logger or logging.getLogger(callback.__module__)
-
-    @functools.wraps(callback)
-    def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            callback(*args, **kwargs)
-        except Exception:
-            log.exception("%s failed; the thread goes on", what)
-
-    return run
+__all__ = ["guarded"]

@@ -23,6 +23,15 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _SQLITE_FULL = 13
+WAL_CHECKPOINT_PAGES = 128
+"""Checkpoint once the WAL holds this many pages (512 KiB), not SQLite's 1000 (4 MiB)."""
+WAL_LIMIT_BYTES = 512 * 1024
+"""The WAL file is cut back to this size when it restarts after a checkpoint.
+
+Why both: SQLite never shrinks a WAL and checkpoints only at its threshold. On a disk with less free room than
+that, the WAL itself fills the disk; the checkpoint, which needs a few more pages in the database file, then
+fails too, and every later write fails for ever although the tables hold almost nothing. A small bounded WAL
+is reused in place, so once a full disk has room again it stays usable."""
 QUIET_S = 30.0
 """A disk-full state ends only after this long without a new failure, so a nearly full disk does not flap."""
 
@@ -127,6 +136,8 @@ def _open(path: Path, prepare: Callable[[sqlite3.Connection], object], check: bo
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         if check:
             verdict = conn.execute("PRAGMA quick_check").fetchall()
             if verdict != [("ok",)]:

@@ -2,6 +2,11 @@
 
 A persistent session (fixed client id, clean_session false) lets the broker queue device messages while the
 hub restarts; whatever the broker cannot keep, the devices send again because the hub never acknowledged it.
+
+Faults: every paho callback is guarded. paho re-raises a callback's exception out of its loop, which ends the
+network thread while the client still looks connected: the hub would then hear nothing until restarted. A
+failed callback is logged (with the topic, for a message) and the thread goes on; the message is simply
+not acknowledged, so its device sends it again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub_protocol import PROTOCOL_VERSION
+from hub_protocol.guard import guarded
 from hub_protocol.topics import DEVICE_CHANNELS, Channel
 from hub_server.config import HubMqttConfig
 
@@ -58,9 +64,9 @@ class HubMqtt:
             client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
         client.reconnect_delay_set(1, 8)  # one client: no herd to spread, come back fast
         client.max_inflight_messages_set(1000)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
+        client.on_connect = guarded(self._on_connect, "hub MQTT on_connect", log)
+        client.on_disconnect = guarded(self._on_disconnect, "hub MQTT on_disconnect", log)
+        client.on_message = guarded(self._on_message, "hub MQTT on_message", log)
         self.client = client
 
     def start(self) -> None:
@@ -118,4 +124,8 @@ class HubMqtt:
             # A retained status is the last word of a connection that may be long gone (a broker restart keeps
             # "online" without firing the will): availability comes from what devices say live, never this.
             return
-        self._on_message_cb(topic, bytes(message.payload))
+        try:
+            self._on_message_cb(topic, bytes(message.payload))
+        except Exception:
+            # Caught here rather than only by the guard, to name the message: never acknowledged, it comes again.
+            log.exception("handling a message on %s (%d bytes) failed; the thread goes on", topic, len(message.payload))

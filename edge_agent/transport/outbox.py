@@ -65,6 +65,7 @@ _SCHEMA = [
     # is written with the event, so a crash between the two stores cannot make a second copy.
     "CREATE TABLE IF NOT EXISTS handoffs (source TEXT PRIMARY KEY, upto INTEGER NOT NULL)",
 ]
+_UPSERT_HANDOFF = "INSERT INTO handoffs (source, upto) VALUES (?, ?) ON CONFLICT (source) DO UPDATE SET upto = MAX(upto, excluded.upto)"
 _COMPONENT = "outbox"
 _T = TypeVar("_T")
 
@@ -169,11 +170,7 @@ class Outbox:
             self._insert(cur, self.boot, seq, channel, payload, now, None)
         self._announce(cur, announce, now)
         if handoff is not None:
-            cur.execute(
-                "INSERT INTO handoffs (source, upto) VALUES (?, ?)"
-                " ON CONFLICT (source) DO UPDATE SET upto = MAX(upto, excluded.upto)",
-                handoff,
-            )
+            cur.execute(_UPSERT_HANDOFF, handoff)
         return announce
 
     def sync_disk_alarm(self, full: bool, detail: str) -> bool:
@@ -345,10 +342,15 @@ class Outbox:
             self._record_drop(cur, boot, 1, last)
         for boot, first, last in found.drops:
             self._record_drop(cur, boot, first, last)
+        for source, upto in (found.handoffs or {}).items():
+            cur.execute(_UPSERT_HANDOFF, (source, upto))
         detail = (
             f"{OUTBOX_FILENAME} was damaged ({found.reason[:120]}); moved to {found.moved_to.name}; "
             f"{len(found.rows)} events recovered, up to {len(found.lost)} lost and declared dropped"
         )
+        if found.handoffs is None:
+            # Nothing safe to assume: skipping keys could lose events, so a source may hand its last ones again.
+            detail += "; hand-over marks lost, a few locker events may arrive twice"
         fields = {"alarm": AlarmKind.STATE_DAMAGED, "active": True, "at": _utc(now), "detail": detail}
         self._insert_event(cur, Channel.ALARM, fields, now)
         self._announce(cur, set(declare) | {boot for boot, _, _ in found.drops}, now)

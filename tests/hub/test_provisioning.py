@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import stat
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from edge_agent.config import load_agent_config
+from hub_protocol import tomlwrite
 from hub_protocol.topics import Channel, device_topic
 from hub_server import audit
 from hub_server.app import LIVE_KEY, create_app
 from hub_server.cli import main
 from hub_server.config import HubConfig
+from hub_server.store import provisioning
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup, wait_until
@@ -109,6 +112,61 @@ def test_bad_device_ids_are_refused_before_anything_is_written(
     assert "must match" in capsys.readouterr().err
     assert main(["device", "--config", str(config_path), "add", "hub", "--site", SITE]) == 1
     assert (broker.broker.folder / "acl").read_text() == before
+
+
+def _broken(tmp_path: Path, case: str) -> tuple[dict[str, Any], str]:
+    """Provisioning settings with one expected I/O problem, and what the error must name."""
+    if case == "ca-missing":
+        return {"agent_ca_file": str(tmp_path / "no-such-ca.pem")}, str(tmp_path / "no-such-ca.pem")
+    if case == "ca-folder":
+        (tmp_path / "ca-dir").mkdir()
+        return {"agent_ca_file": str(tmp_path / "ca-dir")}, str(tmp_path / "ca-dir")
+    if case == "output-unwritable":
+        (tmp_path / "a-file").write_text("not a folder")
+        return {"output_dir": str(tmp_path / "a-file" / "out")}, str(tmp_path / "a-file" / "out")
+    assert case == "reload-fails"  # the last step, after the password and the files were written
+    return {"pid_file": None, "reload_command": [str(tmp_path / "no-such-reload")]}, "no-such-reload"
+
+
+def _state(broker: BrokerSetup, config: HubConfig) -> tuple[Any, ...]:
+    db = Database(config.store.path)
+    out = config.provisioning.output_dir if config.provisioning else None
+    return (
+        (broker.broker.folder / "passwd").read_bytes(),
+        (broker.broker.folder / "acl").read_bytes(),
+        sorted(p.name for p in out.iterdir()) if out and out.is_dir() else None,
+        [d.device for d in provisioning.list_all(db.conn)],
+        audit.query(db.conn),
+    )
+
+
+@pytest.mark.parametrize("case", ["ca-missing", "ca-folder", "output-unwritable", "reload-fails"])
+def test_device_add_with_an_io_problem_says_what_and_where_and_changes_nothing(
+    managed_broker: tuple[BrokerSetup, Path, HubConfig],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    broker, config_path, _ = managed_broker
+    provision(config_path, "dev-before")  # the broker's files hold a device already
+    data = tomllib.loads(config_path.read_text())
+    change, where = _broken(tmp_path, case)
+    for key, value in change.items():
+        if value is None:
+            data["provisioning"].pop(key)
+        else:
+            data["provisioning"][key] = value
+    config_path.write_text(tomlwrite.dumps(data))
+    config = HubConfig.model_validate(data)
+    before = _state(broker, config)
+    capsys.readouterr()
+
+    assert main(["device", "--config", str(config_path), "add", "dev-new", "--site", SITE]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("hub-server: error: cannot ") and where in err, err
+    assert _state(broker, config) == before
+    assert not (config.provisioning and (config.provisioning.output_dir / "dev-new").exists())
 
 
 @pytest.mark.timeout(60)

@@ -92,7 +92,7 @@ def test_cap_bounds_rows_and_file_and_counts_exactly_what_it_dropped(tmp_path: P
     notices = [decode(Channel.GAP, r.payload) for r in rows if r.channel is Channel.GAP]
     assert len(rows) <= cap + 2, "the outbox grew past its cap"
     assert stats.dropped_total == total - len(kept), "dropped count must equal what is gone"
-    # The WAL grows to its checkpoint size (about 4 MB) and no further, however many events are dropped.
+    # The WAL grows to its checkpoint size (512 KiB, see edge_agent.storage) and no further, however many are dropped.
     assert max(sizes) < 8 * 1024 * 1024 and sizes[-1] <= sizes[0] * 1.1, f"disk use keeps growing: {sizes}"
     assert len(notices) == 1, "one live notice per boot, superseding the earlier ones"
     notice: OutboxGap = notices[0]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from edge_agent.storage import StorageWatch
 from edge_agent.transport.commands import CommandRouter
@@ -128,6 +131,99 @@ def test_a_damaged_outbox_reaches_the_hub_as_a_counted_drop(broker: BrokerSetup,
     finally:
         second.stop()
         ingest.stop()
+
+
+def test_a_small_disk_is_not_filled_by_the_outbox_s_own_journal(tmp_path: Path) -> None:
+    """A 2 MiB disk and an outbox that is always emptied: SQLite's default WAL (checkpoint at 4 MiB, never
+    shrunk) filled the disk by itself after about a hundred events, and then every write failed for ever."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={2 * 1024 * 1024},mode=0700", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tiny tmpfs here ({done.stderr.strip() or done.returncode}): run as root")
+    try:
+        watch = StorageWatch()
+        box = _box(disk, watch, boot="b1")
+        for n in range(3000):  # about 12 MiB through the journal, six times the disk
+            seq = box.emit(Channel.ALARM, alarm_fields(n))
+            assert box.ack("b1", seq) == 1, f"event {n}: the delete failed ({watch.detail()})"
+        assert watch.failures == 0 and box.stats().depth == 0
+        box.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_acks_refused_by_a_full_disk_are_earned_again_by_the_resend(broker: BrokerSetup, tmp_path: Path) -> None:
+    """The hub stored everything, but deleting needs room too: the acks that met the full disk are lost, and
+    only the resend after ``ack_timeout_s`` brings the acknowledgements that empty the outbox."""
+    db = tmp_path / "hub.sqlite3"
+    ingest = start_ingest(broker, db)
+    transport = Transport(agent_config(broker, "dev-a", tmp_path))
+    disk = FullDisk(transport.outbox._conn)
+    transport.outbox._conn = disk  # type: ignore[assignment]
+    try:
+        for n in range(10):
+            transport.sink.emit(Channel.ALARM, alarm_fields(n))
+        disk.full = True  # before the link starts: every ack's delete is refused
+        transport.start()
+        assert wait_until(lambda: _hub_events(db) == 10, 10), "the hub stored the events"
+        assert wait_until(lambda: disk.refused > 0, 10), "an ack met the full disk"
+        assert transport.outbox.stats().depth > 0
+        disk.full = False
+        assert wait_until(lambda: transport.outbox.stats().depth == 0, 15), "the outbox did not drain"
+        assert len(_stored(transport.outbox.path)) == 0 and transport.link.stats.resends >= 1
+        assert _hub_events(db) == 10
+    finally:
+        transport.stop()
+        ingest.stop()
+
+
+def _hub_events(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+def _damage_all_but(path: Path, table: str) -> None:
+    """A failing card that spared the schema page and ``table``'s one page: every other page partly overwritten."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = ?", (table,)).fetchone()
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    data = bytearray(path.read_bytes())
+    for number in range(2, len(data) // page_size + 1):
+        if number != root:
+            offset = (number - 1) * page_size
+            data[offset : offset + page_size] = b"\xa5" * page_size
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_outbox_keeps_the_hand_over_marks_it_can_still_read(tmp_path: Path) -> None:
+    """Without its mark a source hands over again what it had handed over but not yet deleted: stored twice."""
+    old = _box(tmp_path, boot="old-boot")
+    for key in range(1, 31):
+        old.emit(Channel.ALARM, alarm_fields(key), handoff=("lockers-a1", key))
+    old.close()
+    _damage_all_but(tmp_path / OUTBOX_FILENAME, "handoffs")
+
+    box = _box(tmp_path, boot="new-boot")
+    assert box.salvage is not None, "the damage was found"
+    assert box.handed_upto("lockers-a1") == 30
+    box.close()
+
+    damage_file(tmp_path / OUTBOX_FILENAME)  # now the marks are gone too: the alarm says what that means
+    box = _box(tmp_path, boot="third-boot")
+    assert box.handed_upto("lockers-a1") == 0
+    alarms = [
+        decode(Channel.ALARM, p) for (p,) in box._conn.execute("SELECT payload FROM events WHERE channel='alarm'")
+    ]
+    assert [a.alarm for a in alarms] == [AlarmKind.STATE_DAMAGED]
+    assert "hand-over marks lost" in alarms[0].detail
 
 
 def _burn(box: Outbox, numbers: int) -> None:
