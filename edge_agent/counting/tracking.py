@@ -385,11 +385,17 @@ class Tracker:
 
     def _foot(self, det: Detection, track: Track | None) -> tuple[float, float]:
         """Where the feet are, also when the frame cuts them off: a box is cut, a person is not."""
-        _, top, _, bottom = self._cut(det)
+        left, top, right, bottom = self._cut(det)
         fx, fy = det.foot
         if bottom and not top:
             height = max(track.expected_height(), det.height) if track is not None else self._height(det)
             fy = det.y1 + height
+        if left != right:
+            # Someone half out of the frame at the side: the box's centre is the centre of the visible part,
+            # which crawls in from the edge as they enter; the body's centre is half its width in from the
+            # inner edge.
+            width = max(det.width, track.width if track is not None else self._width(det, self._height(det)))
+            fx = det.x2 - width / 2 if left else det.x1 + width / 2
         return fx, fy
 
     def _follow_groups(self, taken: Sequence[tuple[Detection, Track]]) -> list[Track]:

@@ -115,3 +115,23 @@ def test_a_twin_track_on_the_same_person_does_not_follow_it() -> None:
             boxes.append(person(104, y + 3))  # a fragment of the same person, for a while
         tracker.update(boxes)
     assert len(tracker.tracks) == 1
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_person_entering_at_the_side_keeps_the_feet_under_the_body(side: str) -> None:
+    # A person 200 px tall (box 80 px wide) walks in from the frame's edge. While the edge cuts the box, its
+    # centre is the centre of the visible part, up to 40 px (0.2 heights) inside the body's centre: the feet
+    # must stay under the body, where the height of a walking person puts its width.
+    width, height, h = 640, 480, 200.0
+    tracker = Tracker()
+    step = 6.0
+    for frame in range(20):
+        centre = -30.0 + step * frame if side == "left" else width + 30.0 - step * frame
+        x1, x2 = centre - 0.2 * h, centre + 0.2 * h
+        box = Detection(max(x1, 0.0), 400 - h, min(x2, width - 1.0), 400, 0.9)
+        tracker.predict()
+        tracker.update([box], (width, height))
+        if frame >= 3:
+            (track,) = tracker.tracks
+            x, _ = track.foot
+            assert abs(x - centre) < 0.05 * h, (frame, x, centre)
