@@ -166,6 +166,12 @@ def peak_memory_mib(count_args: list[str]) -> float:
     return int(kib) / 1024
 
 
+def peak_memory_runs(count_args: list[str], runs: int = 3) -> list[float]:
+    """``peak_memory_mib`` of ``runs`` fresh processes, sorted: the figure moves between runs on a shared
+    machine (thread pools sized by its cores, the C library's heap), so report its min and median."""
+    return sorted(peak_memory_mib(count_args) for _ in range(max(1, runs)))
+
+
 def random_lines(scene_boxes: dict[int, list[ev.GtBox]], size: tuple[int, int], seed: int, n: int) -> list[CountLine]:
     """``n`` segments across walking paths: through a point someone's feet passed, roughly across their way."""
     rng = random.Random(seed)
