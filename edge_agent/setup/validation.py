@@ -63,13 +63,17 @@ def build_record(
     dev = protect(started_at + timedelta(microseconds=1), lines, typed(counted))
     tech = protect(started_at + timedelta(microseconds=2), lines, typed(tallied))
     tallied_cells = {(c.line, c.direction, c.object_class): c.count for c in tech.cells}
+    # Under suppression the record publishes the sums per line and direction (below), each on its own
+    # value, and not the cells they add up: a published sum next to its cells, one of them null, gives the
+    # null away by subtraction (tests/privacy/test_validation_attacks.py).
+    suppressed = not dev.totals
     cells = [
         {
             "line": c.line,
             "direction": c.direction.value,
             "object_class": c.object_class.value,
-            "counted": c.count,
-            "tallied": tallied_cells.get((c.line, c.direction, c.object_class)),
+            "counted": None if suppressed else c.count,
+            "tallied": None if suppressed else tallied_cells.get((c.line, c.direction, c.object_class)),
         }
         for c in dev.cells
     ]
