@@ -203,6 +203,14 @@ def _create_ledger(conn: sqlite3.Connection) -> None:
     )
     conn.execute("CREATE INDEX IF NOT EXISTS dp_spend_day ON dp_spend(day)")
     conn.execute("CREATE TABLE IF NOT EXISTS dp_blocked (day TEXT PRIMARY KEY)")
+    # One row: the latest day whose account was deleted; no window of that day or before is paid again.
+    conn.execute("CREATE TABLE IF NOT EXISTS dp_forgotten (id INTEGER PRIMARY KEY CHECK (id = 1), through TEXT)")
+
+
+KEEP_DAYS = 3
+"""Forgetting never deletes the accounts of the latest days spent on, whatever the clock says: a clock that
+jumped days ahead (a bad or spoofed time server) would otherwise delete the real day's account, and that
+day's budget would start again when the clock came back (tests/privacy/test_budget_clock.py)."""
 
 
 class BudgetLedger:
@@ -215,7 +223,7 @@ class BudgetLedger:
         if damage is not None:
             # Rows on damaged pages are gone unnoticed, so what today and yesterday spent is unknown: spend
             # nothing more on them rather than twice. Older accounts are kept as far as they can be read.
-            copy_readable(self._db, damage.moved_to, ["dp_spend", "dp_blocked"])
+            copy_readable(self._db, damage.moved_to, ["dp_spend", "dp_blocked", "dp_forgotten"])
             today = datetime.now(UTC).date()
             days = [today.isoformat(), date.fromordinal(today.toordinal() - 1).isoformat()]
             self._db.executemany("INSERT OR IGNORE INTO dp_blocked (day) VALUES (?)", [(d,) for d in days])
@@ -236,6 +244,9 @@ class BudgetLedger:
                 if self._db.execute("SELECT 1 FROM dp_blocked WHERE day = ?", (day,)).fetchone():
                     self._db.execute("COMMIT")
                     return Spend(False, spent, "the budget ledger was damaged: this day's spending is unknown")
+                if self._db.execute("SELECT 1 FROM dp_forgotten WHERE through >= ?", (day,)).fetchone():
+                    self._db.execute("COMMIT")
+                    return Spend(False, spent, "this day's account was forgotten: what it spent is unknown")
                 if self._db.execute("SELECT 1 FROM dp_spend WHERE window_start = ?", (key,)).fetchone():
                     self._db.execute("COMMIT")
                     return Spend(False, spent, "this window was already published once")
@@ -255,10 +266,32 @@ class BudgetLedger:
             return Spend(True, spent + epsilon)
 
     def forget_before(self, day: str) -> int:
-        """Drop the accounts of days before ``day`` (they no longer limit anything)."""
+        """Drop the accounts of days before ``day``, except the latest ``KEEP_DAYS`` days spent on, and refuse
+        from then on to pay for any window of a day up to the latest one dropped."""
         with self._lock:
-            cursor = self._db.execute("DELETE FROM dp_spend WHERE day < ?", (day,))
-            return cursor.rowcount
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                doomed = (
+                    "SELECT DISTINCT day FROM dp_spend WHERE day < ? AND day NOT IN"
+                    " (SELECT DISTINCT day FROM dp_spend ORDER BY day DESC LIMIT ?)"
+                )
+                (latest,) = self._db.execute(f"SELECT MAX(day) FROM ({doomed})", (day, KEEP_DAYS)).fetchone()  # noqa: S608
+                removed = 0
+                if latest is not None:
+                    removed = self._db.execute(
+                        f"DELETE FROM dp_spend WHERE day IN ({doomed})",  # noqa: S608 - fixed fragments
+                        (day, KEEP_DAYS),
+                    ).rowcount
+                    self._db.execute(
+                        "INSERT INTO dp_forgotten (id, through) VALUES (1, ?)"
+                        " ON CONFLICT (id) DO UPDATE SET through = MAX(through, excluded.through)",
+                        (latest,),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                rollback(self._db)
+                raise
+            return removed
 
     def close(self) -> None:
         self._db.close()
