@@ -1,8 +1,9 @@
 """Field validation records against an informed outsider: they are public (the open API, /sensors) and are a
 second publication of the same crossings as the flow windows, so they must not undo the windows' protection.
 
-- Threshold: every table a record could have been built from is listed and grouped by what the record
-  publishes, as in test_suppression.py; no hidden figure may be pinned to one value.
+Under threshold suppression: every window a record could have been built from (with a device miscount the
+outsider does not know) is listed and grouped by everything published about it, the flow window and the
+record together, as in test_suppression.py; no hidden window count may be pinned to one value.
 """
 
 from __future__ import annotations
@@ -24,22 +25,6 @@ START = datetime(2026, 5, 4, 12, 3, tzinfo=UTC)
 TOP = 9
 KEYS = [("door", d.value, c.value) for d, c in CELL_ORDER]
 Published = tuple[int | None, ...]
-
-
-def record_output(k: int) -> Callable[[tuple[int, ...]], Published]:
-    """What a validation record publishes about the device's counts (cells, then the per-direction sums),
-    through the device's own code; the technician's tally is held at zero."""
-    protector = Protector(PrivacyConfig(policy=PolicyKind.THRESHOLD, k=k))
-
-    def publish(cells: tuple[int, ...]) -> Published:
-        counted = dict(zip(KEYS, cells, strict=True))
-        fields = build_record(LINES, START, 30, counted, {}, protector.protect)
-        record = ValidationRecord.model_validate({**fields, "device": "dev-a", "boot": "b", "seq": 1})
-        by_cell = {(c.direction.value, c.object_class.value): c.counted for c in record.cells}
-        by_line = {v.direction.value: v.counted for v in record.lines}
-        return (*(by_cell[d.value, c.value] for d, c in CELL_ORDER), by_line["in"], by_line["out"])
-
-    return publish
 
 
 def with_sums(cells: tuple[int, ...]) -> tuple[int, ...]:
@@ -67,18 +52,9 @@ def pinned(truths: Sequence[tuple[int, ...]], outputs: Sequence[Published], k: i
 GRID = list(itertools.product(range(TOP + 1), repeat=len(KEYS)))
 
 
-@pytest.mark.parametrize("k", [3, 5])
-def test_a_threshold_record_pins_no_hidden_count(k: int) -> None:
-    publish = record_output(k)
-    outputs = [publish(cells) for cells in GRID]
-    assert pinned([with_sums(c) for c in GRID], outputs, k) == []
-    # Still useful: the sums that reach k are published exactly.
-    assert publish((7, 2, 1, 0))[4:] == (9, None)
-
-
 def test_control_cells_next_to_their_sums_are_undone_by_subtraction() -> None:
-    """Control: the record as it was (each cell on its own value, and the per-direction sums next to them):
-    (7, 2) with k=3 published 7, null and the sum 9, so the null cyclist count was 2."""
+    """Control for the enumeration: a record as it was (each cell on its own value, and the per-direction
+    sums next to them): (7, 2) with k=3 published 7, null and the sum 9, so the null cyclist count was 2."""
     protector = Protector(PrivacyConfig(policy=PolicyKind.THRESHOLD, k=3))
 
     def old_record(cells: tuple[int, ...]) -> Published:
@@ -87,4 +63,68 @@ def test_control_cells_next_to_their_sums_are_undone_by_subtraction() -> None:
         return (*(c.count for c in window.cells), *(s if s >= 3 else None for s in sums))
 
     found = pinned([with_sums(c) for c in GRID], [old_record(c) for c in GRID], 3)
+    assert "(7, None, None, None, 9, None) pins figure 1 to 2" in found
+
+
+# --- a validation next to the flow windows of the same minutes --------------------------------------------
+
+WINDOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)  # a validation that covers exactly one flow window
+ERRORS = (-1, 0, 1)
+"""What the device miscounted on the first cell, unknown to the outsider; the technician tallies the truth."""
+SMALL_GRID = list(itertools.product(range(8), repeat=len(KEYS)))
+
+
+def window_and_record(k: int) -> Callable[[tuple[int, ...], int], Published]:
+    """Everything published about the window's crossings: the flow window's cells, then every figure of a
+    validation record over the same fifteen minutes."""
+    protector = Protector(PrivacyConfig(policy=PolicyKind.THRESHOLD, k=k))
+
+    def publish(cells: tuple[int, ...], miscount: int) -> Published:
+        truth = dict(zip(KEYS, cells, strict=True))
+        window = protector.protect(WINDOW, LINES, truth)  # type: ignore[arg-type]
+        counted = {**truth, KEYS[0]: max(cells[0] + miscount, 0)}
+        fields = build_record(LINES, WINDOW, 15, counted, truth, protector.protect)
+        record = ValidationRecord.model_validate({**fields, "device": "dev-a", "boot": "b", "seq": 1})
+        return (
+            *(c.count for c in window.cells),
+            *(n for c in record.cells for n in (c.counted, c.tallied)),
+            *(n for v in record.lines for n in (v.counted, v.tallied, v.error)),
+            record.error,
+        )
+
+    return publish
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_a_validation_over_the_same_minutes_pins_no_hidden_window_count(k: int) -> None:
+    """The outsider subtracts the window's published cells from the record's figures for the same minutes
+    (e.g. window 7 pedestrians and a null, record 9 for the direction: the null was 2)."""
+    publish = window_and_record(k)
+    tables = [(cells, e) for cells in SMALL_GRID for e in ERRORS]
+    outputs = [publish(cells, e) for cells, e in tables]
+    assert pinned([cells for cells, _ in tables], outputs, k) == []
+
+
+def test_a_busy_validation_still_publishes_its_error() -> None:
+    protector = Protector(PrivacyConfig(policy=PolicyKind.THRESHOLD, k=5))
+    counted = {KEYS[0]: 12, KEYS[1]: 2, KEYS[2]: 10}
+    tallied = {KEYS[0]: 13, KEYS[1]: 3, KEYS[2]: 10}
+    fields = build_record(LINES, WINDOW, 15, counted, tallied, protector.protect)
+    record = ValidationRecord.model_validate({**fields, "device": "dev-a", "boot": "b", "seq": 1})
+    assert record.error == 0.05  # 1 of 23 on the cells counted at least k times, to 5%; the 2 vs 3 stays out
+    assert all(c.counted is None and c.tallied is None for c in record.cells)
+    assert all(v.counted is None and v.tallied is None and v.error is None for v in record.lines)
+
+
+def test_control_a_record_of_sums_alone_is_undone_by_the_window_of_the_same_minutes() -> None:
+    """Control: a record that published only its per-direction sums, each on its own value (no cell next
+    to them), still gives the window's nulls away: window 7 and null, record 9 for the direction."""
+    protector = Protector(PrivacyConfig(policy=PolicyKind.THRESHOLD, k=3))
+
+    def sums_record(cells: tuple[int, ...]) -> Published:
+        window = protector.protect(WINDOW, LINES, dict(zip(KEYS, cells, strict=True)))  # type: ignore[arg-type]
+        sums = [cells[0] + cells[1], cells[2] + cells[3]]
+        return (*(c.count for c in window.cells), *(v if v >= 3 else None for v in sums))
+
+    found = pinned(SMALL_GRID, [sums_record(c) for c in SMALL_GRID], 3)
     assert "(7, None, None, None, 9, None) pins figure 1 to 2" in found
