@@ -30,7 +30,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -344,23 +344,36 @@ class Protector:
         self._day: DayAccount | None = None
 
     def protect(
-        self, window_start: datetime, lines: Sequence[str], counts: Mapping[CellKey, int], capped_tracks: int = 0
+        self,
+        window_start: datetime,
+        lines: Sequence[str],
+        counts: Mapping[CellKey, int],
+        capped_tracks: int = 0,
+        *,
+        period: timedelta | None = None,
     ) -> ProtectedWindow:
+        """``period``: the counts are not a flow window but those of this period from ``window_start`` (a
+        field validation). No per-object cap applies to them, so one person is taken to add up to
+        ``max_crossings`` for each window the period touches: they are charged that many windows, get the
+        full epsilon per crossing, and stay out of the day's correction (which pays for windows only)."""
         config = self.config
         kind = config.policy
         policy = config.policy_model()
+        spans = None if period is None else windows_touched(window_start, period, config.window_seconds)
         if kind in DP_KINDS:
             assert self.ledger is not None
-            paid = self.ledger.spend(window_start, config.window_charge, config.effective_budget)
+            charge = config.window_charge * (spans or 1)
+            paid = self.ledger.spend(window_start, round(charge, 9), config.effective_budget)
             policy = policy.model_copy(update={"spent_today": round(paid.spent_today, 9)})
             if not paid.granted:
                 return _withheld(lines, policy.model_copy(update={"budget_exhausted": True}))
         # The capped-objects figure travels as a fifth column, protected exactly like a cell.
         table = np.array([[*(counts.get((line, d, c), 0) for d, c in CELL_ORDER), 0] for line in lines], dtype=np.int64)
         table[0, N_CELLS] = capped_tracks
-        released = release_cells(table, kind, config.k, config.cell_epsilon, self.noise)
+        epsilon = config.cell_epsilon if spans is None else config.epsilon
+        released = release_cells(table, kind, config.k, epsilon, self.noise)
         values, hidden = released.values, released.hidden
-        if kind is PolicyKind.DP and config.day_epsilon > 0:
+        if kind is PolicyKind.DP and config.day_epsilon > 0 and spans is None:
             self._account(window_start, lines, table[:, :N_CELLS], values[:, :N_CELLS])
         out_cells: list[FlowCell] = []
         out_totals: list[FlowTotal] = []
@@ -417,6 +430,13 @@ class Protector:
         if self.ledger is not None:
             policy = policy.model_copy(update={"spent_today": round(self.ledger.spent(account.day.isoformat()), 9)})
         return DayCorrection(account.day, out_cells, out_totals, policy)
+
+
+def windows_touched(start: datetime, period: timedelta, window_seconds: int) -> int:
+    """How many clock-aligned windows of ``window_seconds`` the period [start, start + period) overlaps."""
+    begin = start.timestamp()
+    end = max(begin + period.total_seconds(), begin + 1e-6)
+    return int(math.ceil(end / window_seconds) - math.floor(begin / window_seconds))
 
 
 def _withheld(lines: Sequence[str], policy: PrivacyPolicy) -> ProtectedWindow:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from edge_agent.deploy.config_update import write_atomically
 from edge_agent.events import EventSink
@@ -29,7 +29,14 @@ from hub_protocol.topics import Channel
 KEEP = 50
 RECORDS_FILE = "validations.json"
 
-Protect = Callable[[datetime, Sequence[str], Mapping[ProtectKey, int]], ProtectedWindow]
+
+class Protect(Protocol):
+    """The reporter's ``protect_counts`` (or a Protector's ``protect``): counts of ``period`` from ``at``,
+    protected by the flow windows' policy."""
+
+    def __call__(
+        self, at: datetime, lines: Sequence[str], counts: Mapping[ProtectKey, int], *, period: timedelta | None = None
+    ) -> ProtectedWindow: ...
 
 
 class ValidationRefused(ValueError):
@@ -59,9 +66,11 @@ def build_record(
 
     # The dp budget ledger pays each start time once, and a flow window's start is aligned to the clock: the
     # two tables are paid under their own keys, a microsecond after the period's start, so they never take
-    # the place of a flow window (or of each other). Each table costs one window's epsilon.
-    dev = protect(started_at + timedelta(microseconds=1), lines, typed(counted))
-    tech = protect(started_at + timedelta(microseconds=2), lines, typed(tallied))
+    # the place of a flow window (or of each other). Each table costs the epsilon of every window the
+    # period touches: the crossings a person adds to it are not capped per object as a window's are.
+    period = timedelta(minutes=minutes + 1)  # the period began within the minute of ``started_at``
+    dev = protect(started_at + timedelta(microseconds=1), lines, typed(counted), period=period)
+    tech = protect(started_at + timedelta(microseconds=2), lines, typed(tallied), period=period)
     if not dev.totals and dev.cells:
         assert dev.policy.k is not None
         return _suppressed_record(lines, started_at, minutes, typed(counted), typed(tallied), dev, dev.policy.k)

@@ -9,13 +9,16 @@ record together, as in test_suppression.py; no hidden window count may be pinned
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_agent.privacy.config import PrivacyConfig
-from edge_agent.privacy.protection import CELL_ORDER, Protector
+from edge_agent.privacy.protection import CELL_ORDER, BudgetLedger, Protector
 from edge_agent.setup.validation import build_record
 from hub_protocol.accuracy import ValidationRecord
 from hub_protocol.flows import PolicyKind
@@ -128,3 +131,63 @@ def test_control_a_record_of_sums_alone_is_undone_by_the_window_of_the_same_minu
 
     found = pinned(SMALL_GRID, [sums_record(c) for c in SMALL_GRID], 3)
     assert "(7, None, None, None, 9, None) pins figure 1 to 2" in found
+
+
+# --- dp: what one person loses through a validation, against what the ledger charges for it ---------------
+
+RUNS = 20_000
+MIN_HITS = 200
+TOLERANCE = 0.2
+CROSSINGS = 6  # one person, twice in each of the three windows a 43-minute validation touches
+
+
+def counted_cell(config: PrivacyConfig, person: int, seed: int, *, as_window: bool = False) -> tuple[np.ndarray, float]:
+    """The published in/pedestrian count of the device's table of a validation (with 5 other crossings and
+    ``person`` more), RUNS times, and what the ledger charged for that table."""
+    ledger = BudgetLedger(Path(":memory:"))
+    protector = Protector(config, ledger, random.Random(seed))
+    values = []
+    day0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    for run in range(RUNS):
+        start = day0 + timedelta(days=run)
+        counts = {KEYS[0]: 5 + person}
+        if as_window:
+            window = protector.protect(start, LINES, {("door", *CELL_ORDER[0]): 5 + person})
+            values.append(window.cells[0].count)
+            continue
+        fields = build_record(LINES, start, 43, counts, {}, protector.protect)
+        values.append(fields["cells"][0]["counted"])
+    charge = ledger.spent(day0.date().isoformat()) / (1 if as_window else 2)
+    ledger.close()
+    return np.array(values, dtype=np.float64), charge
+
+
+def loss(without: np.ndarray, with_: np.ndarray) -> float:
+    """Largest |log-ratio| of P(count >= t) and P(count <= t) under the two inputs, over thresholds t seen
+    at least MIN_HITS times under both."""
+    worst = 0.0
+    for t in np.unique(np.concatenate([without, with_])):
+        for a, b in (((without >= t).sum(), (with_ >= t).sum()), ((without <= t).sum(), (with_ <= t).sum())):
+            if min(a, b) >= MIN_HITS:
+                worst = max(worst, abs(float(np.log(b / a))))
+    return worst
+
+
+def test_a_person_loses_through_a_validation_no_more_than_it_is_charged() -> None:
+    config = PrivacyConfig()
+    without, charge = counted_cell(config, 0, seed=21)
+    with_, _ = counted_cell(config, CROSSINGS, seed=22)
+    measured = loss(without, with_)
+    assert charge == 3 * config.window_charge  # three windows touched: 12:00, 12:15, 12:30
+    assert measured <= charge + TOLERANCE, (measured, charge)
+    assert measured > 2.0  # the measurement sees the person (theory: 6 x 0.5 = 3)
+
+
+def test_control_the_same_counts_charged_as_one_window_lose_more_than_that() -> None:
+    """Control: the counts protected as a window (as validations were: one window's charge, no cap on what
+    one person adds) lose 6 x 0.35 against a charge of 1; the measurement must see it."""
+    config = PrivacyConfig()
+    without, charge = counted_cell(config, 0, seed=31, as_window=True)
+    with_, _ = counted_cell(config, CROSSINGS, seed=32, as_window=True)
+    assert charge == config.window_charge
+    assert loss(without, with_) > charge + TOLERANCE
