@@ -23,7 +23,7 @@ from edge_agent.privacy.protection import CellKey as ProtectKey
 from edge_agent.privacy.protection import ProtectedWindow
 from edge_agent.setup.tally import CellKey, Tally, since
 from hub_protocol.accuracy import MAX_VALIDATION_MINUTES, ValidationLine, count_error, overall_error
-from hub_protocol.flows import Direction, ObjectClass
+from hub_protocol.flows import Direction, ObjectClass, PolicyKind
 from hub_protocol.topics import Channel
 
 KEEP = 50
@@ -73,6 +73,9 @@ def build_record(
     tech = protect(started_at + timedelta(microseconds=2), lines, typed(tallied), period=period)
     if not dev.totals and dev.cells:
         assert dev.policy.k is not None
+        if dev.policy.kind is PolicyKind.DP_THRESHOLD:
+            # The error from the noisy cells (post-processing); the true counts would undo the noise.
+            return _suppressed_record(lines, started_at, minutes, _shown(dev), _shown(tech), dev, dev.policy.k)
         return _suppressed_record(lines, started_at, minutes, typed(counted), typed(tallied), dev, dev.policy.k)
     tallied_cells = {(c.line, c.direction, c.object_class): c.count for c in tech.cells}
     cells = [
@@ -111,6 +114,10 @@ def build_record(
         "error": overall_error(summary),
         "policy": dev.policy.model_dump(mode="json"),
     }
+
+
+def _shown(window: ProtectedWindow) -> dict[ProtectKey, int]:
+    return {(c.line, c.direction, c.object_class): c.count for c in window.cells if c.count is not None}
 
 
 SUPPRESSED_ERROR_STEP = 0.05

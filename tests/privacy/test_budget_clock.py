@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.events import MemorySink
 from edge_agent.privacy.config import PrivacyConfig
 from edge_agent.privacy.protection import BudgetLedger
-from edge_agent.privacy.reporter import LEDGER_FILE
+from edge_agent.privacy.reporter import LEDGER_FILE, FlowReporter
 from hub_protocol.flows import FlowWindow, PolicyKind
 from tests.privacy.test_clock_steps import FakeTime, Street
 
@@ -74,3 +75,23 @@ def test_a_day_whose_account_was_deleted_pays_for_nothing(tmp_path: Path) -> Non
     reopened = BudgetLedger(tmp_path / LEDGER_FILE)  # the watermark survives a restart
     assert not reopened.spend(day + timedelta(minutes=30), 1.0, 4.0).granted
     reopened.close()
+
+
+def test_a_window_closed_again_after_a_restart_is_not_noised_again(tmp_path: Path) -> None:
+    """Averaging attack: a device that restarts with its clock behind (no RTC, an old time from the
+    previous shutdown) closes the same window again. Each fresh noise draw of the same counts would let an
+    outsider average the noise away (n draws: variance / n); the ledger pays a window start once, so every
+    later publication of it carries no count."""
+    sink = MemorySink()
+    config = PrivacyConfig(policy=PolicyKind.DP)
+    for restart in range(20):
+        reporter = FlowReporter(sink, config, ["kerb"], tmp_path, now=DAY + timedelta(minutes=restart % 5))
+        for _ in range(12):
+            reporter.add_crossing("kerb", "in", "pedestrian", DAY + timedelta(minutes=6))
+        reporter.tick(DAY + timedelta(minutes=15))
+        reporter.close()
+    windows = [w for _, w in sink.events if isinstance(w, FlowWindow) and w.window_start == DAY]
+    assert len(windows) == 20
+    published = [c.count for w in windows for c in w.cells if c.count is not None]
+    assert len(published) == 4  # the four cells of the first publication; the other 19 are withheld
+    assert all(w.policy.budget_exhausted for w in windows[1:])

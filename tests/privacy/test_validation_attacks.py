@@ -191,3 +191,17 @@ def test_control_the_same_counts_charged_as_one_window_lose_more_than_that() -> 
     with_, _ = counted_cell(config, CROSSINGS, seed=32, as_window=True)
     assert charge == config.window_charge
     assert loss(without, with_) > charge + TOLERANCE
+
+
+def test_under_dp_threshold_the_records_error_comes_from_the_noisy_counts() -> None:
+    """Under dp-threshold the record's one figure must be post-processing of noisy counts: from the true
+    ones it would carry them out without noise. Here device and technician agree exactly, so an error
+    computed from true counts would be 0 every time."""
+    config = PrivacyConfig(policy=PolicyKind.DP_THRESHOLD, k=5)
+    protector = Protector(config, BudgetLedger(Path(":memory:")), random.Random(5))
+    same = {KEYS[0]: 30, KEYS[2]: 25}
+    errors = set()
+    for day in range(40):
+        start = WINDOW + timedelta(days=day)
+        errors.add(build_record(LINES, start, 10, same, same, protector.protect)["error"])
+    assert len(errors) > 3, errors
