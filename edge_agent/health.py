@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge_agent.privacy.quality import published_load
 from edge_agent.transport.outbox import OutboxStats
 from hub_protocol.envelope import CameraState, Health
 
@@ -99,7 +100,7 @@ class HealthSampler:
             uptime_s=round(time.monotonic() - self._started, 1),
             version=self.version,
             cpu_temp_c=cpu_temperature(self.thermal_root),
-            load1=round(os.getloadavg()[0], 2),
+            load1=published_load(os.getloadavg()[2]),
             mem_used_fraction=round(memory_used_fraction(), 3),
             disk_free_bytes=disk_free,
             disk_full=self.disk_full() if self.disk_full else False,

@@ -62,7 +62,11 @@ class Health(StrictModel):
     uptime_s: float = Field(ge=0, description="Seconds since the agent started")
     version: str = Field(max_length=32, description="Agent version")
     cpu_temp_c: float | None = Field(default=None, ge=-60, le=150, description="CPU temperature, if known")
-    load1: float = Field(ge=0, description="One-minute load average")
+    load1: float = Field(
+        ge=0,
+        description="Load average over 15 minutes, in steps of 0.5 (the name is kept; the one-minute average "
+        "followed who was in view, docs/privacy.md)",
+    )
     mem_used_fraction: float = Field(ge=0, le=1, description="Share of memory in use")
     disk_free_bytes: int = Field(ge=0, description="Free bytes on the state directory's file system")
     disk_full: bool = Field(

@@ -30,7 +30,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +203,14 @@ def _create_ledger(conn: sqlite3.Connection) -> None:
     )
     conn.execute("CREATE INDEX IF NOT EXISTS dp_spend_day ON dp_spend(day)")
     conn.execute("CREATE TABLE IF NOT EXISTS dp_blocked (day TEXT PRIMARY KEY)")
+    # One row: the latest day whose account was deleted; no window of that day or before is paid again.
+    conn.execute("CREATE TABLE IF NOT EXISTS dp_forgotten (id INTEGER PRIMARY KEY CHECK (id = 1), through TEXT)")
+
+
+KEEP_DAYS = 3
+"""Forgetting never deletes the accounts of the latest days spent on, whatever the clock says: a clock that
+jumped days ahead (a bad or spoofed time server) would otherwise delete the real day's account, and that
+day's budget would start again when the clock came back (tests/privacy/test_budget_clock.py)."""
 
 
 class BudgetLedger:
@@ -215,7 +223,7 @@ class BudgetLedger:
         if damage is not None:
             # Rows on damaged pages are gone unnoticed, so what today and yesterday spent is unknown: spend
             # nothing more on them rather than twice. Older accounts are kept as far as they can be read.
-            copy_readable(self._db, damage.moved_to, ["dp_spend", "dp_blocked"])
+            copy_readable(self._db, damage.moved_to, ["dp_spend", "dp_blocked", "dp_forgotten"])
             today = datetime.now(UTC).date()
             days = [today.isoformat(), date.fromordinal(today.toordinal() - 1).isoformat()]
             self._db.executemany("INSERT OR IGNORE INTO dp_blocked (day) VALUES (?)", [(d,) for d in days])
@@ -236,6 +244,9 @@ class BudgetLedger:
                 if self._db.execute("SELECT 1 FROM dp_blocked WHERE day = ?", (day,)).fetchone():
                     self._db.execute("COMMIT")
                     return Spend(False, spent, "the budget ledger was damaged: this day's spending is unknown")
+                if self._db.execute("SELECT 1 FROM dp_forgotten WHERE through >= ?", (day,)).fetchone():
+                    self._db.execute("COMMIT")
+                    return Spend(False, spent, "this day's account was forgotten: what it spent is unknown")
                 if self._db.execute("SELECT 1 FROM dp_spend WHERE window_start = ?", (key,)).fetchone():
                     self._db.execute("COMMIT")
                     return Spend(False, spent, "this window was already published once")
@@ -255,10 +266,32 @@ class BudgetLedger:
             return Spend(True, spent + epsilon)
 
     def forget_before(self, day: str) -> int:
-        """Drop the accounts of days before ``day`` (they no longer limit anything)."""
+        """Drop the accounts of days before ``day``, except the latest ``KEEP_DAYS`` days spent on, and refuse
+        from then on to pay for any window of a day up to the latest one dropped."""
         with self._lock:
-            cursor = self._db.execute("DELETE FROM dp_spend WHERE day < ?", (day,))
-            return cursor.rowcount
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                doomed = (
+                    "SELECT DISTINCT day FROM dp_spend WHERE day < ? AND day NOT IN"
+                    " (SELECT DISTINCT day FROM dp_spend ORDER BY day DESC LIMIT ?)"
+                )
+                (latest,) = self._db.execute(f"SELECT MAX(day) FROM ({doomed})", (day, KEEP_DAYS)).fetchone()  # noqa: S608
+                removed = 0
+                if latest is not None:
+                    removed = self._db.execute(
+                        f"DELETE FROM dp_spend WHERE day IN ({doomed})",  # noqa: S608 - fixed fragments
+                        (day, KEEP_DAYS),
+                    ).rowcount
+                    self._db.execute(
+                        "INSERT INTO dp_forgotten (id, through) VALUES (1, ?)"
+                        " ON CONFLICT (id) DO UPDATE SET through = MAX(through, excluded.through)",
+                        (latest,),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                rollback(self._db)
+                raise
+            return removed
 
     def close(self) -> None:
         self._db.close()
@@ -311,23 +344,36 @@ class Protector:
         self._day: DayAccount | None = None
 
     def protect(
-        self, window_start: datetime, lines: Sequence[str], counts: Mapping[CellKey, int], capped_tracks: int = 0
+        self,
+        window_start: datetime,
+        lines: Sequence[str],
+        counts: Mapping[CellKey, int],
+        capped_tracks: int = 0,
+        *,
+        period: timedelta | None = None,
     ) -> ProtectedWindow:
+        """``period``: the counts are not a flow window but those of this period from ``window_start`` (a
+        field validation). No per-object cap applies to them, so one person is taken to add up to
+        ``max_crossings`` for each window the period touches: they are charged that many windows, get the
+        full epsilon per crossing, and stay out of the day's correction (which pays for windows only)."""
         config = self.config
         kind = config.policy
         policy = config.policy_model()
+        spans = None if period is None else windows_touched(window_start, period, config.window_seconds)
         if kind in DP_KINDS:
             assert self.ledger is not None
-            paid = self.ledger.spend(window_start, config.window_charge, config.effective_budget)
+            charge = config.window_charge * (spans or 1)
+            paid = self.ledger.spend(window_start, round(charge, 9), config.effective_budget)
             policy = policy.model_copy(update={"spent_today": round(paid.spent_today, 9)})
             if not paid.granted:
                 return _withheld(lines, policy.model_copy(update={"budget_exhausted": True}))
         # The capped-objects figure travels as a fifth column, protected exactly like a cell.
         table = np.array([[*(counts.get((line, d, c), 0) for d, c in CELL_ORDER), 0] for line in lines], dtype=np.int64)
         table[0, N_CELLS] = capped_tracks
-        released = release_cells(table, kind, config.k, config.cell_epsilon, self.noise)
+        epsilon = config.cell_epsilon if spans is None else config.epsilon
+        released = release_cells(table, kind, config.k, epsilon, self.noise)
         values, hidden = released.values, released.hidden
-        if kind is PolicyKind.DP and config.day_epsilon > 0:
+        if kind is PolicyKind.DP and config.day_epsilon > 0 and spans is None:
             self._account(window_start, lines, table[:, :N_CELLS], values[:, :N_CELLS])
         out_cells: list[FlowCell] = []
         out_totals: list[FlowTotal] = []
@@ -384,6 +430,13 @@ class Protector:
         if self.ledger is not None:
             policy = policy.model_copy(update={"spent_today": round(self.ledger.spent(account.day.isoformat()), 9)})
         return DayCorrection(account.day, out_cells, out_totals, policy)
+
+
+def windows_touched(start: datetime, period: timedelta, window_seconds: int) -> int:
+    """How many clock-aligned windows of ``window_seconds`` the period [start, start + period) overlaps."""
+    begin = start.timestamp()
+    end = max(begin + period.total_seconds(), begin + 1e-6)
+    return int(math.ceil(end / window_seconds) - math.floor(begin / window_seconds))
 
 
 def _withheld(lines: Sequence[str], policy: PrivacyPolicy) -> ProtectedWindow:

@@ -56,6 +56,19 @@ def leaves_device(privacy: PrivacyConfig | None, extra: Sequence[str] = ()) -> l
             "second), frames the counter dropped (in whole minutes of frames), whether the device's clock "
             "stepped, and the number of people who crossed more often than counted (protected like a count)",
         ]
+        if privacy.policy in (PolicyKind.THRESHOLD, PolicyKind.DP_THRESHOLD):
+            validation = "only the overall count error, to 5%, and no count"
+        elif privacy.policy is PolicyKind.NONE:
+            validation = "the device's and the technician's totals per line, direction and class, unprotected"
+        else:
+            validation = (
+                "the device's and the technician's totals per line, direction and class, with noise; each "
+                "costs the epsilon of every window the period touches"
+            )
+        leaves.append(
+            "when a technician checks the count by hand (field validation): the period's start (to the minute) "
+            f"and length, and {validation}"
+        )
         if privacy.day_epsilon:
             leaves.append(
                 "after each UTC day, per line: a correction that turns the sum of the day's windows into the best "

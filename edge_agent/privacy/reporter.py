@@ -180,11 +180,14 @@ class FlowReporter:
         """False while the windows wait for the clock to be trusted."""
         return self._aggregator is not None
 
-    def protect_counts(self, at: datetime, lines: Sequence[str], counts: Mapping[CellKey, int]) -> ProtectedWindow:
-        """Protect counts that are not a window (a field validation's totals) exactly as a window would be;
-        under dp this spends one window's epsilon of the day's budget."""
+    def protect_counts(
+        self, at: datetime, lines: Sequence[str], counts: Mapping[CellKey, int], *, period: timedelta | None = None
+    ) -> ProtectedWindow:
+        """Protect counts that are not a window (a field validation's totals of ``period`` from ``at``) by
+        the windows' policy; under dp this spends the epsilon of every window the period touches (see
+        ``Protector.protect``)."""
         with self._lock:
-            return self._protector.protect(at, lines, counts)
+            return self._protector.protect(at, lines, counts, period=period)
 
     @property
     def pending(self) -> int:

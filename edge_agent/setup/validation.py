@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from edge_agent.deploy.config_update import write_atomically
 from edge_agent.events import EventSink
@@ -23,13 +23,20 @@ from edge_agent.privacy.protection import CellKey as ProtectKey
 from edge_agent.privacy.protection import ProtectedWindow
 from edge_agent.setup.tally import CellKey, Tally, since
 from hub_protocol.accuracy import MAX_VALIDATION_MINUTES, ValidationLine, count_error, overall_error
-from hub_protocol.flows import Direction, ObjectClass
+from hub_protocol.flows import Direction, ObjectClass, PolicyKind
 from hub_protocol.topics import Channel
 
 KEEP = 50
 RECORDS_FILE = "validations.json"
 
-Protect = Callable[[datetime, Sequence[str], Mapping[ProtectKey, int]], ProtectedWindow]
+
+class Protect(Protocol):
+    """The reporter's ``protect_counts`` (or a Protector's ``protect``): counts of ``period`` from ``at``,
+    protected by the flow windows' policy."""
+
+    def __call__(
+        self, at: datetime, lines: Sequence[str], counts: Mapping[ProtectKey, int], *, period: timedelta | None = None
+    ) -> ProtectedWindow: ...
 
 
 class ValidationRefused(ValueError):
@@ -59,9 +66,17 @@ def build_record(
 
     # The dp budget ledger pays each start time once, and a flow window's start is aligned to the clock: the
     # two tables are paid under their own keys, a microsecond after the period's start, so they never take
-    # the place of a flow window (or of each other). Each table costs one window's epsilon.
-    dev = protect(started_at + timedelta(microseconds=1), lines, typed(counted))
-    tech = protect(started_at + timedelta(microseconds=2), lines, typed(tallied))
+    # the place of a flow window (or of each other). Each table costs the epsilon of every window the
+    # period touches: the crossings a person adds to it are not capped per object as a window's are.
+    period = timedelta(minutes=minutes + 1)  # the period began within the minute of ``started_at``
+    dev = protect(started_at + timedelta(microseconds=1), lines, typed(counted), period=period)
+    tech = protect(started_at + timedelta(microseconds=2), lines, typed(tallied), period=period)
+    if not dev.totals and dev.cells:
+        assert dev.policy.k is not None
+        if dev.policy.kind is PolicyKind.DP_THRESHOLD:
+            # The error from the noisy cells (post-processing); the true counts would undo the noise.
+            return _suppressed_record(lines, started_at, minutes, _shown(dev), _shown(tech), dev, dev.policy.k)
+        return _suppressed_record(lines, started_at, minutes, typed(counted), typed(tallied), dev, dev.policy.k)
     tallied_cells = {(c.line, c.direction, c.object_class): c.count for c in tech.cells}
     cells = [
         {
@@ -74,24 +89,12 @@ def build_record(
         for c in dev.cells
     ]
 
-    def per_direction(
-        window: ProtectedWindow, counts: Mapping[CellKey, int], offset: int
-    ) -> dict[tuple[str, Direction], int | None]:
-        totals = {
+    def per_direction(window: ProtectedWindow) -> dict[tuple[str, Direction], int | None]:
+        return {
             (t.line, t.direction): t.count for t in window.totals if t.direction is not None and t.object_class is None
         }
-        if totals or not window.cells:
-            return totals
-        # Suppression publishes no totals (they would undo it): the line's sums over the classes are a table
-        # of their own, each sum published only if it is at least k, like any cell (the class is a placeholder).
-        sums: dict[ProtectKey, int] = {}
-        for (line, d, _), n in typed(counts).items():
-            key = (line, d, ObjectClass.PEDESTRIAN)
-            sums[key] = sums.get(key, 0) + n
-        table = protect(started_at + timedelta(microseconds=offset), lines, sums)
-        return {(c.line, c.direction): c.count for c in table.cells if c.object_class is ObjectClass.PEDESTRIAN}
 
-    dev_lines, tech_lines = per_direction(dev, counted, 3), per_direction(tech, tallied, 4)
+    dev_lines, tech_lines = per_direction(dev), per_direction(tech)
     summary = [
         ValidationLine(
             line=line,
@@ -109,6 +112,65 @@ def build_record(
         "cells": cells,
         "lines": [s.model_dump(mode="json") for s in summary],
         "error": overall_error(summary),
+        "policy": dev.policy.model_dump(mode="json"),
+    }
+
+
+def _shown(window: ProtectedWindow) -> dict[ProtectKey, int]:
+    return {(c.line, c.direction, c.object_class): c.count for c in window.cells if c.count is not None}
+
+
+SUPPRESSED_ERROR_STEP = 0.05
+"""Under suppression the one figure a record publishes, its overall error, is rounded to this..."""
+SUPPRESSED_ERROR_FLOOR = 20
+"""...and published only when the cells it is computed from hold at least this many tallied crossings: a
+ratio of small counts (1/7, 2/9) would give the counts themselves away."""
+
+
+def _suppressed_record(
+    lines: Sequence[str],
+    started_at: datetime,
+    minutes: float,
+    counted: Mapping[ProtectKey, int],
+    tallied: Mapping[ProtectKey, int],
+    dev: ProtectedWindow,
+    k: int,
+) -> dict[str, Any]:
+    """Under threshold suppression a record publishes no count at all, only its overall error, rounded.
+
+    Suppression hides a small count by publishing nothing that depends on it except "below k". A record is
+    a second publication of the flow windows' crossings over other minutes: any count it publishes (a
+    cell, a sum per direction) can be set against the windows' published cells of the same minutes, and the
+    difference gives their nulls away (tests/privacy/test_validation_attacks.py enumerates this). So the
+    error is computed from the cells that both the device and the technician counted at least k times
+    (cells a window would have published), each chosen on its own values like a window's; a small count
+    never enters it, and whether it is published depends on those cells alone."""
+    keys = [(line, d, c) for line in lines for d in (Direction.IN, Direction.OUT) for c in ObjectClass]
+    shown = [key for key in keys if counted.get(key, 0) >= k and tallied.get(key, 0) >= k]
+    total = sum(tallied[key] for key in shown)
+    error = None
+    if total >= SUPPRESSED_ERROR_FLOOR:
+        ratio = sum(abs(counted[key] - tallied[key]) for key in shown) / total
+        error = round(round(ratio / SUPPRESSED_ERROR_STEP) * SUPPRESSED_ERROR_STEP, 4)
+    return {
+        "started_at": started_at.isoformat(),
+        "minutes": round(minutes, 2),
+        "cells": [
+            {
+                "line": c.line,
+                "direction": c.direction.value,
+                "object_class": c.object_class.value,
+                "counted": None,
+                "tallied": None,
+            }
+            for c in dev.cells
+        ],
+        "lines": [
+            ValidationLine(line=line, direction=d, counted=None, tallied=None, error=None).model_dump(mode="json")
+            for line in lines
+            for d in (Direction.IN, Direction.OUT)
+        ],
+        "error": error,
         "policy": dev.policy.model_dump(mode="json"),
     }
 

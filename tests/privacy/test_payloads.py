@@ -100,9 +100,12 @@ def test_old_budget_accounts_are_pruned(tmp_path: Path) -> None:
     reporter.close()
     ledger = BudgetLedger(tmp_path / LEDGER_FILE)
     assert ledger.spent("2026-03-02") == 2.0
-    reporter = FlowReporter(sink, config, ["door"], tmp_path, now=T0 + timedelta(days=3), rng=random.Random(1))
-    reporter.tick(T0 + timedelta(days=3, hours=1))
+    for day in (1, 2, 3):  # the three latest days spent on are always kept (tests/privacy/test_budget_clock.py)
+        reporter = FlowReporter(sink, config, ["door"], tmp_path, now=T0 + timedelta(days=day), rng=random.Random(1))
+        reporter.tick(T0 + timedelta(days=day, hours=1))
+        reporter.close()
     assert ledger.spent("2026-03-02") == 0.0 and ledger.spent("2026-03-05") == 1.0
+    assert not ledger.spend(T0 + timedelta(hours=5), 1.0, 96.0).granted  # a deleted day is never paid again
 
 
 class FlakySink(MemorySink):
