@@ -31,3 +31,16 @@ def test_blobs_not_shaped_like_one_upright_person_are_not_learnt() -> None:
         shape.learn(150, 40, 40)  # square: a car, a cyclist side on, two people
         shape.learn(150, 40, 4)  # a pole
     assert shape.height_at(150) is None
+
+
+def test_heights_that_seem_to_shrink_towards_the_camera_give_a_flat_fit_through_them() -> None:
+    # A few smaller blobs low in the image (someone cut by the frame, a child) tilt the line the wrong way;
+    # the flat line through the band medians must stay among the heights seen, or no one person's blob is
+    # ever taken for one again.
+    shape = PersonShape(rows=120, min_samples=30)
+    for k in range(30):
+        foot = 65 + k % 3 * 15
+        shape.learn(foot, 46 if foot > 90 else 56, 20)
+    expected = shape.height_at(80)
+    assert expected is not None and 46 <= expected <= 56
+    assert shape.height_at(110) == pytest.approx(expected)

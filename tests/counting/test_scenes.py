@@ -209,3 +209,40 @@ def test_peeking_past_the_line_and_turning_back_counts_nothing() -> None:
     assert tally(run_motion(scene(Walker([(160, 40), (160, 170), (160, 40)], speed=3, height=50)), [MID])) == Counter(
         {("mid", "in", "pedestrian"): 1, ("mid", "out", "pedestrian"): 1}
     )
+
+
+def _detections_at(synthetic: SyntheticScene, frame: int) -> list[Detection]:
+    """What the motion detector (fed every frame so far) finds in ``frame``."""
+    detector = MotionDetector(work_width=160)
+    found: list[Detection] = []
+    for index in range(frame + 1):
+        found = detector.detect(synthetic.render(index))
+    return found
+
+
+def test_close_to_the_camera_one_person_walking_behind_another_is_still_two_people() -> None:
+    # People 110 px tall in a 240 px frame; the one behind is 50 px further up the image, so their blob is
+    # 160 px tall, two thirds of the frame.
+    teachers = [
+        Walker([(x, 120), (x, 235)], speed=3, height=110, start=45 * k, colour=c)
+        for k, (x, c) in enumerate(zip((60, 260, 60, 260), [(30, 30, 60), BRIGHT] * 2, strict=True))
+    ]
+    pair = [
+        Walker([(160, 180), (160, 235)], speed=2, height=110, start=180),
+        Walker([(160, 130), (160, 185)], speed=2, height=110, start=180, colour=(40, 90, 40)),
+    ]
+    synthetic = scene(*teachers, *pair)
+    found = _detections_at(synthetic, 20 + 180 + 10)
+    feet = sorted(d.y2 for d in found)
+    assert len(found) == 2, found
+    assert abs(feet[0] - 150) < 12 and abs(feet[1] - 200) < 12
+
+
+def test_someone_cut_by_the_top_of_the_frame_gets_a_whole_persons_height_once_learnt() -> None:
+    walkers = [*_teachers(), Walker([(160, 30), (160, 60)], speed=1, height=50, start=210)]
+    found = _detections_at(scene(*walkers), 20 + 210 + 10)
+    assert len(found) == 1 and found[0].y1 < 0, found
+    assert abs(found[0].y2 - 40) < 6 and 40 < found[0].y2 - found[0].y1 < 60
+    # Before anyone was seen whole, only what is in view is known.
+    first = _detections_at(scene(Walker([(160, 30), (160, 60)], speed=1, height=50)), 20 + 10)
+    assert len(first) == 1 and first[0].y1 >= 0 and first[0].y2 - first[0].y1 < 45

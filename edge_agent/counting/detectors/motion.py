@@ -105,8 +105,12 @@ class PersonShape:
             self._fit = (float(hs[0]), 0.0)
             return
         slope, intercept = np.polyfit(ys, hs, 1, w=np.sqrt(ws))
-        # People further away (higher in the image) are never taller: a rising line is noise.
-        self._fit = (float(intercept), max(float(slope), 0.0))
+        if slope < 0:
+            # People further away (higher in the image) are never taller: a rising line is noise, and the
+            # best flat line is the weighted mean (not the rising line's intercept, which overshoots so far
+            # that no one person's blob would ever be learnt from again).
+            slope, intercept = 0.0, float(np.average(hs, weights=np.sqrt(ws)))
+        self._fit = (float(intercept), float(slope))
 
     def height_at(self, foot_y: float) -> float | None:
         """Expected height of one person whose feet are on row ``foot_y``; None while still learning."""
@@ -154,7 +158,9 @@ class MotionDetector:
         self,
         work_width: int = 256,
         min_height: float = 0.04,
-        max_height: float = 0.6,
+        # Only a change over (nearly) the whole frame height is not people: close to the camera one person
+        # is half the frame, and one walking in front of another makes a blob taller than that, which is split.
+        max_height: float = 0.95,
         person_aspect: float = 0.45,
         learn_shape: bool = True,
     ) -> None:
@@ -197,6 +203,14 @@ class MotionDetector:
         # Blobs cut by the frame border say nothing about a person's size: neither learnt from nor split.
         inside = x > 0 and y > 0 and x + w < frame_w and foot < frame_h
         expected = shape.height_at(foot) if shape is not None and inside else None
+        if y == 0 and foot < frame_h:
+            # Cut by the top of the frame: only the legs of someone walking in at the top edge are in view.
+            # The box keeps their feet but gets a whole person's height (the crossing rule's band scales
+            # with it; a leg-sized band lets every stride count as a crossing). Before the shape is learnt
+            # nothing better is known (a guess from the width is worse than none: strides and pairs).
+            whole = shape.height_at(foot) if shape is not None else None
+            height = max(float(h), whole if whole is not None else h)
+            return [(float(x), foot - height, float(x + w), foot)]
         if shape is None or expected is None or expected < 2:
             if shape is not None and inside:
                 shape.learn(foot, h, w, blob.shoulders())
