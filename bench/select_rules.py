@@ -20,6 +20,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import hashlib  # noqa: E402
+import inspect  # noqa: E402
 import json  # noqa: E402
 import pickle  # noqa: E402
 import sys  # noqa: E402
@@ -71,7 +73,10 @@ def detections(scene: sc.Scene, kind: str = "onnx") -> dict[int, list[Detection]
     from edge_agent.counting.detectors.onnx import OnnxDetector
 
     if kind == "motion":
-        path = CACHE / f"motion_{'_'.join(str(v) for v in (*scene.crop, *scene.size, scene.start, scene.stop))}.pkl"
+        # The detector's own source is part of the key: a changed detector must not replay an older one's boxes.
+        version = hashlib.sha256(Path(inspect.getfile(MotionDetector)).read_bytes()).hexdigest()[:12]
+        span = "_".join(str(v) for v in (*scene.crop, *scene.size, scene.start, scene.stop))
+        path = CACHE / f"motion_{version}_{span}.pkl"
         if path.exists():
             return pickle.loads(path.read_bytes())  # type: ignore[no-any-return]
         motion = MotionDetector()
