@@ -166,13 +166,7 @@ def main() -> int:
     kwargs = {k: sr.parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     overrides = {k: sr.parse_value(v) for k, v in (item.split("=", 1) for item in args.track)}
     tracks = ev.load_mot(sc.GT)
-    sets = list(sc.scene_sets(sc.SELECTION_SEEDS, tracks))
-    import counting as named
-
-    full = sc.Scene("full")
-    for group_lines in (named.ISSUE_LINES, named.HELD_OUT, named.FRESH, named.FRESH_2):
-        lines = [CountLine(n, *p) for n, p in group_lines.items()]
-        sets.append(("named", sc.line_set("named", full, lines, tracks)))
+    sets = sr.selection_sets(tracks)
     scenes = list(dict.fromkeys(ls.scene for _, ls in sets))
     with ProcessPoolExecutor(args.jobs) as pool:
         found = dict(zip(scenes, pool.map(detect_scene, scenes, [kwargs] * len(scenes)), strict=True))

@@ -160,6 +160,18 @@ def run_pipeline(
     return events + pipeline.flush()
 
 
+def selection_sets(tracks: Any, truth_margin: float = sc.TRUTH_MARGIN) -> list[tuple[str, Any]]:
+    """Every selection set of the video: the seeded scene variety and the named lines of earlier rounds."""
+    import counting as named  # bench/counting.py: the named lines of earlier rounds are selection lines too
+
+    sets: list[tuple[str, Any]] = list(sc.scene_sets(sc.SELECTION_SEEDS, tracks, truth_margin))
+    full = sc.Scene("full")
+    for group_lines in (named.ISSUE_LINES, named.HELD_OUT, named.FRESH, named.FRESH_2):
+        lines = [CountLine(n, *p) for n, p in group_lines.items()]
+        sets.append(("named", sc.line_set("named", full, lines, tracks, truth_margin)))
+    return sets
+
+
 def parse_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -183,13 +195,7 @@ def main() -> int:
         return 0
     overrides = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     tracks = ev.load_mot(sc.GT)
-    sets = [] if args.ground_only else list(sc.scene_sets(sc.SELECTION_SEEDS, tracks, args.truth_margin))
-    full = sc.Scene("full")
-    import counting as named  # bench/counting.py: the named lines of earlier rounds are selection lines too
-
-    for group_lines in () if args.ground_only else (named.ISSUE_LINES, named.HELD_OUT, named.FRESH, named.FRESH_2):
-        lines = [CountLine(n, *p) for n, p in group_lines.items()]
-        sets.append(("named", sc.line_set("named", full, lines, tracks, args.truth_margin)))
+    sets = [] if args.ground_only else selection_sets(tracks, args.truth_margin)
     matched: dict[str, sc.Tally] = defaultdict(sc.Tally)
     for group, ls in sets:
         events = count(

@@ -32,6 +32,23 @@ def collect(sock: socket.socket, wanted: str, timeout: float) -> list[str]:
     return seen
 
 
+def _spawn(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _reap(agent: subprocess.Popen[bytes]) -> None:
+    if agent.poll() is None:
+        agent.kill()
+        agent.wait(timeout=10)
+    if agent.stderr:
+        agent.stderr.close()
+
+
 @pytest.mark.slow
 def test_agent_speaks_sd_notify(tmp_path: Path, make_broker: Callable[..., BrokerSetup]) -> None:
     setup = make_broker(devices=("dev-a",))
@@ -53,12 +70,7 @@ def test_agent_speaks_sd_notify(tmp_path: Path, make_broker: Callable[..., Broke
             "CREDENTIALS_DIRECTORY": str(tmp_path),
             "GPIOZERO_PIN_FACTORY": "mock",
         }
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(config)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        agent = _spawn(config, env)
         try:
             started = collect(sock, "READY=1", 30)
             assert any("READY=1" in m for m in started), started
@@ -67,11 +79,7 @@ def test_agent_speaks_sd_notify(tmp_path: Path, make_broker: Callable[..., Broke
             assert any("STOPPING=1" in m for m in collect(sock, "STOPPING=1", 15))
             assert agent.wait(timeout=20) == 0
         finally:
-            if agent.poll() is None:
-                agent.kill()
-                agent.wait(timeout=10)
-            if agent.stderr:
-                agent.stderr.close()
+            _reap(agent)
 
 
 def _catches(pid: int, signum: int) -> bool:
@@ -96,12 +104,7 @@ def test_a_stop_at_the_first_moment_the_agent_takes_one_ends_it_cleanly(
         tmp_path, host=setup.host, port=setup.port, password=setup.device_passwords["dev-a"], site=setup.site
     )
     env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.cli", "run", "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    agent = _spawn(config, env)
     try:
         deadline = time.monotonic() + 30
         while not _catches(agent.pid, signal.SIGTERM) and time.monotonic() < deadline:
@@ -110,8 +113,4 @@ def test_a_stop_at_the_first_moment_the_agent_takes_one_ends_it_cleanly(
         agent.send_signal(signal.SIGTERM)  # the first moment it can be asked to stop: imports still running
         assert agent.wait(timeout=30) == 0
     finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait(timeout=10)
-        if agent.stderr:
-            agent.stderr.close()
+        _reap(agent)
