@@ -175,3 +175,48 @@ def test_an_earlier_versions_wide_range_keeps_only_the_numbers_not_held(tmp_path
     gaps = [decode(Channel.GAP, p) for (p,) in box._conn.execute("SELECT payload FROM events WHERE channel='gap'")]
     assert [(g.dropped_boot, g.declared()) for g in gaps] == [("old-boot", [(7, 9)])]
     encode(gaps[0])
+
+
+def test_more_ranges_than_one_notice_holds_are_declared_as_the_hub_acks(tmp_path: Path) -> None:
+    """An earlier version's overflow left every other number held under one wide range: after the upgrade that
+    is 200 exact ranges, declared a hundred at a time, and every held event reaches the hub."""
+    path = tmp_path / "outbox.sqlite3"
+    box = Outbox(path, DEVICE, OutboxConfig(max_events=1000), boot="old-boot")
+    for n in range(400):
+        box.emit(Channel.ALARM, alarm_fields(n))
+    box.close()
+    with sqlite3.connect(path) as conn:  # what the earlier version left: notices gone, one range over all
+        conn.execute("DELETE FROM events WHERE seq % 2 = 0")
+        conn.execute("DROP TABLE drop_ranges")
+        conn.execute(
+            "CREATE TABLE drops (boot TEXT PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL)"
+        )
+        conn.execute("INSERT INTO drops VALUES ('old-boot', 1, 400)")
+    box = Outbox(path, DEVICE, OutboxConfig(max_events=1000), boot="new-boot")
+    held = {r.seq for r in box.pending_after(0, 1000) if r.boot == "old-boot"}
+    assert len(box._drops["old-boot"]) == 200 and len(held) == 200
+    Database(tmp_path / "hub.sqlite3")
+    now = [1_800_000_000.0]
+    hub = IngestCore(tmp_path / "hub.sqlite3", PREFIX, IngestConfig(), clock=lambda: now[0])
+    notices = 0
+    try:
+        for _ in range(20):
+            now[0] += 60.0  # each held event opens a hole at the hub and spends its budget, refilled over time
+            rows = box.pending_after(0, 2000)
+            if not rows:
+                break
+            notices += sum(1 for r in rows if r.channel is Channel.GAP)
+            batch = [(device_topic(PREFIX, SITE, DEVICE, r.channel), r.payload, now[0]) for r in rows]
+            for _, payload in hub.process(batch).acks:
+                ack = decode(Channel.ACK, payload)
+                box.ack(ack.boot, ack.upto)
+        assert box.stats().depth == 0, "the outbox did not drain"
+        stored = {
+            s for (s,) in hub.conn.execute("SELECT seq FROM events WHERE boot = 'old-boot' AND channel = 'alarm'")
+        }
+        assert stored == held
+        assert notices >= 2, "200 ranges do not fit one notice"
+        assert hub.conn.execute("SELECT COUNT(*) FROM sequence_gaps").fetchone()[0] == 0
+    finally:
+        box.close()
+        hub.close()
