@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from hub_protocol.validation import Identifier, StrictModel
 
 MAX_SEQ = 2**53 - 1
 """Sequence numbers stay within what JSON readers represent exactly."""
+
+SeqNumber = Annotated[int, Field(ge=1, le=MAX_SEQ)]
 
 
 class EventHeader(StrictModel):
@@ -83,13 +85,49 @@ class Health(StrictModel):
     )
 
 
+MAX_GAP_RANGES = 100
+"""Ranges one notice may declare; a device with more declares the rest when the hub's ack shows it waits."""
+
+
 class OutboxGap(EventHeader):
-    """Event on ``gap``: the outbox dropped events at its cap; the hub counts them and moves its watermark."""
+    """Event on ``gap``: the outbox dropped events at its cap; the hub counts them and moves its watermark.
+
+    Every declared number was really dropped (or never stored): the hub may acknowledge past it. Without
+    ``ranges`` the notice declares ``first_seq..last_seq``; with it, exactly those ranges (the numbers between
+    them are events the device still holds), and ``first_seq``/``last_seq`` are the first and last of them."""
 
     dropped_boot: Identifier = Field(description="Boot of the dropped events")
     first_seq: int = Field(ge=1, le=MAX_SEQ, description="First dropped sequence number")
     last_seq: int = Field(ge=1, le=MAX_SEQ, description="Last dropped sequence number (inclusive)")
     dropped_total: int = Field(ge=0, description="All events dropped since install, this notice included")
+    ranges: list[tuple[SeqNumber, SeqNumber]] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=MAX_GAP_RANGES,
+        exclude_if=lambda value: value is None,
+        description="Exact dropped ranges [first, last] (each a sequence number), ascending and apart; absent: first_seq..last_seq",
+    )
+
+    @model_validator(mode="after")
+    def _ranges_agree(self) -> OutboxGap:
+        if self.first_seq > self.last_seq:
+            raise ValueError(f"first_seq {self.first_seq} is after last_seq {self.last_seq}")
+        if self.ranges is None:
+            return self
+        previous = -1
+        for first, last in self.ranges:
+            if first > last:
+                raise ValueError(f"range [{first}, {last}] ends before it starts")
+            if first <= previous + 1:
+                raise ValueError(f"range [{first}, {last}] overlaps or touches the one before (to {previous})")
+            previous = last
+        if (self.ranges[0][0], self.ranges[-1][1]) != (self.first_seq, self.last_seq):
+            raise ValueError("first_seq and last_seq must be the first and last number of the ranges")
+        return self
+
+    def declared(self) -> list[tuple[int, int]]:
+        """The dropped ranges this notice declares."""
+        return list(self.ranges) if self.ranges is not None else [(self.first_seq, self.last_seq)]
 
 
 class ResultStatus(StrEnum):

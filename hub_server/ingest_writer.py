@@ -353,10 +353,10 @@ class IngestCore:
                 if channel is Channel.GAP:
                     gap_key = (device, msg.dropped_boot)
                     touched[gap_key] = site
-                    new_ranges[gap_key].append((msg.first_seq, msg.last_seq))
-                    rows["ranges"].append(
-                        (device, msg.dropped_boot, msg.first_seq, msg.last_seq, received, msg.dropped_total)
-                    )
+                    # Exact ranges: the numbers between them are events the device still holds and sends.
+                    for first, last in msg.declared():
+                        new_ranges[gap_key].append((first, last))
+                        rows["ranges"].append((device, msg.dropped_boot, first, last, received, msg.dropped_total))
                     dev.dropped_total = max(dev.dropped_total, msg.dropped_total)
                 if channel is Channel.FLOW:
                     flow_notes += 1

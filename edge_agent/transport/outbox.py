@@ -5,10 +5,13 @@ is bounded: at its cap the overflow policy drops the oldest rows or the new even
 counted (persisted across restarts) and declared to the hub by an ``OutboxGap`` event, so the hub can move
 its watermark past the hole and show the loss instead of waiting for events that will never come.
 
-Drop records are kept per boot as one range ``[first, last]`` that only grows until the hub acknowledges
-past it; each new ``OutboxGap`` for a boot supersedes (deletes) the earlier one still waiting, so at most
-one notice per boot sits in the outbox, and a superseded notice's own sequence number lies inside a
-declared range. The hub treats every number of a declared range that it has not stored as dropped.
+Drops are recorded per boot as exact ranges (adjacent ones merged): a number the outbox still holds is never
+inside one, because the hub acknowledges past every declared number and the device then deletes what it
+holds up to there. At most one notice per boot sits in the outbox; a fresh one supersedes (deletes) it, and
+the superseded notice's own number becomes a dropped number of its own. A notice is written when a boot
+without a waiting notice drops, when the waiting notice is itself dropped, and when an ack shows the hub
+waiting for a number that no waiting notice declares: not at every drop, so that during a long overflow the
+notices' numbers do not splinter the held events into thousands of ranges.
 
 A sequence number is used only by a transaction that commits: a write that fails (a full disk, where
 SQLite has already rolled back by itself) leaves the next number where it was, so the hub never waits for
@@ -36,7 +39,8 @@ from edge_agent.storage import StorageWatch, is_disk_full, open_database, rollba
 from edge_agent.transport.config import OutboxConfig
 from edge_agent.transport.salvage import Salvage, salvage_outbox
 from hub_protocol.alarms import AlarmKind
-from hub_protocol.codec import encode
+from hub_protocol.codec import decode, encode
+from hub_protocol.envelope import MAX_GAP_RANGES, OutboxGap
 from hub_protocol.topics import Channel
 from hub_protocol.validation import describe_errors
 
@@ -59,12 +63,14 @@ _SCHEMA = [
         UNIQUE (boot, seq)
     )""",
     "CREATE INDEX IF NOT EXISTS events_gap_boot ON events (gap_boot) WHERE gap_boot IS NOT NULL",
-    "CREATE TABLE IF NOT EXISTS drops (boot TEXT PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS drop_ranges (boot TEXT NOT NULL, first_seq INTEGER NOT NULL,"
+    " last_seq INTEGER NOT NULL, PRIMARY KEY (boot, first_seq))",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     # Producers with a store of their own (the locker bank) hand events over with an increasing key; the mark
     # is written with the event, so a crash between the two stores cannot make a second copy.
     "CREATE TABLE IF NOT EXISTS handoffs (source TEXT PRIMARY KEY, upto INTEGER NOT NULL)",
 ]
+_HELD_IN = "SELECT seq FROM events WHERE boot = ? AND seq BETWEEN ? AND ? ORDER BY seq"
 _UPSERT_HANDOFF = "INSERT INTO handoffs (source, upto) VALUES (?, ?) ON CONFLICT (source) DO UPDATE SET upto = MAX(upto, excluded.upto)"
 _COMPONENT = "outbox"
 _T = TypeVar("_T")
@@ -73,6 +79,58 @@ _T = TypeVar("_T")
 def _create(conn: sqlite3.Connection) -> None:
     for statement in _SCHEMA:
         conn.execute(statement)
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'drops'").fetchone():
+        _migrate_drops(conn)
+
+
+def _migrate_drops(conn: sqlite3.Connection) -> None:
+    """Earlier versions kept one range per boot that could span numbers still held: keep only the rest."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for boot, first, last in conn.execute("SELECT boot, first_seq, last_seq FROM drops").fetchall():
+            held = [s for (s,) in conn.execute(_HELD_IN, (boot, first, last))]
+            conn.executemany(
+                "INSERT OR REPLACE INTO drop_ranges (boot, first_seq, last_seq) VALUES (?, ?, ?)",
+                [(boot, f, la) for f, la in subtract_held(first, last, held)],
+            )
+        conn.execute("DROP TABLE drops")
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
+
+
+def subtract_held(first: int, last: int, held: list[int]) -> list[tuple[int, int]]:
+    """``[first, last]`` without the numbers of ``held`` (ascending): the exact ranges left."""
+    pieces: list[tuple[int, int]] = []
+    cursor = first
+    for seq in held:
+        if seq > last:
+            break
+        if seq >= cursor:
+            if seq > cursor:
+                pieces.append((cursor, seq - 1))
+            cursor = seq + 1
+    if cursor <= last:
+        pieces.append((cursor, last))
+    return pieces
+
+
+def merge_range(ranges: list[tuple[int, int]], first: int, last: int) -> tuple[list[tuple[int, int]], int, int]:
+    """``ranges`` (ascending, apart) with ``[first, last]`` added; also the merged range that now holds it."""
+    kept: list[tuple[int, int]] = []
+    for f, la in ranges:
+        if la < first - 1 or f > last + 1:
+            kept.append((f, la))
+        else:
+            first, last = min(first, f), max(last, la)
+    kept.append((first, last))
+    kept.sort()
+    return kept, first, last
+
+
+def declares(ranges: list[tuple[int, int]], seq: int) -> bool:
+    return any(first <= seq <= last for first, last in ranges)
 
 
 def new_boot_id() -> str:
@@ -120,7 +178,8 @@ class Outbox:
         self._conn, damage = open_database(path, _create)
         self._depth = 0
         self._dropped_total = 0
-        self._drops: dict[str, tuple[int, int]] = {}
+        self._drops: dict[str, list[tuple[int, int]]] = {}
+        """Exact dropped ranges by boot, ascending and apart (never a number still held)."""
         self._last_id = 0
         self._stale = False
         self._reload_counters()
@@ -157,21 +216,23 @@ class Outbox:
     ) -> set[str]:
         self._next_seq = seq + 1  # gap notices written below take the numbers after it
         now = self._clock()
-        announce: set[str] = set()
+        touched: set[str] = set()
         if self._depth >= self.config.max_events:
             if self.config.overflow == "drop-newest":
                 self._record_drop(cur, self.boot, seq, seq)
                 self._count_dropped(cur, 1)
-                announce.add(self.boot)
+                touched.add(self.boot)
                 payload = b""
             else:
-                announce |= self._drop_oldest(cur, self._depth - self.config.max_events + 1)
+                touched |= self._drop_oldest(cur, self._depth - self.config.max_events + 1)
         if payload:
             self._insert(cur, self.boot, seq, channel, payload, now, None)
-        self._announce(cur, announce, now)
+        # A waiting notice is left alone: the hub's ack tells when it needs the newer drops declared.
+        waiting = {b for (b,) in cur.execute("SELECT DISTINCT gap_boot FROM events WHERE gap_boot IS NOT NULL")}
+        self._announce(cur, touched - waiting, now)
         if handoff is not None:
             cur.execute(_UPSERT_HANDOFF, handoff)
-        return announce
+        return touched
 
     def sync_disk_alarm(self, full: bool, detail: str) -> bool:
         """Raise or clear the ``disk-full`` alarm once per change; its state is stored with the events, so a
@@ -218,11 +279,14 @@ class Outbox:
             cur.execute("DELETE FROM events WHERE boot = ? AND seq <= ?", (boot, upto))
             deleted = cur.rowcount
             self._depth -= deleted
-            record = self._drops.get(boot)
-            if record is not None and record[1] <= upto:
-                cur.execute("DELETE FROM drops WHERE boot = ?", (boot,))
-                del self._drops[boot]
-            self._declare_unheld(cur, boot, upto)
+            if boot in self._drops:
+                cur.execute("DELETE FROM drop_ranges WHERE boot = ? AND last_seq <= ?", (boot, upto))
+                left = [(f, la) for f, la in self._drops[boot] if la > upto]
+                if left:
+                    self._drops[boot] = left
+                else:
+                    del self._drops[boot]
+            self._answer_wait(cur, boot, upto)
             return deleted
 
         with self._lock:
@@ -284,23 +348,43 @@ class Outbox:
         if row[0] is not None:
             self._next_seq = max(self._next_seq, row[0] + 1)
 
-    def _declare_unheld(self, cur: sqlite3.Cursor, boot: str, upto: int) -> None:
-        """Numbers after the hub's watermark that the outbox does not hold were never stored (a failed write
-        that burned its number before this version gave it back): declare them, or the hub waits for them and
-        the events after them are sent again for ever. They are not counted as dropped events."""
+    def _answer_wait(self, cur: sqlite3.Cursor, boot: str, upto: int) -> None:
+        """The hub stored everything of ``boot`` up to ``upto`` and waits for the next number. If the outbox
+        holds it, it is on its way. If it was dropped and no waiting notice declares it, declare it now.
+        If it is neither held nor dropped, it was never stored (a failed write that burned its number before
+        this version gave it back): declare it too, or the hub waits for it and the events after it are sent
+        again for ever; such numbers are not counted as dropped events."""
+        wanted = upto + 1
         row = cur.execute("SELECT MIN(seq) FROM events WHERE boot = ?", (boot,)).fetchone()
-        if row[0] is not None:
-            end = int(row[0]) - 1
-        elif boot == self.boot:
-            end = self._next_seq - 1
+        lowest_held = None if row[0] is None else int(row[0])
+        if lowest_held == wanted:
+            return
+        if declares(self._drops.get(boot, []), wanted):
+            if declares(self._live_notice(cur, boot) or [], wanted):
+                return
         else:
-            return
-        record = self._drops.get(boot)
-        if end <= upto or (record is not None and record[0] <= upto + 1 and end <= record[1]):
-            return
-        log.warning("outbox: %s numbers %d..%d were never stored; declared to the hub", boot, upto + 1, end)
-        self._record_drop(cur, boot, upto + 1, end)
+            if lowest_held is not None:
+                end = lowest_held - 1
+            elif boot == self.boot:
+                end = self._next_seq - 1
+            else:
+                return
+            if end < wanted:
+                return
+            log.warning("outbox: %s numbers %d..%d were never stored; declared to the hub", boot, wanted, end)
+            self._record_unheld(cur, boot, wanted, end)
         self._announce(cur, {boot}, self._clock())
+
+    def _live_notice(self, cur: sqlite3.Cursor, boot: str) -> list[tuple[int, int]] | None:
+        """The ranges the waiting notice for ``boot`` declares; None when no notice waits."""
+        rows = cur.execute("SELECT payload FROM events WHERE gap_boot = ?", (boot,)).fetchall()
+        if not rows:
+            return None
+        declared: list[tuple[int, int]] = []
+        for (payload,) in rows:
+            notice: OutboxGap = decode(Channel.GAP, bytes(payload))
+            declared.extend(notice.declared())
+        return declared
 
     def _insert_event(self, cur: sqlite3.Cursor, channel: Channel, fields: dict[str, Any], now: float) -> int:
         """An event of the outbox's own (alarm, drop notice) under the next number."""
@@ -338,10 +422,11 @@ class Outbox:
         self._set_meta(cur, "dropped_total", self._dropped_total)
         self._count_dropped(cur, len(found.lost))
         declare = found.lost_boots()
+        # The rows read back are held and sent: only the rest of each boot's numbers is declared.
         for boot, last in declare.items():
-            self._record_drop(cur, boot, 1, last)
+            self._record_unheld(cur, boot, 1, last)
         for boot, first, last in found.drops:
-            self._record_drop(cur, boot, first, last)
+            self._record_unheld(cur, boot, first, last)
         for source, upto in (found.handoffs or {}).items():
             cur.execute(_UPSERT_HANDOFF, (source, upto))
         detail = (
@@ -387,15 +472,16 @@ class Outbox:
         return touched
 
     def _record_drop(self, cur: sqlite3.Cursor, boot: str, first: int, last: int) -> None:
-        old = self._drops.get(boot)
-        if old is not None:
-            first, last = min(first, old[0]), max(last, old[1])
-        self._drops[boot] = (first, last)
-        cur.execute(
-            "INSERT INTO drops (boot, first_seq, last_seq) VALUES (?, ?, ?) "
-            "ON CONFLICT (boot) DO UPDATE SET first_seq = excluded.first_seq, last_seq = excluded.last_seq",
-            (boot, first, last),
-        )
+        """``first..last`` of ``boot`` are gone from the outbox (the caller deleted or never stored them)."""
+        self._drops[boot], first, last = merge_range(self._drops.get(boot, []), first, last)
+        cur.execute("DELETE FROM drop_ranges WHERE boot = ? AND first_seq BETWEEN ? AND ?", (boot, first, last))
+        cur.execute("INSERT INTO drop_ranges (boot, first_seq, last_seq) VALUES (?, ?, ?)", (boot, first, last))
+
+    def _record_unheld(self, cur: sqlite3.Cursor, boot: str, first: int, last: int) -> None:
+        """``first..last`` of ``boot`` except the numbers the outbox holds."""
+        held = [int(s) for (s,) in cur.execute(_HELD_IN, (boot, first, last))]
+        for f, la in subtract_held(first, last, held):
+            self._record_drop(cur, boot, f, la)
 
     def _count_dropped(self, cur: sqlite3.Cursor, count: int) -> None:
         if count:
@@ -403,7 +489,7 @@ class Outbox:
             self._set_meta(cur, "dropped_total", self._dropped_total)
 
     def _announce(self, cur: sqlite3.Cursor, boots: set[str], now: float) -> None:
-        """One fresh OutboxGap per boot whose drop range changed; it supersedes the earlier notice."""
+        """One fresh OutboxGap per boot, declaring its lowest exact ranges; it supersedes the earlier notice."""
         done: set[str] = set()
         while boots:
             boot = boots.pop()
@@ -418,16 +504,19 @@ class Outbox:
                 if old_boot != boot:
                     boots.add(old_boot)
                     done.discard(old_boot)
-            first, last = self._drops[boot]
+            # Beyond the first MAX_GAP_RANGES the hub stops and acks; _answer_wait then declares the next ones.
+            ranges = self._drops[boot][:MAX_GAP_RANGES]
+            fields: dict[str, Any] = {
+                "dropped_boot": boot,
+                "first_seq": ranges[0][0],
+                "last_seq": ranges[-1][1],
+                "dropped_total": self._dropped_total,
+            }
+            if len(ranges) > 1:
+                fields["ranges"] = ranges
             seq = self._next_seq
             self._next_seq += 1
-            notice = build_event(
-                Channel.GAP,
-                self.device,
-                self.boot,
-                seq,
-                {"dropped_boot": boot, "first_seq": first, "last_seq": last, "dropped_total": self._dropped_total},
-            )
+            notice = build_event(Channel.GAP, self.device, self.boot, seq, fields)
             self._insert(cur, self.boot, seq, Channel.GAP, encode(notice), now, boot)
 
     def _reload_counters(self) -> None:
@@ -436,7 +525,12 @@ class Outbox:
         self._depth = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
         row = conn.execute("SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()
         self._dropped_total = row[0] if row else 0
-        self._drops = {b: (f, last) for b, f, last in conn.execute("SELECT boot, first_seq, last_seq FROM drops")}
+        drops: dict[str, list[tuple[int, int]]] = {}
+        for boot, first, last in conn.execute(
+            "SELECT boot, first_seq, last_seq FROM drop_ranges ORDER BY boot, first_seq"
+        ):
+            drops.setdefault(boot, []).append((first, last))
+        self._drops = drops
         self._last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
 
 

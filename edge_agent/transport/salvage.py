@@ -1,8 +1,9 @@
 """What a damaged outbox file still tells: the rows SQLite can read, and the events whose bytes remain.
 
 The rows read back are sent as usual. Every other event found in the file's bytes (each payload carries
-``"device":…,"boot":…,"seq":…``) is declared dropped to the hub, one range ``[1, last]`` per boot: the hub
-counts as dropped only the numbers it has not stored, so the range may safely cover events it already has.
+``"device":…,"boot":…,"seq":…``) is declared dropped to the hub: ``[1, last]`` per boot without the rows read
+back (those are sent). The hub counts as dropped only the numbers it has not stored, so the ranges may safely
+cover events it already has.
 The count is an upper bound: bytes of events the hub had acknowledged may still sit in free pages.
 
 The hand-over marks (``handoffs``: the highest key each source with a store of its own has handed over) are
@@ -83,7 +84,9 @@ def _readable(
     except sqlite3.Error as exc:
         log.warning("damaged outbox: %d rows read before %s", len(rows), exc)
     try:
-        drops = [(b, f, last) for b, f, last in conn.execute("SELECT boot, first_seq, last_seq FROM drops")]
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        table = "drop_ranges" if "drop_ranges" in tables else "drops"  # the second: a file of an earlier version
+        drops = [(b, f, last) for b, f, last in conn.execute(f"SELECT boot, first_seq, last_seq FROM {table}")]  # noqa: S608
         row = conn.execute("SELECT value FROM meta WHERE key = 'dropped_total'").fetchone()
         total = int(row[0]) if row else 0
     except (sqlite3.Error, TypeError, ValueError):

@@ -80,6 +80,8 @@ def _type(annotation: Any) -> str:
         return " or ".join(parts) + (" or null" if nullable else "")
     if origin is list:
         return f"list of {_type(get_args(annotation)[0])}"
+    if origin is tuple:
+        return "array [" + ", ".join(_type(a) for a in get_args(annotation)) + "]"
     if origin is Literal:
         return " or ".join(f"`{v!r}`".replace("'", '"') for v in get_args(annotation))
     if isinstance(annotation, type):

@@ -84,6 +84,40 @@ def test_declared_drops_move_the_watermark_and_a_late_copy_is_still_stored(tmp_p
     assert core.conn.execute("SELECT COUNT(*) FROM events WHERE seq = 3").fetchone()[0] == 1
 
 
+def test_exact_ranges_stop_the_watermark_at_the_events_still_held(tmp_path: Path) -> None:
+    """The notice comes first (the held events were lost in transit): the hub passes only what was dropped."""
+    core = _core(tmp_path)
+    gap = OutboxGap(
+        device="dev-a", boot="b1", seq=9, dropped_boot="b1", first_seq=1, last_seq=8, dropped_total=5,
+        ranges=[(1, 2), (4, 4), (6, 8)],
+    )  # fmt: skip
+    result = core.process([(device_topic(PREFIX, SITE, "dev-a", Channel.GAP), encode(gap), 1.0)])
+    assert _acks(result) == {"b1": 2}, "3 and 5 are held by the device: never acknowledged unseen"
+    assert _acks(core.process([_event(5)])) == {"b1": 2}
+    assert _acks(core.process([_event(3)])) == {"b1": 9}
+    rows = core.conn.execute("SELECT first_seq, last_seq, dropped_total FROM dropped_ranges ORDER BY first_seq")
+    assert [tuple(r) for r in rows] == [(1, 2, 5), (4, 4, 5), (6, 8, 5)]
+    assert core.conn.execute("SELECT COUNT(*) FROM events WHERE seq IN (3, 5)").fetchone()[0] == 2
+
+
+def test_a_notice_with_ranges_that_disagree_is_refused_with_a_reason(tmp_path: Path) -> None:
+    core = _core(tmp_path)
+    header = '{"v":1,"device":"dev-a","boot":"b1","seq":9,"dropped_boot":"b1","dropped_total":1,'
+    bad = {
+        '"first_seq":1,"last_seq":8,"ranges":[[1,4],[4,8]]}': "overlaps or touches",
+        '"first_seq":1,"last_seq":9,"ranges":[[1,2],[4,8]]}': "first and last number of the ranges",
+        '"first_seq":5,"last_seq":4}': "after last_seq",
+        '"first_seq":1,"last_seq":8,"ranges":[[1,8]]}': "at least 2",
+    }
+    topic = device_topic(PREFIX, SITE, "dev-a", Channel.GAP)
+    for text, reason in bad.items():
+        result = core.process([(topic, (header + text).encode(), 1.0)])
+        assert result.acks == []
+        last = core.conn.execute("SELECT last_reason FROM invalid_messages WHERE kind = 'payload'").fetchone()[0]
+        assert reason in last
+    assert core.conn.execute("SELECT COUNT(*) FROM dropped_ranges").fetchone()[0] == 0
+
+
 def test_a_hole_that_stays_open_becomes_a_gap_and_is_resolved_when_filled(tmp_path: Path) -> None:
     clock = Clock()
     core = _core(tmp_path, clock, gap_after_s=5)
