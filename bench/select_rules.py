@@ -4,7 +4,8 @@ cached detections, so a change to the rules is scored on every set in seconds.
     python bench/select_rules.py [--set KEY=VALUE ...] [--detect-every N]
 
 Detections of NanoDet-m (full frame, every frame, low score threshold) are computed once per scene and
-cached under ``$XDG_CACHE_HOME/neighbourhood-hub/detections`` (boxes only, never pixels). ``--set`` overrides
+cached under ``$XDG_CACHE_HOME/neighbourhood-hub/detections`` (boxes only, never pixels), and so are the colour
+signatures of those boxes (36 numbers each; ``--set appearance=false`` scores motion alone). ``--set`` overrides
 ``PipelineSettings`` or ``TrackerSettings`` fields by name. Prints F1 and count error per group (full view,
 short clips, zoom crops, zoomed short clips, the named lines of earlier rounds) and their mean: the rule
 for keeping a change is that the mean improves and no group loses more than 0.02 F1. The hold-out sets
@@ -39,7 +40,7 @@ import scenes as sc  # noqa: E402
 from edge_agent.counting import evaluate as ev  # noqa: E402
 from edge_agent.counting.factory import WEAK_SHARE, settings_for  # noqa: E402
 from edge_agent.counting.lines import CountLine  # noqa: E402
-from edge_agent.counting.pipeline import CountingPipeline, Crossing  # noqa: E402
+from edge_agent.counting.pipeline import CountingPipeline, Crossing, PipelineSettings  # noqa: E402
 from edge_agent.counting.tracking import Detection  # noqa: E402
 from tests.counting import ground  # noqa: E402
 
@@ -55,13 +56,46 @@ class CachedDetector:
     classifies = True
     noise_allowance = 0.025
 
-    def __init__(self, boxes: dict[int, list[Detection]], score_threshold: float) -> None:
+    def __init__(
+        self,
+        boxes: dict[int, list[Detection]],
+        score_threshold: float,
+        signatures: dict[int, list[Any]] | None = None,
+    ) -> None:
         self.boxes = boxes
         self.frame = 0
         self.threshold = score_threshold
+        if signatures is not None:
+            # The colour signatures computed once from the scene's frames, in the order of the cached boxes.
+            self.boxes = {
+                f: [dataclasses.replace(d, appearance=a) for d, a in zip(ds, signatures[f], strict=True)]
+                for f, ds in boxes.items()
+            }
 
     def detect(self, image: Any, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
         return [d for d in self.boxes.get(self.frame, []) if d.score >= self.threshold]
+
+
+def signatures(scene: sc.Scene, boxes: dict[int, list[Detection]]) -> dict[int, list[Any]]:
+    """Colour signatures (appearance.describe) of ``boxes`` (scene frames, as from ``detections``), from the
+    scene's frames, cached next to the boxes: only the 36 numbers per box, never pixels."""
+    from edge_agent.counting import appearance
+
+    version = hashlib.sha256(Path(inspect.getfile(appearance)).read_bytes()).hexdigest()[:12]
+    key = "_".join(str(v) for v in (*scene.crop, *scene.size))
+    path = CACHE / f"appearance_{version}_{key}.pkl"
+    if path.exists():
+        cached: dict[int, list[Any]] = pickle.loads(path.read_bytes())
+    else:
+        everything = detections(sc.Scene(scene.name, scene.crop, scene.size, 0, 795))
+        cached = {}
+        source = sc.SceneSource(sc.Scene(scene.name, scene.crop, scene.size, 0, 795))
+        while (frame := source.read()) is not None:
+            cached[frame.index] = [appearance.describe(frame.image, d) for d in everything.get(frame.index, [])]
+        source.close()
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(cached))
+    return {f: cached.get(f + scene.start, [None] * len(ds)) for f, ds in boxes.items()}
 
 
 def detections(scene: sc.Scene, kind: str = "onnx") -> dict[int, list[Detection]]:
@@ -116,7 +150,9 @@ def count(
     kind: str = "onnx",
 ) -> list[Crossing]:
     threshold = float(overrides.get("low_score", WEAK_SHARE * 0.4))
-    detector = CachedDetector(boxes, threshold)
+    use = overrides.get("appearance", PipelineSettings.appearance)
+    signed = signatures(scene, boxes) if use and kind == "onnx" else None
+    detector = CachedDetector(boxes, threshold, signed)
     if kind == "motion":
         detector.name, detector.classifies, detector.noise_allowance = "motion", False, 0.035
     return run_pipeline(detector, lines, scene.size, scene.stop - scene.start, 10.0, overrides, every, kind)
@@ -145,9 +181,14 @@ def run_pipeline(
     settings = dataclasses.replace(
         settings, roi=False, motion_gate=False, **{k: v for k, v in overrides.items() if k in pipe_fields}
     )
+    # The frames here are blank: the pipeline must not take signatures from them. They come with the cached
+    # boxes (PETS) or not at all (ground scenes have no pixels, and the tracker then uses motion alone).
+    use = settings.appearance and settings.model_boxes
+    settings = dataclasses.replace(settings, appearance=False)
     if "noise_allowance" in overrides:
         detector.noise_allowance = float(overrides["noise_allowance"])
     pipeline = CountingPipeline(lines, detector, fps, settings)
+    pipeline.tracker.settings.appearance = use
     for name, value in overrides.items():
         for target in (pipeline.tracker.settings, pipeline.counter):
             if hasattr(target, name):

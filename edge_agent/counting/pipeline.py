@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 
+from edge_agent.counting.appearance import with_appearance
 from edge_agent.counting.detectors import Detector, Image
 from edge_agent.counting.detectors.motion import BackgroundModel
 from edge_agent.counting.lines import CountLine, CrossingCounter, Direction
@@ -47,6 +48,9 @@ class PipelineSettings:
     # completed from the person's height, and the line sees the filter's smoothed feet; blobs jump, so they
     # are gated by distance and the line sees each blob's own feet.
     model_boxes: bool = True
+    # Tell overlapping people apart by the colour of their clothes (appearance.py; in memory only). Used
+    # with a model's boxes only: a blob's box holds whoever merged into it, and that was never measured.
+    appearance: bool = True
 
 
 class CountingPipeline:
@@ -75,6 +79,7 @@ class CountingPipeline:
                 mahalanobis=settings.model_boxes,
                 hidden_feet=settings.model_boxes,
                 frame_edges=settings.model_boxes,
+                appearance=settings.appearance and settings.model_boxes,
             )
         )
         # The motion detector is its own gate; a model detector gets a cheap background model as gate.
@@ -126,6 +131,9 @@ class CountingPipeline:
         else:
             detections = self.detector.detect(image, roi)
             self.detector_runs += 1
+            if self.tracker.settings.appearance and detections:
+                # From the frame the detector just looked at; the signatures live and die with the tracks.
+                detections = with_appearance(image, detections)
         updated, removed = self.tracker.update(detections, (width, height))
         for track in updated:
             if track.hits < self.settings.side_after:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.counting.appearance import distance
+
 FloatArray = npt.NDArray[np.float64]
 
 _UNASSIGNED = 1e9
@@ -29,6 +31,9 @@ class Detection:
     y2: float
     score: float = 1.0
     cyclist: bool | None = None
+    # Colour signature of the upper body (appearance.describe), in memory only; None where there are no
+    # pixels to look at (or the detector did not compute it): association then uses motion alone.
+    appearance: FloatArray | None = field(default=None, compare=False, repr=False)
 
     @property
     def height(self) -> float:
@@ -107,6 +112,13 @@ def assign(cost: Sequence[Sequence[float]] | FloatArray, limit: float) -> list[t
     return pairs
 
 
+def _overlap(a: Detection, b: Detection) -> bool:
+    """The boxes overlap across ``a``'s torso (the part its signature is taken from)."""
+    iw = min(a.x2 - 0.25 * a.width, b.x2) - max(a.x1 + 0.25 * a.width, b.x1)
+    ih = min(a.y1 + 0.5 * a.height, b.y2) - max(a.y1 + 0.18 * a.height, b.y1)
+    return iw > 0 and ih > 0
+
+
 def _inside(inner: Detection, outer: Detection, share: float = 0.8) -> bool:
     """Most of ``inner`` lies within ``outer``: a weak second box on the same person, not someone else."""
     iw = min(inner.x2, outer.x2) - max(inner.x1, outer.x1)
@@ -131,6 +143,7 @@ class Track:
     measured: tuple[float, float] = (0.0, 0.0)  # foot of the latest matched detection
     measured_height: float = 0.0  # the person's height in that detection (where the frame cuts it: estimated)
     recent: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=12))
+    appearance: FloatArray | None = None  # running mean of the detections' signatures (never leaves memory)
 
     height_rate: float = 0.0  # change of log height per frame: people grow as they approach the camera
     height_seen: int = 0  # age at which the height was last set
@@ -193,6 +206,11 @@ class TrackerSettings:
     mahalanobis: bool = True  # gate and cost by the track's own uncertainty (Kalman innovation)
     gate_sigmas: float = 4.0  # ... up to this many standard deviations
     speed_sd: float = 0.1  # prior spread of a new track's speed, box heights per frame
+    # Colour of clothes where motion is ambiguous (two candidates in one gate, reviving a lost track): the
+    # signatures' Bhattacharyya distance (0-1, scale-free) times this weight is added to the cost.
+    appearance: bool = True
+    appearance_weight: float = 1.0
+    appearance_rate: float = 0.2  # how fast a track's signature follows new detections
 
 
 @dataclass
@@ -202,6 +220,8 @@ class Tracker:
     lost: list[Track] = field(default_factory=list)  # recently lost tracks, for someone reappearing in place
     _next_id: int = 1
     _frame: tuple[float, float] | None = None  # width, height of the frame being tracked
+    _crowded: set[int] = field(default_factory=set)  # detections overlapping another one this round
+    _shared: set[int] = field(default_factory=set)  # ids of detections a second track follows this round
 
     def predict(self) -> None:
         """Advance every track by one frame."""
@@ -253,6 +273,9 @@ class Tracker:
             for j, det in enumerate(detections)
             if det.score < st.high_score and not any(_inside(det, detections[k]) for k in strong)
         ]
+        self._crowded = {
+            j for j, det in enumerate(detections) if any(_overlap(det, o) for o in detections if o is not det)
+        }
         pairs = self._match(list(range(len(self.tracks))), strong, detections)
         left_over = sorted(set(range(len(self.tracks))) - {i for i, _ in pairs})
         pairs += self._match(left_over, weak, detections)
@@ -263,6 +286,8 @@ class Tracker:
             self._correct(track, det)
             matched_dets.add(j)
             updated.append(track)
+        learn = [(self.tracks[i], j) for i, j in pairs]
+        self._shared = set()
         if st.groups:
             updated += self._follow_groups([(detections[j], self.tracks[i]) for i, j in pairs])
         unmatched = [j for j in strong if j not in matched_dets]
@@ -279,8 +304,15 @@ class Tracker:
                 track.recent.clear()
                 self.tracks.append(track)
                 self._correct(track, det)
+                learn.append((track, unmatched[j]))
                 matched_dets.add(unmatched[j])
                 updated.append(track)
+        if st.appearance:
+            for track, j in learn:
+                # A box overlapping another one, or followed by a second track (two people in one box), holds
+                # both people's colours: it does not teach the signature.
+                if j not in self._crowded and id(detections[j]) not in self._shared:
+                    self._learn(track, detections[j])
         for j in strong:
             if j in matched_dets:
                 continue
@@ -297,6 +329,7 @@ class Tracker:
                 measured=(fx, fy),
                 measured_height=h,
                 height_measured=not (self._cut(det)[1] or self._cut(det)[3]),
+                appearance=det.appearance if st.appearance else None,
             )
             track.remember()
             self._vote(track, det)
@@ -361,7 +394,21 @@ class Tracker:
                     cost[a, b] = math.sqrt(d2) / st.gate_sigmas + 0.5 * ratio
                 else:
                     cost[a, b] = dist + 0.5 * ratio
+        if st.appearance:
+            self._add_appearance(cost, [self.tracks[i] for i in rows], [detections[j] for j in cols])
         return [(rows[a], cols[b]) for a, b in assign(cost, _UNASSIGNED / 2)]
+
+    def _add_appearance(self, cost: FloatArray, tracks: Sequence[Track], detections: Sequence[Detection]) -> None:
+        """Add the colour distance where the motion gate is ambiguous: a track with two or more candidate
+        boxes, or a box within the gates of two or more tracks. Elsewhere motion alone decides, so a
+        person whose colours change (light, turning round) is not lost over it."""
+        inside = cost < _UNASSIGNED / 2
+        ambiguous = (inside.sum(axis=1, keepdims=True) > 1) | (inside.sum(axis=0, keepdims=True) > 1)
+        w = self.settings.appearance_weight
+        for a, b in zip(*np.nonzero(inside & ambiguous), strict=True):
+            ta, db = tracks[a].appearance, detections[b].appearance
+            if ta is not None and db is not None:
+                cost[a, b] += w * distance(ta, db)
 
     def _cut(self, det: Detection) -> tuple[bool, bool, bool, bool]:
         """Which sides of the box (left, top, right, bottom) the frame's edge cuts."""
@@ -428,6 +475,7 @@ class Tracker:
             if best is None:
                 track.grouped = False
                 continue
+            self._shared.add(id(best))
             fy = best.y2 if abs(best.y2 - ty) < 0.25 * track.height else ty
             fx = min(max(tx, best.x1), best.x2)
             x1 = fx - track.width / 2
@@ -454,7 +502,18 @@ class Tracker:
                 ratio = abs(math.log(max(det.height, 1.0) / max(track.expected_height(), 1.0)))
                 if dist <= self.settings.revive_gate and ratio <= 0.7:
                     cost[i, j] = dist + 0.5 * ratio
+                    if self.settings.appearance and track.appearance is not None and det.appearance is not None:
+                        # Someone else may step in where a lost person vanished: their clothes tell.
+                        cost[i, j] += self.settings.appearance_weight * distance(track.appearance, det.appearance)
         return assign(cost, _UNASSIGNED / 2)
+
+    def _learn(self, track: Track, det: Detection) -> None:
+        if det.appearance is None:
+            return
+        if track.appearance is None:
+            track.appearance = det.appearance
+        else:
+            track.appearance = track.appearance + self.settings.appearance_rate * (det.appearance - track.appearance)
 
     def _correct(self, track: Track, det: Detection, weak: bool = False) -> None:
         r = ((3.0 if weak else 1.0) * self.settings.measurement_noise * max(track.height, det.height, 1.0)) ** 2
