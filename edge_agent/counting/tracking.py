@@ -501,10 +501,7 @@ class Tracker:
                 dist = min(math.hypot(fx - lx, fy - ly), math.hypot(fx - tx, fy - ty)) / scale
                 ratio = abs(math.log(max(det.height, 1.0) / max(track.expected_height(), 1.0)))
                 if dist <= self.settings.revive_gate and ratio <= 0.7:
-                    cost[i, j] = dist + 0.5 * ratio
-                    if self.settings.appearance and track.appearance is not None and det.appearance is not None:
-                        # Someone else may step in where a lost person vanished: their clothes tell.
-                        cost[i, j] += self.settings.appearance_weight * distance(track.appearance, det.appearance)
+                    cost[i, j] = dist + 0.5 * ratio  # colour was tried here too and changed nothing: left out
         return assign(cost, _UNASSIGNED / 2)
 
     def _learn(self, track: Track, det: Detection) -> None:
