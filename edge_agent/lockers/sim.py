@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from typing import Any
 
 from gpiozero.pins.mock import MockFactory, MockPin
@@ -32,20 +31,43 @@ class MatrixRowPin(MockPin):  # type: ignore[misc]
     def _change_state(self, value: bool) -> bool:
         changed: bool = super()._change_state(value)
         if changed and self.matrix is not None:
-            self.matrix.refresh()
+            self.matrix.row_changed(self, value)
         return changed
 
 
 class KeyMatrix:
-    """Create before the keypad claims its pins (``prepare`` does it for a whole config)."""
+    """Create before the keypad claims its pins (``prepare`` does it for a whole config).
+
+    ``type`` presses like a finger that stays down until the keypad has scanned the key: it watches the row
+    pins the scanner drives and counts whole scans, so a scanner slowed down by a busy machine reads every
+    key instead of missing presses of a fixed length.
+    """
 
     def __init__(self, factory: MockFactory, config: KeypadConfig) -> None:
-        self.rows = [factory.pin(p, pin_class=MatrixRowPin, matrix=self) for p in config.rows]
-        self.cols = [factory.pin(p) for p in config.cols]
         self._held: set[tuple[int, int]] = set()
         self._lock = threading.RLock()
-        self.scan_interval_s = config.scan_interval_s
+        self._scanned = threading.Condition(self._lock)
+        self._clean_scans = 0
+        self._scan_clean = False
+        self.rows: list[MatrixRowPin] = []
+        self.cols: list[MockPin] = []
+        self.rows = [factory.pin(p, pin_class=MatrixRowPin, matrix=self) for p in config.rows]
+        self.cols = [factory.pin(p) for p in config.cols]
         self.debounce_scans = config.debounce_scans
+
+    def row_changed(self, row: MatrixRowPin, high: bool) -> None:
+        with self._lock:
+            self.refresh()
+            if not self.rows:
+                return
+            # The scanner drives the rows low one after the other, top to bottom. A scan that began after the
+            # last press or release read the matrix as it is now from its first row to its last.
+            if row is self.rows[0] and not high:
+                self._scan_clean = True
+            elif row is self.rows[-1] and high and self._scan_clean:
+                self._scan_clean = False
+                self._clean_scans += 1
+                self._scanned.notify_all()
 
     def refresh(self) -> None:
         with self._lock:
@@ -61,22 +83,34 @@ class KeyMatrix:
                 elif col.pull == "up":
                     col.drive_high()
 
-    def hold(self, key: str) -> None:
+    def _set(self, held: set[tuple[int, int]]) -> None:
         with self._lock:
-            self._held = {(r, c) for r, keys in enumerate(LAYOUT) for c, k in enumerate(keys) if k == key}
+            self._held = held
+            self._clean_scans = 0
+            self._scan_clean = False  # a scan under way read part of the matrix before the change
+
+    def hold(self, key: str) -> None:
+        self._set({(r, c) for r, keys in enumerate(LAYOUT) for c, k in enumerate(keys) if k == key})
 
     def release(self) -> None:
-        with self._lock:
-            self._held = set()
+        self._set(set())
 
-    def type(self, keys: str) -> None:
-        """Press and release each key long enough for the debouncing scanner to see it."""
-        hold_s = self.scan_interval_s * (self.debounce_scans + 3)
+    def wait_scans(self, count: int, timeout_s: float) -> None:
+        """Block until the keypad has scanned the matrix ``count`` times since the last press or release."""
+        with self._lock:
+            if not self._scanned.wait_for(lambda: self._clean_scans >= count, timeout_s):
+                raise TimeoutError(f"the keypad did not scan the matrix {count} times within {timeout_s:g} s")
+
+    def type(self, keys: str, timeout_s: float = 30.0) -> None:
+        """Press and release each key, each for as many scans as the debouncing scanner needs to see it.
+
+        ``timeout_s`` bounds the wait per press or release; the scanner is busy while it checks a code (the
+        release after ``#``), which takes longer on a slow or full disk. TimeoutError if it never scans."""
         for key in keys:
             self.hold(key)
-            time.sleep(hold_s)
+            self.wait_scans(self.debounce_scans, timeout_s)
             self.release()
-            time.sleep(hold_s)
+            self.wait_scans(self.debounce_scans, timeout_s)
 
 
 class MockDoors:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -108,3 +110,34 @@ def test_a_failing_code_handler_does_not_end_the_scanning_thread() -> None:
         assert codes == ["111111", "222222"]
     finally:
         keypad.close()
+
+
+def test_typing_holds_each_key_until_a_stalled_scanner_has_read_it(rig: Rig) -> None:
+    # A busy machine delays the scanning thread by hundreds of milliseconds at times. The simulated finger
+    # used to let go after a fixed time, so a stalled scan lost the key and "482913" arrived as a wrong code.
+    typed: list[BaseException] = []
+
+    def type_code() -> None:
+        try:
+            rig.matrix.type("482913#", timeout_s=60)
+        except BaseException as exc:
+            typed.append(exc)
+
+    typing = threading.Thread(target=type_code, daemon=True)
+    typing.start()
+    scans = 0
+    while typing.is_alive() and scans < 2000:
+        if scans % 3 == 0:
+            time.sleep(0.15)  # a stall longer than the fixed press the simulation used to make
+        rig.keypad.scan_once()
+        scans += 1
+        time.sleep(0.001)
+    typing.join(5)
+    assert not typing.is_alive() and typed == []
+    assert rig.keys == list("482913#") and rig.codes == ["482913"]
+
+
+def test_typing_without_a_scanning_keypad_fails_loudly(rig: Rig) -> None:
+    with pytest.raises(TimeoutError, match="did not scan"):
+        rig.matrix.type("1", timeout_s=0.2)
+    assert rig.keys == []
