@@ -3,11 +3,37 @@ full" and SQLite has already rolled the transaction back, so a following ROLLBAC
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 FULL = "database or disk is full"
+
+
+@contextlib.contextmanager
+def tiny_tmpfs(mount: Path, size: int) -> Iterator[Path]:
+    """A real small disk (tmpfs of ``size`` bytes) at ``mount``: needs the right to mount (root in CI's
+    container); the test is skipped with the reason otherwise."""
+    mount.mkdir(exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tiny tmpfs here ({done.stderr.strip() or done.returncode}): run as root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from hub_protocol.envelope import ResultStatus
 from hub_protocol.topics import Channel
 from tests.conftest import BrokerSetup, agent_config, wait_for, wait_until
 from tests.lockers.conftest import CONFIG
+from tests.storage_faults import tiny_tmpfs
 from tests.transport.helpers import alarm_fields, report, start_ingest
 
 pytestmark = pytest.mark.slow
@@ -38,20 +38,8 @@ DISK_BYTES = 3 * 1024 * 1024
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 3 MiB tmpfs: needs the right to mount (root in CI's container); skipped otherwise."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES},mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tiny tmpfs here ({done.stderr.strip() or done.returncode}): run as root")
-    try:
+    with tiny_tmpfs(tmp_path / "disk", DISK_BYTES) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _fill(disk: Path) -> Path:

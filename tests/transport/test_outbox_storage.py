@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from edge_agent.storage import StorageWatch
 from edge_agent.transport.commands import CommandRouter
@@ -20,7 +17,7 @@ from hub_protocol.commands import LockerOpen, command_header
 from hub_protocol.envelope import ResultStatus
 from hub_protocol.topics import Channel
 from tests.conftest import BrokerSetup, agent_config, wait_until
-from tests.storage_faults import FullDisk, damage_file
+from tests.storage_faults import FullDisk, damage_file, tiny_tmpfs
 from tests.transport.helpers import alarm_fields, start_ingest
 
 
@@ -136,17 +133,7 @@ def test_a_damaged_outbox_reaches_the_hub_as_a_counted_drop(broker: BrokerSetup,
 def test_a_small_disk_is_not_filled_by_the_outbox_s_own_journal(tmp_path: Path) -> None:
     """A 2 MiB disk and an outbox that is always emptied: SQLite's default WAL (checkpoint at 4 MiB, never
     shrunk) filled the disk by itself after about a hundred events, and then every write failed for ever."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={2 * 1024 * 1024},mode=0700", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tiny tmpfs here ({done.stderr.strip() or done.returncode}): run as root")
-    try:
+    with tiny_tmpfs(tmp_path / "disk", 2 * 1024 * 1024) as disk:
         watch = StorageWatch()
         box = _box(disk, watch, boot="b1")
         for n in range(3000):  # about 12 MiB through the journal, six times the disk
@@ -154,8 +141,6 @@ def test_a_small_disk_is_not_filled_by_the_outbox_s_own_journal(tmp_path: Path) 
             assert box.ack("b1", seq) == 1, f"event {n}: the delete failed ({watch.detail()})"
         assert watch.failures == 0 and box.stats().depth == 0
         box.close()
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_acks_refused_by_a_full_disk_are_earned_again_by_the_resend(broker: BrokerSetup, tmp_path: Path) -> None:
