@@ -12,7 +12,8 @@ from hub_protocol.register import RegisterEntry
 NEVER_LEAVES = [
     "camera images or video (never stored either; only a technician's calibration picture, a background "
     "learned over many frames with passers-by removed, is written, locally)",
-    "track ids, trajectories and positions of people",
+    "track ids, trajectories and positions of people, and the coarse colour signatures that keep two passing "
+    "people apart (held in memory with their track only)",
     "times of individual crossings",
 ]
 
