@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edge_agent.deploy.checks import CheckResult, DoctorEnv, Status, run_checks
+if TYPE_CHECKING:  # the checks pull in the transport and the network probes: only `doctor` itself needs them
+    from edge_agent.deploy.checks import CheckResult
 
 NAME = "doctor"
 HELP = "Check config, credential, broker, TLS, clock, camera, GPIO, disk and outbox; explain each failure"
 
 DEFAULT_CONFIG = Path("/etc/edge-agent/agent.toml")
 
-_LABELS = {Status.OK: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "skip"}
+# Keyed by the statuses' values (``Status`` is a StrEnum), so this module imports nothing of the checks.
+_LABELS = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
+_FAIL, _WARN = "fail", "warn"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge_agent.deploy.checks import DoctorEnv, run_checks
+
     env = DoctorEnv(network_timeout_s=max(0.5, args.timeout))
     if args.credentials_dir:
         env.credential_dirs = args.credentials_dir
@@ -41,17 +47,17 @@ def run(args: argparse.Namespace) -> int:
 
 def exit_status(results: list[CheckResult]) -> int:
     """0 when nothing failed (warnings allowed), 1 otherwise."""
-    return 1 if any(r.status is Status.FAIL for r in results) else 0
+    return 1 if any(r.status == _FAIL for r in results) else 0
 
 
 def render_text(config: Path, results: list[CheckResult]) -> str:
     lines = [f"edge-agent doctor: {config}"]
     for result in results:
         lines.append(f"  {_LABELS[result.status]:<4}  {result.name:<10}  {result.summary}")
-        if result.fix and result.status in (Status.FAIL, Status.WARN):
+        if result.fix and result.status in (_FAIL, _WARN):
             lines.append(f"  {'':<4}  {'':<10}  fix: {result.fix}")
-    failed = sum(r.status is Status.FAIL for r in results)
-    warned = sum(r.status is Status.WARN for r in results)
+    failed = sum(r.status == _FAIL for r in results)
+    warned = sum(r.status == _WARN for r in results)
     verdict = "all good" if not failed else f"{failed} problem{'s' * (failed != 1)} to fix"
     lines.append(f"Result: {verdict}" + (f", {warned} warning{'s' * (warned != 1)}" if warned else ""))
     return "\n".join(lines)
@@ -62,8 +68,8 @@ def render_json(config: Path, results: list[CheckResult]) -> str:
         {
             "config": str(config),
             "ok": exit_status(results) == 0,
-            "failures": sum(r.status is Status.FAIL for r in results),
-            "warnings": sum(r.status is Status.WARN for r in results),
+            "failures": sum(r.status == _FAIL for r in results),
+            "warnings": sum(r.status == _WARN for r in results),
             "checks": [r.as_dict() for r in results],
         },
         default=str,
