@@ -30,14 +30,21 @@ HUE_BINS, SAT_BINS, VALUE_BINS = 8, 4, 4
 MIN_PIXELS = 24  # a torso smaller than this says nothing about colour
 
 
+def torso(det: Detection) -> tuple[float, float, float, float]:
+    """The part of a box a signature is taken from (x1, y1, x2, y2): middle half across, below the head to
+    the hips."""
+    bw, bh = det.x2 - det.x1, det.y2 - det.y1
+    return det.x1 + 0.25 * bw, det.y1 + 0.18 * bh, det.x2 - 0.25 * bw, det.y1 + 0.5 * bh
+
+
 def describe(image: npt.NDArray[Any], det: Detection) -> FloatArray | None:
     """The signature of the person in ``det`` (full-frame pixels of ``image``), or None if too small/grey."""
     if image.ndim != 3 or image.shape[2] != 3:
         return None
     h, w = image.shape[:2]
-    bw, bh = det.x2 - det.x1, det.y2 - det.y1
-    x1, x2 = max(int(det.x1 + 0.25 * bw), 0), min(int(det.x2 - 0.25 * bw), w)
-    y1, y2 = max(int(det.y1 + 0.18 * bh), 0), min(int(det.y1 + 0.5 * bh), h)
+    left, top, right, bottom = torso(det)
+    x1, x2 = max(int(left), 0), min(int(right), w)
+    y1, y2 = max(int(top), 0), min(int(bottom), h)
     if x2 <= x1 or y2 <= y1 or (x2 - x1) * (y2 - y1) < MIN_PIXELS:
         return None
     hsv = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_BGR2HSV)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.counting.appearance import distance
+from edge_agent.counting.appearance import distance, torso
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -114,9 +114,8 @@ def assign(cost: Sequence[Sequence[float]] | FloatArray, limit: float) -> list[t
 
 def _overlap(a: Detection, b: Detection) -> bool:
     """The boxes overlap across ``a``'s torso (the part its signature is taken from)."""
-    iw = min(a.x2 - 0.25 * a.width, b.x2) - max(a.x1 + 0.25 * a.width, b.x1)
-    ih = min(a.y1 + 0.5 * a.height, b.y2) - max(a.y1 + 0.18 * a.height, b.y1)
-    return iw > 0 and ih > 0
+    x1, y1, x2, y2 = torso(a)
+    return min(x2, b.x2) > max(x1, b.x1) and min(y2, b.y2) > max(y1, b.y1)
 
 
 def _inside(inner: Detection, outer: Detection, share: float = 0.8) -> bool:
@@ -220,7 +219,6 @@ class Tracker:
     lost: list[Track] = field(default_factory=list)  # recently lost tracks, for someone reappearing in place
     _next_id: int = 1
     _frame: tuple[float, float] | None = None  # width, height of the frame being tracked
-    _crowded: set[int] = field(default_factory=set)  # detections overlapping another one this round
     _shared: set[int] = field(default_factory=set)  # ids of detections a second track follows this round
 
     def predict(self) -> None:
@@ -273,9 +271,6 @@ class Tracker:
             for j, det in enumerate(detections)
             if det.score < st.high_score and not any(_inside(det, detections[k]) for k in strong)
         ]
-        self._crowded = {
-            j for j, det in enumerate(detections) if any(_overlap(det, o) for o in detections if o is not det)
-        }
         pairs = self._match(list(range(len(self.tracks))), strong, detections)
         left_over = sorted(set(range(len(self.tracks))) - {i for i, _ in pairs})
         pairs += self._match(left_over, weak, detections)
@@ -308,10 +303,14 @@ class Tracker:
                 matched_dets.add(unmatched[j])
                 updated.append(track)
         if st.appearance:
+            # Boxes overlapping another one (only needed here, so only computed when colour is used).
+            crowded = {
+                j for j, det in enumerate(detections) if any(_overlap(det, o) for o in detections if o is not det)
+            }
             for track, j in learn:
                 # A box overlapping another one, or followed by a second track (two people in one box), holds
                 # both people's colours: it does not teach the signature.
-                if j not in self._crowded and id(detections[j]) not in self._shared:
+                if j not in crowded and id(detections[j]) not in self._shared:
                     self._learn(track, detections[j])
         for j in strong:
             if j in matched_dets:
