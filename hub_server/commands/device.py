@@ -11,6 +11,7 @@ from pathlib import Path
 from hub_protocol.cli import CliError
 from hub_protocol.commands import CommandBase
 from hub_server import audit, device_config, devices
+from hub_server.broker_accounts import dynsec_initial_file
 from hub_server.commands._common import add_config_argument, cli_actor, open_store
 from hub_server.config import HubConfig
 from hub_server.store import readings
@@ -29,7 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     revoke = sub.add_parser("revoke", help="cut the device off the broker at once")
     revoke.add_argument("device")
     sub.add_parser("list", help="devices with status (active/revoked) and last message seen")
-    sub.add_parser("sync-acl", help="rewrite the broker's ACL from the database (after an upgrade adds a channel)")
+    sub.add_parser(
+        "sync-acl", help="make the broker's accounts and ACLs match the database (after an upgrade adds a channel)"
+    )
+    init = sub.add_parser(
+        "dynsec-init", help="write the dynamic-security plugin's first file, holding only its admin account"
+    )
+    init.add_argument("file", type=Path, help="the plugin's plugin_opt_config_file (never overwritten)")
     push = sub.add_parser("push-config", help="send a new agent config; the device tries it and rolls back if bad")
     push.add_argument("device")
     push.add_argument("file", type=Path, help="the complete agent config (TOML)")
@@ -65,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{row.device:<24} {row.site:<24} {state:<9} {online:<7} {seen}")
             case "sync-acl":
                 _reload_note(devices.sync_broker(config, db.conn))
-                print("broker ACL rewritten: every active device may publish on every channel of this version")
+                print("broker accounts synced: every active device may publish on every channel of this version")
+            case "dynsec-init":
+                dynsec_initial_file(config, args.file)
+                print(f"wrote {args.file}: give it to the mosquitto user (chown mosquitto:mosquitto), restart")
+                print("Mosquitto, then run `hub-server device sync-acl` to create the hub's own account")
             case "push-config" | "reload-config":
                 _send_command(args, config, db)
     except ValueError as exc:  # ProvisioningError is one, as are bad ids and settings

@@ -1,0 +1,188 @@
+"""Broker accounts in Mosquitto's dynamic-security plugin: refused or failed changes leave nothing behind,
+sync-acl repairs what was changed by hand, and a config that cannot work says why."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from hub_protocol import tomlwrite
+from hub_protocol.topics import Channel, device_acl, device_topic
+from hub_server import audit, dynsec
+from hub_server.cli import main
+from hub_server.config import HubConfig
+from hub_server.store import provisioning
+from hub_server.store.db import Database
+from tests.conftest import ADMIN, BrokerSetup, wait_until, write_secret
+from tests.hub.conftest import SITE, dynsec_hub_config, hub_config_data
+from tests.hub.mqtt_probe import Probe
+from tests.hub.test_provisioning import account_store, provision
+
+
+@pytest.fixture
+def dynsec_broker(make_broker: Callable[..., BrokerSetup], tmp_path: Path) -> tuple[BrokerSetup, Path, HubConfig]:
+    return dynsec_hub_config(make_broker, tmp_path)
+
+
+def _state(broker: BrokerSetup, config: HubConfig) -> tuple[Any, ...]:
+    db = Database(config.store.path)
+    out = config.provisioning.output_dir if config.provisioning else None
+    return (
+        account_store(broker),
+        sorted(p.name for p in out.iterdir()) if out and out.is_dir() else None,
+        [d.device for d in provisioning.list_all(db.conn)],
+        audit.query(db.conn),
+    )
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.timeout(60)
+def test_a_refused_step_undoes_the_steps_before_it(
+    dynsec_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    broker, config_path, config = dynsec_broker
+    provision(config_path, "dev-before")
+    # An account of that name made by hand: the device's role is created, then its account is refused.
+    with broker.broker.admin() as admin:
+        admin.command("createClient", username="dev-taken", password=secrets.token_urlsafe(18))
+    before = _state(broker, config)
+    capsys.readouterr()
+
+    assert main(["device", "--config", str(config_path), "add", "dev-taken", "--site", SITE]) == 1
+    err = _one_line_error(capsys)
+    assert "cannot create the broker account of dev-taken" in err and "Client already exists" in err, err
+    assert _state(broker, config) == before
+    with broker.broker.admin() as admin:
+        assert admin.get_role(dynsec.role_name("dev-taken")) is None
+
+
+@pytest.mark.timeout(60)
+def test_a_wrong_admin_password_is_refused_clearly_and_changes_nothing(
+    dynsec_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    broker, config_path, config = dynsec_broker
+    provision(config_path, "dev-before")
+    assert config.provisioning and config.provisioning.dynsec
+    write_secret(Path(config.provisioning.dynsec.admin_password_file), "not-the-password")
+    before = _state(broker, config)
+    capsys.readouterr()
+    for args in (["add", "dev-new", "--site", SITE], ["revoke", "dev-before"], ["sync-acl"]):
+        assert main(["device", "--config", str(config_path), *args]) == 1
+        err = _one_line_error(capsys)
+        assert f"refused the account administrator {ADMIN!r}" in err, err
+    assert _state(broker, config) == before
+
+
+@pytest.mark.timeout(60)
+def test_a_broker_without_the_plugin_gives_a_clear_error(
+    managed_broker: tuple[BrokerSetup, Path, HubConfig], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The account may publish on the plugin's topic, but nothing answers there: a timeout that says why."""
+    broker, config_path, config = managed_broker
+    admin_password = secrets.token_urlsafe(18)
+    broker.broker.add_user(ADMIN, admin_password, [f"user {ADMIN}", "topic readwrite $CONTROL/dynamic-security/#"])
+    data = tomllib.loads(config_path.read_text())
+    for key in ("passwd_file", "acl_file", "pid_file"):
+        data["provisioning"].pop(key)
+    data["provisioning"]["broker_accounts"] = "dynsec"
+    secret = write_secret(tmp_path / "admin.pw", admin_password)
+    data["provisioning"]["dynsec"] = {"admin_username": ADMIN, "admin_password_file": str(secret), "timeout_s": 1}
+    config_path.write_text(tomlwrite.dumps(data))
+
+    assert main(["device", "--config", str(config_path), "add", "dev-new", "--site", SITE]) == 1
+    err = _one_line_error(capsys)
+    assert "no answer to" in err and "is the plugin loaded" in err, err
+    assert provisioning.list_all(Database(config.store.path).conn) == []
+    assert not (tmp_path / "out" / "dev-new").exists()
+
+
+@pytest.mark.timeout(90)
+def test_sync_acl_repairs_hand_made_changes_and_removes_revoked_leftovers(
+    dynsec_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+) -> None:
+    broker, config_path, _ = dynsec_broker
+    _, password = provision(config_path, "dev-x")
+    provision(config_path, "dev-gone")
+    assert main(["device", "--config", str(config_path), "revoke", "dev-gone"]) == 0
+    health = device_topic(broker.prefix, SITE, "dev-x", Channel.HEALTH)
+    neighbour = device_topic(broker.prefix, SITE, "dev-gone", Channel.FLOW)
+    role = dynsec.role_name("dev-x")
+    with broker.broker.admin() as admin:
+        assert admin.get_client("dev-gone") is None  # the revocation deleted the account
+        # By hand: one right taken away, a neighbour's given, and a revoked device's account back.
+        admin.command("removeRoleACL", rolename=role, acltype="publishClientSend", topic=health)
+        admin.command("addRoleACL", rolename=role, acltype="publishClientSend", topic=neighbour, allow=True)
+        admin.command("createClient", username="dev-gone", password=secrets.token_urlsafe(18))
+    device = Probe(broker.host, broker.port, "dev-x", password)
+    assert device.connect(), device.connect_reason
+    assert device.publish(health, b"{}").is_failure
+    assert not device.publish(neighbour, b"{}").is_failure
+    device.close()
+
+    assert main(["device", "--config", str(config_path), "sync-acl"]) == 0
+    with broker.broker.admin() as admin:
+        found = admin.get_role(role)
+        assert found is not None
+        have = sorted((a["acltype"], a["topic"]) for a in found["acls"])
+        want = dynsec.acl_entries(device_acl(broker.prefix, SITE, "dev-x"))
+        assert have == sorted((a["acltype"], a["topic"]) for a in want)
+        assert admin.get_client("dev-gone") is None
+    device = Probe(broker.host, broker.port, "dev-x", password)
+    assert device.connect(), device.connect_reason
+    assert not device.publish(health, b"{}").is_failure
+    assert device.publish(neighbour, b"{}").is_failure
+    device.close()
+
+
+@pytest.mark.timeout(60)
+def test_revoke_disconnects_at_once_on_the_devices_listener(
+    dynsec_broker: tuple[BrokerSetup, Path, HubConfig],
+) -> None:
+    """On the TLS-less stand-in of the devices' listener (client id = user name), as agents connect."""
+    broker, config_path, _ = dynsec_broker
+    _, password = provision(config_path, "dev-live")
+    device = Probe(broker.host, broker.device_port, "dev-live", password)
+    assert device.connect(), device.connect_reason
+    started = time.monotonic()
+    assert main(["device", "--config", str(config_path), "revoke", "dev-live"]) == 0
+    assert device.disconnected.is_set() or wait_until(device.disconnected.is_set), "still connected"
+    assert time.monotonic() - started < 30  # a generous bound: the point is no keepalive wait (10 s here)
+    device.close()
+    again = Probe(broker.host, broker.device_port, "dev-live", password)
+    assert not again.connect()
+    again.close()
+
+
+@pytest.mark.parametrize(
+    ("provisioning_section", "message"),
+    [
+        ({"broker_accounts": "dynsec"}, "needs a [provisioning.dynsec] section"),
+        (
+            {"broker_accounts": "dynsec", "dynsec": {"admin_password_file": "x"}, "pid_file": "/run/m.pid"},
+            "pid_file belong to broker_accounts",
+        ),
+        ({"dynsec": {"admin_password_file": "x"}}, 'broker_accounts is "files"'),
+        ({"broker_accounts": "dynsec", "dynsec": {"admin_password_file": "x", "admin_username": "hub"}}, "differ"),
+        ({"broker_accounts": "plugin"}, "'files' or 'dynsec'"),
+        ({"broker_accounts": "dynsec", "dynsec": {"admin_password_file": "x", "timeout_s": 0}}, "timeout_s"),
+    ],
+)
+def test_config_that_cannot_work_is_refused_with_the_reason(
+    tmp_path: Path, provisioning_section: dict[str, Any], message: str
+) -> None:
+    data = hub_config_data(tmp_path, provisioning={"agent_mqtt_host": "hub.example", **provisioning_section})
+    with pytest.raises(ValidationError, match=None) as caught:
+        HubConfig.model_validate(data)
+    assert message in str(caught.value), str(caught.value)
