@@ -326,7 +326,10 @@ class DynsecAccounts:
         role = dynsec.role_name(username)
         self._set_role(role, dynsec.acl_entries(hub_acl(self.config.mqtt.prefix, username)))
         if self._get_client(username) is None:
-            password = read_secret(self.config.mqtt.password_file, "mqtt.password_file")
+            try:
+                password = read_secret(self.config.mqtt.password_file, "mqtt.password_file")
+            except ValueError as exc:
+                raise ProvisioningError(f"cannot create the hub's broker account: {exc}") from None
             self._run("create the hub's broker account", "createClient", username=username, password=password,
                       roles=[{"rolename": role}])  # fmt: skip
         else:
@@ -355,13 +358,32 @@ class DynsecAccounts:
             self._run(f"give {username} its role", "addClientRole", username=username, rolename=role)
 
 
-def dynsec_initial_file(config: HubConfig, path: Path) -> None:
-    """Write the plugin's first file, holding only the admin account (the password from its secret file)."""
+def dynsec_initial_file(
+    config: HubConfig, path: Path, conn: sqlite3.Connection, passwd_file: Path | None = None
+) -> list[str]:
+    """Write the plugin's first file: the admin account (its password from its secret file) and, from the
+    file method's ``passwd_file``, the hub's account and every active device's with their passwords unchanged
+    (roles from ``hub_protocol.topics``). Returns the accounts moved over."""
     settings = provisioning_settings(config)
     if settings.dynsec is None:
         raise ProvisioningError('dynsec-init needs broker_accounts = "dynsec" and a [provisioning.dynsec] section')
     if path.exists():
         raise ProvisioningError(f"{path} exists already: the plugin's accounts are never overwritten")
     password = read_secret(settings.dynsec.admin_password_file, "provisioning.dynsec.admin_password_file")
+    data = dynsec.initial_config(settings.dynsec.admin_username, password)
+    moved: list[str] = []
+    if passwd_file is not None:
+        with io_step(f"read the broker's password file {passwd_file}"):
+            hashes = dynsec.passwd_hashes(passwd_file.read_text(encoding="utf-8"), str(passwd_file))
+        accounts = {config.mqtt.username: hub_acl(config.mqtt.prefix, config.mqtt.username)}
+        accounts |= {d.username: _device_acl(config, d) for d in provisioning.list_all(conn) if d.active}
+        for username, lines in accounts.items():
+            if username not in hashes:
+                continue
+            role = dynsec.role_name(username)
+            data["roles"].append({"rolename": role, "acls": dynsec.acl_entries(lines)})
+            data["clients"].append({"username": username, **hashes[username], "roles": [{"rolename": role}]})
+            moved.append(username)
     with io_step(f"write {path}"):
-        write_atomic(path, json.dumps(dynsec.initial_config(settings.dynsec.admin_username, password), indent=1), 0o600)
+        write_atomic(path, json.dumps(data, indent=1), 0o600)
+    return moved

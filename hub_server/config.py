@@ -150,8 +150,8 @@ class ProvisioningConfig(StrictModel):
                 )
             if stray := [name for name in _FILE_SETTINGS if name in self.model_fields_set]:
                 raise ValueError(
-                    f'{", ".join(stray)} belong to broker_accounts = "files": remove them (with dynsec the'
-                    " plugin keeps the accounts and applies changes at once)"
+                    f'{", ".join(stray)}: only for broker_accounts = "files"; remove with "dynsec" (the plugin'
+                    " keeps the accounts and applies changes at once)"
                 )
         elif self.dynsec is not None:
             raise ValueError(

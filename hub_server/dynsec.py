@@ -68,6 +68,31 @@ def password_hash(password: str, iterations: int = ADMIN_ITERATIONS) -> dict[str
     }
 
 
+def passwd_hashes(text: str, source: str) -> dict[str, dict[str, Any]]:
+    """The clients' stored hashes from a Mosquitto 2 password file (``user:$7$rounds$salt$hash``): the same
+    PBKDF2-HMAC-SHA512 the plugin uses, so accounts move over with their passwords unchanged."""
+    found: dict[str, dict[str, Any]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        user, _, stored = line.partition(":")
+        parts = stored.split("$")
+        try:
+            if len(parts) != 5 or parts[:2] != ["", "7"]:
+                raise ValueError
+            iterations = int(parts[2])
+            salt, digest = base64.b64decode(parts[3], validate=True), base64.b64decode(parts[4], validate=True)
+            if len(salt) != _SALT_BYTES or len(digest) != _HASH_BYTES or iterations < 1:
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"{source} line {number}: the hash of {user!r} is not Mosquitto 2's PBKDF2-SHA512 ($7$...):"
+                " set its password again with mosquitto_passwd first"
+            ) from None
+        found[user] = {"password": parts[4], "salt": parts[3], "iterations": iterations}
+    return found
+
+
 def acl_entries(lines: list[str]) -> list[dict[str, Any]]:
     """The plugin's ACLs for Mosquitto ACL-file lines (``topic read|write TOPIC``; ``user`` lines skipped).
 
@@ -163,13 +188,16 @@ class DynsecAdmin:
         self._pending = _Pending()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
+        self._subscription_refused = False
         self._refused: str | None = None
+        self._lost = False
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
         client.username_pw_set(username, password)
         if tls:
             client.tls_set(ca_certs=str(ca_file) if ca_file else None)
         client.on_connect = guarded(self._on_connect, "dynsec admin on_connect", log)
         client.on_subscribe = guarded(self._on_subscribe, "dynsec admin on_subscribe", log)
+        client.on_disconnect = guarded(self._on_disconnect, "dynsec admin on_disconnect", log)
         client.on_message = guarded(self._on_message, "dynsec admin on_message", log)
         self.client = client
         self.username = username
@@ -189,7 +217,9 @@ class DynsecAdmin:
                 )
             result, _ = self.client.subscribe(RESPONSE_TOPIC, qos=1)
             if result != mqtt.MQTT_ERR_SUCCESS or not self._subscribed.wait(self.timeout):
-                raise DynsecError(f"cannot subscribe to {RESPONSE_TOPIC} at {self.where}")
+                raise DynsecError(f"no answer to the subscription to {RESPONSE_TOPIC} at {self.where}")
+            if self._subscription_refused:
+                raise DynsecError(f"the broker at {self.where} does not let {self.username!r} read {RESPONSE_TOPIC}")
         except BaseException:
             self.close()
             raise
@@ -208,10 +238,13 @@ class DynsecAdmin:
         self._connected.set()
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
-        if all(not reason.is_failure for reason in reasons):
-            self._subscribed.set()
-        else:
-            log.error("the broker refused the subscription to %s", RESPONSE_TOPIC)
+        self._subscription_refused = any(reason.is_failure for reason in reasons)
+        self._subscribed.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        with self._pending.done:
+            self._lost = True
+            self._pending.done.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
@@ -233,9 +266,11 @@ class DynsecAdmin:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise DynsecError(f"lost the connection to the broker at {self.where} sending {name}")
         with self._pending.done:
-            arrived = self._pending.done.wait_for(lambda: correlation in self._pending.answers, self.timeout)
+            self._pending.done.wait_for(lambda: correlation in self._pending.answers or self._lost, self.timeout)
             answer = self._pending.answers.pop(correlation, None)
-        if not arrived or answer is None:
+        if answer is None and self._lost:
+            raise DynsecError(f"the broker at {self.where} closed the session before answering {name}")
+        if answer is None:
             raise DynsecError(
                 f"no answer to {name} from the dynamic-security plugin at {self.where} within {self.timeout:g} s:"
                 " is the plugin loaded (plugin ... mosquitto_dynamic_security.so in mosquitto.conf) and may"

@@ -37,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "dynsec-init", help="write the dynamic-security plugin's first file, holding only its admin account"
     )
     init.add_argument("file", type=Path, help="the plugin's plugin_opt_config_file (never overwritten)")
+    init.add_argument(
+        "--import-passwd",
+        type=Path,
+        metavar="PASSWD",
+        help="move the hub's and the active devices' accounts over from this Mosquitto password file",
+    )
     push = sub.add_parser("push-config", help="send a new agent config; the device tries it and rolls back if bad")
     push.add_argument("device")
     push.add_argument("file", type=Path, help="the complete agent config (TOML)")
@@ -74,9 +80,10 @@ def run(args: argparse.Namespace) -> int:
                 _reload_note(devices.sync_broker(config, db.conn))
                 print("broker accounts synced: every active device may publish on every channel of this version")
             case "dynsec-init":
-                dynsec_initial_file(config, args.file)
-                print(f"wrote {args.file}: give it to the mosquitto user (chown mosquitto:mosquitto), restart")
-                print("Mosquitto, then run `hub-server device sync-acl` to create the hub's own account")
+                moved = dynsec_initial_file(config, args.file, db.conn, args.import_passwd)
+                print(f"wrote {args.file} with the admin account{' and ' if moved else ''}{', '.join(moved)}")
+                print("give it to the mosquitto user (chown mosquitto:mosquitto), load the plugin, restart Mosquitto,")
+                print("then run `hub-server device sync-acl` (it also creates the hub's own account if missing)")
             case "push-config" | "reload-config":
                 _send_command(args, config, db)
     except ValueError as exc:  # ProvisioningError is one, as are bad ids and settings

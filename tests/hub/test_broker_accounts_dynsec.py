@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from hub_protocol import tomlwrite
 from hub_protocol.topics import Channel, device_acl, device_topic
 from hub_server import audit, dynsec
+from hub_server.broker import PrivateBroker
 from hub_server.cli import main
 from hub_server.config import HubConfig
 from hub_server.store import provisioning
@@ -171,7 +172,7 @@ def test_revoke_disconnects_at_once_on_the_devices_listener(
         ({"broker_accounts": "dynsec"}, "needs a [provisioning.dynsec] section"),
         (
             {"broker_accounts": "dynsec", "dynsec": {"admin_password_file": "x"}, "pid_file": "/run/m.pid"},
-            "pid_file belong to broker_accounts",
+            'pid_file: only for broker_accounts = "files"',
         ),
         ({"dynsec": {"admin_password_file": "x"}}, 'broker_accounts is "files"'),
         ({"broker_accounts": "dynsec", "dynsec": {"admin_password_file": "x", "admin_username": "hub"}}, "differ"),
@@ -186,3 +187,80 @@ def test_config_that_cannot_work_is_refused_with_the_reason(
     with pytest.raises(ValidationError, match=None) as caught:
         HubConfig.model_validate(data)
     assert message in str(caught.value), str(caught.value)
+
+
+@pytest.mark.timeout(90)
+def test_accounts_move_from_the_password_file_to_the_plugin_with_their_passwords(
+    managed_broker: tuple[BrokerSetup, Path, HubConfig],
+    make_broker: Callable[..., BrokerSetup],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same hub (same database) switched from the file method to the plugin on a new broker: the hub and
+    its active devices log in with the passwords they have; revoked and unknown accounts stay behind."""
+    old, config_path, _ = managed_broker
+    out = tmp_path / "out"
+    _, kept = provision(config_path, "dev-kept")
+    _, gone = provision(config_path, "dev-gone")
+    assert main(["device", "--config", str(config_path), "revoke", "dev-gone"]) == 0
+    stranger = secrets.token_urlsafe(18)
+    old.broker.add_user("stranger", stranger, [])
+    data = tomllib.loads(config_path.read_text())
+
+    def prepare(new: PrivateBroker) -> None:
+        assert new.dynsec_admin is not None
+        for key in ("passwd_file", "acl_file", "pid_file"):
+            data["provisioning"].pop(key)
+        secret = write_secret(tmp_path / "admin.pw", new.dynsec_admin[1])
+        data["mqtt"]["port"] = new.port
+        data["provisioning"] |= {
+            "broker_accounts": "dynsec",
+            "dynsec": {"admin_username": new.dynsec_admin[0], "admin_password_file": str(secret)},
+            "agent_mqtt_port": new.device_port,
+        }
+        config_path.write_text(tomlwrite.dumps(data))
+        args = ["dynsec-init", str(new.dynsec_path), "--import-passwd", str(old.broker.folder / "passwd")]
+        assert main(["device", "--config", str(config_path), *args]) == 0
+
+    capsys.readouterr()
+    new = make_broker(devices=(), dynsec=True, hub_user=False, prepare=prepare)
+    assert "admin account and hub, dev-kept\n" in capsys.readouterr().out
+    old.broker.stop()
+
+    hub = Probe(new.host, new.port, "hub", old.hub_password)
+    assert hub.connect(), hub.connect_reason
+    device = Probe(new.host, new.device_port, "dev-kept", kept)
+    assert device.connect(), device.connect_reason
+    assert not device.publish(device_topic(new.prefix, SITE, "dev-kept", Channel.FLOW), b"{}").is_failure
+    assert device.publish(device_topic(new.prefix, SITE, "dev-gone", Channel.FLOW), b"{}").is_failure
+    for user, password in (("dev-gone", gone), ("stranger", stranger)):
+        left = Probe(new.host, new.device_port, user, password)
+        assert not left.connect(), user
+        left.close()
+    hub.close()
+
+    assert main(["device", "--config", str(config_path), "sync-acl"]) == 0  # nothing missing, nothing to fix
+    assert main(["device", "--config", str(config_path), "revoke", "dev-kept"]) == 0
+    assert wait_until(device.disconnected.is_set), "revoked device is still connected"
+    device.close()
+    assert (out / "dev-kept").is_dir()
+
+
+def test_a_password_file_with_an_old_hash_is_refused_before_anything_is_written(
+    dynsec_broker: tuple[BrokerSetup, Path, HubConfig], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, config_path, _ = dynsec_broker
+    passwd = tmp_path / "old-passwd"
+    passwd.write_text("hub:$6$abc$notpbkdf2\n")
+    target = tmp_path / "dynamic-security.json"
+    assert (
+        main(["device", "--config", str(config_path), "dynsec-init", str(target), "--import-passwd", str(passwd)]) == 1
+    )
+    err = _one_line_error(capsys)
+    assert f"{passwd} line 1" in err and "'hub'" in err and "mosquitto_passwd" in err, err
+    assert not target.exists()
+    # And an existing file of the plugin is never overwritten.
+    target.write_text("{}")
+    assert main(["device", "--config", str(config_path), "dynsec-init", str(target)]) == 1
+    assert "never overwritten" in _one_line_error(capsys)
+    assert target.read_text() == "{}"
