@@ -148,7 +148,9 @@ class ProvisioningConfig(StrictModel):
                 raise ValueError(
                     'broker_accounts = "dynsec" needs a [provisioning.dynsec] section with admin_password_file'
                 )
-            if stray := [name for name in _FILE_SETTINGS if name in self.model_fields_set]:
+            # Set to anything but their defaults (a dumped config holds the defaults, and must load again).
+            fields = type(self).model_fields
+            if stray := [name for name in _FILE_SETTINGS if getattr(self, name) != fields[name].default]:
                 raise ValueError(
                     f'{", ".join(stray)}: only for broker_accounts = "files"; remove with "dynsec" (the plugin'
                     " keeps the accounts and applies changes at once)"

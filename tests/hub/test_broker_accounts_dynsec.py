@@ -19,6 +19,7 @@ from hub_server import audit, dynsec
 from hub_server.broker import PrivateBroker
 from hub_server.cli import main
 from hub_server.config import HubConfig
+from hub_server.mqtt import BROKER_UPTIME_TOPIC, HubMqtt
 from hub_server.store import provisioning
 from hub_server.store.db import Database
 from tests.conftest import ADMIN, BrokerSetup, wait_until, write_secret
@@ -264,3 +265,35 @@ def test_a_password_file_with_an_old_hash_is_refused_before_anything_is_written(
     assert main(["device", "--config", str(config_path), "dynsec-init", str(target)]) == 1
     assert "never overwritten" in _one_line_error(capsys)
     assert target.read_text() == "{}"
+
+
+@pytest.mark.timeout(60)
+def test_the_hub_client_hears_devices_and_the_broker_uptime_with_the_account_it_created(
+    dynsec_broker: tuple[BrokerSetup, Path, HubConfig],
+) -> None:
+    """The hub's own account, created by the hub in the plugin, has the file method's rights: its real MQTT
+    client subscribes to every device channel and the broker's uptime, and may send commands."""
+    broker, config_path, config = dynsec_broker
+    _, password = provision(config_path, "dev-talk")
+    heard: list[tuple[str, bytes]] = []
+    hub = HubMqtt(config.mqtt, broker.hub_password, "hub-ingest", lambda t, p: heard.append((t, p)))
+    hub.start()
+    try:
+        assert hub.wait_connected(10)
+        device = Probe(broker.host, broker.device_port, "dev-talk", password)
+        assert device.connect(), device.connect_reason
+        cmd = device_topic(broker.prefix, SITE, "dev-talk", Channel.COMMAND)
+        device.subscribe(cmd)
+        flow = device_topic(broker.prefix, SITE, "dev-talk", Channel.FLOW)
+        assert wait_until(lambda: not device.publish(flow, b"{}").is_failure and any(t == flow for t, _ in heard))
+        assert wait_until(lambda: any(t == BROKER_UPTIME_TOPIC for t, _ in heard), timeout=15)
+        assert wait_until(lambda: hub.publish(cmd, b"open") and (cmd, b"open") in device.messages)
+        device.close()
+    finally:
+        hub.stop()
+
+
+def test_a_dynsec_config_written_out_whole_loads_again(dynsec_broker: tuple[BrokerSetup, Path, HubConfig]) -> None:
+    """As the demo writes its config: every default spelled out, the file method's ones included."""
+    _, _, config = dynsec_broker
+    assert HubConfig.model_validate(config.model_dump(mode="json")) == config
