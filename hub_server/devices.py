@@ -59,6 +59,11 @@ def _read_ca(settings: ProvisioningConfig) -> str | None:
         ) from None
 
 
+def accounts_method(config: HubConfig) -> str:
+    """``files`` or ``dynsec``: how this hub changes the broker's accounts."""
+    return provisioning_settings(config).broker_accounts
+
+
 def sync_broker(config: HubConfig, conn: sqlite3.Connection, reloader: Reloader | None = None) -> bool:
     """Make the broker's accounts and ACLs match the database; True when the change is in effect."""
     with broker_accounts(config, reloader) as accounts:
