@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{row.device:<24} {row.site:<24} {state:<9} {online:<7} {seen}")
             case "sync-acl":
                 _reload_note(devices.sync_broker(config, db.conn))
-                done = "broker ACL rewritten" if devices.accounts_method(config) == "files" else "broker roles synced"
-                print(f"{done}: every active device may publish on every channel of this version")
+                what = "broker ACL rewritten" if devices.accounts_method(config) == "files" else "broker roles synced"
+                print(f"{what}: every active device may publish on every channel of this version")
             case "dynsec-init":
                 moved = dynsec_initial_file(config, args.file, db.conn, args.import_passwd)
                 print(f"wrote {args.file} with the admin account{' and ' if moved else ''}{', '.join(moved)}")
