@@ -9,6 +9,7 @@ it has two listeners: ``port`` for the hub (any client id, as the hub's ingest a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hub_server import dynsec
 
 CLI_CLIENT_ID_PREFIX = "hub-cli-"
 """Client ids of the hub's short CLI sessions (a random suffix each); no device may be named like them."""
@@ -77,6 +80,9 @@ class PrivateBroker:
     port: int = field(default_factory=free_port)
     device_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    dynsec_admin: tuple[str, str] | None = None
+    """(user, password) of an account administrator: accounts then live in the dynamic-security plugin,
+    not in a password file and ACL (``users`` and ``acl`` become its first clients and roles)."""
 
     @property
     def host(self) -> str:
@@ -94,11 +100,38 @@ class PrivateBroker:
     def log_path(self) -> Path:
         return self.folder / "mosquitto.log"
 
+    @property
+    def dynsec_path(self) -> Path:
+        return self.folder / "dynamic-security.json"
+
+    def _access_lines(self) -> list[str]:
+        if self.dynsec_admin is None:
+            write_password_file(self.folder / "passwd", self.users)
+            (self.folder / "acl").write_text("\n".join(self.acl) + "\n")
+            return [f"password_file {self.folder / 'passwd'}", f"acl_file {self.folder / 'acl'}"]
+        plugin = dynsec.find_plugin()
+        if plugin is None:
+            raise BrokerError(
+                f"Mosquitto's {dynsec.PLUGIN_NAME} not found: install Mosquitto 2 (apt-get install mosquitto)"
+            )
+        if self.dynsec_path.exists():  # written beforehand (hub-server device dynsec-init), or by the plugin
+            return [f"plugin {plugin}", f"plugin_opt_config_file {self.dynsec_path}"]
+        data = dynsec.initial_config(*self.dynsec_admin)
+        blocks = dynsec.acl_blocks(self.acl)
+        for user, password in self.users.items():
+            role = dynsec.role_name(user)
+            data["roles"].append({"rolename": role, "acls": dynsec.acl_entries(blocks.get(user, []))})
+            # The plugin's own rounds for the clients it creates: a test broker checks many logins.
+            hashed = dynsec.password_hash(password, dynsec.CLIENT_ITERATIONS)
+            data["clients"].append({"username": user, **hashed, "roles": [{"rolename": role}]})
+        self.dynsec_path.write_text(json.dumps(data, indent=1))
+        self.dynsec_path.chmod(0o600)
+        return [f"plugin {plugin}", f"plugin_opt_config_file {self.dynsec_path}"]
+
     def write_config(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "data").mkdir(exist_ok=True)
-        write_password_file(self.folder / "passwd", self.users)
-        (self.folder / "acl").write_text("\n".join(self.acl) + "\n")
+        access = self._access_lines()
         self.config_path.write_text(
             "\n".join(
                 [
@@ -112,8 +145,7 @@ class PrivateBroker:
                     # Last, so that listener settings appended to this file (TLS in tests) apply to it.
                     f"listener {self.port} 127.0.0.1",
                     "allow_anonymous false",
-                    f"password_file {self.folder / 'passwd'}",
-                    f"acl_file {self.folder / 'acl'}",
+                    *access,
                     "persistence true",
                     f"persistence_location {self.folder / 'data'}/",
                     "autosave_interval 1",
@@ -158,8 +190,22 @@ class PrivateBroker:
             self.process.send_signal(signal.SIGHUP)
             time.sleep(0.3)
 
+    def admin(self) -> dynsec.DynsecAdmin:
+        """An account administrator's session on the hub's listener (a broker with ``dynsec_admin`` only)."""
+        if self.dynsec_admin is None:
+            raise BrokerError("this broker keeps its accounts in files, not in the dynamic-security plugin")
+        user, password = self.dynsec_admin
+        return dynsec.DynsecAdmin(self.host, self.port, user, password, client_id=f"{CLI_CLIENT_ID_PREFIX}{user}")
+
     def add_user(self, user: str, password: str, acl_lines: list[str]) -> None:
         self.users[user] = password
+        if self.dynsec_admin is not None:
+            role = dynsec.role_name(user)
+            with self.admin() as admin:
+                admin.command("createRole", rolename=role, acls=dynsec.acl_entries(acl_lines))
+                admin.command("createClient", username=user, password=password, roles=[{"rolename": role}])
+            self.acl.extend(acl_lines)
+            return
         set_password(self.folder / "passwd", user, password)
         self.acl.extend(acl_lines)
         (self.folder / "acl").write_text("\n".join(self.acl) + "\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -85,8 +86,39 @@ class AuthConfig(StrictModel):
     )
 
 
+class DynsecConfig(StrictModel):
+    """The account administrator of Mosquitto's dynamic-security plugin, as the hub reaches it over MQTT."""
+
+    admin_username: str = Field(
+        default="hub-accounts",
+        pattern=r"^[a-z0-9-]{1,64}$",
+        description="The plugin's admin account (its own, not the hub's mqtt.username)",
+    )
+    admin_password_file: str = Field(
+        min_length=1, max_length=4096, description="File with the admin's password, or a systemd credential name"
+    )
+    host: str | None = Field(default=None, min_length=1, max_length=253, description="Broker host (else mqtt.host)")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Broker port (else mqtt.port)")
+    tls: bool | None = Field(default=None, description="Connect with TLS (else mqtt.tls)")
+    ca_file: Path | None = Field(default=None, description="CA certificate for TLS (else mqtt.ca_file)")
+    timeout_s: float = Field(default=10, ge=1, le=120, description="Wait this long for each answer of the plugin")
+
+
+_FILE_SETTINGS = ("passwd_file", "acl_file", "reload_command", "pid_file")
+
+
 class ProvisioningConfig(StrictModel):
-    """Where ``hub-server device add/revoke`` writes the broker's password file and ACL, and how it reloads it."""
+    """How ``hub-server device add/revoke`` changes the broker's accounts: the password file and ACL it writes
+    and how it reloads them, or the dynamic-security plugin's admin account."""
+
+    broker_accounts: Literal["files", "dynsec"] = Field(
+        default="files",
+        description="files: password file + ACL + reload, on the broker's machine; dynsec: Mosquitto's"
+        " dynamic-security plugin over MQTT, from any hub instance",
+    )
+    dynsec: DynsecConfig | None = Field(
+        default=None, description="The plugin's admin account (broker_accounts = dynsec)"
+    )
 
     passwd_file: Path = Field(default=Path("/etc/mosquitto/hub/passwd"), description="Mosquitto password_file")
     acl_file: Path = Field(
@@ -111,6 +143,22 @@ class ProvisioningConfig(StrictModel):
     def _one_reload_way(self) -> ProvisioningConfig:
         if self.reload_command is not None and self.pid_file is not None:
             raise ValueError("give reload_command or pid_file, not both")
+        if self.broker_accounts == "dynsec":
+            if self.dynsec is None:
+                raise ValueError(
+                    'broker_accounts = "dynsec" needs a [provisioning.dynsec] section with admin_password_file'
+                )
+            # Set to anything but their defaults (a dumped config holds the defaults, and must load again).
+            fields = type(self).model_fields
+            if stray := [name for name in _FILE_SETTINGS if getattr(self, name) != fields[name].default]:
+                raise ValueError(
+                    f'{", ".join(stray)}: only for broker_accounts = "files"; remove with "dynsec" (the plugin'
+                    " keeps the accounts and applies changes at once)"
+                )
+        elif self.dynsec is not None:
+            raise ValueError(
+                '[provisioning.dynsec] is set but broker_accounts is "files": set broker_accounts = "dynsec"'
+            )
         return self
 
 
@@ -202,6 +250,16 @@ class HubConfig(StrictModel):
     provisioning: ProvisioningConfig | None = Field(
         default=None, description="Device credentials on the broker (absent: device add/revoke are refused)"
     )
+
+    @model_validator(mode="after")
+    def _own_admin_account(self) -> HubConfig:
+        dynsec = self.provisioning.dynsec if self.provisioning else None
+        if dynsec is not None and dynsec.admin_username == self.mqtt.username:
+            raise ValueError(
+                "provisioning.dynsec.admin_username must differ from mqtt.username: the account administrator"
+                " is an account of its own, never the hub's"
+            )
+        return self
 
 
 def load_hub_config(path: Path) -> HubConfig:

@@ -14,8 +14,11 @@ import pytest
 from edge_agent.config import AgentConfig
 from hub_protocol.topics import device_acl, hub_acl
 from hub_server.broker import PrivateBroker
+from hub_server.dynsec import find_plugin
 
 PREFIX = "cot"
+ADMIN = "hub-accounts"
+"""The dynamic-security plugin's admin account on the tests' brokers that use it."""
 SITE = "test-street"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -30,6 +33,8 @@ class BrokerSetup:
     hub_user: str
     hub_password: str
     device_passwords: dict[str, str]
+    admin_password: str | None = None
+    """The dynamic-security plugin's admin (``ADMIN``), on a broker that keeps its accounts there."""
 
     @property
     def host(self) -> str:
@@ -56,17 +61,34 @@ def make_broker(tmp_path: Path) -> Iterator[Callable[..., BrokerSetup]]:
     """Start a private mosquitto with a hub user and the given devices (each with its own password and ACL)."""
     started: list[PrivateBroker] = []
 
-    def factory(devices: tuple[str, ...] = ("dev-a", "dev-b"), site: str = SITE) -> BrokerSetup:
+    def factory(
+        devices: tuple[str, ...] = ("dev-a", "dev-b"),
+        site: str = SITE,
+        *,
+        dynsec: bool = False,
+        hub_user: bool = True,
+        prepare: Callable[[PrivateBroker], None] | None = None,
+    ) -> BrokerSetup:
+        """``dynsec``: accounts in the dynamic-security plugin, with an admin; ``hub_user`` False: the hub's
+        account is left for the hub to create; ``prepare`` runs on the broker's folder before it starts."""
         hub_password = secrets.token_urlsafe(18)
         device_passwords = {d: secrets.token_urlsafe(18) for d in devices}
         acl = hub_acl(PREFIX, "hub")
         for device in devices:
             acl += device_acl(PREFIX, site, device)
-        users = {"hub": hub_password, **device_passwords}
-        broker = PrivateBroker(tmp_path / f"broker-{len(started)}", users, acl)
+        users = {"hub": hub_password, **device_passwords} if hub_user else dict(device_passwords)
+        admin = secrets.token_urlsafe(18) if dynsec else None
+        if dynsec and find_plugin() is None:
+            pytest.skip("Mosquitto's dynamic-security plugin is not installed here")
+        broker = PrivateBroker(
+            tmp_path / f"broker-{len(started)}", users, acl, dynsec_admin=(ADMIN, admin) if admin else None
+        )
+        if prepare is not None:
+            broker.folder.mkdir(parents=True, exist_ok=True)
+            prepare(broker)
         broker.start()
         started.append(broker)
-        return BrokerSetup(broker, PREFIX, site, "hub", hub_password, device_passwords)
+        return BrokerSetup(broker, PREFIX, site, "hub", hub_password, device_passwords, admin)
 
     yield factory
     for broker in started:

@@ -11,6 +11,7 @@ from pathlib import Path
 from hub_protocol.cli import CliError
 from hub_protocol.commands import CommandBase
 from hub_server import audit, device_config, devices
+from hub_server.broker_accounts import dynsec_initial_file
 from hub_server.commands._common import add_config_argument, cli_actor, open_store
 from hub_server.config import HubConfig
 from hub_server.store import readings
@@ -29,7 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     revoke = sub.add_parser("revoke", help="cut the device off the broker at once")
     revoke.add_argument("device")
     sub.add_parser("list", help="devices with status (active/revoked) and last message seen")
-    sub.add_parser("sync-acl", help="rewrite the broker's ACL from the database (after an upgrade adds a channel)")
+    sub.add_parser(
+        "sync-acl", help="make the broker's accounts and ACLs match the database (after an upgrade adds a channel)"
+    )
+    init = sub.add_parser(
+        "dynsec-init", help="write the dynamic-security plugin's first file, holding only its admin account"
+    )
+    init.add_argument("file", type=Path, help="the plugin's plugin_opt_config_file (never overwritten)")
+    init.add_argument(
+        "--import-passwd",
+        type=Path,
+        metavar="PASSWD",
+        help="move the hub's and the active devices' accounts over from this Mosquitto password file",
+    )
     push = sub.add_parser("push-config", help="send a new agent config; the device tries it and rolls back if bad")
     push.add_argument("device")
     push.add_argument("file", type=Path, help="the complete agent config (TOML)")
@@ -65,7 +78,13 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{row.device:<24} {row.site:<24} {state:<9} {online:<7} {seen}")
             case "sync-acl":
                 _reload_note(devices.sync_broker(config, db.conn))
-                print("broker ACL rewritten: every active device may publish on every channel of this version")
+                what = "broker ACL rewritten" if devices.accounts_method(config) == "files" else "broker roles synced"
+                print(f"{what}: every active device may publish on every channel of this version")
+            case "dynsec-init":
+                moved = dynsec_initial_file(config, args.file, db.conn, args.import_passwd)
+                print(f"wrote {args.file} with the admin account{' and ' if moved else ''}{', '.join(moved)}")
+                print("give it to the mosquitto user (chown mosquitto:mosquitto), load the plugin, restart Mosquitto,")
+                print("then run `hub-server device sync-acl` (it also creates the hub's own account if missing)")
             case "push-config" | "reload-config":
                 _send_command(args, config, db)
     except ValueError as exc:  # ProvisioningError is one, as are bad ids and settings

@@ -13,6 +13,8 @@ from aiohttp.test_utils import TestClient
 
 from hub_protocol import tomlwrite
 from hub_server.app import create_app
+from hub_server.broker import PrivateBroker
+from hub_server.cli import main
 from hub_server.config import HubConfig
 from hub_server.store import accounts
 from hub_server.store.accounts import Role
@@ -105,3 +107,48 @@ def managed_broker(make_broker: Callable[..., BrokerSetup], tmp_path: Path) -> t
     config_path = tmp_path / "hub.toml"
     config_path.write_text(tomlwrite.dumps(data))
     return broker, config_path, config
+
+
+def dynsec_hub_config(make_broker: Callable[..., BrokerSetup], tmp_path: Path) -> tuple[BrokerSetup, Path, HubConfig]:
+    """A broker whose accounts live in the dynamic-security plugin, its first file written by
+    ``hub-server device dynsec-init`` (the admin only), and a hub config that manages it over MQTT. The hub's
+    own account is created by the hub at its first account change, as on a fresh install."""
+    config_path = tmp_path / "hub.toml"
+    holder: dict[str, Any] = {}
+
+    def prepare(broker: PrivateBroker) -> None:
+        assert broker.dynsec_admin is not None
+        data = hub_config_data(
+            tmp_path / "hub",
+            mqtt={"port": broker.port, "username": "hub"},
+            provisioning={
+                "broker_accounts": "dynsec",
+                "dynsec": {
+                    "admin_username": broker.dynsec_admin[0],
+                    "admin_password_file": str(write_secret(tmp_path / "hub" / "admin.pw", broker.dynsec_admin[1])),
+                },
+                "output_dir": str(tmp_path / "out"),
+                "agent_mqtt_host": "127.0.0.1",
+                "agent_mqtt_port": broker.device_port,
+                "agent_tls": False,
+            },
+        )
+        config_path.write_text(tomlwrite.dumps(data))
+        assert main(["device", "--config", str(config_path), "dynsec-init", str(broker.dynsec_path)]) == 0
+        holder["data"] = data
+
+    broker = make_broker(devices=(), dynsec=True, hub_user=False, prepare=prepare)
+    write_secret(Path(holder["data"]["mqtt"]["password_file"]), broker.hub_password)
+    return broker, config_path, HubConfig.model_validate(holder["data"])
+
+
+@pytest.fixture(params=["files", "dynsec"])
+def accounts_broker(
+    request: pytest.FixtureRequest, make_broker: Callable[..., BrokerSetup], tmp_path: Path
+) -> tuple[BrokerSetup, Path, HubConfig]:
+    """Each way the hub keeps the broker's accounts: password file + ACL + reload, or the dynamic-security
+    plugin (skipped where Mosquitto has no such plugin)."""
+    if request.param == "dynsec":
+        return dynsec_hub_config(make_broker, tmp_path)
+    managed: tuple[BrokerSetup, Path, HubConfig] = request.getfixturevalue("managed_broker")
+    return managed

@@ -34,11 +34,19 @@ def provision(config_path: Path, device: str) -> tuple[Path, str]:
     return folder, (folder / "mqtt-password").read_text().strip()
 
 
+def account_store(broker: BrokerSetup) -> bytes:
+    """What the broker keeps its accounts in: the password file and ACL, or the plugin's file."""
+    folder = broker.broker.folder
+    if broker.admin_password is not None:
+        return (folder / "dynamic-security.json").read_bytes()
+    return (folder / "passwd").read_bytes() + (folder / "acl").read_bytes()
+
+
 @pytest.mark.timeout(60)
 def test_new_device_connects_publishes_own_topics_only_and_is_cut_off_by_revoke(
-    managed_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+    accounts_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broker, config_path, config = managed_broker
+    broker, config_path, config = accounts_broker
     folder, password = provision(config_path, "dev-new")
     _, other_password = provision(config_path, "dev-other")
 
@@ -48,7 +56,7 @@ def test_new_device_connects_publishes_own_topics_only_and_is_cut_off_by_revoke(
     assert agent.mqtt.password_file == "mqtt-password"
     assert stat.S_IMODE((folder / "mqtt-password").stat().st_mode) == 0o600
     assert len(password) >= 24
-    assert password not in (broker.broker.folder / "passwd").read_text()  # only a hash is kept
+    assert password.encode() not in account_store(broker)  # only a hash is kept
 
     hub = Probe(broker.host, broker.port, "hub", broker.hub_password)
     assert hub.connect()
@@ -65,6 +73,16 @@ def test_new_device_connects_publishes_own_topics_only_and_is_cut_off_by_revoke(
     assert wait_until(lambda: any(t == own for t, _ in hub.messages))
     time.sleep(0.3)
     assert all(t != other for t, _ in hub.messages)
+    # It reads only its own commands: subscribing to a neighbour's brings nothing.
+    own_cmd = device_topic(broker.prefix, SITE, "dev-new", Channel.COMMAND)
+    other_cmd = device_topic(broker.prefix, SITE, "dev-other", Channel.COMMAND)
+    device.subscribe(other_cmd)
+    device.subscribe(own_cmd)
+    time.sleep(0.3)
+    assert not hub.publish(other_cmd, b"theirs").is_failure
+    assert not hub.publish(own_cmd, b"mine").is_failure
+    assert wait_until(lambda: (own_cmd, b"mine") in device.messages)
+    assert all(t != other_cmd for t, _ in device.messages)
 
     # Revoke: the connected device is dropped at once and cannot come back.
     assert main(["device", "--config", str(config_path), "revoke", "dev-new"]) == 0
@@ -92,9 +110,9 @@ def test_new_device_connects_publishes_own_topics_only_and_is_cut_off_by_revoke(
 
 
 def test_a_device_id_is_provisioned_once_and_never_reused_after_revoke(
-    managed_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+    accounts_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, config_path, _ = managed_broker
+    _, config_path, _ = accounts_broker
     provision(config_path, "dev-once")
     assert main(["device", "--config", str(config_path), "add", "dev-once", "--site", SITE]) == 1
     assert "provisioned already" in capsys.readouterr().err
@@ -104,14 +122,19 @@ def test_a_device_id_is_provisioned_once_and_never_reused_after_revoke(
 
 
 def test_bad_device_ids_are_refused_before_anything_is_written(
-    managed_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
+    accounts_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broker, config_path, _ = managed_broker
-    before = (broker.broker.folder / "acl").read_text()
+    broker, config_path, config = accounts_broker
+    provision(config_path, "dev-before")
+    before = account_store(broker)
     assert main(["device", "--config", str(config_path), "add", "Dev/#", "--site", SITE]) == 1
     assert "must match" in capsys.readouterr().err
     assert main(["device", "--config", str(config_path), "add", "hub", "--site", SITE]) == 1
-    assert (broker.broker.folder / "acl").read_text() == before
+    assert "hub's own broker user" in capsys.readouterr().err
+    if config.provisioning and config.provisioning.dynsec:
+        assert main(["device", "--config", str(config_path), "add", "hub-accounts", "--site", SITE]) == 1
+        assert "account administrator" in capsys.readouterr().err
+    assert account_store(broker) == before
 
 
 def _broken(tmp_path: Path, case: str) -> tuple[dict[str, Any], str]:
@@ -171,9 +194,9 @@ def test_device_add_with_an_io_problem_says_what_and_where_and_changes_nothing(
 
 @pytest.mark.timeout(60)
 async def test_provisioning_through_the_api_needs_an_admin_and_is_audited(
-    managed_broker: tuple[BrokerSetup, Path, HubConfig], aiohttp_client: Any
+    accounts_broker: tuple[BrokerSetup, Path, HubConfig], aiohttp_client: Any
 ) -> None:
-    broker, _, config = managed_broker
+    broker, _, config = accounts_broker
     db = Database(config.store.path)
     add_user(db, "root-admin", Role.ADMIN)
     add_user(db, "olga", Role.OPERATOR)
