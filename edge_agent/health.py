@@ -96,7 +96,9 @@ class HealthSampler:
         return Health(
             device=self.device,
             boot=self.boot,
-            at=datetime.now(UTC),
+            # Whole seconds: the microseconds would show how late the sampling tick woke, which grows while
+            # the counter works on people in view (docs/privacy.md, second round).
+            at=datetime.now(UTC).replace(microsecond=0),
             uptime_s=round(time.monotonic() - self._started, 1),
             version=self.version,
             cpu_temp_c=cpu_temperature(self.thermal_root),
