@@ -27,7 +27,7 @@ from edge_agent.privacy.reporter import FlowReporter
 from edge_agent.setup.saving import StagedLinesSaver
 from edge_agent.setup.service import SetupService
 from edge_agent.storage import StorageWatch
-from edge_agent.timekeeping import ClockWatch, TimeSource
+from edge_agent.timekeeping import ClockWatch, Ticker, TimeSource
 from edge_agent.transport.service import Transport
 from hub_protocol.envelope import CameraState
 from hub_protocol.topics import Channel
@@ -181,8 +181,9 @@ class Agent:
 
     def serve(self) -> None:
         """The main loop of a started agent, until ``request_stop()``; then everything is stopped."""
+        ticker = Ticker(TICK_S)  # on a fixed grid: when windows leave must not follow how busy the ticks were
         try:
-            while not self._stopping.wait(TICK_S):
+            while not self._stopping.wait(ticker.delay()):
                 self.tick(datetime.now(UTC))
         finally:
             self.stop()

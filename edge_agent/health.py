@@ -96,8 +96,10 @@ class HealthSampler:
         return Health(
             device=self.device,
             boot=self.boot,
-            at=datetime.now(UTC),
-            uptime_s=round(time.monotonic() - self._started, 1),
+            # Times in whole seconds: their fractions would show how late the sampling tick woke, which grows
+            # while the counter works on people in view (docs/privacy.md, second round).
+            at=datetime.now(UTC).replace(microsecond=0),
+            uptime_s=float(round(time.monotonic() - self._started)),
             version=self.version,
             cpu_temp_c=cpu_temperature(self.thermal_root),
             load1=published_load(os.getloadavg()[2]),
@@ -105,7 +107,7 @@ class HealthSampler:
             disk_free_bytes=disk_free,
             disk_full=self.disk_full() if self.disk_full else False,
             outbox_depth=outbox.depth,
-            outbox_oldest_age_s=round(outbox.oldest_age_s, 1),
+            outbox_oldest_age_s=float(round(outbox.oldest_age_s)),
             dropped_total=outbox.dropped_total,
             camera_state=state,
             fps=round(max(0.0, fps), 2),

@@ -9,7 +9,9 @@ the demo). A step is seen by comparing wall time with the monotonic clock, which
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -103,3 +105,31 @@ class ClockWatch:
             trusted = not self.require_sync and self.source.now() >= self.floor
             self._allowed = trusted or self.state() is ClockSync.SYNCED
         return self._allowed
+
+
+class Ticker:
+    """Ticks on a fixed grid of ``period`` from its start, whatever each tick and each wake-up cost.
+
+    Waiting a period after each tick's work lets every late wake-up and every slow tick push all later ticks
+    back. Flow windows close, and leave for the hub, at the first tick after their end, so the send time of
+    each window would drift by how late the ticks of the window before it were: later while the counter works
+    on people in view (it competes for the CPU and the interpreter lock), which anyone who sees the encrypted
+    traffic sees. On the grid, a window leaves at its end plus a fixed phase plus one tick's lateness
+    (tests/privacy/test_tick_timing.py). A tick later than a whole period skips the ticks it missed rather
+    than bursting them."""
+
+    def __init__(self, period: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if period <= 0:
+            raise ValueError("period must be positive")
+        self.period = period
+        self._clock = clock
+        self._next = clock() + period
+
+    def delay(self) -> float:
+        """Seconds to wait for the next tick on the grid (0 when it is due); call once per tick."""
+        now = self._clock()
+        if now >= self._next + self.period:
+            self._next += math.floor((now - self._next) / self.period) * self.period
+        due = self._next
+        self._next += self.period
+        return max(0.0, due - now)

@@ -5,7 +5,8 @@
   ``retention.hourly_days``; daily totals are kept.
 - Suppressed cells stay suppressed: a total with a suppressed part counts only the published parts and
   carries how many were withheld, so it reads "at least N" (a lower bound). Nothing is estimated or filled
-  in, and nothing about a suppressed cell can be recomputed from totals that never included it.
+  in, and nothing about a suppressed cell can be recomputed from totals that never included it: a margin a
+  device sent beside a hidden cell counts as suppressed too.
   Differentially private counts are summed as published (post-processing keeps their guarantee).
 - Residents' names, contacts and page links are deleted ``logistics.personal_data_days`` after their item
   was collected, returned or cancelled; ended alarms after ``retention.alarm_days``.

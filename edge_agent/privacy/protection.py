@@ -235,27 +235,33 @@ class BudgetLedger:
     def spend(self, window_start: datetime, epsilon: float, daily_budget: float) -> Spend:
         """Pay ``epsilon`` for the window, or refuse when the day's budget would be exceeded or it was paid."""
         start = window_start.astimezone(UTC)
-        day = start.date().isoformat()
+        return self.spend_days(start, {start.date(): epsilon}, daily_budget)
+
+    def spend_days(self, key_start: datetime, charges: Mapping[date, float], daily_budget: float) -> Spend:
+        """Pay each day its ``charges`` for the publication keyed by ``key_start`` (a window's start), all or
+        nothing: a period that spans midnight (a validation) is paid from both days' budgets. ``spent_today``
+        is that of the day of ``key_start``."""
+        start = key_start.astimezone(UTC)
+        first = start.date()
         key = start.isoformat()
+        parts = sorted(charges.items())
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                spent = self.spent(day)
-                if self._db.execute("SELECT 1 FROM dp_blocked WHERE day = ?", (day,)).fetchone():
+                spent = self.spent(first.isoformat())
+                reason = self._refusal(key, parts, daily_budget)
+                if reason:
                     self._db.execute("COMMIT")
-                    return Spend(False, spent, "the budget ledger was damaged: this day's spending is unknown")
-                if self._db.execute("SELECT 1 FROM dp_forgotten WHERE through >= ?", (day,)).fetchone():
-                    self._db.execute("COMMIT")
-                    return Spend(False, spent, "this day's account was forgotten: what it spent is unknown")
-                if self._db.execute("SELECT 1 FROM dp_spend WHERE window_start = ?", (key,)).fetchone():
-                    self._db.execute("COMMIT")
-                    return Spend(False, spent, "this window was already published once")
-                if spent + epsilon > daily_budget + 1e-9:
-                    self._db.execute("COMMIT")
-                    return Spend(False, spent, f"daily budget {daily_budget:g} would be exceeded")
-                self._db.execute(
+                    return Spend(False, spent, reason)
+                now = datetime.now(UTC).isoformat()
+                # The first day's row carries the key itself (what "paid once" looks up); later days' rows
+                # carry the key and their day.
+                self._db.executemany(
                     "INSERT INTO dp_spend (window_start, day, epsilon, at) VALUES (?, ?, ?, ?)",
-                    (key, day, epsilon, datetime.now(UTC).isoformat()),
+                    [
+                        (key if day == first else f"{key} {day.isoformat()}", day.isoformat(), eps, now)
+                        for day, eps in parts
+                    ],
                 )
                 self._db.execute("COMMIT")
             except BaseException as exc:
@@ -263,7 +269,22 @@ class BudgetLedger:
                 self.watch.failed("privacy-budget", exc)
                 raise
             self.watch.succeeded("privacy-budget")
-            return Spend(True, spent + epsilon)
+            return Spend(True, spent + charges.get(first, 0.0))
+
+    def _refusal(self, key: str, parts: Sequence[tuple[date, float]], daily_budget: float) -> str:
+        """Why the charges cannot be paid ("" when they can); inside the caller's transaction."""
+        for day, _ in parts:
+            name = day.isoformat()
+            if self._db.execute("SELECT 1 FROM dp_blocked WHERE day = ?", (name,)).fetchone():
+                return f"the budget ledger was damaged: what {name} spent is unknown"
+            if self._db.execute("SELECT 1 FROM dp_forgotten WHERE through >= ?", (name,)).fetchone():
+                return f"the account of {name} was forgotten: what it spent is unknown"
+        if self._db.execute("SELECT 1 FROM dp_spend WHERE window_start = ?", (key,)).fetchone():
+            return "this window was already published once"
+        for day, epsilon in parts:
+            if self.spent(day.isoformat()) + epsilon > daily_budget + 1e-9:
+                return f"daily budget {daily_budget:g} of {day.isoformat()} would be exceeded"
+        return ""
 
     def forget_before(self, day: str) -> int:
         """Drop the accounts of days before ``day``, except the latest ``KEEP_DAYS`` days spent on, and refuse
@@ -354,26 +375,30 @@ class Protector:
     ) -> ProtectedWindow:
         """``period``: the counts are not a flow window but those of this period from ``window_start`` (a
         field validation). No per-object cap applies to them, so one person is taken to add up to
-        ``max_crossings`` for each window the period touches: they are charged that many windows, get the
+        ``max_crossings`` for each window the period touches: they are charged that many windows, each to
+        the budget of its own UTC day (a period across midnight is paid by both days, or not at all), get the
         full epsilon per crossing, and stay out of the day's correction (which pays for windows only)."""
         config = self.config
         kind = config.policy
         policy = config.policy_model()
-        spans = None if period is None else windows_touched(window_start, period, config.window_seconds)
         if kind in DP_KINDS:
             assert self.ledger is not None
-            charge = config.window_charge * (spans or 1)
-            paid = self.ledger.spend(window_start, round(charge, 9), config.effective_budget)
+            if period is None:
+                paid = self.ledger.spend(window_start, config.window_charge, config.effective_budget)
+            else:
+                # Each UTC day pays for the windows of its own that the period touches.
+                charges = charge_by_day(window_start, period, config.window_seconds, config.window_charge)
+                paid = self.ledger.spend_days(window_start, charges, config.effective_budget)
             policy = policy.model_copy(update={"spent_today": round(paid.spent_today, 9)})
             if not paid.granted:
                 return _withheld(lines, policy.model_copy(update={"budget_exhausted": True}))
         # The capped-objects figure travels as a fifth column, protected exactly like a cell.
         table = np.array([[*(counts.get((line, d, c), 0) for d, c in CELL_ORDER), 0] for line in lines], dtype=np.int64)
         table[0, N_CELLS] = capped_tracks
-        epsilon = config.cell_epsilon if spans is None else config.epsilon
+        epsilon = config.cell_epsilon if period is None else config.epsilon
         released = release_cells(table, kind, config.k, epsilon, self.noise)
         values, hidden = released.values, released.hidden
-        if kind is PolicyKind.DP and config.day_epsilon > 0 and spans is None:
+        if kind is PolicyKind.DP and config.day_epsilon > 0 and period is None:
             self._account(window_start, lines, table[:, :N_CELLS], values[:, :N_CELLS])
         out_cells: list[FlowCell] = []
         out_totals: list[FlowTotal] = []
@@ -437,6 +462,17 @@ def windows_touched(start: datetime, period: timedelta, window_seconds: int) -> 
     begin = start.timestamp()
     end = max(begin + period.total_seconds(), begin + 1e-6)
     return int(math.ceil(end / window_seconds) - math.floor(begin / window_seconds))
+
+
+def charge_by_day(start: datetime, period: timedelta, window_seconds: int, window_charge: float) -> dict[date, float]:
+    """The charge of a period (``window_charge`` for each window it touches, as ``windows_touched`` counts
+    them), per UTC day of those windows."""
+    first = math.floor(start.timestamp() / window_seconds) * window_seconds
+    per_day: dict[date, int] = {}
+    for i in range(windows_touched(start, period, window_seconds)):
+        day = datetime.fromtimestamp(first + i * window_seconds, UTC).date()
+        per_day[day] = per_day.get(day, 0) + 1
+    return {day: round(n * window_charge, 9) for day, n in per_day.items()}
 
 
 def _withheld(lines: Sequence[str], policy: PrivacyPolicy) -> ProtectedWindow:

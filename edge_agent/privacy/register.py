@@ -53,7 +53,7 @@ def leaves_device(privacy: PrivacyConfig | None, extra: Sequence[str] = ()) -> l
         leaves += [
             f"counts per counting line, direction (in/out) and class (pedestrian/cyclist) per {minutes:g}-minute "
             f"window, {describe_policy(privacy)}",
-            "per window: share of time the camera was observing, the camera's frame rate (whole frames per "
+            "per window: share of time the camera was observing (in steps of 10 s), the camera's frame rate (whole frames per "
             "second), frames the counter dropped (in whole minutes of frames), whether the device's clock "
             "stepped, and the number of people who crossed more often than counted (protected like a count)",
         ]

@@ -12,6 +12,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.events import EventSink
 from edge_agent.health import CameraStatsProvider, HealthSampler
 from edge_agent.storage import StorageWatch, is_disk_full
+from edge_agent.timekeeping import Ticker
 from edge_agent.transport.commands import CommandRouter
 from edge_agent.transport.mqtt import Identity, MqttLink
 from edge_agent.transport.outbox import OUTBOX_FILENAME, Outbox
@@ -113,7 +114,10 @@ class Transport:
         # First sample soon after connecting, so a new device shows its figures at once.
         first = time.monotonic() + min(10.0, self.config.health.interval_s)
         next_sample: float | None = None
-        while not self._stop.wait(SUPERVISE_S):
+        # On fixed grids (edge_agent.timekeeping.Ticker), like the agent's ticks: a report's send time must not
+        # carry how late the ticks before it were, which grows while the counter works on people in view.
+        ticker = Ticker(SUPERVISE_S)
+        while not self._stop.wait(ticker.delay()):
             try:
                 self.supervise()
             except Exception:
@@ -123,7 +127,8 @@ class Transport:
                 next_sample = now
             if next_sample is not None and now >= next_sample:
                 self._safe_health()
-                next_sample = now + self.config.health.interval_s
+                interval = self.config.health.interval_s
+                next_sample += interval * (1 + (now - next_sample) // interval)
 
     def _safe_health(self) -> None:
         try:

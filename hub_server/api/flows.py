@@ -201,8 +201,9 @@ async def query_totals(call: Call, q: TotalsQuery, *, protected_only: bool) -> l
     csv=True,
 )
 async def list_flow_totals(call: Call) -> web.StreamResponse:
-    """Kept after the raw windows age out. Margins (direction or class '*') carry totals a device published while
-    some of their cells were suppressed: use the line's ('*', '*') row as its best total."""
+    """Kept after the raw windows age out. Margins (direction or class '*') add the totals devices sent, each only
+    where all the cells it sums were published (else it counts as suppressed: beside hidden cells it would
+    give them away)."""
     q: TotalsQuery = call.query
     totals = await query_totals(call, q, protected_only=False)
     return (

@@ -1,8 +1,10 @@
 """Sums of stored flow windows for the pages: per line, direction and class, per time slot, with quality.
 
 SQLite does the summing (a week of one-minute windows stays cheap). Suppressed cells are never filled in:
-a sum over only suppressed cells is NULL, and line totals use the total a device published when it sent
-one, which may include what its suppressed cells held. Plain values out; callers shape them for display.
+a sum over only suppressed cells is NULL. A line total a device sent is used only when every cell of the line
+in that window was published (it is then their sum): a device's rule before issue 13 sent totals beside
+hidden cells, and shown on the pages they pinned hidden counts down (tests/hub/test_privacy_margins.py).
+Plain values out; callers shape them for display.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class SpanSums:
     cells: dict[tuple[str, str, str, str], int]
     """(device, line, direction, object_class) -> sum of published counts (all-suppressed cells left out)."""
     lines: dict[tuple[str, str], int]
-    """(device, line) -> sum over windows of the line's published total, else of its published cells."""
+    """(device, line) -> sum over windows of the line's published cells (its published total where all of
+    them were published, which is their sum)."""
     latest: dict[str, datetime]
     """device -> start of its newest window in the span."""
 
@@ -57,13 +60,15 @@ def span_sums(
             params,
         )
     }
-    # Per window and line: its published total if any, else its published cells; then summed per line.
+    # Per window and line: its published total where none of its cells is hidden, else its published cells;
+    # then summed per line.
     lines = {
         (r[0], r[1]): int(r[2])
         for r in conn.execute(
-            "SELECT device, line, SUM(COALESCE(total, cell_sum, 0)) FROM ("  # noqa: S608 - fixed fragments
+            "SELECT device, line, SUM(COALESCE(CASE WHEN hidden = 0 THEN total END, cell_sum, 0)) FROM ("  # noqa: S608
             " SELECT w.device AS device, json_extract(c.value, '$.line') AS line,"
             " SUM(json_extract(c.value, '$.count')) AS cell_sum,"
+            " SUM(json_extract(c.value, '$.count') IS NULL) AS hidden,"
             " (SELECT json_extract(t.value, '$.count') FROM json_each(e.payload, '$.totals') t"
             "  WHERE json_extract(t.value, '$.line') = json_extract(c.value, '$.line')"
             "  AND json_extract(t.value, '$.direction') IS NULL"
@@ -89,7 +94,7 @@ class SlotSums:
     cells: list[tuple[int, str, str, str, int | None, int, int]]
     """(slot, line, direction, object_class, sum or None when all suppressed, suppressed cells, cells)."""
     lines: list[tuple[int, str, int]]
-    """(slot, line, sum of published line totals)."""
+    """(slot, line, sum of the line totals of windows that published all the line's cells)."""
     windows: int
     observed_seconds: float
     window_seconds: float
@@ -128,7 +133,9 @@ def slot_sums(
             " SUM(json_extract(t.value, '$.count'))"
             f" FROM {_JOINED}, json_each(e.payload, '$.totals') t WHERE {where}"
             " AND json_extract(t.value, '$.direction') IS NULL AND json_extract(t.value, '$.object_class') IS NULL"
-            " AND json_extract(t.value, '$.count') IS NOT NULL GROUP BY slot, line",
+            " AND json_extract(t.value, '$.count') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
+            " json_each(e.payload, '$.cells') h WHERE json_extract(h.value, '$.line') = json_extract(t.value, '$.line')"
+            " AND json_extract(h.value, '$.count') IS NULL) GROUP BY slot, line",
             [*slot_params, *params],
         )
     ]

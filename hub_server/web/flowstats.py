@@ -126,7 +126,7 @@ def assemble(
         b.suppressed[key] += c.suppressed
         if c.count is not None:
             values[c.slot] = (values[c.slot] or 0) + c.count
-    # The published line total counts suppressed cells too, so it is the best figure for the line.
+    # A line total a device sent counts here only where it published all the line's cells (the store's rule).
     for t in aggregate.lines:
         if 0 <= t.slot < slots:
             values = buckets_of(t.line).series.setdefault(ALL, [None] * slots)
@@ -158,9 +158,9 @@ def policy_text(policy: PrivacyPolicy) -> str:
 class FlowSums:
     """Published counts over a span, summed by the store.
 
-    ``lines`` holds, per device and line, the sum over windows of the line's published total when the device
-    sent one, else of its published cells: under small-count protection a line total may be published while
-    some of its cells are not. Suppressed cells are never filled in.
+    ``lines`` holds, per device and line, the sum over windows of the line's published cells (a total the
+    device sent is used only where it published all of them: beside hidden cells it would give them away).
+    Suppressed cells are never filled in.
     """
 
     cells: dict[tuple[str, str, str, str], int]  # (device, line, direction, object_class) -> count

@@ -120,16 +120,22 @@ def test_quality_is_weighted_by_observed_time(stored: Callable[[list[FlowWindow]
     assert flowstats.expected_from_first(aggregate.first_windows, START + timedelta(hours=11)) == 44 + 4
 
 
-def test_published_line_totals_become_the_whole_line_series(stored: Callable[[list[FlowWindow]], HubSource]) -> None:
+def test_line_totals_become_the_whole_line_series_only_beside_published_cells(
+    stored: Callable[[list[FlowWindow]], HubSource],
+) -> None:
+    # A total beside a hidden cell (as the threshold rule before issue 13 sent it) would give that cell away
+    # (8 - 6 = 2): it is left out. A total of cells all published is their sum and is used.
     base = window("dev-a", START, {("door", "in", "pedestrian"): 6, ("door", "out", "pedestrian"): None}, seq=1)
-    with_total = base.model_copy(update={"totals": [FlowTotal(line="door", count=8)]})
-    aggregate = stored([with_total]).flow_aggregate(START, timedelta(hours=1), 24)
+    beside_hidden = base.model_copy(update={"totals": [FlowTotal(line="door", count=8)]})
+    complete = window("dev-a", START + timedelta(minutes=15), {("door", "in", "pedestrian"): 7}, seq=2)
+    complete = complete.model_copy(update={"totals": [FlowTotal(line="door", count=7)]})
+    aggregate = stored([beside_hidden, complete]).flow_aggregate(START, timedelta(hours=1), 24)
     day = flowstats.assemble(aggregate, START, timedelta(hours=1), 24, UTC, "%H")
-    assert day.lines["door"].series[flowstats.ALL][0] == 8
-    assert day.lines["door"].series[("in", "pedestrian")][0] == 6
+    assert day.lines["door"].series[flowstats.ALL][0] == 7
+    assert day.lines["door"].series[("in", "pedestrian")][0] == 13
 
 
-def test_sums_keep_suppressed_cells_out_and_prefer_published_line_totals(
+def test_sums_keep_suppressed_cells_out_and_totals_beside_them_too(
     stored: Callable[[list[FlowWindow]], HubSource],
 ) -> None:
     plain = window("dev-a", START, {("door", "in", "pedestrian"): 6, ("door", "out", "cyclist"): None}, seq=1)
@@ -143,12 +149,13 @@ def test_sums_keep_suppressed_cells_out_and_prefer_published_line_totals(
     source = stored([plain, with_total, other])
     sums = source.flow_sums(START, START + timedelta(days=1))
     assert sums.cells == {("dev-a", "door", "in", "pedestrian"): 11, ("dev-b", "gate", "in", "cyclist"): 3}
-    # dev-a: the first window sent no total (its published cells: 6), the second a total of 7 (2 were hidden).
-    assert sums.lines == {("dev-a", "door"): 13, ("dev-b", "gate"): 3}
-    assert sums.device_total("dev-a") == 13
+    # dev-a: the first window sent no total (its published cells: 6), the second a total of 7 beside a hidden
+    # cell, which would give it away (7 - 5 = 2): its published cells (5) count instead.
+    assert sums.lines == {("dev-a", "door"): 11, ("dev-b", "gate"): 3}
+    assert sums.device_total("dev-a") == 11
     assert sums.latest["dev-a"] == START + timedelta(minutes=15)
     tables = flowstats.line_tables(sums, "dev-a")
-    assert [(t.line, t.cells, t.total) for t in tables] == [("door", [("in", "pedestrian", 11)], 13)]
+    assert [(t.line, t.cells, t.total) for t in tables] == [("door", [("in", "pedestrian", 11)], 11)]
     assert source.flow_sums(START, START + timedelta(days=1), "dev-b").lines == {("dev-b", "gate"): 3}
 
 

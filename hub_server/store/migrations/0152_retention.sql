@@ -5,8 +5,8 @@
 -- A suppressed cell has no count; a total that includes one is a LOWER BOUND: ``count`` sums only the
 -- published counts and ``suppressed_cells`` says how many parts were withheld. Such a total is shown as
 -- "at least <count>", never completed or estimated, so a roll-up reveals nothing the windows did not.
--- Rows with direction and/or object_class '*' sum the margins the device published (FlowWindow.totals): a
--- line's total ('*', '*') may be published while some of its cells are suppressed, so it is the best total.
+-- Rows with direction and/or object_class '*' sum the margins the device published (FlowWindow.totals), each
+-- only where every cell it sums was published (store/retention.py: public_margin); else it counts as suppressed.
 
 CREATE TABLE flow_rollups (
     resolution TEXT NOT NULL CHECK (resolution IN ('hour', 'day')),
