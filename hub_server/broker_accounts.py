@@ -28,12 +28,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
+from hub_protocol.atomic import write_atomic
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import device_acl, hub_acl
 from hub_server import dynsec
 from hub_server.broker import CLI_CLIENT_ID_PREFIX, BrokerError, find_binary, passwd_command
 from hub_server.config import DynsecConfig, HubConfig, ProvisioningConfig
-from hub_server.provisioning_files import Undo, io_step, write_atomic
+from hub_server.provisioning_files import Undo, io_step
 from hub_server.store import provisioning
 from hub_server.store.provisioning import ProvisionedDevice, ProvisioningError
 
@@ -162,7 +163,9 @@ class FileAccounts:
         if self.config.mqtt.username not in self._users():
             self._passwd(self.config.mqtt.username, read_secret(self.config.mqtt.password_file, "mqtt.password_file"))
         with io_step(f"write the broker's ACL file {self.settings.acl_file}"):
-            write_atomic(self.settings.acl_file, acl_text(self.config, provisioning.list_all(conn)), 0o640)
+            write_atomic(
+                self.settings.acl_file, acl_text(self.config, provisioning.list_all(conn)), 0o640, keep_mode=True
+            )
         if self.reloader is not None:
             self.reloader()
             return True
@@ -173,7 +176,7 @@ class FileAccounts:
         path = self.settings.passwd_file
         if not path.exists():
             with io_step(f"create the broker's password file {path}"):
-                write_atomic(path, "", 0o600)
+                write_atomic(path, "", 0o600, keep_mode=True)
         try:
             if password is None:
                 args, stdin = [find_binary("mosquitto_passwd"), "-D", str(path), user], None
@@ -385,5 +388,5 @@ def dynsec_initial_file(
             data["clients"].append({"username": username, **hashes[username], "roles": [{"rolename": role}]})
             moved.append(username)
     with io_step(f"write {path}"):
-        write_atomic(path, json.dumps(data, indent=1), 0o600)
+        write_atomic(path, json.dumps(data, indent=1), 0o600, keep_mode=True)
     return moved

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub_protocol import tomlwrite
+from hub_protocol.atomic import write_atomic
 from hub_protocol.topics import check_identifier
 from hub_server import audit
 from hub_server.broker import CLI_CLIENT_ID_PREFIX
 from hub_server.broker_accounts import Reloader, broker_accounts, provisioning_settings
 from hub_server.config import HubConfig, ProvisioningConfig
-from hub_server.provisioning_files import Undo, io_step, write_atomic
+from hub_server.provisioning_files import Undo, io_step
 from hub_server.store import provisioning
 from hub_server.store.db import Database
 from hub_server.store.provisioning import ProvisionedDevice, ProvisioningError
@@ -124,10 +125,10 @@ def add_device(
                 undo.folder(settings.output_dir)
                 undo.folder(folder)
                 with io_step(f"write the device's files in {folder}"):
-                    write_atomic(credential, password + "\n", 0o600)
-                    write_atomic(config_path, agent_config_text(config, record), 0o644)
+                    write_atomic(credential, password + "\n", 0o600, keep_mode=True)
+                    write_atomic(config_path, agent_config_text(config, record), 0o644, keep_mode=True)
                     if ca_text is not None:
-                        write_atomic(folder / "ca.pem", ca_text, 0o644)
+                        write_atomic(folder / "ca.pem", ca_text, 0o644, keep_mode=True)
                 # Last, inside the transaction: if the broker refuses, the device is not recorded either.
                 reloaded = accounts.add(conn, record, password, undo)
         except BaseException:

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub_protocol.atomic import write_atomic
 from hub_server.store.provisioning import ProvisioningError
-
-
-def write_atomic(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else mode
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager
@@ -80,23 +65,10 @@ class Undo:
                     if path.exists():  # False too when a parent is not a folder: then there is nothing to remove
                         path.unlink()
                 elif not path.exists() or path.read_bytes() != content:
-                    write_atomic_bytes(path, content, 0o600)
+                    write_atomic(path, content, 0o600, keep_mode=True)
             except OSError as exc:
                 failed.append(f"cannot put back {path}: {exc}")
         for folder in reversed(self.folders):
             shutil.rmtree(folder, ignore_errors=True)
         if failed:
             raise ProvisioningError(f"after a failed change: {'; '.join(failed)}")
-
-
-def write_atomic_bytes(path: Path, data: bytes, mode: int) -> None:
-    mode = path.stat().st_mode & 0o777 if path.exists() else mode
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -22,7 +22,6 @@ The life of a push:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from typing import Any
 
 from edge_agent.config import AgentConfig, load_agent_config, parse_agent_config
 from edge_agent.events import CommandHandler, CommandOutcome
+from hub_protocol.atomic import write_atomic
 from hub_protocol.commands import PushConfig, ReloadConfig
 from hub_protocol.envelope import ResultStatus
 from hub_protocol.validation import ConfigError, parse_toml, read_toml
@@ -62,24 +62,6 @@ class StartDecision:
     """Why a pushed config was rolled back before this start, for the agent to report once."""
     command: str | None = None
     """Id of the push command on trial, or of the one rolled back."""
-
-
-def write_atomically(path: Path, data: bytes, mode: int = 0o640) -> None:
-    """Write a temporary file beside ``path``, flush it to disk, then rename: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class ConfigStore:
@@ -130,8 +112,8 @@ class ConfigStore:
         if changed:
             raise ConfigError(source, [*changed, "re-provision the device with hub-server device add instead"])
         previous = self.active_path()
-        write_atomically(self.last_good, previous.read_bytes())
-        write_atomically(self.pushed, toml_text.encode("utf-8"))
+        write_atomic(self.last_good, previous.read_bytes())
+        write_atomic(self.pushed, toml_text.encode("utf-8"))
         self._write_json(
             self.trial_marker,
             {"command": command_id, "since": time.time(), "starts": 0, "previous": _origin(previous, self.installed)},
@@ -174,7 +156,7 @@ class ConfigStore:
         """Make the config that was active before the push active again; note why for the next start."""
         marker = self._read_json(self.trial_marker) or {}
         if marker.get("previous") == "pushed" and self.last_good.exists():
-            write_atomically(self.pushed, self.last_good.read_bytes())
+            write_atomic(self.pushed, self.last_good.read_bytes())
         else:
             self.pushed.unlink(missing_ok=True)  # the installed file was active before: it is again
         self._write_json(
@@ -191,7 +173,7 @@ class ConfigStore:
 
     @staticmethod
     def _write_json(path: Path, data: dict[str, Any]) -> None:
-        write_atomically(path, json.dumps(data).encode("utf-8"))
+        write_atomic(path, json.dumps(data).encode("utf-8"))
 
     @staticmethod
     def _read_json(path: Path) -> dict[str, Any] | None:

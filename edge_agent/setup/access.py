@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edge_agent.deploy.config_update import write_atomically
+from hub_protocol.atomic import write_atomic
 from hub_protocol.commands import MAX_SETUP_MINUTES, new_setup_code, setup_code_hash
 
 MAX_FAILURES = 5
@@ -59,7 +59,7 @@ def grant_path(state_dir: Path) -> Path:
 def write_grant(state_dir: Path, grant: Grant) -> None:
     path = grant_path(state_dir)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomically(path, json.dumps(asdict(grant)).encode("utf-8"), mode=0o600)
+    write_atomic(path, json.dumps(asdict(grant)).encode("utf-8"), mode=0o600)
 
 
 def open_setup(state_dir: Path, seconds: int, hashed_code: str | None = None, origin: str = "command") -> str | None:

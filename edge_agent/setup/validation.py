@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge_agent.deploy.config_update import write_atomically
 from edge_agent.events import EventSink
 from edge_agent.privacy.protection import CellKey as ProtectKey
 from edge_agent.privacy.protection import ProtectedWindow
 from edge_agent.setup.tally import CellKey, Tally, since
 from hub_protocol.accuracy import MAX_VALIDATION_MINUTES, ValidationLine, count_error, overall_error
+from hub_protocol.atomic import write_atomic
 from hub_protocol.flows import Direction, ObjectClass, PolicyKind
 from hub_protocol.topics import Channel
 
@@ -245,4 +245,4 @@ class Validator:
 
     def _keep(self, record: dict[str, Any]) -> None:
         records = [*self.records(), record][-KEEP:]
-        write_atomically(self.path, json.dumps(records).encode("utf-8"), mode=0o600)
+        write_atomic(self.path, json.dumps(records).encode("utf-8"), mode=0o600)
