@@ -8,12 +8,18 @@ place at start. Number ranges by domain keep parallel work from colliding: 0001-
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class StoreError(RuntimeError):
@@ -35,9 +41,10 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """One connection per thread; WAL so readers never block the ingest writer."""
+    """One connection per thread (sqlite3 refuses a use from another thread); WAL so readers never block the
+    ingest writer."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=True)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoint, never corrupt
@@ -80,17 +87,63 @@ def _statements(sql: str) -> Iterator[str]:
         yield buffer
 
 
-class Database:
-    """Owns the file path; hands out one connection per thread and a write transaction helper."""
+_SERVING = contextvars.ContextVar("serving_request", default=False)
 
-    def __init__(self, path: Path) -> None:
+
+@contextmanager
+def serving_request() -> Iterator[None]:
+    """Marks a request handler's run (the app's outermost middleware), for ``refuse_on_loop``."""
+    token = _SERVING.set(True)
+    try:
+        yield
+    finally:
+        _SERVING.reset(token)
+
+
+def _handler_on_event_loop() -> bool:
+    if not _SERVING.get():
+        return False
+    try:
+        asyncio.get_running_loop()  # a worker thread inherits the mark but runs no loop
+    except RuntimeError:
+        return False
+    return True
+
+
+class Database:
+    """Owns the file path; hands out one connection per thread and a write transaction helper.
+
+    Handlers reach the store through :meth:`read` (or ``asyncio.to_thread`` of a function that takes
+    ``db.conn`` itself): the query runs on a worker thread with that thread's own connection, never on the
+    event loop and never on a connection made in another thread. ``refuse_on_loop`` (the tests turn it on)
+    makes a connection asked for by a request handler on the event loop an error, so a handler that would
+    block the loop fails its tests.
+    """
+
+    def __init__(self, path: Path, *, refuse_on_loop: bool = False) -> None:
         self.path = path
+        self.refuse_on_loop = refuse_on_loop
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        migrate(self.conn)
+        with self._write_lock:
+            migrate(self._connection())
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        if self.refuse_on_loop and _handler_on_event_loop():
+            raise StoreError("a store call on the event loop: run it with Database.read or asyncio.to_thread")
+        return self._connection()
+
+    async def read(self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(conn, *args)`` on a worker thread with that thread's connection; the loop waits without blocking."""
+
+        def call() -> T:
+            return fn(self.conn, *args, **kwargs)
+
+        return await asyncio.to_thread(call)
+
+    def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path)
