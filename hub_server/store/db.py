@@ -1,9 +1,10 @@
 """SQLite connection handling and in-place schema migrations.
 
-Migrations are the ``NNNN_name.sql`` files in ``migrations/``, applied in order, each exactly once, in a
-transaction, with the applied numbers kept in ``schema_migrations``. An existing database is upgraded in
-place at start. Number ranges by domain keep parallel work from colliding: 0001-0099 ingest and devices,
-0100-0199 accounts, logistics, alarms and audit, 0200-0299 web.
+Migrations are the ``NNNN_name.sql`` files in ``migrations/``, applied in number order, each exactly once, in
+a transaction, with the applied numbers kept in ``schema_migrations``. An existing database is upgraded in
+place at start. The order is one and global: a new migration takes the next number after the highest one,
+whatever its domain. A migration numbered below one a database already has is refused (it would run after
+that one there and before it on a fresh database, so the two would end up different).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ T = TypeVar("T")
 
 class StoreError(RuntimeError):
     """The database could not be opened or migrated."""
+
+
+RENUMBERED = {40: 156}
+"""Old number -> new number of a migration moved up to its place in the global order. ``0040_validations.sql``
+came after 0155: databases made before it ran it last, new ones first. As 0156 it runs last everywhere; a
+database that has it as 0040 has it as 0156 too."""
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -53,14 +60,28 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply every migration not yet applied; returns the names applied now."""
+def migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str, str]] | None = None) -> list[str]:
+    """Apply every migration not yet applied, in number order; returns the names applied now.
+
+    ``migrations``: (number, file name, SQL) in number order; the package's own by default.
+    """
+    found = _migrations() if migrations is None else migrations
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-    done = {row[0] for row in conn.execute("SELECT number FROM schema_migrations")}
+    done = {row[0]: row[1] for row in conn.execute("SELECT number, name FROM schema_migrations")}
+    names = {number: name for number, name, _ in found}
+    for old, new in RENUMBERED.items():
+        if old in done and new not in done and new in names:
+            conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", (new, names[new]))
+            done[new] = names[new]
+    pending = [m for m in found if m[0] not in done]
+    if pending and done and pending[0][0] < max(done):
+        newest = max(done)
+        raise StoreError(
+            f"migration {pending[0][1]} is numbered below {done[newest]}, which this database already has: it would "
+            f"run after it here but before it on a new database; renumber it above {newest:04d}"
+        )
     applied = []
-    for number, name, sql in _migrations():
-        if number in done:
-            continue
+    for number, name, sql in pending:
         try:
             conn.execute("BEGIN IMMEDIATE")
             for statement in _statements(sql):
