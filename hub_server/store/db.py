@@ -164,6 +164,17 @@ class Database:
 
         return await asyncio.to_thread(call)
 
+    async def transact(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``fn(conn, *args)`` in one write transaction (:meth:`write`) on a worker thread."""
+
+        def call() -> T:
+            with self.write() as conn:
+                return fn(conn, *args, **kwargs)
+
+        return await asyncio.to_thread(call)
+
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
