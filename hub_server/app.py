@@ -30,7 +30,7 @@ from hub_server.auth import AuthState, Handler, auth_middleware, problem_respons
 from hub_server.config import HubConfig
 from hub_server.live import LiveRegistry
 from hub_server.store import accounts, provisioning
-from hub_server.store.db import Database
+from hub_server.store.db import Database, serving_request
 
 __all__ = ["API_KEY", "AUTH_KEY", "BACKGROUND", "CONFIG_KEY", "DB_KEY", "LIVE_KEY", "create_app"]
 
@@ -61,7 +61,7 @@ def create_app(
     ``pages=False`` leaves out the web pages (``hub_server.web.setup_web``)."""
     app = web.Application(
         client_max_size=config.http.max_body_bytes,
-        middlewares=[_error_middleware, auth_middleware],
+        middlewares=[_serving_middleware, _error_middleware, auth_middleware],
     )
     app[CONFIG_KEY] = config
     app[DB_KEY] = database or Database(config.store.path)
@@ -121,6 +121,12 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Location")
+
+
+@web.middleware
+async def _serving_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    with serving_request():
+        return await handler(request)
 
 
 @web.middleware

@@ -383,7 +383,7 @@ async def login(request: web.Request, response: web.StreamResponse, username: st
     wait = state.limiter.retry_after(name, address, known)
     if wait is not None:
         raise LoginRefused(429, f"too many failed logins: try again in {int(wait) + 1} s", wait)
-    user = await asyncio.to_thread(accounts.verify_login, db.conn, name, password[:1024])
+    user = await db.read(accounts.verify_login, name, password[:1024])
     if user is None:
         state.limiter.failed(name, address, known)
         log.warning("failed login for %r from %s%s", name, address, " (known browser)" if known else "")

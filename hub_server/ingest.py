@@ -49,6 +49,8 @@ __all__ = ["BootState", "Ingest", "IngestCore", "IngestStats", "ingest_ctx", "in
 
 log = logging.getLogger(__name__)
 
+COMMAND_CONFIRM_S = 5.0
+"""How long a command waits for the broker's PUBACK before it counts as not sent (the caller may resend it)."""
 MAX_BATCH = 2_000
 """Messages per hand-over: pickling a bigger batch holds the interpreter long enough to delay the MQTT thread's
 acknowledgements to the broker, which then holds back further messages."""
@@ -227,14 +229,19 @@ class Ingest:
         return self._sites.get(device)
 
     def publish_command(self, command: CommandBase) -> None:
-        """QoS 1 on the device's ``cmd`` topic; raises LookupError for a device never heard of, RuntimeError offline."""
+        """QoS 1 on the device's ``cmd`` topic, returning once the broker acknowledged it (PUBACK); raises
+        LookupError for a device never heard of, RuntimeError offline or without the broker's acknowledgement.
+        Blocks up to ``COMMAND_CONFIRM_S``: call it from a worker thread."""
         site = self._sites.get(command.device) or _provisioned_site(self.db_path, command.device)
         if site is None:
             raise LookupError(f"device {command.device} has never connected and is not provisioned")
-        if self.mqtt is None or not self.mqtt.publish(
-            device_topic(self.mqtt_config.prefix, site, command.device, Channel.COMMAND), encode(command), qos=1
-        ):
+        if self.mqtt is None or not self.mqtt.connected:
             raise RuntimeError("the hub is not connected to the broker")
+        topic = device_topic(self.mqtt_config.prefix, site, command.device, Channel.COMMAND)
+        if not self.mqtt.publish(topic, encode(command), qos=1, confirm_s=COMMAND_CONFIRM_S):
+            # paho may still deliver it after a reconnect: commands carry an id and expiry, so a resend or a
+            # late copy does nothing twice.
+            raise RuntimeError(f"the broker did not acknowledge the command within {COMMAND_CONFIRM_S:g} s")
 
     # -- threads -----------------------------------------------------------------------------------------
 

@@ -513,13 +513,12 @@ class Logistics:
         """Send queued messages; failures are retried later with growing delays. Returns how many went out."""
         now = self.clock()
         sent = 0
-        for item in await asyncio.to_thread(store.notifications_due, self.db.conn, now):
+        for item in await self.db.read(store.notifications_due, now):
             assert item.payload is not None
             try:
                 message = Notification.from_json(item.payload)
             except (TypeError, ValueError, KeyError) as exc:  # written by another version: never sendable
-                with self.db.write() as conn:
-                    store.notification_failed(conn, item.id, f"unreadable message: {exc}", None, now)
+                await self.db.transact(store.notification_failed, item.id, f"unreadable message: {exc}", None, now)
                 continue
             try:
                 await notifier.send(message)
@@ -527,12 +526,10 @@ class Logistics:
                 retry = None
                 if item.attempts + 1 < NOTIFY_MAX_ATTEMPTS:
                     retry = now + min(timedelta(seconds=30 * 2**item.attempts), timedelta(hours=1))
-                with self.db.write() as conn:
-                    store.notification_failed(conn, item.id, str(exc), retry, now)
+                await self.db.transact(store.notification_failed, item.id, str(exc), retry, now)
                 log.warning("notification %s for %s not delivered: %s", item.id, item.delivery_id, exc)
                 continue
-            with self.db.write() as conn:
-                store.notification_sent(conn, item.id, now)
+            await self.db.transact(store.notification_sent, item.id, now)
             sent += 1
         return sent
 
@@ -548,7 +545,7 @@ class Logistics:
         # Return codes go to the operators' receiver straight from memory and are never queued in clear;
         # if that fails an operator issues a new one (POST /api/v1/deliveries/{id}/return-code).
         for code in issued:
-            row = store.delivery(self.db.conn, code.delivery)
+            row = await self.db.read(store.delivery, code.delivery)
             if row is None:
                 continue
             message = Notification(

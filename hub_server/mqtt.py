@@ -86,12 +86,27 @@ class HubMqtt:
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> bool:
-        """Thread-safe; False when not connected (the message is not queued)."""
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, confirm_s: float | None = None
+    ) -> bool:
+        """Thread-safe; False when not connected (the message is not queued).
+
+        With ``confirm_s`` (QoS 1) it waits that long for the broker's PUBACK and is True only once it came: a
+        message written to a socket the broker no longer reads (a hung broker, a dead link not yet noticed) is
+        not sent. It blocks: never call it on the event loop or from paho's own thread.
+        """
         if not self._connected.is_set():
             return False
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        return info.rc == mqtt.MQTT_ERR_SUCCESS
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        if confirm_s is None:
+            return True
+        try:
+            info.wait_for_publish(confirm_s)
+        except (RuntimeError, ValueError):  # paho: the publish failed or its queue was full
+            return False
+        return info.is_published()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if rc.is_failure:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -39,9 +38,8 @@ class AuditOut(BaseModel):
 @routes.get("/audit", summary="Audit log, newest first", role=Role.OPERATOR, query=AuditQuery, response=list[AuditOut])
 async def list_audit(call: Call) -> web.StreamResponse:
     q: AuditQuery = call.query
-    entries = await asyncio.to_thread(
+    entries = await call.db.read(
         audit.query,
-        call.db.conn,
         actor=q.actor,
         action=q.action,
         target=q.target,

@@ -99,7 +99,7 @@ class RevokedOut(BaseModel):
 )
 async def list_devices(call: Call) -> web.StreamResponse:
     q: DeviceQuery = call.query
-    rows = await asyncio.to_thread(readings.list_devices, call.db.conn, q.site)
+    rows = await call.db.read(readings.list_devices, q.site)
     return call.json([DeviceOut.of(r) for r in rows])
 
 
@@ -139,9 +139,9 @@ async def get_device_health(call: Call) -> web.StreamResponse:
     path: DevicePath = call.path
     q: HealthQuery = call.query
     since = q.since or datetime.now(UTC) - timedelta(hours=24)
-    if readings.get_device(call.db.conn, path.device) is None:
+    if await call.db.read(readings.get_device, path.device) is None:
         raise ApiError(404, f"no device {path.device!r}")
-    samples = await asyncio.to_thread(readings.health_history, call.db.conn, path.device, since, q.until, q.limit)
+    samples = await call.db.read(readings.health_history, path.device, since, q.until, q.limit)
     return call.json([HealthSampleOut.model_validate(s) for s in samples])
 
 
@@ -286,7 +286,7 @@ async def reload_device_config(call: Call) -> web.StreamResponse:
 )
 async def get_command_outcome(call: Call) -> web.StreamResponse:
     path: CommandPath = call.path
-    found = await asyncio.to_thread(device_config.outcome, call.db.conn, path.device, path.command_id)
+    found = await call.db.read(device_config.outcome, path.device, path.command_id)
     return call.json(
         CommandOutcomeOut(
             command=found.command_id, device=found.device, status=found.status, detail=found.detail, at=found.at

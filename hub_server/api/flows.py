@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from collections.abc import Sequence
@@ -89,9 +88,8 @@ def csv_response(model: type[BaseModel], rows: Sequence[BaseModel], filename: st
 
 async def query_cells(call: Call, q: FlowQuery, *, protected_only: bool) -> list[FlowCellOut]:
     since, until = q.time_range()
-    rows = await asyncio.to_thread(
+    rows = await call.db.read(
         readings.flow_cells,
-        call.db.conn,
         device=q.device,
         site=q.site,
         line=q.line,
@@ -158,9 +156,8 @@ class FlowTotalOut(BaseModel):
 
 async def query_totals(call: Call, q: TotalsQuery, *, protected_only: bool) -> list[FlowTotalOut]:
     since, until = q.time_range()
-    rows = await asyncio.to_thread(
+    rows = await call.db.read(
         retention_store.rollups,
-        call.db.conn,
         q.resolution,
         since=since,
         until=until,

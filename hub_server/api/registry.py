@@ -295,19 +295,26 @@ class ApiRegistry:
 
     def _build_openapi(self, title: str, version: str) -> dict[str, Any]:
         components: dict[str, Any] = {}
+        at = ""  # the operation being described, for the error below
 
         def schema(type_: Any, mode: str = "serialization") -> dict[str, Any]:
             found = TypeAdapter(type_).json_schema(
                 mode=mode,  # type: ignore[arg-type]
                 ref_template="#/components/schemas/{model}",
             )
-            components.update(found.pop("$defs", {}))
+            for name, definition in found.pop("$defs", {}).items():
+                # Definitions are keyed by bare class name: a second model of that name would silently replace
+                # the first, and every reference to it would describe the wrong thing.
+                known = components.setdefault(name, definition)
+                if known != definition:
+                    raise ValueError(f"OpenAPI: two different schemas are named {name!r}{at}; rename one of the models")
             return found
 
         problem = {"$ref": "#/components/schemas/Problem"}
         components["Problem"] = schema(Problem)
         paths: dict[str, dict[str, Any]] = {}
         for op in self.operations:
+            at = f" (the second at {op.method} {op.path})"
             entry: dict[str, Any] = {
                 "operationId": op.operation_id,
                 "summary": op.summary,

@@ -46,7 +46,7 @@ class TokenPath(StrictModel):
 
 @routes.get("/tokens", summary="List API tokens", role=Role.ADMIN, response=list[TokenOut])
 async def list_tokens(call: Call) -> web.StreamResponse:
-    tokens = await asyncio.to_thread(accounts.list_tokens, call.db.conn)
+    tokens = await call.db.read(accounts.list_tokens)
     return call.json([TokenOut.of(t) for t in tokens])
 
 

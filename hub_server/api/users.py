@@ -47,7 +47,7 @@ class UserPatch(StrictModel):
 
 @routes.get("/users", summary="List operator accounts", role=Role.ADMIN, response=list[UserOut])
 async def list_users(call: Call) -> web.StreamResponse:
-    users = await asyncio.to_thread(accounts.list_users, call.db.conn)
+    users = await call.db.read(accounts.list_users)
     return call.json([UserOut.of(u) for u in users])
 
 

@@ -1,23 +1,36 @@
 """SQLite connection handling and in-place schema migrations.
 
-Migrations are the ``NNNN_name.sql`` files in ``migrations/``, applied in order, each exactly once, in a
-transaction, with the applied numbers kept in ``schema_migrations``. An existing database is upgraded in
-place at start. Number ranges by domain keep parallel work from colliding: 0001-0099 ingest and devices,
-0100-0199 accounts, logistics, alarms and audit, 0200-0299 web.
+Migrations are the ``NNNN_name.sql`` files in ``migrations/``, applied in number order, each exactly once, in
+a transaction, with the applied numbers kept in ``schema_migrations``. An existing database is upgraded in
+place at start. The order is one and global: a new migration takes the next number after the highest one,
+whatever its domain. A migration numbered below one a database already has is refused (it would run after
+that one there and before it on a fresh database, so the two would end up different).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class StoreError(RuntimeError):
     """The database could not be opened or migrated."""
+
+
+RENUMBERED = {40: 156}
+"""Old number -> new number of a migration moved up to its place in the global order. ``0040_validations.sql``
+came after 0155: databases made before it ran it last, new ones first. As 0156 it runs last everywhere; a
+database that has it as 0040 has it as 0156 too."""
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -35,9 +48,10 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """One connection per thread; WAL so readers never block the ingest writer."""
+    """One connection per thread (sqlite3 refuses a use from another thread); WAL so readers never block the
+    ingest writer."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=True)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoint, never corrupt
@@ -46,14 +60,28 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply every migration not yet applied; returns the names applied now."""
+def migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str, str]] | None = None) -> list[str]:
+    """Apply every migration not yet applied, in number order; returns the names applied now.
+
+    ``migrations``: (number, file name, SQL) in number order; the package's own by default.
+    """
+    found = _migrations() if migrations is None else migrations
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-    done = {row[0] for row in conn.execute("SELECT number FROM schema_migrations")}
+    done = {row[0]: row[1] for row in conn.execute("SELECT number, name FROM schema_migrations")}
+    names = {number: name for number, name, _ in found}
+    for old, new in RENUMBERED.items():
+        if old in done and new not in done and new in names:
+            conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", (new, names[new]))
+            done[new] = names[new]
+    pending = [m for m in found if m[0] not in done]
+    if pending and done and pending[0][0] < max(done):
+        newest = max(done)
+        raise StoreError(
+            f"migration {pending[0][1]} is numbered below {done[newest]}, which this database already has: it would "
+            f"run after it here but before it on a new database; renumber it above {newest:04d}"
+        )
     applied = []
-    for number, name, sql in _migrations():
-        if number in done:
-            continue
+    for number, name, sql in pending:
         try:
             conn.execute("BEGIN IMMEDIATE")
             for statement in _statements(sql):
@@ -80,17 +108,74 @@ def _statements(sql: str) -> Iterator[str]:
         yield buffer
 
 
-class Database:
-    """Owns the file path; hands out one connection per thread and a write transaction helper."""
+_SERVING = contextvars.ContextVar("serving_request", default=False)
 
-    def __init__(self, path: Path) -> None:
+
+@contextmanager
+def serving_request() -> Iterator[None]:
+    """Marks a request handler's run (the app's outermost middleware), for ``refuse_on_loop``."""
+    token = _SERVING.set(True)
+    try:
+        yield
+    finally:
+        _SERVING.reset(token)
+
+
+def _handler_on_event_loop() -> bool:
+    if not _SERVING.get():
+        return False
+    try:
+        asyncio.get_running_loop()  # a worker thread inherits the mark but runs no loop
+    except RuntimeError:
+        return False
+    return True
+
+
+class Database:
+    """Owns the file path; hands out one connection per thread and a write transaction helper.
+
+    Handlers reach the store through :meth:`read` (or ``asyncio.to_thread`` of a function that takes
+    ``db.conn`` itself): the query runs on a worker thread with that thread's own connection, never on the
+    event loop and never on a connection made in another thread. ``refuse_on_loop`` (the tests turn it on)
+    makes a connection asked for by a request handler on the event loop an error, so a handler that would
+    block the loop fails its tests.
+    """
+
+    def __init__(self, path: Path, *, refuse_on_loop: bool = False) -> None:
         self.path = path
+        self.refuse_on_loop = refuse_on_loop
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        migrate(self.conn)
+        with self._write_lock:
+            migrate(self._connection())
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        if self.refuse_on_loop and _handler_on_event_loop():
+            raise StoreError("a store call on the event loop: run it with Database.read or asyncio.to_thread")
+        return self._connection()
+
+    async def read(self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(conn, *args)`` on a worker thread with that thread's connection; the loop waits without blocking."""
+
+        def call() -> T:
+            return fn(self.conn, *args, **kwargs)
+
+        return await asyncio.to_thread(call)
+
+    async def transact(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``fn(conn, *args)`` in one write transaction (:meth:`write`) on a worker thread."""
+
+        def call() -> T:
+            with self.write() as conn:
+                return fn(conn, *args, **kwargs)
+
+        return await asyncio.to_thread(call)
+
+    def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path)

@@ -10,9 +10,11 @@ Plain values out; callers shape them for display.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from hub_server.store.retention import ALL, HOUR
 
 _JOINED = "flow_windows w JOIN events e ON e.device = w.device AND e.boot = w.boot AND e.seq = w.seq"
 
@@ -106,62 +108,207 @@ class SlotSums:
     """device -> (first window start in the span, window length)."""
 
 
+_NOT_ROLLED = "NOT EXISTS (SELECT 1 FROM flow_rolled r WHERE r.device = w.device AND r.boot = w.boot AND r.seq = w.seq)"
+_CellKey = tuple[int, str, str, str]
+
+
+@dataclass
+class _Quality:
+    windows: int = 0
+    observed_seconds: float = 0.0
+    window_seconds: float = 0.0
+    fps_weighted: float = 0.0
+    dropped_frames: int = 0
+    policies: set[str] = field(default_factory=set)
+    first: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def add(self, row: sqlite3.Row | tuple[Any, ...]) -> None:
+        """(device, policy, windows, observed s, window s, fps weighted, dropped, first start, shortest window)."""
+        device, policy, windows, observed, seconds, fps, dropped, first, shortest = row
+        self.policies.add(policy)
+        self.windows += int(windows)
+        self.observed_seconds += float(observed or 0)
+        self.window_seconds += float(seconds or 0)
+        self.fps_weighted += float(fps or 0)
+        self.dropped_frames += int(dropped or 0)
+        known = self.first.get(device)
+        self.first[device] = (
+            (float(first), int(shortest)) if known is None else (min(known[0], first), min(known[1], shortest))
+        )
+
+
 def slot_sums(
     conn: sqlite3.Connection, start: datetime, step: timedelta, slots: int, device: str | None = None
 ) -> SlotSums:
-    where, params = _span(start, start + step * slots, device)
+    """Sums per slot: from the hourly roll-ups for windows already rolled up, from the stored windows for the
+    rest (those of the last few minutes, day-long ones), so a week costs hundreds of roll-up rows instead of
+    every cell of every window. Slots that are not whole UTC hours (a zone half an hour off) read the windows."""
+    until = start + step * slots
+    span_where, span_params = _span(start, until, device)
     if step < timedelta(days=1):
-        where += " AND w.window_seconds < 86400"  # a day-long window (a dp day correction) fits no shorter slot
-    slot = "CAST((w.window_start - ?) / ? AS INTEGER)"
+        span_where += " AND w.window_seconds < 86400"  # a day-long window (a dp day correction) fits no shorter slot
     slot_params = [start.timestamp(), step.total_seconds()]
-    cells = [
-        (int(r[0]), r[1], r[2], r[3], None if r[4] is None else int(r[4]), int(r[5]), int(r[6]))
-        for r in conn.execute(
-            f"SELECT {slot} AS slot, json_extract(c.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
-            " json_extract(c.value, '$.direction') AS direction, json_extract(c.value, '$.object_class') AS cls,"
-            " SUM(json_extract(c.value, '$.count')),"
-            " SUM(json_extract(c.value, '$.count') IS NULL), COUNT(*)"
-            f" FROM {_JOINED}, json_each(e.payload, '$.cells') c WHERE {where}"
-            " GROUP BY slot, line, direction, cls",
-            [*slot_params, *params],
-        )
-    ]
-    lines = [
-        (int(r[0]), r[1], int(r[2]))
-        for r in conn.execute(
-            f"SELECT {slot} AS slot, json_extract(t.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
-            " SUM(json_extract(t.value, '$.count'))"
-            f" FROM {_JOINED}, json_each(e.payload, '$.totals') t WHERE {where}"
-            " AND json_extract(t.value, '$.direction') IS NULL AND json_extract(t.value, '$.object_class') IS NULL"
-            " AND json_extract(t.value, '$.count') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
-            " json_each(e.payload, '$.cells') h WHERE json_extract(h.value, '$.line') = json_extract(t.value, '$.line')"
-            " AND json_extract(h.value, '$.count') IS NULL) GROUP BY slot, line",
-            [*slot_params, *params],
-        )
-    ]
-    row = conn.execute(
-        "SELECT COUNT(*), SUM(w.window_seconds * w.observed_fraction), SUM(w.window_seconds),"  # noqa: S608
-        " SUM(w.mean_fps * w.window_seconds * w.observed_fraction), SUM(w.dropped_frames)"
-        f" FROM flow_windows w WHERE {where}",
-        params,
-    ).fetchone()
-    policies = [text for (text,) in conn.execute(f"SELECT DISTINCT w.policy FROM flow_windows w WHERE {where}", params)]  # noqa: S608
-    first = {
-        r[0]: (datetime.fromtimestamp(r[1], UTC), int(r[2]))
-        for r in conn.execute(
-            f"SELECT w.device, MIN(w.window_start), MIN(w.window_seconds) FROM flow_windows w WHERE {where}"  # noqa: S608
-            " GROUP BY w.device",
-            params,
-        )
-    }
+    cells: dict[_CellKey, list[int]] = {}  # -> [published sum, suppressed cells, cells]
+    lines: dict[tuple[int, str], int] = {}
+    quality = _Quality()
+    began = not conn.in_transaction
+    if began:
+        conn.execute("BEGIN")  # one snapshot: a roll-up between two reads would count a window twice or never
+    try:
+        if start.timestamp() % HOUR == 0 and step.total_seconds() % HOUR == 0:
+            _rollup_slots(conn, start, step, slots, device, cells, lines, quality)
+            # Roll-ups hold windows by the hour their start falls in; day-long ones are in no hour.
+            for since, before in _unrolled_hours(conn, start, until, device):
+                where, params = _span(since, before, device)
+                where += f" AND w.window_seconds < 86400 AND {_NOT_ROLLED}"
+                _raw_slots(conn, where, params, slot_params, cells, lines, quality)
+            if step >= timedelta(days=1):
+                _raw_slots(
+                    conn, span_where + " AND w.window_seconds >= 86400", span_params, slot_params, cells, lines, quality
+                )
+        else:
+            _raw_slots(conn, span_where, span_params, slot_params, cells, lines, quality)
+    finally:
+        if began:
+            conn.execute("COMMIT")
     return SlotSums(
-        cells=cells,
-        lines=lines,
-        windows=int(row[0]),
-        observed_seconds=float(row[1] or 0),
-        window_seconds=float(row[2] or 0),
-        fps_weighted=float(row[3] or 0),
-        dropped_frames=int(row[4] or 0),
-        policies=policies,
-        first_windows=first,
+        cells=[
+            (slot, line, direction, cls, None if suppressed == count else published, suppressed, count)
+            for (slot, line, direction, cls), (published, suppressed, count) in sorted(cells.items())
+        ],
+        lines=[(slot, line, total) for (slot, line), total in sorted(lines.items())],
+        windows=quality.windows,
+        observed_seconds=quality.observed_seconds,
+        window_seconds=quality.window_seconds,
+        fps_weighted=quality.fps_weighted,
+        dropped_frames=quality.dropped_frames,
+        policies=sorted(quality.policies),
+        first_windows={d: (datetime.fromtimestamp(f, UTC), n) for d, (f, n) in quality.first.items()},
     )
+
+
+def _unrolled_hours(
+    conn: sqlite3.Connection, since: datetime, until: datetime, device: str | None
+) -> list[tuple[datetime, datetime]]:
+    """The spans of whole hours (``since`` and ``until`` are on the hour) holding a window not rolled up yet.
+
+    Found by counting, not window by window: the windows rolled up are a subset of those stored (retention
+    deletes both together), so a span with as many rolled up as stored has none left. A count over an index
+    range is cheap; halving the spans that differ finds the hours, the newest hour looked at first (windows
+    arrive there between two roll-ups; a device back from an outage brings older ones)."""
+    where = "window_start >= ? AND window_start < ?" + (" AND device = ?" if device is not None else "")
+    extra = [device] if device is not None else []
+
+    def differs(a: int, b: int) -> bool:
+        stored, rolled = (
+            conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", [a, b, *extra]).fetchone()[0]  # noqa: S608
+            for table in ("flow_windows", "flow_rolled")
+        )
+        return bool(stored != rolled)
+
+    found: list[tuple[int, int]] = []
+
+    def search(a: int, b: int) -> None:
+        if a >= b or not differs(a, b):
+            return
+        if b - a <= HOUR:
+            if found and found[-1][1] == a:
+                found[-1] = (found[-1][0], b)
+            else:
+                found.append((a, b))
+            return
+        middle = a + (b - a) // HOUR // 2 * HOUR
+        search(a, middle)
+        search(middle, b)
+
+    first, last = int(since.timestamp()), int(until.timestamp())
+    newest = max(first, last - HOUR)
+    search(first, newest)
+    search(newest, last)
+    return [(datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)) for a, b in found]
+
+
+def _add_cell(cells: dict[_CellKey, list[int]], key: _CellKey, published: int, suppressed: int, count: int) -> None:
+    found = cells.setdefault(key, [0, 0, 0])
+    found[0] += published
+    found[1] += suppressed
+    found[2] += count
+
+
+def _rollup_slots(
+    conn: sqlite3.Connection,
+    start: datetime,
+    step: timedelta,
+    slots: int,
+    device: str | None,
+    cells: dict[_CellKey, list[int]],
+    lines: dict[tuple[int, str], int],
+    quality: _Quality,
+) -> None:
+    where = "bucket_start >= ? AND bucket_start < ?"
+    params: list[Any] = [start.timestamp(), (start + step * slots).timestamp()]
+    if device is not None:
+        where += " AND device = ?"
+        params.append(device)
+    # A roll-up row's cells counts windows, suppressed_cells those of them that withheld the count.
+    for r in conn.execute(
+        "SELECT CAST((bucket_start - ?) / ? AS INTEGER) AS slot, line, direction, object_class,"  # noqa: S608
+        " SUM(count), SUM(suppressed_cells), SUM(cells) FROM flow_rollups"
+        f" WHERE resolution = 'hour' AND {where} GROUP BY slot, line, direction, object_class",
+        [start.timestamp(), step.total_seconds(), *params],
+    ):
+        slot, line, direction, cls, published, suppressed, count = r
+        if direction == ALL and cls == ALL:
+            if count > suppressed:  # a line total someone published (a suppressed one adds nothing)
+                lines[(slot, line)] = lines.get((slot, line), 0) + int(published)
+        elif direction != ALL and cls != ALL:
+            _add_cell(cells, (int(slot), line, direction, cls), int(published), int(suppressed), int(count))
+    for row in conn.execute(
+        "SELECT device, policy, SUM(windows), SUM(observed_seconds), SUM(window_seconds), SUM(fps_weighted),"  # noqa: S608
+        f" SUM(dropped_frames), MIN(first_start), MIN(min_window_seconds) FROM flow_quality_rollups WHERE {where}"
+        " GROUP BY device, policy",
+        params,
+    ):
+        quality.add(row)
+
+
+def _raw_slots(
+    conn: sqlite3.Connection,
+    where: str,
+    params: list[Any],
+    slot_params: list[Any],
+    cells: dict[_CellKey, list[int]],
+    lines: dict[tuple[int, str], int],
+    quality: _Quality,
+) -> None:
+    slot = "CAST((w.window_start - ?) / ? AS INTEGER)"
+    for r in conn.execute(
+        f"SELECT {slot} AS slot, json_extract(c.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
+        " json_extract(c.value, '$.direction') AS direction, json_extract(c.value, '$.object_class') AS cls,"
+        " SUM(json_extract(c.value, '$.count')),"
+        " SUM(json_extract(c.value, '$.count') IS NULL), COUNT(*)"
+        f" FROM {_JOINED}, json_each(e.payload, '$.cells') c WHERE {where}"
+        " GROUP BY slot, line, direction, cls",
+        [*slot_params, *params],
+    ):
+        _add_cell(cells, (int(r[0]), r[1], r[2], r[3]), int(r[4] or 0), int(r[5]), int(r[6]))
+    for r in conn.execute(
+        f"SELECT {slot} AS slot, json_extract(t.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
+        " SUM(json_extract(t.value, '$.count'))"
+        f" FROM {_JOINED}, json_each(e.payload, '$.totals') t WHERE {where}"
+        " AND json_extract(t.value, '$.direction') IS NULL AND json_extract(t.value, '$.object_class') IS NULL"
+        " AND json_extract(t.value, '$.count') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
+        # A total an old device sent beside a hidden cell of its line would give that cell away once shown.
+        " json_each(e.payload, '$.cells') h WHERE json_extract(h.value, '$.line') = json_extract(t.value, '$.line')"
+        " AND json_extract(h.value, '$.count') IS NULL) GROUP BY slot, line",
+        [*slot_params, *params],
+    ):
+        key = (int(r[0]), r[1])
+        lines[key] = lines.get(key, 0) + int(r[2])
+    for row in conn.execute(
+        "SELECT w.device, w.policy, COUNT(*), SUM(w.window_seconds * w.observed_fraction), SUM(w.window_seconds),"  # noqa: S608
+        " SUM(w.mean_fps * w.window_seconds * w.observed_fraction), SUM(w.dropped_frames), MIN(w.window_start),"
+        f" MIN(w.window_seconds) FROM flow_windows w WHERE {where} GROUP BY w.device, w.policy",
+        params,
+    ):
+        quality.add(row)

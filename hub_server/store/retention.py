@@ -1,7 +1,7 @@
 """SQL of retention: add flow windows to the hourly and daily roll-ups once, delete what has aged out.
 
 Reads the ingest's ``flow_windows``/``flow_cells``/``events``/``health_samples`` (migration 0001) and writes
-``flow_rollups``/``flow_rolled`` (0152). See the migration for what a suppressed part does to a total.
+``flow_rollups``/``flow_rolled`` (0152) and ``flow_quality_rollups`` (0157). See the migration for what a suppressed part does to a total.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
     """Add up to ``limit`` windows not yet rolled up; returns how many. Run inside one write transaction."""
     try:
         windows = conn.execute(
-            """SELECT w.device, w.boot, w.seq, w.site, w.window_start, w.window_seconds, w.observed_fraction, w.policy_kind
+            """SELECT w.device, w.boot, w.seq, w.site, w.window_start, w.window_seconds, w.observed_fraction, w.policy_kind,
+                      w.policy, w.mean_fps, w.dropped_frames
                FROM flow_windows w WHERE NOT EXISTS (
                    SELECT 1 FROM flow_rolled r WHERE r.device = w.device AND r.boot = w.boot AND r.seq = w.seq)
                ORDER BY w.window_start LIMIT ?""",
@@ -65,6 +66,30 @@ def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
                     )
                     for site, line, direction, object_class, count in parts
                 ],
+            )
+        if w["window_seconds"] < DAY:
+            conn.execute(
+                """INSERT INTO flow_quality_rollups (bucket_start, device, policy, windows, observed_seconds,
+                       window_seconds, fps_weighted, dropped_frames, first_start, min_window_seconds)
+                   VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (bucket_start, device, policy) DO UPDATE SET windows = windows + 1,
+                       observed_seconds = observed_seconds + excluded.observed_seconds,
+                       window_seconds = window_seconds + excluded.window_seconds,
+                       fps_weighted = fps_weighted + excluded.fps_weighted,
+                       dropped_frames = dropped_frames + excluded.dropped_frames,
+                       first_start = MIN(first_start, excluded.first_start),
+                       min_window_seconds = MIN(min_window_seconds, excluded.min_window_seconds)""",
+                (
+                    w["window_start"] - (w["window_start"] % HOUR),
+                    w["device"],
+                    w["policy"],
+                    observed,
+                    w["window_seconds"],
+                    w["mean_fps"] * observed,
+                    w["dropped_frames"],
+                    w["window_start"],
+                    w["window_seconds"],
+                ),
             )
         conn.execute(
             "INSERT INTO flow_rolled (device, boot, seq, window_start) VALUES (?, ?, ?, ?)",
@@ -171,6 +196,7 @@ def delete_raw_flows(conn: sqlite3.Connection, before: datetime) -> Deleted:
 
 
 def delete_hourly(conn: sqlite3.Connection, before: datetime) -> int:
+    conn.execute("DELETE FROM flow_quality_rollups WHERE bucket_start < ?", (before.timestamp(),))
     return conn.execute(
         "DELETE FROM flow_rollups WHERE resolution = 'hour' AND bucket_start < ?", (before.timestamp(),)
     ).rowcount

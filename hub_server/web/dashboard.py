@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from collections.abc import Awaitable, Callable
@@ -54,7 +55,7 @@ async def _base(request: web.Request, operator: Operator, active: str) -> dict[s
         "active": active,
         "csrf": await wb.auth.csrf_token(request),
         "live": True,
-        "active_alarm_count": sum(1 for a in wb.source.alarms(active_only=True)),
+        "active_alarm_count": sum(1 for a in await asyncio.to_thread(wb.source.alarms, active_only=True)),
     }
 
 
@@ -65,9 +66,9 @@ def _today(wb: Web) -> date:
 @login_required
 async def fleet(request: web.Request, operator: Operator) -> web.StreamResponse:
     wb = get_web(request)
-    devices = wb.source.devices()
+    devices = await asyncio.to_thread(wb.source.devices)
     now = datetime.now(UTC)
-    sums = wb.source.flow_sums(flowstats.today_start(now, wb.zone), now)
+    sums = await asyncio.to_thread(wb.source.flow_sums, flowstats.today_start(now, wb.zone), now)
     today = {d.device: sums.device_total(d.device) for d in devices}
     context = await _base(request, operator, "/dashboard")
     context.update(
@@ -75,7 +76,7 @@ async def fleet(request: web.Request, operator: Operator) -> web.StreamResponse:
         counts_today=today,
         online=sum(1 for d in devices if d.online),
         backlog=sum(d.health.outbox_depth for d in devices if d.health),
-        alarms=wb.source.alarms(active_only=True, limit=10),
+        alarms=await asyncio.to_thread(wb.source.alarms, active_only=True, limit=10),
     )
     return wb.page(request, "fleet.html", context)
 
@@ -84,14 +85,14 @@ async def fleet(request: web.Request, operator: Operator) -> web.StreamResponse:
 async def device_page(request: web.Request, operator: Operator) -> web.StreamResponse:
     wb = get_web(request)
     device_id = request.match_info["device"]
-    device = wb.source.device(device_id) if _ID.fullmatch(device_id) else None
+    device = await asyncio.to_thread(wb.source.device, device_id) if _ID.fullmatch(device_id) else None
     if device is None:
         return await _not_found(request, operator)
     _ = translator(negotiate(request))
     now = datetime.now(UTC)
     # Half-hour slots over the last 24 hours: time runs evenly along the axis and an outage shows as a gap.
     since = now - timedelta(hours=24)
-    history = wb.source.health_history(device_id, since)
+    history = await asyncio.to_thread(wb.source.health_history, device_id, since)
     health_charts = []
     if history:
         step, slots = timedelta(minutes=30), 48
@@ -110,9 +111,11 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
             health_charts.append(
                 charts.line_chart(title, _("chart.health_desc", what=title), labels, [charts.Series(title, values)])
             )
-    lines = flowstats.line_tables(wb.source.flow_sums(flowstats.today_start(now, wb.zone), now, device_id), device_id)
-    banks = [b for b in wb.source.locker_banks() if b.device == device_id]
-    register = next((r for r in wb.source.register() if r.device == device_id), None)
+    lines = flowstats.line_tables(
+        await asyncio.to_thread(wb.source.flow_sums, flowstats.today_start(now, wb.zone), now, device_id), device_id
+    )
+    banks = [b for b in await asyncio.to_thread(wb.source.locker_banks) if b.device == device_id]
+    register = next((r for r in await asyncio.to_thread(wb.source.register) if r.device == device_id), None)
     context = await _base(request, operator, "/dashboard")
     context.update(
         device=device,
@@ -120,8 +123,8 @@ async def device_page(request: web.Request, operator: Operator) -> web.StreamRes
         lines=lines,
         banks=banks,
         register=register,
-        validation=wb.source.validations().get(device_id),
-        alarms=wb.source.alarms(limit=50, device=device_id),
+        validation=(await asyncio.to_thread(wb.source.validations)).get(device_id),
+        alarms=await asyncio.to_thread(wb.source.alarms, limit=50, device=device_id),
     )
     return wb.page(request, "device.html", context)
 
@@ -150,7 +153,7 @@ def _parse_day(value: str, fallback: date) -> date:
 async def flows(request: web.Request, operator: Operator) -> web.StreamResponse:
     wb = get_web(request)
     _ = translator(negotiate(request))
-    devices = wb.source.devices()
+    devices = await asyncio.to_thread(wb.source.devices)
     device_id = request.query.get("device", "")
     if device_id and not any(d.device == device_id for d in devices):
         device_id = ""
@@ -163,7 +166,7 @@ async def flows(request: web.Request, operator: Operator) -> web.StreamResponse:
         (start, timedelta(hours=1), 24, "%H"),
         (week_start, timedelta(days=1), 7, "%a %d"),
     ):
-        aggregate = wb.source.flow_aggregate(span_start, step, slots, device_id or None)
+        aggregate = await asyncio.to_thread(wb.source.flow_aggregate, span_start, step, slots, device_id or None)
         bucketed = flowstats.assemble(aggregate, span_start, step, slots, wb.zone, label)
         bucketed.quality.expected_windows = flowstats.expected_from_first(
             aggregate.first_windows, min(now, span_start + step * slots)
@@ -212,7 +215,7 @@ async def flows(request: web.Request, operator: Operator) -> web.StreamResponse:
 async def lockers(request: web.Request, operator: Operator) -> web.StreamResponse:
     wb = get_web(request)
     context = await _base(request, operator, "/dashboard/lockers")
-    context.update(banks=wb.source.locker_banks())
+    context.update(banks=await asyncio.to_thread(wb.source.locker_banks))
     return wb.page(request, "lockers.html", context)
 
 
@@ -227,8 +230,8 @@ async def _deliveries_page(
     wb = get_web(request)
     context = await _base(request, operator, "/dashboard/deliveries")
     context.update(
-        deliveries=wb.source.deliveries(),
-        banks=wb.source.locker_banks(),
+        deliveries=await asyncio.to_thread(wb.source.deliveries),
+        banks=await asyncio.to_thread(wb.source.locker_banks),
         sizes=[s.value for s in CompartmentSize],
         error=error,
         form=form,
@@ -271,7 +274,8 @@ async def create_delivery(request: web.Request, operator: Operator) -> web.Strea
         problem = "deliveries.error_contact"
     if problem is not None:
         return await _deliveries_page(request, operator, Refusal(problem), form, 400)
-    result = wb.source.create_delivery(
+    result = await asyncio.to_thread(
+        wb.source.create_delivery,
         DeliveryRequest(
             device=device,
             size=size,
@@ -294,7 +298,7 @@ async def create_delivery(request: web.Request, operator: Operator) -> web.Strea
 async def alarms(request: web.Request, operator: Operator) -> web.StreamResponse:
     wb = get_web(request)
     context = await _base(request, operator, "/dashboard/alarms")
-    context.update(alarms=wb.source.alarms(limit=200), notice=request.query.get("done", ""))
+    context.update(alarms=await asyncio.to_thread(wb.source.alarms, limit=200), notice=request.query.get("done", ""))
     return wb.page(request, "alarms.html", context)
 
 
@@ -306,10 +310,10 @@ async def acknowledge(request: web.Request, operator: Operator) -> web.StreamRes
         return _forbidden(request)
     if not operator.can_act:
         return _forbidden(request)
-    refusal = wb.source.acknowledge_alarm(request.match_info["alarm"], operator)
+    refusal = await asyncio.to_thread(wb.source.acknowledge_alarm, request.match_info["alarm"], operator)
     if refusal is not None:
         context = await _base(request, operator, "/dashboard/alarms")
-        context.update(alarms=wb.source.alarms(limit=200), notice="", error=refusal)
+        context.update(alarms=await asyncio.to_thread(wb.source.alarms, limit=200), notice="", error=refusal)
         return wb.page(request, "alarms.html", context, status=409)
     raise web.HTTPSeeOther("/dashboard/alarms?done=ack")
 
@@ -322,7 +326,7 @@ async def audit(request: web.Request, operator: Operator) -> web.StreamResponse:
     except ValueError:
         page = 0
     size = 50
-    entries = wb.source.audit(limit=size + 1, offset=page * size)
+    entries = await asyncio.to_thread(wb.source.audit, limit=size + 1, offset=page * size)
     context = await _base(request, operator, "/dashboard/audit")
     context.update(entries=entries[:size], page=page, more=len(entries) > size)
     return wb.page(request, "audit.html", context)

@@ -25,6 +25,8 @@ HEARTBEAT_S = 15.0
 class LiveEvent:
     kind: str  # availability, health, flow, locker, alarm, register, delivery
     data: Mapping[str, Any]
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What formatters read once for this event and every open page reuses (one object reaches every page)."""
 
 
 class _Closed:

@@ -8,6 +8,8 @@ Element ids: ``status-<device>``, ``seen-<device>``, ``outbox-<device>``, ``toda
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,9 +36,7 @@ def device_fields(wb: Web, device: DeviceStatus | None, lang: str) -> dict[str, 
     return {"text": text, "state": state}
 
 
-def flow_fields(wb: Web, device_id: str, lang: str) -> dict[str, str]:
-    now = datetime.now(UTC)
-    sums = wb.source.flow_sums(flowstats.today_start(now, wb.zone), now, device_id)
+def flow_fields(sums: flowstats.FlowSums, device_id: str, lang: str) -> dict[str, str]:
     text = {f"today-{device_id}": i18n.format_number(sums.device_total(device_id), lang)}
     for table in flowstats.line_tables(sums, device_id):
         for direction, cls, value in table.cells:
@@ -45,12 +45,48 @@ def flow_fields(wb: Web, device_id: str, lang: str) -> dict[str, str]:
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """The store's answers an event needs, read once per event whatever the number of open pages."""
+
+    devices: list[DeviceStatus]
+    today: flowstats.FlowSums | None
+    active_alarms: int
+
+
+_DEVICE_KINDS = ("availability", "health", "register", "flow")
+_KINDS = (*_DEVICE_KINDS, "locker", "alarm", "delivery")
+
+
+def _read_facts(wb: Web, event: LiveEvent, device_id: str) -> Facts:
+    # A worker thread: the reads never run on the loop.
+    devices = wb.source.devices() if event.kind in _DEVICE_KINDS and device_id else []
+    today = None
+    if event.kind == "flow" and device_id:
+        now = datetime.now(UTC)
+        today = wb.source.flow_sums(flowstats.today_start(now, wb.zone), now, device_id)
+    return Facts(devices, today, len(wb.source.alarms(active_only=True)))
+
+
+async def event_facts(wb: Web, event: LiveEvent) -> Facts:
+    """The event's facts: the first page to format it starts the read, the others wait for the same one."""
+    task: asyncio.Future[Facts] | None = event.shared.get("facts")
+    if task is None:
+        task = asyncio.ensure_future(asyncio.to_thread(_read_facts, wb, event, str(event.data.get("device", ""))))
+        event.shared["facts"] = task
+    # Shielded: a page that closes while waiting must not cancel the read the other pages wait for.
+    return await asyncio.shield(task)
+
+
 async def format_event(wb: Web, event: LiveEvent, lang: str) -> dict[str, Any] | None:
     device_id = str(event.data.get("device", ""))
     update: dict[str, Any] = {"kind": event.kind, "device": device_id, "text": {}, "state": {}}
+    if event.kind not in _KINDS:
+        return None
+    facts = await event_facts(wb, event)
     if event.kind in ("availability", "health", "register") and device_id:
         # One device listing serves both the row and the online count (it is the costly read here).
-        devices = wb.source.devices()
+        devices = facts.devices
         fields = device_fields(wb, next((d for d in devices if d.device == device_id), None), lang)
         update["text"].update(fields["text"])
         update["state"].update(fields["state"])
@@ -58,9 +94,10 @@ async def format_event(wb: Web, event: LiveEvent, lang: str) -> dict[str, Any] |
             update["text"]["online-count"] = f"{sum(1 for d in devices if d.online)}/{len(devices)}"
             online = update["state"].get(f"status-{device_id}") == "online"
             update["announce"] = i18n.translate(lang, "live.online" if online else "live.offline", device=device_id)
-    elif event.kind == "flow" and device_id:
-        update["text"].update(flow_fields(wb, device_id, lang))
-        update["text"].update(device_fields(wb, wb.source.device(device_id), lang)["text"])
+    elif event.kind == "flow" and device_id and facts.today is not None:
+        update["text"].update(flow_fields(facts.today, device_id, lang))
+        device = next((d for d in facts.devices if d.device == device_id), None)
+        update["text"].update(device_fields(wb, device, lang)["text"])
     elif event.kind == "locker" and device_id:
         # The event itself carries the new state: the logistics loop may not have applied it to its table yet.
         number, state = event.data.get("compartment"), event.data.get("state")
@@ -72,8 +109,7 @@ async def format_event(wb: Web, event: LiveEvent, lang: str) -> dict[str, Any] |
         pass
     else:
         return None
-    active = wb.source.alarms(active_only=True)
-    update["text"]["alarm-count"] = i18n.format_number(len(active), lang)
+    update["text"]["alarm-count"] = i18n.format_number(facts.active_alarms, lang)
     if event.kind == "alarm":
         if event.data.get("active", True):
             update["announce"] = i18n.translate(

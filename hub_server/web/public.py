@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -82,7 +83,7 @@ async def _parcel_page(
 async def parcel(request: web.Request) -> web.StreamResponse:
     wb = get_web(request)
     token = request.match_info["token"]
-    found = wb.source.parcel(token) if TOKEN.fullmatch(token) else None
+    found = await asyncio.to_thread(wb.source.parcel, token) if TOKEN.fullmatch(token) else None
     if found is None:
         return wb.page(request, "parcel_missing.html", {}, status=404, no_store=True)
     return await _parcel_page(request, found, token, notice=request.query.get("done", ""))
@@ -93,52 +94,54 @@ async def parcel_extend(request: web.Request) -> web.StreamResponse:
     since another site cannot know it)."""
     wb = get_web(request)
     token = request.match_info["token"]
-    if not TOKEN.fullmatch(token) or wb.source.parcel(token) is None:
+    if not TOKEN.fullmatch(token) or await asyncio.to_thread(wb.source.parcel, token) is None:
         return wb.page(request, "parcel_missing.html", {}, status=404, no_store=True)
-    refusal = wb.source.extend_parcel(token)
+    refusal = await asyncio.to_thread(wb.source.extend_parcel, token)
     if refusal is None:
         raise web.HTTPSeeOther(f"/r/{token}?done=extended")
-    return await _parcel_page(request, wb.source.parcel(token), token, error=refusal, status=409)
+    return await _parcel_page(
+        request, await asyncio.to_thread(wb.source.parcel, token), token, error=refusal, status=409
+    )
 
 
 async def parcel_code(request: web.Request) -> web.StreamResponse:
     """Reveal the pickup code on an explicit press, not on page load: link previews must not use it up."""
     wb = get_web(request)
     token = request.match_info["token"]
-    found = wb.source.parcel(token) if TOKEN.fullmatch(token) else None
+    found = await asyncio.to_thread(wb.source.parcel, token) if TOKEN.fullmatch(token) else None
     if found is None:
         return wb.page(request, "parcel_missing.html", {}, status=404, no_store=True)
-    code = wb.source.reveal_code(token)
+    code = await asyncio.to_thread(wb.source.reveal_code, token)
     if isinstance(code, Refusal):
         return await _parcel_page(request, found, token, error=code, status=409)
     # Read again: revealing the code changes what the page offers.
-    return await _parcel_page(request, wb.source.parcel(token), token, code=code)
+    return await _parcel_page(request, await asyncio.to_thread(wb.source.parcel, token), token, code=code)
 
 
 async def sensors(request: web.Request) -> web.StreamResponse:
     wb = get_web(request)
-    entries = sorted(wb.source.register(), key=lambda e: (e.site, e.device))
+    entries = sorted(await asyncio.to_thread(wb.source.register), key=lambda e: (e.site, e.device))
     now = datetime.now(UTC)
     # Public: a window published without protection (policy `none`) is never shown here, as in the open API;
     # two page loads a window apart would otherwise give its raw counts.
-    sums = wb.source.flow_sums(now - timedelta(hours=24), now, protected_only=True)
+    sums = await asyncio.to_thread(wb.source.flow_sums, now - timedelta(hours=24), now, protected_only=True)
     per_device = {e.device: flowstats.line_tables(sums, e.device) for e in entries}
     latest = sums.latest
-    status = {d.device: d for d in wb.source.devices()}
+    status = {d.device: d for d in await asyncio.to_thread(wb.source.devices)}
     context = {
         "entries": entries,
         "latest": latest,
         "lines": per_device,
         "status": status,
         "today": now.date(),
-        "validations": wb.source.validations(),
+        "validations": await asyncio.to_thread(wb.source.validations),
     }
     return wb.page(request, "sensors.html", context)
 
 
 async def sensors_json(request: web.Request) -> web.StreamResponse:
     wb = get_web(request)
-    entries = sorted(wb.source.register(), key=lambda e: (e.site, e.device))
+    entries = sorted(await asyncio.to_thread(wb.source.register), key=lambda e: (e.site, e.device))
     body = {
         "generated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "count": len(entries),

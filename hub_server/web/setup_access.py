@@ -21,7 +21,7 @@ async def open_setup(request: web.Request, operator: Operator) -> web.StreamResp
     form = {k: str(v) for k, v in (await request.post()).items()}
     if not await _csrf_ok(request, form) or not operator.can_act:
         return _forbidden(request)
-    if not _ID.fullmatch(device_id) or wb.source.device(device_id) is None:
+    if not _ID.fullmatch(device_id) or await asyncio.to_thread(wb.source.device, device_id) is None:
         return await _not_found(request, operator)
     opened = await asyncio.to_thread(wb.source.open_setup, device_id, operator)
     context = await _base(request, operator, "/dashboard")

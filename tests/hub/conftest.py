@@ -46,7 +46,8 @@ def hub_config(tmp_path: Path) -> HubConfig:
 
 @pytest.fixture
 def db(hub_config: HubConfig) -> Database:
-    return Database(hub_config.store.path)
+    # Refusing store calls on the loop: every API and page test also proves its handler does not block it.
+    return Database(hub_config.store.path, refuse_on_loop=True)
 
 
 def add_user(db: Database, name: str, role: Role, password: str = PASSWORD) -> None:

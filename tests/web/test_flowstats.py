@@ -205,3 +205,67 @@ def test_dp_windows_and_their_day_correction_add_up_where_they_belong(
             ).fetchall()
         )
     assert sums == {"hour": line_total(windows), "day": line_total(windows) + line_total([correction])}
+
+
+def test_rolling_up_changes_nothing_the_charts_show(
+    stored: Callable[[list[FlowWindow]], HubSource], tmp_path: Path
+) -> None:
+    """The charts read rolled-up hours from the roll-ups and the rest from the windows: the same sums, cells,
+    suppressed cells and quality before, during and after a roll-up, and a late window still counts."""
+    sink = MemorySink()
+    reporter = FlowReporter(sink, PrivacyConfig(), ["door"], tmp_path / "dev", now=START, rng=random.Random(5))
+    for i in range(30):
+        reporter.add_crossing("door", "in", "pedestrian", START + timedelta(minutes=17 * i))
+    reporter.note_frames(3000, 0, 300.0, START + timedelta(minutes=5))
+    reporter.tick(START + timedelta(hours=12))
+    reporter.tick(START + timedelta(days=1, minutes=1))
+    published = sink.of(Channel.FLOW)  # dp windows and the day's correction (a day-long window)
+    for seq, w in enumerate(published, start=1):
+        w.seq, w.device, w.boot = seq, "dev-a", "b1"
+    threshold = [
+        window(
+            "dev-b",
+            START + timedelta(minutes=15 * i),
+            {("gate", "in", "cyclist"): None if i % 3 == 0 else 5 + i % 4, ("gate", "out", "cyclist"): 6},
+            observed=0.5 + (i % 2) / 2,
+            seq=i + 1,
+        ).model_copy(update={"totals": [FlowTotal(line="gate", count=11 + i % 4)] if i % 3 else []})
+        for i in range(40)
+    ]
+    source = stored(published + threshold)
+    db = source.app[DB_KEY]
+
+    def charts() -> list[flowstats.FlowAggregate]:
+        return [
+            source.flow_aggregate(start, step, slots, device)
+            for device in (None, "dev-a", "dev-b")
+            for start, step, slots in ((START, timedelta(hours=1), 24), (START, timedelta(days=1), 2))
+        ]
+
+    def same(found: list[flowstats.FlowAggregate], expected: list[flowstats.FlowAggregate]) -> None:
+        for got, want in zip(found, expected, strict=True):
+            assert (got.cells, got.lines, got.first_windows) == (want.cells, want.lines, want.first_windows)
+            g, w = got.quality, want.quality
+            assert (g.windows, g.dropped_frames, g.policies) == (w.windows, w.dropped_frames, w.policies)
+            assert (g.observed_seconds, g.window_seconds, g.fps_weighted) == pytest.approx(
+                (w.observed_seconds, w.window_seconds, w.fps_weighted)
+            )
+
+    before = charts()
+    assert before[0].cells and before[0].lines and before[0].quality.windows == 96 + 40
+    with db.write() as conn:
+        assert roll_up_batch(conn, 70) == 70  # part of them: the rest are read from the windows
+    same(charts(), before)
+    with db.write() as conn:
+        while roll_up_batch(conn):
+            pass
+    same(charts(), before)
+    late = window("dev-b", START + timedelta(hours=3, minutes=5), {("gate", "in", "cyclist"): 9}, seq=99)
+    core = IngestCore(db.path, "cot", IngestConfig())
+    core.process([(device_topic("cot", "street", "dev-b", Channel.FLOW), encode(late), START.timestamp())])
+    core.close()
+    after = source.flow_aggregate(START, timedelta(hours=1), 24, "dev-b")
+    cell = {(c.slot, c.direction): c for c in after.cells if c.line == "gate"}
+    was = {(c.slot, c.direction): c for c in before[4].cells if c.line == "gate"}
+    assert cell[(3, "in")].count == (was[(3, "in")].count or 0) + 9
+    assert after.quality.windows == before[4].quality.windows + 1
