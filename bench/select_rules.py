@@ -65,6 +65,7 @@ class CachedDetector:
         self.boxes = boxes
         self.frame = 0
         self.threshold = score_threshold
+        self.signed = signatures is not None
         if signatures is not None:
             # The colour signatures computed once from the scene's frames, in the order of the cached boxes.
             self.boxes = {
@@ -188,7 +189,8 @@ def run_pipeline(
     if "noise_allowance" in overrides:
         detector.noise_allowance = float(overrides["noise_allowance"])
     pipeline = CountingPipeline(lines, detector, fps, settings)
-    pipeline.tracker.settings.appearance = use
+    # Only where signatures came with the boxes: on blank frames every box would get the same (black) one.
+    pipeline.tracker.settings.appearance = use and detector.signed
     for name, value in overrides.items():
         for target in (pipeline.tracker.settings, pipeline.counter):
             if hasattr(target, name):

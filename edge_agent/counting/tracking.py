@@ -199,6 +199,12 @@ class TrackerSettings:
     group_join_frames: int = 4  # ... if they lost their own box at most this many frames ago
     revive_frames: int = 50  # a lost track can be picked up again where it vanished for this long
     revive_gate: float = 0.6  # max distance, in box heights, from where a lost track vanished
+    # A confirmed track left without a box takes a sure box nobody claimed within this many box heights of
+    # where it was last seen or is predicted (the coasting cap, without the Mahalanobis gate), when their
+    # colours agree (Bhattacharyya distance at most ``relink_colour``), rather than that box starting a second
+    # track on the same person: a fragment that splits the crossing. Model boxes with signatures only; 0: off.
+    relink_gate: float = 1.2
+    relink_colour: float = 0.6
     high_score: float = 0.4  # detections at least this sure start tracks; weaker ones only keep tracks alive
     frame_edges: bool = True  # a box edge at the frame's edge is cut by it: feet and height are estimated
     border: float = 2.0  # pixels: ... that close to the edge
@@ -260,6 +266,9 @@ class Tracker:
         """
         st = self.settings
         self._frame = bounds
+        # Tracks that had a box in the previous detection round: only those can be relinked (a box that
+        # jumped between two rounds); longer gaps are the coasting and lost tracks' business.
+        previous = {id(t) for t in self.tracks if t.matched}
         for track in self.tracks:
             track.matched = False
         # Two rounds (as ByteTrack): sure detections first, then the weak ones, which only ever continue a
@@ -274,14 +283,29 @@ class Tracker:
         pairs = self._match(list(range(len(self.tracks))), strong, detections)
         left_over = sorted(set(range(len(self.tracks))) - {i for i, _ in pairs})
         pairs += self._match(left_over, weak, detections)
+        if st.relink_gate > 0 and st.mahalanobis and st.appearance:
+            taken_tracks = {i for i, _ in pairs}
+            taken_dets = {j for _, j in pairs}
+            relinked = self._relink(
+                [i for i, t in enumerate(self.tracks) if i not in taken_tracks and id(t) in previous],
+                [j for j in strong if j not in taken_dets],
+                detections,
+            )
+        else:
+            relinked = []
         updated: list[Track] = []
         matched_dets = set()
+        for i, j in relinked:
+            track, det = self.tracks[i], detections[j]
+            self._restart(track, det)
+            matched_dets.add(j)
+            updated.append(track)
         for i, j in pairs:
             track, det = self.tracks[i], detections[j]
             self._correct(track, det)
             matched_dets.add(j)
             updated.append(track)
-        learn = [(self.tracks[i], j) for i, j in pairs]
+        learn = [(self.tracks[i], j) for i, j in pairs + relinked]
         self._shared = set()
         if st.groups:
             updated += self._follow_groups([(detections[j], self.tracks[i]) for i, j in pairs])
@@ -502,6 +526,49 @@ class Tracker:
                 if dist <= self.settings.revive_gate and ratio <= 0.7:
                     cost[i, j] = dist + 0.5 * ratio  # colour was tried here too and changed nothing: left out
         return assign(cost, _UNASSIGNED / 2)
+
+    def _relink(self, rows: list[int], cols: list[int], detections: Sequence[Detection]) -> list[tuple[int, int]]:
+        """(track index, detection index) pairs of confirmed tracks left without a box and sure boxes nobody
+        claimed, close to where the track was last seen or is predicted (box heights, no Mahalanobis gate).
+
+        At close range a box jumps by a good part of the person's height between detector runs (a turn, a
+        stop, the frame or someone in front cutting the box): outside a steady track's own uncertainty, it
+        would start a second track on the same person and split the crossing between two tracks."""
+        st = self.settings
+        rows = [i for i in rows if self.tracks[i].hits >= st.min_hits and self.tracks[i].recent]
+        if not rows or not cols:
+            return []
+        cost = np.full((len(rows), len(cols)), _UNASSIGNED)
+        for a, i in enumerate(rows):
+            track = self.tracks[i]
+            _, lx, ly = track.recent[-1]
+            tx, ty = track.foot
+            for b, j in enumerate(cols):
+                det = detections[j]
+                dh = self._height(det)
+                scale = max((track.height + dh) / 2, 1.0)
+                fx, fy = self._foot(det, track)
+                dist = min(math.hypot(fx - lx, fy - ly), math.hypot(fx - tx, fy - ty)) / scale
+                ratio = abs(math.log(max(dh, 1.0) / max(track.expected_height(), 1.0)))
+                if dist > st.relink_gate or ratio > 0.35:
+                    continue
+                if track.appearance is None or det.appearance is None:
+                    continue  # position alone is not enough: that is how swaps start in a crowd
+                colour = distance(track.appearance, det.appearance)
+                if colour <= st.relink_colour:
+                    cost[a, b] = dist + 0.5 * ratio + colour
+        return [(rows[a], cols[b]) for a, b in assign(cost, _UNASSIGNED / 2)]
+
+    def _restart(self, track: Track, det: Detection) -> None:
+        """Continue ``track`` from ``det`` (relinked): speed from its last position, uncertainty of a new track."""
+        fx, fy = self._foot(det, track)
+        h = max(track.height, 1.0)
+        age, lx, ly = track.recent[-1]
+        frames = max(track.age - age, 1)
+        track.state = np.array([fx, fy, (fx - lx) / frames, (fy - ly) / frames])
+        sd = self.settings.speed_sd * h
+        track.cov = np.diag([(0.1 * h) ** 2, (0.1 * h) ** 2, sd**2, sd**2])
+        self._correct(track, det)
 
     def _learn(self, track: Track, det: Detection) -> None:
         if det.appearance is None:
