@@ -2,7 +2,7 @@
 
 Only the chosen sub-command's module is imported: each pulls in its own libraries (the pydantic configs,
 the transport, network probes), and ``edge-agent count`` on a Pi should not carry the others' memory
-(about 15 MiB of peak memory, docs/counting.md). Help, ``--version`` and unknown names load them all.
+(about 20 MiB of peak memory, docs/counting.md). Help, ``--version`` and unknown names load them all.
 """
 
 from __future__ import annotations
