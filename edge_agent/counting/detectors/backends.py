@@ -123,4 +123,6 @@ def _register_arena(ort: Any) -> None:
     """Once per process: the CPU arena shared by its sessions extends by the size requested
     (``kSameAsRequested``), not to the next power of two, which left megabytes of it never used."""
     memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-    ort.create_and_register_allocator(memory, ort.OrtArenaCfg({"arena_extend_strategy": ARENA_SAME_AS_REQUESTED}))
+    # (max memory, extend strategy, initial chunk, max dead bytes per chunk); 0 and -1 keep the defaults.
+    # The positional form: onnxruntime 1.16 (the oldest version allowed) has it too.
+    ort.create_and_register_allocator(memory, ort.OrtArenaCfg(0, ARENA_SAME_AS_REQUESTED, -1, -1))
