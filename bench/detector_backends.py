@@ -109,8 +109,8 @@ def counter(backend: str, repeat: int) -> tuple[float, Counter[tuple[str, str, s
     return best, tally, events
 
 
-def peak_memory_mib(backend: str) -> float:
-    """ru_maxrss of a fresh ``edge-agent count`` process with this runtime: the median of three runs."""
+def peak_memory_mib(backend: str) -> scenes.Peak:
+    """Peak memory of a fresh ``edge-agent count`` process with this runtime: the median of three runs."""
     lines = [f"--line={line.name}={','.join(map(str, line.points))}" for line in LINES]
     runs = scenes.peak_memory_runs(
         [str(VIDEO), "--detector", "onnx", "--model", str(MODEL), "--backend", backend, "--json", *lines], 3
@@ -169,7 +169,7 @@ def main() -> int:
         print(
             f"  {backend:>11}: detector alone {fps:5.1f} frames/s ({fps / decode_part:.4f} x decoding, "
             f"{len(images)} frames); whole counter {count_fps:5.1f} frames/s ({count_fps / decode_all:.4f} x decoding); "
-            f"peak memory of edge-agent count {peak:.0f} MiB"
+            f"peak memory of edge-agent count {peak.rss:.0f} MiB ({peak.private:.0f} MiB private)"
         )
         summary[backend] = {
             "detector_fps": round(fps, 1),
@@ -177,7 +177,8 @@ def main() -> int:
             "counter_fps": round(count_fps, 1),
             "counter_ratio_to_decode": round(count_fps / decode_all, 4),
             "crossings": sum(tallies[backend].values()),
-            "peak_mib": round(peak, 1),
+            "peak_mib": round(peak.rss, 1),
+            "peak_private_mib": round(peak.private, 1),
         }
     if len(backends) == 2:
         diff = compare(found["opencv"], found["onnxruntime"])

@@ -19,12 +19,14 @@ quarter box height, through the segment) from the transformed boxes, whether or 
 from __future__ import annotations
 
 import math
+import os
 import random
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 
@@ -151,22 +153,53 @@ class Tally:
         }
 
 
-def peak_memory_mib(count_args: list[str]) -> float:
-    """ru_maxrss of a fresh ``edge-agent count`` process with these arguments (a wrapper, so only it counts)."""
+class Peak(NamedTuple):
+    rss: float  # MiB: ru_maxrss, the highest resident memory (private memory and mapped library pages)
+    private: float  # MiB: the highest anonymous resident memory seen (sampled every 10 ms)
+
+
+def cool_library_pages() -> None:
+    """Ask the kernel to drop its cached pages of this environment's shared libraries (pages some process
+    has mapped stay). Resident memory counts the library pages a process maps, and where the page cache
+    holds large folios (ext4 on Linux 6.16+) how many depends on how the files came into the cache: with
+    the libraries freshly written, as right after ``pip install``, ``edge-agent count`` peaked about 50 MiB
+    higher with the same private memory (docs/counting.md). Each run starts from the state after a reboot."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    for path in Path(sys.prefix).rglob("*.so*"):
+        if path.is_file() and not path.is_symlink():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def peak_memory_mib(count_args: list[str]) -> Peak:
+    """Peak memory of a fresh ``edge-agent count`` process with these arguments (a wrapper, so only it counts)."""
     wrapper = (
-        "import resource, subprocess, sys\n"
-        "r = subprocess.run([sys.executable, *sys.argv[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "import resource, subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, *sys.argv[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "anon = 0\n"
+        "while p.poll() is None:\n"
+        "    try:\n"
+        "        with open(f'/proc/{p.pid}/status') as status:\n"
+        "            anon = max([anon, *(int(s.split()[1]) for s in status if s.startswith('RssAnon:'))])\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    time.sleep(0.01)\n"
+        "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, anon)\n"
     )
     args = ["-m", "edge_agent.cli", "count", *count_args]
+    cool_library_pages()
     out = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, check=True, cwd=ROOT)
-    code, kib = out.stdout.split()
+    code, kib, anon_kib = out.stdout.split()
     if code != "0":
         raise SystemExit(f"edge-agent count {' '.join(count_args)} failed with status {code}")
-    return int(kib) / 1024
+    return Peak(int(kib) / 1024, int(anon_kib) / 1024)
 
 
-def peak_memory_runs(count_args: list[str], runs: int = 3) -> list[float]:
+def peak_memory_runs(count_args: list[str], runs: int = 3) -> list[Peak]:
     """``peak_memory_mib`` of ``runs`` fresh processes, sorted: the figure moves between runs on a shared
     machine (thread pools sized by its cores, the C library's heap), so report its min and median."""
     return sorted(peak_memory_mib(count_args) for _ in range(max(1, runs)))

@@ -10,4 +10,7 @@ PROTOCOL_VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
 """No payload on the wire may be larger than this; receivers reject bigger ones unread."""
 
-__all__ = ["MAX_PAYLOAD_BYTES", "PROTOCOL_VERSION"]
+IDENTIFIER_PATTERN = r"^[a-z0-9-]{1,64}$"
+"""Device, site, boot, line and command ids all share this alphabet, so they are safe in topics and paths."""
+
+__all__ = ["IDENTIFIER_PATTERN", "MAX_PAYLOAD_BYTES", "PROTOCOL_VERSION"]

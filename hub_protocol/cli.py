@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from hub_protocol.validation import ConfigError
+from hub_protocol.errors import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -8,7 +8,9 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-IDENTIFIER_PATTERN = r"^[a-z0-9-]{1,64}$"
+# Defined without pydantic, for modules that need them without the models (the command line's frame).
+from hub_protocol import IDENTIFIER_PATTERN as IDENTIFIER_PATTERN
+from hub_protocol.errors import ConfigError as ConfigError
 
 Identifier = Annotated[
     str,
@@ -21,15 +23,6 @@ class StrictModel(BaseModel):
     """Base of every config and payload model: unknown keys are an error, values are checked on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
-
-
-class ConfigError(ValueError):
-    """A configuration or input that failed validation; ``problems`` holds one line per problem."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from edge_agent.counting.lines import CountLine
-from hub_protocol.validation import IDENTIFIER_PATTERN
+from hub_protocol import IDENTIFIER_PATTERN
 
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 

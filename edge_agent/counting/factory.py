@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edge_agent.counting.config import CountingConfig
 from edge_agent.counting.detectors import Detector
 from edge_agent.counting.detectors.motion import MotionDetector
 from edge_agent.counting.lines import CountLine
@@ -19,6 +19,9 @@ from edge_agent.counting.sources import (
     demo_scene,
     picamera_source,
 )
+
+if TYPE_CHECKING:  # the pydantic config: `edge-agent count` builds from arguments and does without it
+    from edge_agent.counting.config import CountingConfig
 
 DEFAULT_DETECT_EVERY = {"motion": 1, "onnx": 4}
 # Detections down to this share of the score threshold are kept, but only to continue tracks (a person half

@@ -122,3 +122,24 @@ def test_both_runtimes_give_the_same_outputs_and_detections_on_a_generated_image
             assert p.cyclist == q.cyclist
             assert (p.x1, p.y1, p.x2, p.y2, p.score) == pytest.approx((q.x1, q.y1, q.x2, q.y2, q.score), abs=1e-3)
     assert any(opencv.detect(image))  # a low threshold: the comparison is over something, not two empty lists
+
+
+@needs_ort
+def test_onnxruntime_sessions_sleep_when_idle_and_share_one_arena_without_mixing_their_tensors() -> None:
+    """Memory and CPU settings of the runtime (docs/counting.md, "Detector backends"): the workers do not
+    spin, and every session of the process takes its tensors from one arena; two sessions run in turn on
+    different inputs still give each input's own outputs, the same as a session run alone."""
+    first, second = backends.OnnxRuntimeBackend(model()), backends.OnnxRuntimeBackend(model())
+    for backend in (first, second):
+        options = backend._session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.get_session_config_entry("session.use_env_allocators") == "1"
+    rng = np.random.default_rng(7)
+    blobs = [rng.normal(0, 1, size=(1, 3, 416, 416)).astype(np.float32) for _ in range(2)]
+    alone = [[a.copy() for a in first.run(blob)] for blob in blobs]
+    for _ in range(2):
+        for blob, expected in zip(blobs, alone, strict=True):
+            for backend in (second, first):
+                for a, b in zip(backend.run(blob), expected, strict=True):
+                    np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(*alone, strict=True))  # the inputs differ in outputs

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from edge_agent import cli as edge_cli
 from edge_agent.cli import main
 from edge_agent.counting.sources import Walker
 from tests.counting.scenes import scene, write_video
@@ -95,3 +96,31 @@ def test_bad_arguments_get_one_clear_line(
     assert message in result.stderr
     assert result.stdout == ""
     assert result.stderr.strip().splitlines()[-1].startswith("edge-agent")
+
+
+def test_count_loads_only_what_counting_needs(video: Path) -> None:
+    """Peak memory on a Pi: `edge-agent count` imports neither the other sub-commands nor the pydantic configs."""
+    code = (
+        "import json, sys; from edge_agent.cli import main; status = main(sys.argv[1:]); "
+        "print(json.dumps([status, sorted(sys.modules)]))"
+    )
+    args = ["count", str(video), "--line", "mid=10,120,310,120", "--json"]
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    status, modules = json.loads(result.stdout.strip().splitlines()[-1])
+    assert status == 0
+    loaded = {m.split(".")[0] for m in modules} | set(modules)
+    unwanted = {"pydantic", "edge_agent.config", "edge_agent.counting.config", "hub_protocol.validation", "paho"}
+    assert not unwanted & loaded
+    others = {name for name in edge_cli.COMMAND_MODULES.values() if name != "count"}
+    assert not {f"edge_agent.commands.{name}" for name in others} & set(modules)
+
+
+def test_every_sub_command_is_registered_under_its_own_name(capsys: pytest.CaptureFixture[str]) -> None:
+    for name, module in edge_cli.COMMAND_MODULES.items():
+        [loaded] = edge_cli.commands([name, "--help"])
+        assert name == loaded.NAME and loaded.__name__ == f"edge_agent.commands.{module}"
+    assert [m.NAME for m in edge_cli.COMMANDS] == list(edge_cli.COMMAND_MODULES)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in edge_cli.COMMAND_MODULES)
