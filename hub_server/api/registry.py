@@ -26,9 +26,9 @@ from typing import Annotated, Any
 
 import pydantic_core
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, TypeAdapter, ValidationError
 
-from hub_protocol.validation import describe_errors
+from hub_protocol.validation import Time, describe_errors
 from hub_server.appkeys import CONFIG_KEY, DB_KEY, LIVE_KEY
 from hub_server.auth import Principal, check_role, current_principal
 from hub_server.config import HubConfig
@@ -58,8 +58,8 @@ def _rfc3339_only(value: object) -> object:
     return value
 
 
-QueryDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
-"""A time in a query string: RFC 3339 with a zone, nothing else."""
+QueryDatetime = Annotated[Time, BeforeValidator(_rfc3339_only)]
+"""A time in a query string: RFC 3339 with a zone, nothing else, 1970 to 9999 (a day or a week before year 1 overflows)."""
 
 
 class ApiError(Exception):
