@@ -114,3 +114,30 @@ def test_token_add_prints_the_token_once_and_stores_a_hash(
     assert token not in str(db.conn.execute("SELECT * FROM api_tokens").fetchall())
     assert main([*base, "token-revoke", str(found.id)]) == 0
     assert accounts.find_token(db.conn, token) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "argument"),
+    [
+        (["user", "token-revoke", str(2**64)], "argument id: expected 1 to"),
+        (["user", "token-revoke", "0x10"], "argument id: expected a whole number"),
+        (["delivery", "list", "--limit", str(10**30)], "argument --limit: expected 1 to 100000"),
+        (["delivery", "list", "--limit", "-1"], "argument --limit: expected 1 to 100000"),
+        (["device", "reload-config", "cam-1", "--wait", "nan"], "argument --wait: expected 0 to 3600 seconds"),
+        (["device", "push-config", "cam-1", "x.toml", "--wait", "inf"], "argument --wait: expected 0 to 3600"),
+    ],
+)
+def test_numbers_out_of_range_are_a_usage_error_and_change_nothing(
+    config_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], argument: str
+) -> None:
+    """Not an OverflowError from the database (a 65-bit token id) nor a wait of NaN seconds."""
+    assert main(["user", "--config", str(config_path), "token-add", "keep-me", "--role", "viewer"]) == 0
+    db = Database(load_hub_config(config_path).store.path)
+    before = db.conn.execute("SELECT * FROM api_tokens").fetchall()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main([argv[0], "--config", str(config_path), *argv[1:]])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert argument in err and "Traceback" not in err
+    assert db.conn.execute("SELECT * FROM api_tokens").fetchall() == before
