@@ -141,3 +141,25 @@ def test_numbers_out_of_range_are_a_usage_error_and_change_nothing(
     err = capsys.readouterr().err
     assert argument in err and "Traceback" not in err
     assert db.conn.execute("SELECT * FROM api_tokens").fetchall() == before
+
+
+@pytest.mark.parametrize("store", ["folder", "garbage"])
+@pytest.mark.parametrize("command", [["user", "list"], ["serve"]])
+def test_a_store_path_that_is_no_database_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], store: str, command: list[str]
+) -> None:
+    """A folder or a file that is not SQLite at store.path gave sqlite3's traceback, `serve` included."""
+    data = hub_config_data(tmp_path / "hub")
+    path = tmp_path / store
+    if store == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"not a database, " * 1000)
+    data["store"]["path"] = str(path)
+    config = tmp_path / "hub.toml"
+    config.write_text(tomlwrite.dumps(data))
+    assert main([command[0], "--config", str(config), *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert f"store.path '{path}': cannot open the database" in err and "Traceback" not in err
+    if store == "garbage":
+        assert path.read_bytes() == b"not a database, " * 1000
