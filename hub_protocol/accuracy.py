@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from hub_protocol.envelope import EventHeader
 from hub_protocol.flows import DP_KINDS, Direction, ObjectClass, PrivacyPolicy
-from hub_protocol.validation import Identifier, StrictModel
+from hub_protocol.validation import Identifier, StrictModel, Time
 
 MAX_VALIDATION_MINUTES = 240.0
 
@@ -59,7 +59,7 @@ class ValidationRecord(EventHeader):
     """Event on ``validation``: one field validation by tally, as totals for the whole period."""
 
     kind: Literal["validation"] = Field(default="validation", description="Payload kind")
-    started_at: AwareDatetime = Field(description="Start of the validation period (to the minute)")
+    started_at: Time = Field(description="Start of the validation period (to the minute)")
     minutes: float = Field(gt=0, le=MAX_VALIDATION_MINUTES, description="Length of the period")
     cells: list[ValidationCell] = Field(max_length=512, description="Every line x direction x class, even zeros")
     lines: list[ValidationLine] = Field(max_length=256, description="Per line and direction: totals and count error")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from hub_protocol.envelope import EventHeader
+from hub_protocol.validation import Time
 
 
 class AlarmKind(StrEnum):
@@ -29,6 +30,6 @@ class DeviceAlarm(EventHeader):
     kind: Literal["alarm"] = Field(default="alarm", description="Payload kind")
     alarm: AlarmKind = Field(description="What is wrong")
     active: bool = Field(description="Raised (true) or cleared (false)")
-    at: AwareDatetime = Field(description="When the device noticed")
+    at: Time = Field(description="When the device noticed")
     compartment: int | None = Field(default=None, ge=1, le=999, description="Compartment concerned, if any")
     detail: str = Field(default="", max_length=500, description="Plain-language detail")

@@ -11,10 +11,10 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from hub_protocol.lockers import CodePurpose, CompartmentState, hash_code, new_salt
-from hub_protocol.validation import Identifier, StrictModel
+from hub_protocol.validation import Identifier, StrictModel, Time
 
 HASH_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -23,8 +23,8 @@ class CommandBase(StrictModel):
     v: Literal[1] = Field(default=1, description="Payload version")
     id: Identifier = Field(description="Unique command id; a device executes each id at most once")
     device: Identifier = Field(description="Device the command is for")
-    issued_at: AwareDatetime = Field(description="When the hub issued it")
-    expires_at: AwareDatetime = Field(description="The device refuses it after this time")
+    issued_at: Time = Field(description="When the hub issued it")
+    expires_at: Time = Field(description="The device refuses it after this time")
     operator: str | None = Field(default=None, max_length=64, description="Operator id, for the audit trail")
 
     @model_validator(mode="after")
@@ -84,7 +84,7 @@ class CodeHash(StrictModel):
     sha256: str = Field(
         pattern=HASH_PATTERN, description="hex(sha256(salt_bytes + code_digits)), see hub_protocol.lockers.hash_code"
     )
-    expires_at: AwareDatetime = Field(description="The code is refused after this time")
+    expires_at: Time = Field(description="The code is refused after this time")
 
     @classmethod
     def for_code(cls, code: str, expires_at: datetime) -> CodeHash:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from hub_protocol.validation import Identifier, StrictModel
+from hub_protocol.validation import Identifier, StrictModel, Time
 
 MAX_SEQ = 2**53 - 1
 """Sequence numbers stay within what JSON readers represent exactly."""
@@ -60,7 +60,7 @@ class Health(StrictModel):
     v: Literal[1] = Field(default=1, description="Payload version")
     device: Identifier = Field(description="Device id")
     boot: Identifier = Field(description="Boot id")
-    at: AwareDatetime = Field(description="When the figures were read")
+    at: Time = Field(description="When the figures were read")
     uptime_s: float = Field(ge=0, description="Seconds since the agent started")
     version: str = Field(max_length=32, description="Agent version")
     cpu_temp_c: float | None = Field(default=None, ge=-60, le=150, description="CPU temperature, if known")
@@ -70,13 +70,13 @@ class Health(StrictModel):
         "followed who was in view, docs/privacy.md)",
     )
     mem_used_fraction: float = Field(ge=0, le=1, description="Share of memory in use")
-    disk_free_bytes: int = Field(ge=0, description="Free bytes on the state directory's file system")
+    disk_free_bytes: int = Field(ge=0, le=MAX_SEQ, description="Free bytes on the state directory's file system")
     disk_full: bool = Field(
         default=False, description="Writes to the state directory failed for lack of space (recently)"
     )
-    outbox_depth: int = Field(ge=0, description="Events stored and not yet acknowledged")
+    outbox_depth: int = Field(ge=0, le=MAX_SEQ, description="Events stored and not yet acknowledged")
     outbox_oldest_age_s: float = Field(ge=0, description="Age of the oldest unacknowledged event (0 if none)")
-    dropped_total: int = Field(ge=0, description="Events the outbox dropped at its cap since install")
+    dropped_total: int = Field(ge=0, le=MAX_SEQ, description="Events the outbox dropped at its cap since install")
     camera_state: CameraState = Field(description="Camera state (absent when the device counts nothing)")
     fps: float = Field(ge=0, description="Frames the camera delivered per second since the last report, whole fps")
     clock_sync: Literal["synced", "unsynced", "unknown"] | None = Field(
@@ -99,7 +99,7 @@ class OutboxGap(EventHeader):
     dropped_boot: Identifier = Field(description="Boot of the dropped events")
     first_seq: int = Field(ge=1, le=MAX_SEQ, description="First dropped sequence number")
     last_seq: int = Field(ge=1, le=MAX_SEQ, description="Last dropped sequence number (inclusive)")
-    dropped_total: int = Field(ge=0, description="All events dropped since install, this notice included")
+    dropped_total: int = Field(ge=0, le=MAX_SEQ, description="All events dropped since install, this notice included")
     ranges: list[tuple[SeqNumber, SeqNumber]] | None = Field(
         default=None,
         min_length=2,
@@ -144,4 +144,4 @@ class CommandResult(EventHeader):
     command_id: Identifier = Field(description="Id of the command answered")
     status: ResultStatus = Field(description="Outcome")
     detail: str = Field(default="", max_length=500, description="Plain-language reason or outcome")
-    at: AwareDatetime = Field(description="When the device decided")
+    at: Time = Field(description="When the device decided")

@@ -13,10 +13,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from hub_protocol.envelope import EventHeader
-from hub_protocol.validation import Identifier, StrictModel
+from hub_protocol.envelope import MAX_SEQ, EventHeader
+from hub_protocol.validation import Identifier, StrictModel, Time
 
 
 class Direction(StrEnum):
@@ -122,7 +122,9 @@ class WindowQuality(StrictModel):
         ge=0, le=1000, description="Frames per second the camera delivered while observing, in whole fps"
     )
     dropped_frames: int = Field(
-        ge=0, description="Frames skipped because processing fell behind, rounded down to whole minutes of frames"
+        ge=0,
+        le=MAX_SEQ,
+        description="Frames skipped because processing fell behind, rounded down to whole minutes of frames",
     )
     clock_stepped: bool = Field(
         default=False,
@@ -146,7 +148,7 @@ class FlowWindow(EventHeader):
     """Event on ``flow``: all cells of one clock-aligned window of one camera."""
 
     kind: Literal["flow"] = Field(default="flow", description="Payload kind")
-    window_start: AwareDatetime = Field(description="Start of the window (UTC, aligned to the clock)")
+    window_start: Time = Field(description="Start of the window (UTC, aligned to the clock)")
     window_seconds: int = Field(ge=60, le=86_400, description="Length of the window")
     cells: list[FlowCell] = Field(max_length=512, description="Every line x direction x class, even zeros")
     totals: list[FlowTotal] = Field(

@@ -12,10 +12,10 @@ import secrets
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from hub_protocol.envelope import EventHeader
-from hub_protocol.validation import Identifier
+from hub_protocol.validation import Identifier, Time
 
 CODE_MIN_DIGITS = 6
 CODE_MAX_DIGITS = 12
@@ -66,7 +66,7 @@ class LockerEvent(EventHeader):
     """Event on ``locker``: one compartment changed state, or its door or lock did something worth telling."""
 
     kind: Literal["locker"] = Field(default="locker", description="Payload kind")
-    at: AwareDatetime = Field(description="When it happened on the device, in whole seconds")
+    at: Time = Field(description="When it happened on the device, in whole seconds")
     compartment: int = Field(ge=1, le=999, description="Compartment number, 1-based")
     state: CompartmentState = Field(description="State after the event")
     previous: CompartmentState | None = Field(description="State before the event (null at first report)")

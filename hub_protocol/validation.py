@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 # Defined without pydantic, for modules that need them without the models (the command line's frame).
 from hub_protocol import IDENTIFIER_PATTERN as IDENTIFIER_PATTERN
@@ -18,11 +19,27 @@ Identifier = Annotated[
 ]
 """Device, site, boot, line and command ids all share this alphabet, so they are safe in topics and paths."""
 
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def _time_in_range(value: datetime) -> datetime:
+    # A zone offset can carry 0001-01-01 or 9999-12-31 out of what datetime holds once in UTC, and a time near
+    # either end overflows when stored as a Unix time and read back: refuse it here, not later with a traceback.
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        raise ValueError("give a time between 1970-01-01 and 9999-12-31 (UTC)")
+    return value
+
+
+Time = Annotated[AwareDatetime, AfterValidator(_time_in_range)]
+"""A time with a zone, 1970 to 9999 in UTC: every time on the wire and in the API's queries."""
+
 
 class StrictModel(BaseModel):
     """Base of every config and payload model: unknown keys are an error, values are checked on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    # NaN and Infinity (which JSON readers and TOML accept) pass ``ge``/``le`` bounds or mean nothing: refused.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -32,6 +32,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from hub_protocol.secrets import read_secret
 from hub_protocol.validation import ConfigError
@@ -52,6 +53,7 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 TOKEN_PREFIX = "hubt_"  # noqa: S105 - marks tokens in logs and scanners
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 _SIMPLE_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -272,7 +274,7 @@ async def _authenticate(request: web.Request) -> Principal | None:
 async def _submitted_csrf(request: web.Request) -> str | None:
     if header := request.headers.get(CSRF_HEADER):
         return header
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    if request.content_type in _FORM_TYPES:
         form = await request.post()  # cached by aiohttp: the handler reads it again for free
         field_value = form.get(CSRF_FIELD)
         return field_value if isinstance(field_value, str) else None
@@ -315,6 +317,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return problem_response(401, str(exc), headers={"WWW-Authenticate": 'Bearer realm="hub"'})
     if principal is not None:
         request[PRINCIPAL_KEY] = principal
+    if request.method not in SAFE_METHODS and request.content_type in _FORM_TYPES:
+        try:
+            await request.post()  # cached by aiohttp for the CSRF check and the handler
+        except (ValueError, LookupError, HttpProcessingError) as exc:  # no boundary, a broken header, a made-up charset
+            reason = " ".join(str(getattr(exc, "message", "") or exc).split())
+            return problem_response(400, "the form body cannot be read", [f"body: {reason}"])
     if not await _csrf_ok(request, principal):
         return problem_response(
             403, f"missing or wrong CSRF token: send the {CSRF_HEADER} header or the {CSRF_FIELD} field"

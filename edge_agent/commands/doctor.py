@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hub_protocol.cli import seconds_in
+
 if TYPE_CHECKING:  # the checks pull in the transport and the network probes: only `doctor` itself needs them
     from edge_agent.deploy.checks import CheckResult
 
@@ -24,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"agent config (default {DEFAULT_CONFIG})")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--camera", metavar="SOURCE", help="check this camera source instead of the configured one")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the network (default 5)")
+    parser.add_argument(
+        "--timeout", type=seconds_in(0.5, 600), default=5.0, help="seconds to wait for the network (default 5)"
+    )
     parser.add_argument(
         "--credentials-dir",
         type=Path,
@@ -37,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from edge_agent.deploy.checks import DoctorEnv, run_checks
 
-    env = DoctorEnv(network_timeout_s=max(0.5, args.timeout))
+    env = DoctorEnv(network_timeout_s=args.timeout)
     if args.credentials_dir:
         env.credential_dirs = args.credentials_dir
     results = run_checks(args.config, env, args.camera)

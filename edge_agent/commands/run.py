@@ -10,6 +10,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from hub_protocol.cli import CliError
+
 if TYPE_CHECKING:
     from edge_agent.agent import Agent
 
@@ -46,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from edge_agent.deploy.service import ServiceLifecycle
 
     lifecycle = ServiceLifecycle(args.config)
-    config = lifecycle.load_config()  # a config the hub pushed, on trial, or the installed one
+    try:
+        config = lifecycle.load_config()  # a config the hub pushed, on trial, or the installed one
+    except OSError as exc:  # state_dir is a file, or cannot be written: one line, not a traceback at every restart
+        raise CliError(f"state_dir: cannot use {exc.filename or args.config}: {exc.strerror or exc}") from None
 
     world = None
     pin_factory = None

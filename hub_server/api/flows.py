@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from hub_protocol.flows import Direction, ObjectClass
 from hub_protocol.validation import Identifier, StrictModel
-from hub_server.api.registry import ApiRoutes, Call, QueryDatetime
+from hub_server.api.registry import ApiRoutes, Call, QueryDatetime, earlier
 from hub_server.store import readings
 from hub_server.store import retention as retention_store
 from hub_server.store.accounts import Role
@@ -35,7 +35,7 @@ class FlowQuery(StrictModel):
 
     def time_range(self) -> tuple[datetime, datetime]:
         until = self.until or datetime.now(UTC)
-        return self.since or until - timedelta(hours=24), until
+        return self.since or earlier(until, timedelta(hours=24)), until
 
 
 class FlowCellOut(BaseModel):
@@ -135,7 +135,7 @@ class TotalsQuery(StrictModel):
 
     def time_range(self) -> tuple[datetime, datetime]:
         until = self.until or datetime.now(UTC)
-        return self.since or until - timedelta(days=7), until
+        return self.since or earlier(until, timedelta(days=7)), until
 
 
 class FlowTotalOut(BaseModel):

@@ -22,11 +22,12 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import pydantic_core
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, TypeAdapter, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, TypeAdapter, ValidationError
 
 from hub_protocol.validation import describe_errors
 from hub_server.appkeys import CONFIG_KEY, DB_KEY, LIVE_KEY
@@ -58,8 +59,24 @@ def _rfc3339_only(value: object) -> object:
     return value
 
 
-QueryDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
-"""A time in a query string: RFC 3339 with a zone, nothing else."""
+def _in_utc(value: datetime) -> datetime:
+    # Any RFC 3339 time bounds a search; one that a zone carries past year 9999 or before year 1 is that end.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return (datetime.max if value.year > 1 else datetime.min).replace(tzinfo=UTC)
+
+
+QueryDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_in_utc)]
+"""A time in a query string: RFC 3339 with a zone, nothing else; in UTC, within what datetime holds."""
+
+
+def earlier(value: datetime, delta: timedelta) -> datetime:
+    """``value - delta``, or the earliest time there is (a query may end on 0001-01-01)."""
+    try:
+        return value - delta
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 class ApiError(Exception):

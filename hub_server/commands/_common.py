@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -27,7 +28,15 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 
 def open_store(args: argparse.Namespace) -> tuple[HubConfig, Database]:
     config = load_hub_config(args.config)
-    return config, Database(config.store.path)
+    return config, open_database(config)
+
+
+def open_database(config: HubConfig) -> Database:
+    """The store, or a CliError naming ``store.path`` (a folder, a device file, a damaged database...)."""
+    try:
+        return Database(config.store.path)
+    except sqlite3.Error as exc:
+        raise CliError(f"store.path {str(config.store.path)!r}: cannot open the database: {exc}") from None
 
 
 def cli_actor() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from hub_protocol.cli import CliError
+from hub_protocol.cli import CliError, int_in
 from hub_protocol.secrets import read_secret
 from hub_protocol.validation import ConfigError, validate_data
 from hub_server.commands._common import add_config_argument, cli_actor, open_store
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--no-extend", action="store_true", help="the resident may not extend the pickup time")
     listing = sub.add_parser("list", help="deliveries and shares, newest first")
     listing.add_argument("--status", choices=[s.value for s in DeliveryStatus])
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=int_in(1, 100_000), default=50)
     cancel = sub.add_parser("cancel", help="cancel; the device frees the compartment")
     cancel.add_argument("delivery")
     ret = sub.add_parser("return-code", help="a new return code for an expired item (printed once)")

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hub_protocol.cli import CliError
+from hub_protocol.cli import CliError, seconds_in
 from hub_protocol.commands import CommandBase
 from hub_server import audit, device_config, devices
 from hub_server.broker_accounts import dynsec_initial_file
@@ -46,10 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     push = sub.add_parser("push-config", help="send a new agent config; the device tries it and rolls back if bad")
     push.add_argument("device")
     push.add_argument("file", type=Path, help="the complete agent config (TOML)")
-    push.add_argument("--wait", type=float, default=0, metavar="S", help="wait up to S seconds for the answer")
+    push.add_argument(
+        "--wait", type=seconds_in(0, 3600), default=0, metavar="S", help="wait up to S seconds for the answer"
+    )
     reload = sub.add_parser("reload-config", help="make the agent re-read its config file")
     reload.add_argument("device")
-    reload.add_argument("--wait", type=float, default=0, metavar="S", help="wait up to S seconds for the answer")
+    reload.add_argument(
+        "--wait", type=seconds_in(0, 3600), default=0, metavar="S", help="wait up to S seconds for the answer"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import logging
 
 from hub_protocol.cli import CliError
 from hub_server import app
-from hub_server.commands._common import add_config_argument
+from hub_server.commands._common import add_config_argument, open_database
 from hub_server.config import load_hub_config
 
 NAME = "serve"
@@ -21,10 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_hub_config(args.config)
+    database = open_database(config)  # before logging that it listens: a bad store.path is one clear line
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger(__name__).info("hub listening on http://%s:%d", config.http.host, config.http.port)
     try:
-        app.run(config)
+        app.run(config, database=database)
     except OSError as exc:  # typically the port is taken
         raise CliError(f"cannot serve on {config.http.host}:{config.http.port}: {exc.strerror or exc}") from None
     return 0

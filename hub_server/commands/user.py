@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from hub_protocol.cli import CliError
+from hub_protocol.cli import CliError, int_in
 from hub_server import audit
 from hub_server.auth import new_api_token
 from hub_server.commands._common import add_config_argument, cli_actor, open_store, read_new_password
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     token.add_argument("--role", choices=_ROLES, required=True)
     sub.add_parser("token-list", help="list API tokens")
     revoke = sub.add_parser("token-revoke", help="revoke an API token")
-    revoke.add_argument("id", type=int)
+    revoke.add_argument("id", type=int_in(1, 2**53))
 
 
 def run(args: argparse.Namespace) -> int:

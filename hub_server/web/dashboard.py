@@ -13,7 +13,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from hub_protocol.lockers import CompartmentSize
-from hub_protocol.validation import IDENTIFIER_PATTERN
+from hub_protocol.validation import EARLIEST_TIME, IDENTIFIER_PATTERN, LATEST_TIME
 from hub_server.web import charts, flowstats
 from hub_server.web.context import CSRF_FIELD, Web, get_web
 from hub_server.web.i18n import negotiate, translator
@@ -144,9 +144,11 @@ def _slot_means(
 
 def _parse_day(value: str, fallback: date) -> date:
     try:
-        return date.fromisoformat(value) if value else fallback
+        day = date.fromisoformat(value) if value else fallback
     except ValueError:
         return fallback
+    # The page reaches a week back and a day on: near year 1 or 9999 that overflows; shown like a typo.
+    return day if EARLIEST_TIME.date() <= day < LATEST_TIME.date() else fallback
 
 
 @login_required

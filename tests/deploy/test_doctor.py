@@ -364,3 +364,15 @@ def test_camera_through_the_agents_own_sources(tmp_path: Path) -> None:
     failed = by_name(run_checks(broken, env))["camera"]
     assert failed.status is Status.FAIL
     assert f"cannot read frames from the camera source '{not_a_video}'" in failed.summary
+
+
+@pytest.mark.parametrize("timeout", ["inf", "nan", "1e308", "-5"])
+def test_cli_refuses_a_network_timeout_out_of_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], timeout: str
+) -> None:
+    """An infinite timeout overflowed the socket's time_t: a traceback instead of a report."""
+    config = write_agent_config(tmp_path, host="127.0.0.1", port=free_port())
+    with pytest.raises(SystemExit) as exited:
+        main(["doctor", "--config", str(config), "--timeout", timeout])
+    assert exited.value.code == 2
+    assert "argument --timeout: expected 0.5 to 600 seconds" in capsys.readouterr().err

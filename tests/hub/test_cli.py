@@ -114,3 +114,52 @@ def test_token_add_prints_the_token_once_and_stores_a_hash(
     assert token not in str(db.conn.execute("SELECT * FROM api_tokens").fetchall())
     assert main([*base, "token-revoke", str(found.id)]) == 0
     assert accounts.find_token(db.conn, token) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "argument"),
+    [
+        (["user", "token-revoke", str(2**64)], "argument id: expected 1 to"),
+        (["user", "token-revoke", "0x10"], "argument id: expected a whole number"),
+        (["delivery", "list", "--limit", str(10**30)], "argument --limit: expected 1 to 100000"),
+        (["delivery", "list", "--limit", "-1"], "argument --limit: expected 1 to 100000"),
+        (["device", "reload-config", "cam-1", "--wait", "nan"], "argument --wait: expected 0 to 3600 seconds"),
+        (["device", "push-config", "cam-1", "x.toml", "--wait", "inf"], "argument --wait: expected 0 to 3600"),
+    ],
+)
+def test_numbers_out_of_range_are_a_usage_error_and_change_nothing(
+    config_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], argument: str
+) -> None:
+    """Not an OverflowError from the database (a 65-bit token id) nor a wait of NaN seconds."""
+    assert main(["user", "--config", str(config_path), "token-add", "keep-me", "--role", "viewer"]) == 0
+    db = Database(load_hub_config(config_path).store.path)
+    before = db.conn.execute("SELECT * FROM api_tokens").fetchall()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main([argv[0], "--config", str(config_path), *argv[1:]])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert argument in err and "Traceback" not in err
+    assert db.conn.execute("SELECT * FROM api_tokens").fetchall() == before
+
+
+@pytest.mark.parametrize("store", ["folder", "garbage"])
+@pytest.mark.parametrize("command", [["user", "list"], ["serve"]])
+def test_a_store_path_that_is_no_database_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], store: str, command: list[str]
+) -> None:
+    """A folder or a file that is not SQLite at store.path gave sqlite3's traceback, `serve` included."""
+    data = hub_config_data(tmp_path / "hub")
+    path = tmp_path / store
+    if store == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"not a database, " * 1000)
+    data["store"]["path"] = str(path)
+    config = tmp_path / "hub.toml"
+    config.write_text(tomlwrite.dumps(data))
+    assert main([command[0], "--config", str(config), *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert f"store.path '{path}': cannot open the database" in err and "Traceback" not in err
+    if store == "garbage":
+        assert path.read_bytes() == b"not a database, " * 1000

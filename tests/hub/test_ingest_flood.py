@@ -98,3 +98,51 @@ def test_a_flood_of_bad_messages_keeps_the_log_short_and_spares_the_neighbours(
     assert stats.throttled > stats.received // 2, f"the writer decoded most of the flood: {stats}"
     figures: dict[str, Any] = {"sent": FLOOD, "log_lines": lines, **dataclasses.asdict(stats)}
     print("flood figures:", figures)
+
+
+@pytest.mark.timeout(90)
+def test_a_number_past_64_bits_is_refused_and_the_neighbours_in_its_batches_are_stored(
+    broker: BrokerSetup, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A health report with disk_free_bytes = 2**64 was valid to the contract and made SQLite raise at commit:
+    every batch holding a copy failed, so the neighbour's events in it were never stored."""
+    Database(tmp_path / "hub.sqlite3")
+    ingest = Ingest(
+        tmp_path / "hub.sqlite3",
+        hub_mqtt(broker),
+        IngestConfig(writer_process=False),
+        live=LiveRegistry(),
+        password=broker.hub_password,
+    )
+    ingest.start()
+    assert ingest.mqtt is not None and ingest.mqtt.wait_connected(10), "hub did not connect"
+    health = (
+        b'{"v":1,"device":"dev-a","boot":"b1","at":"2026-05-04T08:00:00Z","uptime_s":1,"version":"x",'
+        b'"load1":0.5,"mem_used_fraction":0.3,"disk_free_bytes":18446744073709551616,"outbox_depth":0,'
+        b'"outbox_oldest_age_s":0,"dropped_total":0,"camera_state":"ok","fps":7}'
+    )
+    attacker, neighbour = _device_client(broker, "dev-a"), _device_client(broker, "dev-b")
+    try:
+        topic = device_topic(broker.prefix, broker.site, "dev-a", Channel.HEALTH)
+        alarms = device_topic(broker.prefix, broker.site, "dev-b", Channel.ALARM)
+        infos = []
+        for n in range(1, 41):  # interleaved, so that batches hold both
+            infos.append(attacker.publish(topic, health, qos=1))
+            event = build_event(Channel.ALARM, "dev-b", "nb", n, alarm_fields(n))
+            infos.append(neighbour.publish(alarms, encode(event), qos=1))
+        for info in infos:
+            info.wait_for_publish(30)
+        db = Database(tmp_path / "hub.sqlite3")
+        stored = lambda: db.conn.execute("SELECT COUNT(*) FROM events WHERE device = 'dev-b'").fetchone()[0]  # noqa: E731
+        seqs = lambda: [r[0] for r in db.conn.execute("SELECT seq FROM events WHERE device = 'dev-b' ORDER BY seq")]  # noqa: E731
+        assert wait_until(lambda: stored() == 40, 20), f"{stored()} of the neighbour's 40 events stored: {seqs()}"
+        refused = db.conn.execute("SELECT kind, last_reason FROM invalid_messages WHERE device = 'dev-a'").fetchone()
+        assert refused[0] == "payload" and "disk_free_bytes" in refused[1]
+        assert db.conn.execute("SELECT COUNT(*) FROM health_samples").fetchone()[0] == 0
+    finally:
+        for client in (attacker, neighbour):
+            client.disconnect()
+            client.loop_stop()
+        ingest.stop()
+    errors = [r.getMessage() for r in caplog.records if r.name.startswith("hub_server") and r.levelno >= logging.ERROR]
+    assert not errors, errors[:3]
