@@ -44,6 +44,8 @@ from edge_agent.counting.pipeline import Crossing  # noqa: E402
 from edge_agent.counting.tracking import Detection  # noqa: E402
 
 Boxes = dict[int, list[Detection]]
+# Seeds of hold-out rounds already looked at: selection material now, if a run says so. Never later ones.
+SPENT = frozenset((*range(101, 107), *range(201, 207), *range(301, 307)))
 TRAILS: dict[int, dict[int, tuple[float, float, float]]] = {}  # track id -> frame -> foot x, foot y, height
 
 
@@ -159,6 +161,13 @@ def main() -> int:
     parser.add_argument("--track", action="append", default=[], help="pipeline/tracker KEY=VALUE override")
     parser.add_argument("--list", action="store_true", help="every missed and extra crossing")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--spent",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also score these spent hold-out seeds (101-106, 201-206, 301-306) as selection material",
+    )
     args = parser.parse_args()
     if not sc.VIDEO.exists():
         print("SKIP: ../shared evaluation data absent")
@@ -166,7 +175,11 @@ def main() -> int:
     kwargs = {k: sr.parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     overrides = {k: sr.parse_value(v) for k, v in (item.split("=", 1) for item in args.track)}
     tracks = ev.load_mot(sc.GT)
-    sets = sr.selection_sets(tracks)
+    if any(seed not in SPENT for seed in args.spent):
+        parser.error(f"--spent takes only spent seeds ({min(SPENT)}-{max(SPENT)}); later seeds are the hold-out's")
+    # Spent seeds score as their own groups (sp-full, sp-clip, ...), next to the selection groups.
+    spent = [(f"sp-{group}", ls) for group, ls in sc.scene_sets(tuple(args.spent), tracks)]
+    sets = sr.selection_sets(tracks) + spent
     scenes = list(dict.fromkeys(ls.scene for _, ls in sets))
     with ProcessPoolExecutor(args.jobs) as pool:
         found = dict(zip(scenes, pool.map(detect_scene, scenes, [kwargs] * len(scenes)), strict=True))

@@ -7,6 +7,7 @@ the learned background, which calibration shows instead of a live frame (people 
 from __future__ import annotations
 
 from collections import deque
+from itertools import combinations
 
 import cv2
 import numpy as np
@@ -163,12 +164,15 @@ class MotionDetector:
         max_height: float = 0.95,
         person_aspect: float = 0.45,
         learn_shape: bool = True,
+        # Pieces of one person are joined up to the tallest blob still learnt as one person (1.3 people).
+        join: float = 1.3,
     ) -> None:
         self.model = BackgroundModel(work_width=work_width)
         self.min_height = min_height
         self.max_height = max_height
         self.person_aspect = person_aspect
         self.learn_shape = learn_shape
+        self.join = join
         self.shape: PersonShape | None = None
         self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._close = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 7))
@@ -182,18 +186,50 @@ class MotionDetector:
         if self.learn_shape and (self.shape is None or self.shape.rows != frame_h):
             self.shape = PersonShape(frame_h)
         scale = self.model.scale
-        detections: list[Detection] = []
+        blobs: list[_Blob] = []
         for label in range(1, count):
             x, y, w, h, area = (int(v) for v in stats[label])
             if h < self.min_height * frame_h or h > self.max_height * frame_h or area < 0.3 * w * h * 0.5:
                 continue
             if roi is not None and not _overlaps((x * scale, y * scale, (x + w) * scale, (y + h) * scale), roi):
                 continue
-            score = min(1.0, area / (w * h))
-            blob = _Blob(labels, label, x, y, w, h)
+            blobs.append(_Blob(labels, (label,), x, y, w, h, area))
+        detections: list[Detection] = []
+        for blob in self._join(blobs):
+            score = min(1.0, blob.area / (blob.w * blob.h))
             for bx1, by1, bx2, by2 in self._people(blob, frame_w, frame_h):
                 detections.append(Detection(bx1 * scale, by1 * scale, bx2 * scale, by2 * scale, score=score))
         return detections
+
+    def _join(self, blobs: list[_Blob]) -> list[_Blob]:
+        """Pieces of one person as one blob: where clothes match the street behind them (common at close range,
+        where a body covers much of the view), the background model sees a head and torso and, apart, legs.
+
+        Each piece on its own would be a person of its own size, and a track on the upper piece crosses a line
+        at its own time (a double count). Two blobs are joined when their columns overlap by half the narrower
+        one, the smaller is shorter than 0.6 of a person there, and together they are no taller than ``join``
+        people standing where the lower one stands (the learnt shape): two whole people one behind the other
+        are taller, and are split later. Nothing is joined before a person's shape is learnt."""
+        shape = self.shape
+        if shape is None or self.join <= 0 or len(blobs) < 2:
+            return blobs
+        out = sorted(blobs, key=lambda b: -b.h)
+        joined = True
+        while joined:
+            joined = False
+            for i, j in combinations(range(len(out)), 2):
+                a, b = out[i], out[j]  # taller first: b is the piece, a what it may belong to
+                if min(a.x + a.w, b.x + b.w) - max(a.x, b.x) < 0.5 * min(a.w, b.w):
+                    continue
+                top, foot = min(a.y, b.y), max(a.y + a.h, b.y + b.h)
+                expected = shape.height_at(float(foot))
+                if expected is None or b.h >= 0.6 * expected or foot - top > self.join * expected:
+                    continue
+                out[i] = a.union(b)
+                del out[j]
+                joined = True
+                break
+        return out
 
     def _people(self, blob: _Blob, frame_w: int, frame_h: int) -> list[Box]:
         """One blob as one or more person boxes (work pixels)."""
@@ -240,15 +276,21 @@ Box = tuple[float, float, float, float]
 
 
 class _Blob:
-    """One connected component: its bounding box in the label image."""
+    """One or more connected components taken as one: their labels, bounding box and area in the label image."""
 
-    def __init__(self, labels: Image, label: int, x: int, y: int, w: int, h: int) -> None:
-        self.labels, self.label, self.x, self.y, self.w, self.h = labels, label, x, y, w, h
+    def __init__(self, labels: Image, label: tuple[int, ...], x: int, y: int, w: int, h: int, area: int) -> None:
+        self.labels, self.label, self.x, self.y, self.w, self.h, self.area = labels, label, x, y, w, h, area
+
+    def union(self, other: _Blob) -> _Blob:
+        x, y = min(self.x, other.x), min(self.y, other.y)
+        x2, y2 = max(self.x + self.w, other.x + other.w), max(self.y + self.h, other.y + other.h)
+        return _Blob(self.labels, self.label + other.label, x, y, x2 - x, y2 - y, self.area + other.area)
 
     def shoulders(self) -> float:
         """Columns occupied by the upper 40% of the blob (heads and torsos)."""
-        top = self.labels[self.y : self.y + max(1, int(0.4 * self.h)), self.x : self.x + self.w] == self.label
-        return float(np.count_nonzero(top.any(axis=0)))
+        top = self.labels[self.y : self.y + max(1, int(0.4 * self.h)), self.x : self.x + self.w]
+        mine = top == self.label[0] if len(self.label) == 1 else np.isin(top, self.label)
+        return float(np.count_nonzero(mine.any(axis=0)))
 
 
 def _side_by_side(x: int, y: int, w: int, h: int, parts: int) -> list[Box]:
