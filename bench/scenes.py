@@ -43,7 +43,7 @@ MODEL = SHARED / "models" / "nanodet-m" / "object_detection_nanodet_2022nov.onnx
 FULL = (768, 576)
 TRUTH_MARGIN = ev.TRUTH_MARGIN
 SELECTION_SEEDS = (1, 2, 3)
-HOLDOUT_SEEDS = (301, 302)
+HOLDOUT_SEEDS = (401, 402, 403, 404)
 
 
 @dataclass(frozen=True)
