@@ -45,7 +45,7 @@ from edge_agent.counting.tracking import Detection  # noqa: E402
 
 Boxes = dict[int, list[Detection]]
 # Seeds of hold-out rounds already looked at: selection material now, if a run says so. Never later ones.
-SPENT = frozenset((*range(101, 107), *range(201, 207), *range(301, 307)))
+SPENT = frozenset((*range(101, 107), *range(201, 207), *range(301, 307), *range(401, 407)))
 TRAILS: dict[int, dict[int, tuple[float, float, float]]] = {}  # track id -> frame -> foot x, foot y, height
 
 
@@ -166,7 +166,7 @@ def main() -> int:
         type=int,
         nargs="*",
         default=[],
-        help="also score these spent hold-out seeds (101-106, 201-206, 301-306) as selection material",
+        help="also score these spent hold-out seeds (101-106, 201-206, 301-306, 401-406) as selection material",
     )
     args = parser.parse_args()
     if not sc.VIDEO.exists():

@@ -245,9 +245,10 @@ def _half_width(camera: Camera, y: float) -> float:
 def run(scene: GroundScene, lines: list[CountLine], settings: PipelineSettings | None = None) -> list[Crossing]:
     """The counting pipeline (tracker and crossing rule as the ``onnx`` detector gets them) over the boxes."""
     detector = ReplayDetector(scene)
-    pipeline = CountingPipeline(
-        lines, detector, scene.fps, settings or replace(settings_for("onnx"), roi=False, motion_gate=False)
-    )
+    # Generated people carry no pixels: on the blank frames every box would get the same (black) colour
+    # signature, which reads as "everyone dressed alike". The colour cue is measured on video only.
+    default = replace(settings_for("onnx"), roi=False, motion_gate=False, appearance=False)
+    pipeline = CountingPipeline(lines, detector, scene.fps, settings or default)
     blank = np.zeros((scene.camera.size[1], scene.camera.size[0], 3), dtype=np.uint8)
     events: list[Crossing] = []
     for index in range(scene.frames):
