@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from hub_server.config import HubConfig
-from hub_server.live import LiveRegistry
+from hub_server.ingest.live import LiveRegistry
 from hub_server.store.db import Database
 
 if TYPE_CHECKING:
-    from hub_server.alarms import AlarmService
+    from hub_server.accounts.auth import AuthState
     from hub_server.api.registry import ApiRegistry
-    from hub_server.auth import AuthState
-    from hub_server.logistics import Logistics
+    from hub_server.fleet.alarms import AlarmService
+    from hub_server.logistics.service import Logistics
 
 CONFIG_KEY = web.AppKey("config", HubConfig)
 DB_KEY = web.AppKey("db", Database)

@@ -1,4 +1,4 @@
-"""The pages' view of the hub: sessions from ``hub_server.auth``, data from the domain services and stores.
+"""The pages' view of the hub: sessions from ``hub_server.accounts.auth``, data from the domain services and stores.
 
 Parts of the hub arrive as separate modules (ingest store, alarms, logistics service); each is looked up when
 used, so the pages show what exists and an empty state for the rest instead of failing at import.
@@ -19,14 +19,15 @@ from hub_protocol.flows import PrivacyPolicy
 from hub_protocol.lockers import CompartmentSize
 from hub_protocol.register import RegisterEntry
 from hub_protocol.validation import describe_errors
-from hub_server import appkeys, device_setup
-from hub_server import audit as audit_log
-from hub_server import auth as hub_auth_module
-from hub_server import register as hub_register
-from hub_server.device_setup import DEFAULT_MINUTES
-from hub_server.ingest import ingest_of
-from hub_server.logistics import DeliveryRequest as LogisticsRequest
-from hub_server.logistics import Logistics, LogisticsError, NoCompartmentFree
+from hub_server import appkeys
+from hub_server.accounts import audit as audit_log
+from hub_server.accounts import auth as hub_auth_module
+from hub_server.fleet import device_setup
+from hub_server.fleet import register as hub_register
+from hub_server.fleet.device_setup import DEFAULT_MINUTES
+from hub_server.ingest.service import ingest_of
+from hub_server.logistics.service import DeliveryRequest as LogisticsRequest
+from hub_server.logistics.service import Logistics, LogisticsError, NoCompartmentFree
 from hub_server.store import devices as store_devices
 from hub_server.store import flow_summaries, provisioning, readings, validations
 from hub_server.store import logistics as logistics_store

@@ -3,7 +3,7 @@
 ``IngestCore`` takes a batch of (topic, payload, received at), validates each message against its channel's
 model, stores what is new in one transaction (synchronous=FULL: an acknowledged event survives a power cut),
 advances each (device, boot) watermark in memory and returns the acks to publish. ``writer_main`` runs it in
-a process (or thread) of its own, fed through a pipe by ``hub_server.ingest.Ingest``.
+a process (or thread) of its own, fed through a pipe by ``hub_server.ingest.service.Ingest``.
 
 Watermark: ``upto`` of (device, boot) is the highest seq such that every seq <= upto is stored or declared
 dropped by an ``OutboxGap``. The device deletes its outbox rows up to it. A duplicate changes nothing and is
@@ -28,11 +28,11 @@ from hub_protocol.envelope import Ack, Availability, AvailabilityState, Health
 from hub_protocol.flows import FlowWindow, PrivacyPolicy
 from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, TopicParts, device_topic, parse_topic
 from hub_server.config import IngestConfig
-from hub_server.ingest_limits import BAD_BURST, BAD_PER_S, DeviceLog, TokenBuckets
-from hub_server.mqtt import BROKER_UPTIME_TOPIC
+from hub_server.ingest.limits import BAD_BURST, BAD_PER_S, DeviceLog, TokenBuckets
+from hub_server.ingest.mqtt import BROKER_UPTIME_TOPIC
 from hub_server.store.db import connect
 
-log = logging.getLogger("hub_server.ingest")
+log = logging.getLogger("hub_server.ingest.service")
 
 Message = tuple[str, bytes, float]
 """(topic, payload, received at in Unix seconds)"""

@@ -20,8 +20,8 @@ from hub_protocol.commands import CommandBase, PushConfig, ReloadConfig, command
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import Channel, device_topic
 from hub_protocol.validation import ConfigError, parse_toml
-from hub_server.broker import CLI_CLIENT_ID_PREFIX
 from hub_server.config import HubConfig
+from hub_server.fleet.broker import CLI_CLIENT_ID_PREFIX
 
 COMMAND_TTL = timedelta(minutes=10)
 MAX_CONFIG_CHARS = 32_000

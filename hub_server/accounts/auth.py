@@ -35,7 +35,7 @@ from aiohttp import web
 
 from hub_protocol.secrets import read_secret
 from hub_protocol.validation import ConfigError
-from hub_server import audit
+from hub_server.accounts import audit
 from hub_server.appkeys import AUTH_KEY, DB_KEY
 from hub_server.config import AuthConfig, HubConfig
 from hub_server.store import accounts

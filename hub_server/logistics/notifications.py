@@ -49,7 +49,7 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class AlarmNotice:
-    """For operators: an alarm started or ended (see ``hub_server.alarms``)."""
+    """For operators: an alarm started or ended (see ``hub_server.fleet.alarms``)."""
 
     event: str  # "alarm-raised" or "alarm-ended"
     alarm: int

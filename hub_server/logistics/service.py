@@ -37,9 +37,10 @@ from hub_protocol.commands import (
 from hub_protocol.envelope import CommandResult, ResultStatus
 from hub_protocol.lockers import CodePurpose, CompartmentState, LockerEvent
 from hub_protocol.topics import Channel
-from hub_server import audit, codes
+from hub_server.accounts import audit
 from hub_server.config import LogisticsConfig
-from hub_server.logistics_models import (
+from hub_server.logistics import codes
+from hub_server.logistics.models import (
     CommandPublisher,
     Compartment,
     CompartmentSpec,
@@ -59,7 +60,7 @@ from hub_server.logistics_models import (
     erase_due_personal_data,
     token_hash,
 )
-from hub_server.notifications import Notification, NotificationError, NotificationEvent, Notifier
+from hub_server.logistics.notifications import Notification, NotificationError, NotificationEvent, Notifier
 from hub_server.store import feed
 from hub_server.store import logistics as store
 from hub_server.store.db import Database

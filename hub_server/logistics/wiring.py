@@ -3,7 +3,7 @@
 ``setup_logistics(app)`` (called by ``create_app``) puts ``Logistics`` on ``LOGISTICS_KEY`` and
 ``AlarmService`` on ``ALARMS_KEY`` so pages and the API work without the background tasks.
 ``logistics_ctx`` follows the ingest's locker and command-result tables, expires items, resends commands and
-sends notifications; ``hub_server.alarms.alarms_ctx`` evaluates alarms. Both wake at once on the live bus
+sends notifications; ``hub_server.fleet.alarms.alarms_ctx`` evaluates alarms. Both wake at once on the live bus
 (the ingest's notifications) and otherwise run at their configured interval.
 """
 
@@ -21,11 +21,11 @@ from aiohttp import web
 
 from hub_protocol.commands import CommandBase
 from hub_protocol.secrets import read_secret
-from hub_server.alarms import AlarmService
 from hub_server.appkeys import ALARMS_KEY, CONFIG_KEY, DB_KEY, LIVE_KEY, LOGISTICS_KEY
 from hub_server.config import LogisticsConfig
-from hub_server.logistics import Logistics
-from hub_server.notifications import Notifier, WebhookNotifier
+from hub_server.fleet.alarms import AlarmService
+from hub_server.logistics.notifications import Notifier, WebhookNotifier
+from hub_server.logistics.service import Logistics
 from hub_server.store import feed
 
 __all__ = [
@@ -54,7 +54,7 @@ class AppCommandPublisher:
         self.app = app
 
     def publish_command(self, command: CommandBase) -> None:
-        from hub_server.ingest import ingest_of
+        from hub_server.ingest.service import ingest_of
 
         ingest = ingest_of(self.app)
         if ingest is None:
