@@ -1,6 +1,6 @@
 """The hub's application factory: ``create_app(config)`` builds the aiohttp app, its API and its background tasks.
 
-What is on the app (typed keys, see ``hub_server.appkeys``): ``CONFIG_KEY`` (HubConfig), ``DB_KEY``
+What is on the app (typed keys, see ``hub_server.appkeys`` and each service's module): ``CONFIG_KEY`` (HubConfig), ``DB_KEY``
 (Database, migrated), ``LIVE_KEY`` (LiveRegistry: live device state the ingest fills, with listeners),
 ``AUTH_KEY`` and ``API_KEY``.
 
@@ -24,9 +24,9 @@ from pydantic import ValidationError
 
 from hub_protocol.validation import ConfigError, describe_errors
 from hub_server import api
-from hub_server.accounts.auth import AuthState, Handler, auth_middleware, problem_response
-from hub_server.api.registry import ApiError, ApiRegistry
-from hub_server.appkeys import API_KEY, AUTH_KEY, CONFIG_KEY, DB_KEY, LIVE_KEY
+from hub_server.accounts.auth import AUTH_KEY, AuthState, Handler, auth_middleware, problem_response
+from hub_server.api.registry import API_KEY, ApiError, ApiRegistry
+from hub_server.appkeys import CONFIG_KEY, DB_KEY, LIVE_KEY
 from hub_server.config import HubConfig
 from hub_server.ingest.live import LiveRegistry
 from hub_server.store import accounts, provisioning

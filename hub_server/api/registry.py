@@ -373,6 +373,9 @@ class ApiRegistry:
         }
 
 
+API_KEY: web.AppKey[ApiRegistry] = web.AppKey("api")
+
+
 def _reason(status: int) -> str:
     from http import HTTPStatus
 

@@ -30,6 +30,7 @@ from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, To
 from hub_server.config import IngestConfig
 from hub_server.ingest.limits import BAD_BURST, BAD_PER_S, DeviceLog, TokenBuckets
 from hub_server.ingest.mqtt import BROKER_UPTIME_TOPIC
+from hub_server.store import ingest as store
 from hub_server.store.db import connect
 
 log = logging.getLogger("hub_server.ingest.service")
@@ -147,63 +148,6 @@ class BatchResult:
     seen: list[tuple[str, str, float, bool]] = field(default_factory=list)
 
 
-_INSERT_EVENT = "INSERT OR IGNORE INTO events (device, boot, seq, channel, received_at, payload) VALUES (?,?,?,?,?,?)"
-_INSERT_FLOW = (
-    "INSERT OR IGNORE INTO flow_windows (device, boot, seq, site, window_start, window_seconds, observed_fraction,"
-    " mean_fps, dropped_frames, policy_kind, policy, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_LOCKER = (
-    "INSERT OR IGNORE INTO locker_events (device, boot, seq, site, at, compartment, state, previous, cause,"
-    " reservation, operator, door_open, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_ALARM = (
-    "INSERT OR IGNORE INTO device_alarms (device, boot, seq, site, at, alarm, active, compartment, detail,"
-    " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_RESULT = (
-    "INSERT OR IGNORE INTO command_results (device, boot, seq, command_id, status, detail, at, received_at)"
-    " VALUES (?,?,?,?,?,?,?,?)"
-)
-_INSERT_VALIDATION = (
-    "INSERT OR IGNORE INTO validations (device, boot, seq, site, started_at, minutes, error, policy, payload,"
-    " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
-)
-_UPSERT_RANGE = (
-    "INSERT INTO dropped_ranges (device, boot, first_seq, last_seq, declared_at, dropped_total) VALUES (?,?,?,?,?,?)"
-    " ON CONFLICT (device, boot, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),"
-    " declared_at = excluded.declared_at, dropped_total = max(dropped_total, excluded.dropped_total)"
-)
-_UPSERT_WATERMARK = (
-    "INSERT INTO boot_watermarks (device, boot, upto, max_seq, first_seen, updated_at) VALUES (?,?,?,?,?,?)"
-    " ON CONFLICT (device, boot) DO UPDATE SET upto = excluded.upto, max_seq = excluded.max_seq,"
-    " updated_at = excluded.updated_at"
-)
-_UPSERT_DEVICE = (
-    "INSERT INTO devices (device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
-    " dropped_total) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (device) DO UPDATE SET site = excluded.site,"
-    " last_seen = excluded.last_seen, online = excluded.online, offline_reason = excluded.offline_reason,"
-    " status_changed = excluded.status_changed, boot = excluded.boot, dropped_total = excluded.dropped_total"
-)
-_UPSERT_HEALTH = (
-    "INSERT INTO health_latest (device, at, received_at, payload) VALUES (?,?,?,?) ON CONFLICT (device) DO UPDATE"
-    " SET at = excluded.at, received_at = excluded.received_at, payload = excluded.payload WHERE excluded.at >= at"
-)
-_INSERT_SAMPLE = (
-    "INSERT OR IGNORE INTO health_samples (device, at, boot, uptime_s, cpu_temp_c, load1, mem_used_fraction,"
-    " disk_free_bytes, outbox_depth, outbox_oldest_age_s, dropped_total, camera_state, fps)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_UPSERT_REGISTER = (
-    "INSERT INTO register_latest (device, site, received_at, payload) VALUES (?,?,?,?) ON CONFLICT (device)"
-    " DO UPDATE SET site = excluded.site, received_at = excluded.received_at, payload = excluded.payload"
-)
-_UPSERT_INVALID = (
-    "INSERT INTO invalid_messages (device, kind, count, first_at, last_at, last_topic, last_reason)"
-    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (device, kind) DO UPDATE SET count = count + excluded.count,"
-    " last_at = excluded.last_at, last_topic = excluded.last_topic, last_reason = excluded.last_reason"
-)
-
-
 @functools.lru_cache(maxsize=256)
 def _policy_json_cached(values: tuple[Any, ...]) -> str:
     return json.dumps(dict(zip(_POLICY_FIELDS, values, strict=True)), separators=(",", ":"))
@@ -235,10 +179,7 @@ class IngestCore:
         self.settings = settings
         self._clock = clock
         self.conn = connect(db_path)
-        self.conn.execute("PRAGMA synchronous=FULL")  # we acknowledge after commit: it must survive power loss
-        self.conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages of the busy tables stay in memory
-        # Checkpoint every 32 MiB of WAL instead of 4: index pages changed by many commits are copied back once.
-        self.conn.execute("PRAGMA wal_autocheckpoint=8192")
+        store.tune_for_writer(self.conn)
         self._topic_cache: dict[str, TopicParts | None] = {}
         self.counters = Counters()
         self._started = clock()
@@ -250,28 +191,19 @@ class IngestCore:
     def _load(self) -> None:
         conn = self.conn
         self.boots: dict[tuple[str, str], BootState] = {
-            (d, b): BootState(upto=u, max_seq=m)
-            for d, b, u, m in conn.execute("SELECT device, boot, upto, max_seq FROM boot_watermarks")
+            (d, b): BootState(upto=u, max_seq=m) for d, b, u, m in store.boot_watermarks(conn)
         }
-        for device, boot, seq in conn.execute(
-            "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"
-            " ON e.device = w.device AND e.boot = w.boot WHERE e.seq > w.upto"
-        ):
+        for device, boot, seq in store.events_above_watermarks(conn):
             self.boots[(device, boot)].add(seq)
-        for device, boot, first, last in conn.execute("SELECT device, boot, first_seq, last_seq FROM dropped_ranges"):
+        for device, boot, first, last in store.dropped_ranges(conn):
             self.boots.setdefault((device, boot), BootState()).add_range(first, last)
-        for d, b, first, last in conn.execute(
-            "SELECT device, boot, first_seq, last_seq FROM sequence_gaps WHERE resolved_at IS NULL"
-        ):
+        for d, b, first, last in store.open_gaps(conn):
             if (d, b) in self.boots:
                 self.boots[(d, b)].gap_open = True
                 self.boots[(d, b)].reported.add((first, last))
         self.devices: dict[str, DeviceState] = {
             row[0]: DeviceState(row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
-            for row in conn.execute(
-                "SELECT device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
-                " dropped_total FROM devices"
-            )
+            for row in store.devices(conn)
         }
 
     def sites(self) -> dict[str, str]:
@@ -452,8 +384,7 @@ class IngestCore:
         """Below the watermark only through a declared drop: stored already if it came before the notice."""
         if seq > state.upto:
             return False
-        row = self.conn.execute("SELECT 1 FROM events WHERE device = ? AND boot = ? AND seq = ?", (*key, seq))
-        return row.fetchone() is not None
+        return store.event_stored(self.conn, *key, seq)
 
     def _touch(self, device: str, site: str, received: float, talking: bool) -> DeviceState:
         dev = self.devices.get(device)
@@ -559,50 +490,23 @@ class IngestCore:
         now: float,
     ) -> None:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for name, sql in (
-                ("events", _INSERT_EVENT),
-                ("flows", _INSERT_FLOW),
-                ("lockers", _INSERT_LOCKER),
-                ("alarms", _INSERT_ALARM),
-                ("results", _INSERT_RESULT),
-                ("validations", _INSERT_VALIDATION),
-                ("ranges", _UPSERT_RANGE),
-                ("health", _UPSERT_HEALTH),
-                ("samples", _INSERT_SAMPLE),
-                ("register", _UPSERT_REGISTER),
-            ):
-                if rows.get(name):
-                    conn.executemany(sql, rows[name])
+        with store.transaction(conn):
+            store.insert_rows(conn, rows)
             if touched:
-                conn.executemany(
-                    _UPSERT_WATERMARK,
-                    [(d, b, self.boots[(d, b)].upto, self.boots[(d, b)].max_seq, now, now) for (d, b) in touched],
+                store.upsert_watermarks(
+                    conn, [(d, b, self.boots[(d, b)].upto, self.boots[(d, b)].max_seq, now, now) for (d, b) in touched]
                 )
             for device, boot in advanced:
                 if self.boots[(device, boot)].gap_open:
                     self._resolve_gaps(device, boot, now)
             if changed_devices:
-                conn.executemany(_UPSERT_DEVICE, [self._device_row(d) for d in changed_devices])
+                store.upsert_devices(conn, [self._device_row(d) for d in changed_devices])
             if invalid:
-                conn.executemany(_UPSERT_INVALID, [tuple(v) for v in invalid.values()])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+                store.upsert_invalid(conn, [tuple(v) for v in invalid.values()])
 
     def _resolve_gaps(self, device: str, boot: str, now: float) -> None:
         state = self.boots[(device, boot)]
-        self.conn.execute(
-            "UPDATE sequence_gaps SET resolved_at = ? WHERE device = ? AND boot = ? AND resolved_at IS NULL"
-            " AND last_seq <= ?",
-            (now, device, boot, state.upto),
-        )
-        remaining = self.conn.execute(
-            "SELECT COUNT(*) FROM sequence_gaps WHERE device = ? AND boot = ? AND resolved_at IS NULL", (device, boot)
-        ).fetchone()[0]
-        state.gap_open = remaining > 0
+        state.gap_open = store.resolve_gaps(self.conn, device, boot, state.upto, now) > 0
 
     def _device_row(self, device: str) -> tuple[Any, ...]:
         d = self.devices[device]
@@ -641,19 +545,13 @@ class IngestCore:
             d = self.devices[device]
             d.online, d.reason, d.status_changed = False, "silent", now
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            if silent:
-                conn.executemany(_UPSERT_DEVICE, [self._device_row(d) for d in silent])
-            if gap_rows:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO sequence_gaps (device, boot, first_seq, last_seq, detected_at)"
-                    " VALUES (?,?,?,?,?)",
-                    gap_rows,
-                )
-            conn.execute("COMMIT")
+            with store.transaction(conn):
+                if silent:
+                    store.upsert_devices(conn, [self._device_row(d) for d in silent])
+                if gap_rows:
+                    store.insert_gaps(conn, gap_rows)
         except BaseException:
-            conn.execute("ROLLBACK")
             self._load()
             raise
         for device in silent:

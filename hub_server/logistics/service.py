@@ -25,6 +25,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from aiohttp import web
+
 from hub_protocol.codec import decode, encode
 from hub_protocol.commands import (
     CommandBase,
@@ -680,3 +682,6 @@ class Logistics:
         with self.db.write() as conn:
             store.mark_command_sent(conn, command.id, self.clock())
         return True
+
+
+LOGISTICS_KEY: web.AppKey[Logistics] = web.AppKey("logistics")
