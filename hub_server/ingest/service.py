@@ -33,10 +33,10 @@ from hub_protocol.topics import Channel, device_topic
 from hub_server.config import HubMqttConfig, IngestConfig
 from hub_server.ingest.live import LiveRegistry
 from hub_server.ingest.mqtt import HubMqtt
+from hub_server.ingest.watermarks import BootState
 from hub_server.ingest.writer import (
     BROKER_RESTART,
     DEVICE_CHANNEL_VALUES,
-    BootState,
     IngestCore,
     Message,
     Note,

@@ -12,7 +12,6 @@ acknowledged again (the device sent it because it missed our ack).
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -25,11 +24,13 @@ from typing import Any
 
 from hub_protocol.codec import ProtocolError, decode, encode
 from hub_protocol.envelope import Ack, Availability, AvailabilityState, Health
-from hub_protocol.flows import FlowWindow, PrivacyPolicy
+from hub_protocol.flows import FlowWindow
 from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, TopicParts, device_topic, parse_topic
 from hub_server.config import IngestConfig
 from hub_server.ingest.limits import BAD_BURST, BAD_PER_S, DeviceLog, TokenBuckets
 from hub_server.ingest.mqtt import BROKER_UPTIME_TOPIC
+from hub_server.ingest.rows import typed_rows
+from hub_server.ingest.watermarks import BootState
 from hub_server.store import ingest as store
 from hub_server.store.db import connect
 
@@ -63,63 +64,6 @@ MAX_FLOW_NOTES_PER_BATCH = 20
 
 
 @dataclass(slots=True)
-class BootState:
-    """Watermark state of one (device, boot): kept in memory, rebuilt from the database at start."""
-
-    upto: int = 0
-    max_seq: int = 0
-    pending: set[int] = field(default_factory=set)
-    ranges: list[tuple[int, int]] = field(default_factory=list)
-    hole_since: float | None = None
-    gap_open: bool = False
-    reported: set[tuple[int, int]] = field(default_factory=set)
-    """Holes recorded already: each is logged and announced once, not again every period."""
-
-    def known(self, seq: int) -> bool:
-        if seq in self.pending:
-            return True
-        if seq <= self.upto:
-            # Declared dropped, yet here (it was in flight when the outbox dropped it): store it after all.
-            return not any(first <= seq <= last for first, last in self.ranges)
-        return False
-
-    def add(self, seq: int) -> None:
-        self.max_seq = max(self.max_seq, seq)
-        if seq > self.upto:
-            self.pending.add(seq)
-
-    def add_range(self, first: int, last: int) -> None:
-        self.ranges.append((first, last))
-        self.max_seq = max(self.max_seq, last)
-
-    def advance(self) -> bool:
-        start = self.upto
-        while True:
-            following = self.upto + 1
-            if following in self.pending:
-                self.pending.discard(following)
-                self.upto = following
-                continue
-            covering = [last for first, last in self.ranges if first <= following <= last]
-            if covering:
-                self.upto = max(covering)
-                self.pending = {s for s in self.pending if s > self.upto}
-                continue
-            return self.upto != start
-
-    def missing(self) -> list[tuple[int, int]]:
-        """Holes between the watermark and the highest seq seen."""
-        covered = sorted([(s, s) for s in self.pending] + [r for r in self.ranges if r[1] > self.upto])
-        holes: list[tuple[int, int]] = []
-        cursor = self.upto + 1
-        for first, last in covered:
-            if first > cursor:
-                holes.append((cursor, first - 1))
-            cursor = max(cursor, last + 1)
-        return holes[:100]
-
-
-@dataclass(slots=True)
 class DeviceState:
     site: str
     first_seen: float
@@ -146,22 +90,6 @@ class BatchResult:
     acks: list[tuple[str, bytes]] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     seen: list[tuple[str, str, float, bool]] = field(default_factory=list)
-
-
-@functools.lru_cache(maxsize=256)
-def _policy_json_cached(values: tuple[Any, ...]) -> str:
-    return json.dumps(dict(zip(_POLICY_FIELDS, values, strict=True)), separators=(",", ":"))
-
-
-_POLICY_FIELDS = tuple(PrivacyPolicy.model_fields)  # the order of a model instance's __dict__
-
-
-def _policy_json(policy: PrivacyPolicy) -> str:
-    """A device's policy repeats window after window: serialise each distinct one once."""
-    try:
-        return _policy_json_cached(tuple(policy.__dict__.values()))
-    except TypeError:  # a field pydantic serialises and json does not (or an unhashable one)
-        return policy.model_dump_json()
 
 
 def _clean(text: str, limit: int) -> str:
@@ -281,7 +209,7 @@ class IngestCore:
                     # rolled into totals: a window dated 9999 or 1970 comes from a broken clock or a forger.
                     self._invalid(invalid, device, "window-time", topic, refusal, received)
                     continue
-                self._typed_rows(rows, channel, msg, site, received)
+                typed_rows(rows, channel, msg, site, received)
                 if channel is Channel.GAP:
                     gap_key = (device, msg.dropped_boot)
                     touched[gap_key] = site
@@ -410,60 +338,6 @@ class IngestCore:
             dev.online, dev.reason = False, "graceful" if msg.graceful else "will"
         dev.status_changed = received
         return True
-
-    def _typed_rows(
-        self, rows: dict[str, list[tuple[Any, ...]]], channel: Channel, msg: Any, site: str, t: float
-    ) -> None:
-        if channel is Channel.FLOW:
-            # The bulk of traffic: plain tuples, enum members bound as their text (no .value lookups).
-            quality, policy = msg.quality, msg.policy
-            rows["flows"].append(
-                (msg.device, msg.boot, msg.seq, site, msg.window_start.timestamp(), msg.window_seconds,
-                 quality.observed_fraction, quality.mean_fps, quality.dropped_frames, policy.kind,
-                 _policy_json(policy), t)
-            )  # fmt: skip
-        elif channel is Channel.LOCKER:
-            rows["lockers"].append(
-                (
-                    msg.device,
-                    msg.boot,
-                    msg.seq,
-                    site,
-                    msg.at.timestamp(),
-                    msg.compartment,
-                    msg.state.value,
-                    msg.previous.value if msg.previous else None,
-                    msg.cause,
-                    msg.reservation,
-                    msg.operator,
-                    int(msg.door_open),
-                    t,
-                )
-            )
-        elif channel is Channel.ALARM:
-            rows["alarms"].append(
-                (
-                    msg.device,
-                    msg.boot,
-                    msg.seq,
-                    site,
-                    msg.at.timestamp(),
-                    msg.alarm.value,
-                    int(msg.active),
-                    msg.compartment,
-                    msg.detail,
-                    t,
-                )
-            )
-        elif channel is Channel.RESULT:
-            rows["results"].append(
-                (msg.device, msg.boot, msg.seq, msg.command_id, msg.status.value, msg.detail, msg.at.timestamp(), t)
-            )
-        elif channel is Channel.VALIDATION:
-            rows["validations"].append(
-                (msg.device, msg.boot, msg.seq, site, msg.started_at.timestamp(), msg.minutes, msg.error,
-                 msg.policy.kind.value, msg.model_dump_json(), t)
-            )  # fmt: skip
 
     def _invalid(
         self, invalid: dict[tuple[str, str], list[Any]], device: str, kind: str, topic: str, reason: str, t: float
