@@ -28,7 +28,7 @@ from hub_protocol.codec import encode  # noqa: E402
 from hub_protocol.flows import FlowWindow  # noqa: E402
 from hub_protocol.topics import Channel, device_topic  # noqa: E402
 from hub_server.config import IngestConfig  # noqa: E402
-from hub_server.ingest_writer import IngestCore  # noqa: E402
+from hub_server.ingest.writer import IngestCore  # noqa: E402
 from hub_server.store.db import Database  # noqa: E402
 from hub_server.store.flow_summaries import SlotSums, slot_sums  # noqa: E402
 from hub_server.store.retention import roll_up_batch  # noqa: E402
@@ -83,7 +83,7 @@ def store(db: Database, devices: list[str], first: datetime, minutes: int, seq0:
 
 
 def roll_up(db: Database, leave: int = 0) -> None:
-    """What the hub's retention does every few minutes (hub_server.retention.Retention.roll_up), oldest
+    """What the hub's retention does every few minutes (hub_server.records.retention.Retention.roll_up), oldest
     windows first; ``leave`` newest windows are left as if they arrived after it."""
     with db.write() as conn:
         todo = conn.execute("SELECT COUNT(*) FROM flow_windows").fetchone()[0] - leave

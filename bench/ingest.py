@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 from hub_protocol.codec import encode  # noqa: E402
 from hub_protocol.flows import FlowWindow  # noqa: E402
 from hub_protocol.topics import Channel, device_acl, device_topic, hub_acl  # noqa: E402
-from hub_server.broker import PrivateBroker  # noqa: E402
 from hub_server.config import HubMqttConfig, IngestConfig  # noqa: E402
-from hub_server.ingest import Ingest  # noqa: E402
-from hub_server.mqtt import device_subscriptions  # noqa: E402
+from hub_server.fleet.broker import PrivateBroker  # noqa: E402
+from hub_server.ingest.mqtt import device_subscriptions  # noqa: E402
+from hub_server.ingest.service import Ingest  # noqa: E402
 from hub_server.store.db import Database  # noqa: E402
 
 PREFIX, SITE = "cot", "bench-street"

@@ -1,6 +1,6 @@
 """The hub's application factory: ``create_app(config)`` builds the aiohttp app, its API and its background tasks.
 
-What is on the app (typed keys, see ``hub_server.appkeys``): ``CONFIG_KEY`` (HubConfig), ``DB_KEY``
+What is on the app (typed keys, see ``hub_server.appkeys`` and each service's module): ``CONFIG_KEY`` (HubConfig), ``DB_KEY``
 (Database, migrated), ``LIVE_KEY`` (LiveRegistry: live device state the ingest fills, with listeners),
 ``AUTH_KEY`` and ``API_KEY``.
 
@@ -24,11 +24,11 @@ from pydantic import ValidationError
 
 from hub_protocol.validation import ConfigError, describe_errors
 from hub_server import api
-from hub_server.api.registry import ApiError, ApiRegistry
-from hub_server.appkeys import API_KEY, AUTH_KEY, CONFIG_KEY, DB_KEY, LIVE_KEY
-from hub_server.auth import AuthState, Handler, auth_middleware, problem_response
+from hub_server.accounts.auth import AUTH_KEY, AuthState, Handler, auth_middleware, problem_response
+from hub_server.api.registry import API_KEY, ApiError, ApiRegistry
+from hub_server.appkeys import CONFIG_KEY, DB_KEY, LIVE_KEY
 from hub_server.config import HubConfig
-from hub_server.live import LiveRegistry
+from hub_server.ingest.live import LiveRegistry
 from hub_server.store import accounts, provisioning
 from hub_server.store.db import Database, serving_request
 
@@ -39,10 +39,10 @@ log = logging.getLogger(__name__)
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 BACKGROUND: list[tuple[str, str]] = [
-    ("hub_server.ingest", "ingest_ctx"),
-    ("hub_server.logistics_app", "logistics_ctx"),
-    ("hub_server.alarms", "alarms_ctx"),
-    ("hub_server.retention", "retention_ctx"),
+    ("hub_server.ingest.service", "ingest_ctx"),
+    ("hub_server.logistics.wiring", "logistics_ctx"),
+    ("hub_server.fleet.alarms", "alarms_ctx"),
+    ("hub_server.records.retention", "retention_ctx"),
 ]
 """(module, function) of each domain's background task; a module that does not exist yet is skipped."""
 
@@ -72,8 +72,8 @@ def create_app(
         registry.include(importlib.import_module(f"hub_server.api.{name}").routes)
     registry.add_to(app)
     app[API_KEY] = registry
-    if importlib.util.find_spec("hub_server.logistics_app") is not None:
-        importlib.import_module("hub_server.logistics_app").setup_logistics(app)
+    if importlib.util.find_spec("hub_server.logistics.wiring") is not None:
+        importlib.import_module("hub_server.logistics.wiring").setup_logistics(app)
     app.on_response_prepare.append(_security_headers)
     app.cleanup_ctx.append(_housekeeping_ctx)
     if background:

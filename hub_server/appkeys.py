@@ -1,25 +1,19 @@
-"""Typed keys of what ``create_app`` puts on the application (import them from here or from ``hub_server.app``)."""
+"""Typed keys of the app's own parts that ``create_app`` puts on the application (also importable from
+``hub_server.app``): its configuration, its store and the live registry.
+
+Each service's key lives beside its type (``AUTH_KEY`` in ``accounts.auth``, ``API_KEY`` in ``api.registry``,
+``ALARMS_KEY`` in ``fleet.alarms``, ``LOGISTICS_KEY`` in ``logistics.service``, ``NOTIFIER_KEY`` in
+``logistics.notifications``), so this module imports no service and no service's import leads back here.
+"""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from hub_server.config import HubConfig
-from hub_server.live import LiveRegistry
+from hub_server.ingest.live import LiveRegistry
 from hub_server.store.db import Database
-
-if TYPE_CHECKING:
-    from hub_server.alarms import AlarmService
-    from hub_server.api.registry import ApiRegistry
-    from hub_server.auth import AuthState
-    from hub_server.logistics import Logistics
 
 CONFIG_KEY = web.AppKey("config", HubConfig)
 DB_KEY = web.AppKey("db", Database)
 LIVE_KEY = web.AppKey("live", LiveRegistry)
-AUTH_KEY: web.AppKey[AuthState] = web.AppKey("auth")
-API_KEY: web.AppKey[ApiRegistry] = web.AppKey("api")
-LOGISTICS_KEY: web.AppKey[Logistics] = web.AppKey("logistics")
-ALARMS_KEY: web.AppKey[AlarmService] = web.AppKey("alarms")

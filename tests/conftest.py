@@ -13,8 +13,8 @@ import pytest
 
 from edge_agent.config import AgentConfig
 from hub_protocol.topics import device_acl, hub_acl
-from hub_server.broker import PrivateBroker
-from hub_server.dynsec import find_plugin
+from hub_server.fleet.broker import PrivateBroker
+from hub_server.fleet.dynsec import find_plugin
 
 PREFIX = "cot"
 ADMIN = "hub-accounts"

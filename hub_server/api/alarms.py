@@ -8,9 +8,8 @@ from aiohttp import web
 from pydantic import Field
 
 from hub_protocol.validation import Identifier, StrictModel
-from hub_server.alarms import Alarm, AlarmNotFound, AlarmService
 from hub_server.api.registry import ApiError, ApiRoutes, Call
-from hub_server.appkeys import ALARMS_KEY
+from hub_server.fleet.alarms import ALARMS_KEY, Alarm, AlarmNotFound, AlarmService
 from hub_server.store.accounts import Role
 
 routes = ApiRoutes("alarms", "Device and hub alarms with start, end and acknowledgement")

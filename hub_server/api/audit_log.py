@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from hub_protocol.validation import StrictModel
-from hub_server import audit
+from hub_server.accounts import audit
 from hub_server.api.registry import ApiRoutes, Call, QueryDatetime
 from hub_server.store.accounts import Role
 

@@ -10,7 +10,7 @@ from pydantic import Field
 from hub_protocol.validation import Identifier, StrictModel
 from hub_server.api.logistics_calls import logistics_of, run_logistics
 from hub_server.api.registry import ApiError, ApiRoutes, Call
-from hub_server.logistics import (
+from hub_server.logistics.service import (
     CreatedDelivery,
     Delivery,
     DeliveryRequest,

@@ -11,11 +11,12 @@ from pydantic import BaseModel, Field
 
 from hub_protocol.commands import CommandBase
 from hub_protocol.validation import Identifier, StrictModel
-from hub_server import audit, device_config
-from hub_server import devices as provisioning_service
+from hub_server.accounts import audit
 from hub_server.api.registry import ApiError, ApiRoutes, Call, QueryDatetime
-from hub_server.device_config import MAX_CONFIG_CHARS, ConfigPushError, audit_detail, push_command, reload_command
-from hub_server.ingest import ingest_of
+from hub_server.fleet import device_config
+from hub_server.fleet import devices as provisioning_service
+from hub_server.fleet.device_config import MAX_CONFIG_CHARS, ConfigPushError, audit_detail, push_command, reload_command
+from hub_server.ingest.service import ingest_of
 from hub_server.store import readings
 from hub_server.store.accounts import Role
 from hub_server.store.provisioning import ProvisioningError, UnknownDevice

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from hub_protocol.validation import Identifier, StrictModel
 from hub_server.api.logistics_calls import logistics_of, run_logistics
 from hub_server.api.registry import ApiError, ApiRoutes, Call
-from hub_server.logistics import Compartment, LockerSpec, Logistics
+from hub_server.logistics.service import Compartment, LockerSpec, Logistics
 from hub_server.store.accounts import Role
 
 routes = ApiRoutes("lockers", "Locker banks and compartments")

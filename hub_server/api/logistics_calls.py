@@ -7,8 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from hub_server.api.registry import ApiError, Call
-from hub_server.appkeys import LOGISTICS_KEY
-from hub_server.logistics import Logistics, LogisticsError
+from hub_server.logistics.service import LOGISTICS_KEY, Logistics, LogisticsError
 
 T = TypeVar("T")
 

@@ -10,8 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from hub_server import __version__
-from hub_server.api.registry import ApiRoutes, Call
-from hub_server.appkeys import API_KEY
+from hub_server.api.registry import API_KEY, ApiRoutes, Call
 
 routes = ApiRoutes("meta", "The hub itself")
 

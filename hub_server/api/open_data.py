@@ -21,7 +21,7 @@ from hub_server.api.flows import (
     query_totals,
 )
 from hub_server.api.registry import ApiRoutes, Call
-from hub_server.register import public_entries
+from hub_server.fleet.register import public_entries
 
 
 def public(response: web.StreamResponse, max_age_s: int) -> web.StreamResponse:

@@ -30,10 +30,10 @@ from aiohttp import web
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, TypeAdapter, ValidationError
 
 from hub_protocol.validation import describe_errors
+from hub_server.accounts.auth import Principal, check_role, current_principal
 from hub_server.appkeys import CONFIG_KEY, DB_KEY, LIVE_KEY
-from hub_server.auth import Principal, check_role, current_principal
 from hub_server.config import HubConfig
-from hub_server.live import LiveRegistry
+from hub_server.ingest.live import LiveRegistry
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
 
@@ -388,6 +388,9 @@ class ApiRegistry:
                 },
             },
         }
+
+
+API_KEY: web.AppKey[ApiRegistry] = web.AppKey("api")
 
 
 def _reason(status: int) -> str:

@@ -6,8 +6,8 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from hub_protocol.validation import StrictModel
+from hub_server.accounts.auth import LoginRefused, login, logout
 from hub_server.api.registry import ApiError, ApiRoutes, Call
-from hub_server.auth import LoginRefused, login, logout
 from hub_server.store.accounts import Role
 
 routes = ApiRoutes("session", "Operator log-in with a session cookie")

@@ -8,9 +8,9 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from hub_protocol.validation import StrictModel
-from hub_server import audit
+from hub_server.accounts import audit
+from hub_server.accounts.auth import new_api_token
 from hub_server.api.registry import ApiError, ApiRoutes, Call
-from hub_server.auth import new_api_token
 from hub_server.store import accounts
 from hub_server.store.accounts import AccountError, ApiToken, Role
 

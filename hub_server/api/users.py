@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from hub_protocol.validation import StrictModel
-from hub_server import audit
+from hub_server.accounts import audit
 from hub_server.api.registry import ApiError, ApiRoutes, Call
 from hub_server.store import accounts
 from hub_server.store.accounts import USERNAME_PATTERN, AccountError, Role, User

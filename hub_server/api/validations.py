@@ -20,8 +20,8 @@ from hub_protocol.flows import PolicyKind, PrivacyPolicy
 from hub_protocol.validation import Identifier, StrictModel
 from hub_server.api.open_data import public
 from hub_server.api.registry import ApiError, ApiRoutes, Call
-from hub_server.device_setup import DEFAULT_MINUTES, open_setup
-from hub_server.ingest import ingest_of
+from hub_server.fleet.device_setup import DEFAULT_MINUTES, open_setup
+from hub_server.ingest.service import ingest_of
 from hub_server.store import devices as device_store
 from hub_server.store import provisioning, readings
 from hub_server.store import validations as store

@@ -14,8 +14,8 @@ from hub_protocol.secrets import read_secret
 from hub_protocol.validation import ConfigError, validate_data
 from hub_server.commands._common import add_config_argument, cli_actor, open_store
 from hub_server.config import HubConfig
-from hub_server.logistics import DeliveryRequest, DeliveryStatus, LockerSpec, Logistics, LogisticsError
-from hub_server.logistics_app import link_key
+from hub_server.logistics.service import DeliveryRequest, DeliveryStatus, LockerSpec, Logistics, LogisticsError
+from hub_server.logistics.wiring import link_key
 from hub_server.store.db import Database
 
 NAME = "delivery"

@@ -42,13 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hub_server.broker import BrokerError
-    from hub_server.demo import DemoOptions, main
+    from hub_server.demo.lab import DemoOptions, main
+    from hub_server.fleet.broker import BrokerError
 
     if args.video is not None:
         if not args.video.is_file():
             raise CliError(f"--video: no such file {args.video}")
-        from hub_server.demo_world import frame_size
+        from hub_server.demo.world import frame_size
 
         try:
             frame_size(args.video)

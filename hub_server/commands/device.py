@@ -10,10 +10,11 @@ from pathlib import Path
 
 from hub_protocol.cli import CliError, seconds_in
 from hub_protocol.commands import CommandBase
-from hub_server import audit, device_config, devices
-from hub_server.broker_accounts import dynsec_initial_file
+from hub_server.accounts import audit
 from hub_server.commands._common import add_config_argument, cli_actor, open_store
 from hub_server.config import HubConfig
+from hub_server.fleet import device_config, devices
+from hub_server.fleet.broker_accounts import dynsec_initial_file
 from hub_server.store import readings
 from hub_server.store.db import Database
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hub_server.commands._common import add_config_argument, open_store
-from hub_server.retention import Retention
+from hub_server.records.retention import Retention
 
 NAME = "purge"
 HELP = "Apply the retention rules now: roll up flows, delete old raw windows, residents' data and alarms"

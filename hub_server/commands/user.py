@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 from hub_protocol.cli import CliError, int_in
-from hub_server import audit
-from hub_server.auth import new_api_token
+from hub_server.accounts import audit
+from hub_server.accounts.auth import new_api_token
 from hub_server.commands._common import add_config_argument, cli_actor, open_store, read_new_password
 from hub_server.store import accounts
 from hub_server.store.accounts import AccountError, Role

@@ -155,6 +155,15 @@ def device_alarms(
     return _models(conn, "device_alarms", Channel.ALARM, {"device": device, "at>=": since}, limit)
 
 
+def latest_command_result(conn: sqlite3.Connection, device: str, command_id: str) -> sqlite3.Row | None:
+    """(status, detail, at) of the device's latest answer to the command, None while none has arrived."""
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT status, detail, at FROM command_results WHERE device = ? AND command_id = ? ORDER BY at DESC",
+        (device, command_id),
+    ).fetchone()
+    return row
+
+
 def command_results(
     conn: sqlite3.Connection, *, command_id: str | None = None, device: str | None = None, limit: int = 500
 ) -> list[CommandResult]:

@@ -1,6 +1,6 @@
 """SQL for compartments, deliveries, their hashed codes, locker commands and queued notifications.
 
-Functions take a connection so the domain layer (``hub_server.logistics``) composes them inside one
+Functions take a connection so the domain layer (``hub_server.logistics.service``) composes them inside one
 ``Database.write()`` transaction. Times are stored as UTC ISO strings of fixed width, so they sort as text.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hub_server.codes import StoredHash
+from hub_server.logistics.codes import StoredHash
 
 
 def ts(value: datetime) -> str:

@@ -1,4 +1,4 @@
-"""The pages' view of the hub: sessions from ``hub_server.auth``, data from the domain services and stores.
+"""The pages' view of the hub: sessions from ``hub_server.accounts.auth``, data from the domain services and stores.
 
 Parts of the hub arrive as separate modules (ingest store, alarms, logistics service); each is looked up when
 used, so the pages show what exists and an empty state for the rest instead of failing at import.
@@ -19,14 +19,16 @@ from hub_protocol.flows import PrivacyPolicy
 from hub_protocol.lockers import CompartmentSize
 from hub_protocol.register import RegisterEntry
 from hub_protocol.validation import describe_errors
-from hub_server import appkeys, device_setup
-from hub_server import audit as audit_log
-from hub_server import auth as hub_auth_module
-from hub_server import register as hub_register
-from hub_server.device_setup import DEFAULT_MINUTES
-from hub_server.ingest import ingest_of
-from hub_server.logistics import DeliveryRequest as LogisticsRequest
-from hub_server.logistics import Logistics, LogisticsError, NoCompartmentFree
+from hub_server import appkeys
+from hub_server.accounts import audit as audit_log
+from hub_server.accounts import auth as hub_auth_module
+from hub_server.fleet import device_setup
+from hub_server.fleet import register as hub_register
+from hub_server.fleet.alarms import ALARMS_KEY
+from hub_server.fleet.device_setup import DEFAULT_MINUTES
+from hub_server.ingest.service import ingest_of
+from hub_server.logistics.service import LOGISTICS_KEY, Logistics, LogisticsError, NoCompartmentFree
+from hub_server.logistics.service import DeliveryRequest as LogisticsRequest
 from hub_server.store import devices as store_devices
 from hub_server.store import flow_summaries, provisioning, readings, validations
 from hub_server.store import logistics as logistics_store
@@ -247,7 +249,7 @@ class HubSource:
         ]
 
     def _logistics(self) -> Logistics | None:
-        return self.app.get(appkeys.LOGISTICS_KEY)
+        return self.app.get(LOGISTICS_KEY)
 
     def create_delivery(self, request: DeliveryRequest, operator: Operator) -> CreatedDelivery | Refusal:
         service = self._logistics()
@@ -323,7 +325,7 @@ class HubSource:
     # alarms and audit
 
     def alarms(self, active_only: bool = False, limit: int = 200, device: str | None = None) -> list[AlarmView]:
-        service = self.app.get(appkeys.ALARMS_KEY)
+        service = self.app.get(ALARMS_KEY)
         if service is None:
             return []
         return [
@@ -342,7 +344,7 @@ class HubSource:
         ]
 
     def acknowledge_alarm(self, alarm_id: str, operator: Operator) -> Refusal | None:
-        service = self.app.get(appkeys.ALARMS_KEY)
+        service = self.app.get(ALARMS_KEY)
         if service is None or not alarm_id.isdigit() or len(alarm_id) > 18:
             return Refusal("alarms.not_found")
         try:

@@ -24,7 +24,7 @@ from edge_agent.deploy.checks import (
 from edge_agent.deploy.probes import CameraReading, GpiozeroPins, OpenCvCamera
 from edge_agent.transport.outbox import Outbox
 from hub_protocol.topics import Channel
-from hub_server.broker import free_port
+from hub_server.fleet.broker import free_port
 from tests.conftest import BrokerSetup
 from tests.deploy.conftest import FakeCamera, FakeClock, FakePins, TlsFiles, good_env, write_agent_config
 from tests.transport.helpers import alarm_fields

@@ -19,7 +19,7 @@ from edge_agent.commands.doctor import DEFAULT_CONFIG
 from edge_agent.deploy.checks import CREDENTIAL_STORE
 from edge_agent.deploy.config_update import RESTART_EXIT_CODE
 from hub_protocol.topics import device_acl, hub_acl
-from hub_server.broker import find_binary, free_port, write_password_file
+from hub_server.fleet.broker import find_binary, free_port, write_password_file
 from tests.deploy.conftest import TlsFiles
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ import pytest
 
 from hub_protocol.codec import ProtocolError, decode
 from hub_protocol.topics import Channel, parse_topic
-from hub_server.broker import free_port
+from hub_server.fleet.broker import free_port
 
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM6", b"RIFF")
 FORBIDDEN_KEYS = re.compile(r'"(track|track_id|tracks|trajectory|bbox|box|position|x|y|frame|image|crossed_at)"')

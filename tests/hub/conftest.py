@@ -13,9 +13,9 @@ from aiohttp.test_utils import TestClient
 
 from hub_protocol import tomlwrite
 from hub_server.app import create_app
-from hub_server.broker import PrivateBroker
 from hub_server.cli import main
 from hub_server.config import HubConfig
+from hub_server.fleet.broker import PrivateBroker
 from hub_server.store import accounts
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database

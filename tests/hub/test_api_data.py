@@ -25,7 +25,7 @@ from hub_protocol.flows import (
 from hub_protocol.register import RegisterEntry
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import IngestConfig
-from hub_server.ingest import IngestCore
+from hub_server.ingest.service import IngestCore
 from hub_server.store import provisioning
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database

@@ -8,9 +8,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 
-from hub_server import audit
+from hub_server.accounts import audit
+from hub_server.accounts.auth import CSRF_COOKIE, KNOWN_COOKIE, SESSION_COOKIE, LoginLimiter
 from hub_server.app import AUTH_KEY, create_app
-from hub_server.auth import CSRF_COOKIE, KNOWN_COOKIE, SESSION_COOKIE, LoginLimiter
 from hub_server.config import HubConfig
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database

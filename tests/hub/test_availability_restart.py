@@ -12,9 +12,9 @@ from hub_protocol.codec import encode
 from hub_protocol.envelope import Availability, AvailabilityState
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import IngestConfig
-from hub_server.ingest import Ingest
-from hub_server.ingest_writer import SYS_INTERVAL_S
-from hub_server.live import LiveRegistry
+from hub_server.ingest.live import LiveRegistry
+from hub_server.ingest.service import Ingest
+from hub_server.ingest.writer import SYS_INTERVAL_S
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup, wait_for, wait_until
 from tests.hub.mqtt_probe import Probe

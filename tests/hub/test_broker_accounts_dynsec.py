@@ -15,11 +15,12 @@ from pydantic import ValidationError
 
 from hub_protocol import tomlwrite
 from hub_protocol.topics import Channel, device_acl, device_topic
-from hub_server import audit, dynsec
-from hub_server.broker import PrivateBroker
+from hub_server.accounts import audit
 from hub_server.cli import main
 from hub_server.config import HubConfig
-from hub_server.mqtt import BROKER_UPTIME_TOPIC, HubMqtt
+from hub_server.fleet import dynsec
+from hub_server.fleet.broker import PrivateBroker
+from hub_server.ingest.mqtt import BROKER_UPTIME_TOPIC, HubMqtt
 from hub_server.store import provisioning
 from hub_server.store.db import Database
 from tests.conftest import ADMIN, BrokerSetup, wait_until, write_secret

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from hub_server.broker import PrivateBroker
 from hub_server.cli import main
 from hub_server.config import HubConfig
-from hub_server.devices import add_device
+from hub_server.fleet.broker import PrivateBroker
+from hub_server.fleet.devices import add_device
 from hub_server.store.db import Database
 from hub_server.store.provisioning import ProvisioningError
 from tests.conftest import BrokerSetup

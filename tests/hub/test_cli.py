@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hub_protocol import tomlwrite
-from hub_server import audit
+from hub_server.accounts import audit
 from hub_server.cli import main
 from hub_server.config import load_hub_config
 from hub_server.store import accounts

@@ -15,9 +15,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub_protocol.codec import decode
 from hub_protocol.commands import ReloadConfig
 from hub_protocol.topics import Channel, device_topic
-from hub_server import ingest as ingest_module
 from hub_server.config import IngestConfig
-from hub_server.ingest import Ingest
+from hub_server.ingest import service as ingest_module
+from hub_server.ingest.service import Ingest
 from hub_server.store import provisioning
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from hub_server import audit
+from hub_server.accounts import audit
+from hub_server.accounts.auth import CSRF_COOKIE, csrf_token, current_principal, require_role
 from hub_server.app import create_app
-from hub_server.auth import CSRF_COOKIE, csrf_token, current_principal, require_role
 from hub_server.config import HubConfig
 from hub_server.store import accounts
 from hub_server.store.accounts import Role, to_text, utc_now

@@ -17,7 +17,7 @@ from hub_protocol.codec import decode, encode
 from hub_protocol.commands import PushConfig, ReloadConfig
 from hub_protocol.envelope import Availability, AvailabilityState, CommandResult, ResultStatus
 from hub_protocol.topics import Channel, device_topic
-from hub_server import audit
+from hub_server.accounts import audit
 from hub_server.app import create_app
 from hub_server.cli import main
 from hub_server.config import HubConfig

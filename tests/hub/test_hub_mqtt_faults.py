@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from hub_protocol.topics import Channel, device_topic
-from hub_server.mqtt import HubMqtt
+from hub_server.ingest.mqtt import HubMqtt
 from tests.conftest import BrokerSetup, wait_for
 from tests.hub.mqtt_probe import Probe
 from tests.transport.helpers import hub_mqtt
@@ -36,7 +36,7 @@ def test_a_message_handler_that_raises_once_does_not_end_the_hub_client(
         hub.start()
         assert hub.wait_connected(10), "hub did not connect"
         assert device.connect()
-        with caplog.at_level(logging.ERROR, logger="hub_server.mqtt"):
+        with caplog.at_level(logging.ERROR, logger="hub_server.ingest.mqtt"):
             assert not device.publish(health_topic, b"bad").is_failure
             wait_for(raised.is_set, 10, "the failing message")
             for n in range(5):

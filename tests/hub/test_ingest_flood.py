@@ -18,8 +18,8 @@ from edge_agent.events import build_event
 from hub_protocol.codec import encode
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import IngestConfig
-from hub_server.ingest import Ingest
-from hub_server.live import LiveRegistry
+from hub_server.ingest.live import LiveRegistry
+from hub_server.ingest.service import Ingest
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup, wait_for, wait_until
 from tests.transport.helpers import alarm_fields, hub_mqtt

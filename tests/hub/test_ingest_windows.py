@@ -10,7 +10,7 @@ from hub_protocol.envelope import Ack
 from hub_protocol.flows import FlowCell, FlowWindow, PolicyKind, PrivacyPolicy, WindowQuality
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import IngestConfig
-from hub_server.ingest import IngestCore
+from hub_server.ingest.service import IngestCore
 from hub_server.store.db import Database
 
 PREFIX, SITE = "cot", "test-street"

@@ -32,7 +32,7 @@ from hub_protocol.codec import encode
 from hub_protocol.flows import FlowCell, FlowTotal, FlowWindow, PolicyKind, PrivacyPolicy, WindowQuality
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import IngestConfig
-from hub_server.ingest import IngestCore
+from hub_server.ingest.service import IngestCore
 from hub_server.store import flow_summaries
 from hub_server.store.db import Database
 from hub_server.store.retention import roll_up_batch

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from edge_agent.config import load_agent_config
 from hub_protocol import tomlwrite
 from hub_protocol.topics import Channel, device_topic
-from hub_server import audit
+from hub_server.accounts import audit
 from hub_server.app import LIVE_KEY, create_app
 from hub_server.cli import main
 from hub_server.config import HubConfig

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hub_protocol import tomlwrite
-from hub_server.broker import free_port
+from hub_server.fleet.broker import free_port
 from tests.conftest import BrokerSetup
 
 

@@ -99,7 +99,7 @@ def test_the_quality_roll_up_of_windows_rolled_before_it_existed_is_what_rolling
     from hub_protocol.flows import FlowCell, FlowWindow, PolicyKind, PrivacyPolicy, WindowQuality
     from hub_protocol.topics import Channel, device_topic
     from hub_server.config import IngestConfig
-    from hub_server.ingest_writer import IngestCore
+    from hub_server.ingest.writer import IngestCore
     from hub_server.store.retention import roll_up_batch
 
     db = Database(tmp_path / "hub.db")

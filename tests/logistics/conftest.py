@@ -13,7 +13,7 @@ import pytest
 
 from hub_protocol.lockers import CompartmentSize, CompartmentState, LockerEvent
 from hub_server.config import LogisticsConfig
-from hub_server.logistics import CompartmentSpec, LockerSpec, Logistics
+from hub_server.logistics.service import CompartmentSpec, LockerSpec, Logistics
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup
 from tests.logistics.helpers import Clock, DeviceListener, MqttCommandPublisher

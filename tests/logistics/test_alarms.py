@@ -17,12 +17,12 @@ from hub_protocol.codec import encode
 from hub_protocol.envelope import Availability, AvailabilityState, CameraState, Health, OutboxGap
 from hub_protocol.lockers import CompartmentState, LockerEvent
 from hub_protocol.topics import Channel, device_topic
-from hub_server import audit
-from hub_server.alarms import AlarmNotFound, AlarmService
+from hub_server.accounts import audit
 from hub_server.config import AlarmsConfig, IngestConfig
-from hub_server.ingest import IngestCore
-from hub_server.live import LiveRegistry
-from hub_server.notifications import WebhookNotifier
+from hub_server.fleet.alarms import AlarmNotFound, AlarmService
+from hub_server.ingest.live import LiveRegistry
+from hub_server.ingest.service import IngestCore
+from hub_server.logistics.notifications import WebhookNotifier
 from hub_server.store.db import Database
 from tests.logistics.helpers import Clock
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub_protocol.lockers import CompartmentSize, CompartmentState
-from hub_server.logistics import DeliveryRequest, NoCompartmentFree, choose_compartment
+from hub_server.logistics.service import DeliveryRequest, NoCompartmentFree, choose_compartment
 from hub_server.store.logistics import CompartmentRow
 from tests.logistics.conftest import Bench
 
@@ -51,7 +51,7 @@ def test_compartments_not_free_on_the_device_are_skipped(bench: Bench) -> None:
 
 
 def test_unreported_compartments_are_not_used(bench: Bench) -> None:
-    from hub_server.logistics import CompartmentSpec, LockerSpec
+    from hub_server.logistics.service import CompartmentSpec, LockerSpec
 
     bench.logistics.set_compartments("dev-b", LockerSpec(compartments=[CompartmentSpec(number=1, size="L")]))
     with pytest.raises(NoCompartmentFree):

@@ -11,10 +11,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hub_protocol.lockers import CompartmentState, LockerEvent
-from hub_server import audit
+from hub_server.accounts import audit
 from hub_server.app import create_app
-from hub_server.appkeys import ALARMS_KEY, LOGISTICS_KEY
 from hub_server.config import HubConfig
+from hub_server.fleet.alarms import ALARMS_KEY
+from hub_server.logistics.service import LOGISTICS_KEY
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
 from tests.hub.conftest import ClientFactory, add_token, hub_config_data
@@ -175,7 +176,7 @@ async def test_alarms_list_and_ack(setup: Any) -> None:
 
 def test_webhook_settings_are_checked_when_the_app_is_built(tmp_path: Path) -> None:
     from hub_protocol.validation import ConfigError
-    from hub_server.logistics_app import NOTIFIER_KEY
+    from hub_server.logistics.notifications import NOTIFIER_KEY
     from tests.conftest import write_secret
 
     def build(**logistics: str) -> web.Application:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hub_protocol import tomlwrite
 from hub_protocol.lockers import CompartmentState, LockerEvent
-from hub_server import audit
+from hub_server.accounts import audit
 from hub_server.commands.delivery import service
 from hub_server.config import load_hub_config
 from hub_server.store import logistics as store

@@ -10,7 +10,7 @@ import pytest
 
 from hub_protocol import lockers as contract
 from hub_protocol.lockers import CodePurpose
-from hub_server import codes
+from hub_server.logistics import codes
 
 
 def test_codes_have_the_asked_digits_and_vary() -> None:

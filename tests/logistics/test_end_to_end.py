@@ -21,9 +21,9 @@ from edge_agent.lockers.sim import prepare
 from edge_agent.transport.service import Transport
 from hub_protocol.lockers import CompartmentState
 from hub_server.app import create_app
-from hub_server.appkeys import ALARMS_KEY, LOGISTICS_KEY
 from hub_server.config import HubConfig
-from hub_server.logistics import DeliveryRequest, DeliveryStatus, LockerSpec
+from hub_server.fleet.alarms import ALARMS_KEY
+from hub_server.logistics.service import LOGISTICS_KEY, DeliveryRequest, DeliveryStatus, LockerSpec
 from hub_server.store import logistics as logistics_store
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup, agent_config, write_secret

@@ -11,8 +11,8 @@ import pytest
 from hub_protocol.commands import ReservationCancel, ReservationSet
 from hub_protocol.envelope import CommandResult, ResultStatus
 from hub_protocol.lockers import CodePurpose, CompartmentSize, CompartmentState
-from hub_server import codes
-from hub_server.logistics import DeliveryRequest, DeliveryStatus, LogisticsError, NotFound
+from hub_server.logistics import codes
+from hub_server.logistics.service import DeliveryRequest, DeliveryStatus, LogisticsError, NotFound
 from hub_server.store import logistics as store
 from tests.conftest import BrokerSetup
 from tests.logistics.conftest import Bench

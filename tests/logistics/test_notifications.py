@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from hub_protocol.lockers import CompartmentSize, CompartmentState
-from hub_server.logistics import DeliveryRequest
-from hub_server.notifications import SIGNATURE_HEADER, Notification, NotificationEvent, WebhookNotifier, sign
+from hub_server.logistics.notifications import SIGNATURE_HEADER, Notification, NotificationEvent, WebhookNotifier, sign
+from hub_server.logistics.service import DeliveryRequest
 from hub_server.store import logistics as store
 from tests.logistics.conftest import Bench
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hub_protocol.lockers import CompartmentSize, CompartmentState
-from hub_server.logistics import DeliveryRequest, DeliveryStatus
+from hub_server.logistics.service import DeliveryRequest, DeliveryStatus
 from tests.logistics.conftest import Bench
 
 OCCUPIED, FREE = CompartmentState.OCCUPIED, CompartmentState.FREE

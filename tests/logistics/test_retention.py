@@ -14,8 +14,8 @@ from hub_protocol.codec import encode
 from hub_protocol.flows import FlowCell, FlowTotal, FlowWindow, PrivacyPolicy, WindowQuality
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import HubConfig, IngestConfig
-from hub_server.ingest import IngestCore
-from hub_server.retention import Retention
+from hub_server.ingest.service import IngestCore
+from hub_server.records.retention import Retention
 from hub_server.store import logistics as logistics_store
 from hub_server.store import retention as store
 from hub_server.store.db import Database

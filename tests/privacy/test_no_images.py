@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from hub_protocol.tomlwrite import dumps
-from hub_server.demo_world import demo_agent_sections
+from hub_server.demo.world import demo_agent_sections
 from tests.conftest import agent_config, wait_for
 from tests.privacy.scenes import HEIGHT, PERSON_H, PERSON_Y, WIDTH, background, write_street_video
 

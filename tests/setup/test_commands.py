@@ -19,7 +19,7 @@ from edge_agent.setup.config import SetupConfig
 from hub_protocol import tomlwrite
 from hub_protocol.commands import OpenSetup, command_header, new_setup_code, setup_code_hash
 from hub_protocol.envelope import ResultStatus
-from hub_server.broker import free_port
+from hub_server.fleet.broker import free_port
 from tests.conftest import BrokerSetup, agent_config, wait_for
 
 COUNTING = {

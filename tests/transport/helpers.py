@@ -7,7 +7,7 @@ from typing import Any
 
 from edge_agent.config import AgentConfig
 from hub_server.config import HubMqttConfig, IngestConfig
-from hub_server.ingest import Ingest
+from hub_server.ingest.service import Ingest
 from hub_server.store.db import Database
 from tests.conftest import BrokerSetup
 

@@ -24,7 +24,7 @@ from hub_protocol.codec import encode
 from hub_protocol.commands import LockerSetService
 from hub_protocol.tomlwrite import dumps
 from hub_protocol.topics import Channel, device_topic
-from hub_server.demo_world import demo_agent_sections
+from hub_server.demo.world import demo_agent_sections
 from tests.conftest import BrokerSetup, agent_config, wait_for
 from tests.transport.helpers import start_ingest
 

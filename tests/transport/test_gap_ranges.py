@@ -16,7 +16,7 @@ from hub_protocol.codec import decode, encode
 from hub_protocol.envelope import OutboxGap
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import IngestConfig
-from hub_server.ingest import IngestCore
+from hub_server.ingest.service import IngestCore
 from hub_server.store.db import Database
 from tests.transport.helpers import alarm_fields
 

@@ -13,9 +13,9 @@ import pytest
 from edge_agent.config import AgentConfig
 from edge_agent.transport.service import Transport
 from hub_protocol.topics import Channel, device_acl, hub_acl
-from hub_server.broker import PrivateBroker
 from hub_server.config import HubMqttConfig, IngestConfig
-from hub_server.ingest import Ingest
+from hub_server.fleet.broker import PrivateBroker
+from hub_server.ingest.service import Ingest
 from hub_server.store.db import Database
 from tests.conftest import wait_until, write_secret
 from tests.transport.helpers import alarm_fields

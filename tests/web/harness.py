@@ -26,7 +26,7 @@ from hub_protocol.flows import FlowCell, FlowTotal, FlowWindow, PolicyKind, Priv
 from hub_protocol.lockers import CompartmentState, LockerEvent
 from hub_protocol.register import RegisterEntry
 from hub_protocol.topics import Channel, device_topic
-from hub_server.broker import free_port
+from hub_server.fleet.broker import free_port
 
 
 @dataclass

@@ -26,10 +26,9 @@ from hub_protocol.flows import PolicyKind, PrivacyPolicy
 from hub_protocol.lockers import CompartmentSize, CompartmentState
 from hub_protocol.topics import device_acl, hub_acl
 from hub_server.app import create_app
-from hub_server.appkeys import LOGISTICS_KEY
-from hub_server.broker import PrivateBroker
 from hub_server.config import HubConfig
-from hub_server.logistics import CompartmentSpec, LockerSpec
+from hub_server.fleet.broker import PrivateBroker
+from hub_server.logistics.service import LOGISTICS_KEY, CompartmentSpec, LockerSpec
 from hub_server.store import accounts, provisioning
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from hub_server.broker import free_port
+from hub_server.fleet.broker import free_port
 from tests.web.test_browser import ARGS, CHROMIUM, check_accessibility, shoot
 
 pytestmark = [

@@ -95,7 +95,7 @@ def test_every_contract_value_the_pages_show_has_a_label() -> None:
     from hub_protocol.envelope import CameraState
     from hub_protocol.flows import Direction, ObjectClass
     from hub_protocol.lockers import CompartmentSize, CompartmentState
-    from hub_server.logistics import DeliveryStatus
+    from hub_server.logistics.service import DeliveryStatus
     from hub_server.store.accounts import Role
 
     for prefix, enum in (

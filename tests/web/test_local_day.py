@@ -15,7 +15,7 @@ from hub_protocol.flows import PolicyKind, PrivacyPolicy
 from hub_protocol.topics import Channel, device_topic
 from hub_server.appkeys import DB_KEY
 from hub_server.config import IngestConfig
-from hub_server.ingest import IngestCore
+from hub_server.ingest.service import IngestCore
 from hub_server.store.db import Database
 from hub_server.web import flowstats
 from hub_server.web.site import local_zone

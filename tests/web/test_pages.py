@@ -10,10 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from hub_server.alarms import HubAlarmKind
 from hub_server.app import create_app
 from hub_server.config import HubConfig
-from hub_server.logistics_app import ALARMS_KEY
+from hub_server.fleet.alarms import HubAlarmKind
+from hub_server.logistics.wiring import ALARMS_KEY
 from hub_server.store import provisioning
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database

@@ -23,8 +23,8 @@ from edge_agent.deploy.service import ServiceLifecycle
 from hub_protocol.codec import decode
 from hub_protocol.topics import Channel, parse_topic
 from hub_server.app import create_app
-from hub_server.broker import free_port
 from hub_server.config import HubConfig
+from hub_server.fleet.broker import free_port
 from hub_server.store import accounts
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database

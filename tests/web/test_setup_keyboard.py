@@ -12,7 +12,7 @@ import pytest
 from edge_agent.config import load_agent_config
 from edge_agent.deploy.service import ServiceLifecycle
 from edge_agent.setup.access import open_setup
-from hub_server.broker import free_port
+from hub_server.fleet.broker import free_port
 from tests.conftest import BrokerSetup, wait_for
 from tests.web.setup_agent import Service, agent_toml
 from tests.web.test_browser import ARGS, CHROMIUM, check_accessibility

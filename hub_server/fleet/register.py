@@ -15,7 +15,7 @@ from hub_server.store import provisioning
 
 
 def retention_statement(config: HubConfig) -> str:
-    """What the hub keeps and for how long, from its settings (what ``hub_server.retention`` enforces)."""
+    """What the hub keeps and for how long, from its settings (what ``hub_server.records.retention`` enforces)."""
     kept = config.retention
     return (
         f"flow windows and health readings {kept.raw_days} days as received, hourly totals {kept.hourly_days} "

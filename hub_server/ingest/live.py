@@ -84,3 +84,13 @@ class LiveRegistry:
                     loop.call_soon_threadsafe(listener, kind, data)
             except Exception:  # one broken listener must not stop the ingest
                 log.exception("live listener failed on %s", kind)
+
+
+def wake_on(live: LiveRegistry, wake: asyncio.Event, kinds: set[str]) -> Callable[[], None]:
+    """Set ``wake`` whenever the live bus carries one of ``kinds`` (not for the alarms' own notices)."""
+
+    def listener(kind: str, data: dict[str, Any]) -> None:
+        if kind in kinds and data.get("origin") != "hub-alarms":
+            wake.set()
+
+    return live.subscribe(listener, asyncio.get_running_loop())

@@ -20,8 +20,9 @@ from hub_protocol.commands import CommandBase, PushConfig, ReloadConfig, command
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import Channel, device_topic
 from hub_protocol.validation import ConfigError, parse_toml
-from hub_server.broker import CLI_CLIENT_ID_PREFIX
 from hub_server.config import HubConfig
+from hub_server.fleet.broker import CLI_CLIENT_ID_PREFIX
+from hub_server.store import events
 
 COMMAND_TTL = timedelta(minutes=10)
 MAX_CONFIG_CHARS = 32_000
@@ -75,10 +76,7 @@ class CommandOutcome:
 
 def outcome(conn: sqlite3.Connection, device: str, command_id: str) -> CommandOutcome:
     """The device's answer as the ingest stored it; status None while none has arrived."""
-    row = conn.execute(
-        "SELECT status, detail, at FROM command_results WHERE device = ? AND command_id = ? ORDER BY at DESC",
-        (device, command_id),
-    ).fetchone()
+    row = events.latest_command_result(conn, device, command_id)
     if row is None:
         return CommandOutcome(command_id, device, None, None, None)
     return CommandOutcome(command_id, device, row["status"], row["detail"], datetime.fromtimestamp(row["at"], UTC))

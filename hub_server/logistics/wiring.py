@@ -3,7 +3,7 @@
 ``setup_logistics(app)`` (called by ``create_app``) puts ``Logistics`` on ``LOGISTICS_KEY`` and
 ``AlarmService`` on ``ALARMS_KEY`` so pages and the API work without the background tasks.
 ``logistics_ctx`` follows the ingest's locker and command-result tables, expires items, resends commands and
-sends notifications; ``hub_server.alarms.alarms_ctx`` evaluates alarms. Both wake at once on the live bus
+sends notifications; ``hub_server.fleet.alarms.alarms_ctx`` evaluates alarms. Both wake at once on the live bus
 (the ingest's notifications) and otherwise run at their configured interval.
 """
 
@@ -14,18 +14,18 @@ import contextlib
 import hashlib
 import hmac
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from hub_protocol.commands import CommandBase
 from hub_protocol.secrets import read_secret
-from hub_server.alarms import AlarmService
-from hub_server.appkeys import ALARMS_KEY, CONFIG_KEY, DB_KEY, LIVE_KEY, LOGISTICS_KEY
+from hub_server.appkeys import CONFIG_KEY, DB_KEY, LIVE_KEY
 from hub_server.config import LogisticsConfig
-from hub_server.logistics import Logistics
-from hub_server.notifications import Notifier, WebhookNotifier
+from hub_server.fleet.alarms import ALARMS_KEY, AlarmService
+from hub_server.ingest.live import wake_on
+from hub_server.logistics.notifications import NOTIFIER_KEY, Notifier, WebhookNotifier
+from hub_server.logistics.service import LOGISTICS_KEY, Logistics
 from hub_server.store import feed
 
 __all__ = [
@@ -35,13 +35,9 @@ __all__ = [
     "AppCommandPublisher",
     "logistics_ctx",
     "setup_logistics",
-    "wake_on",
 ]
 
 log = logging.getLogger(__name__)
-
-NOTIFIER_KEY: web.AppKey[WebhookNotifier | None] = web.AppKey("logistics_notifier")
-"""The residents' webhook (None without ``logistics.webhook_url``); built at setup so a bad key file fails early."""
 
 FEED_LOCKERS = "logistics.locker_events"
 FEED_RESULTS = "logistics.command_results"
@@ -54,7 +50,7 @@ class AppCommandPublisher:
         self.app = app
 
     def publish_command(self, command: CommandBase) -> None:
-        from hub_server.ingest import ingest_of
+        from hub_server.ingest.service import ingest_of
 
         ingest = ingest_of(self.app)
         if ingest is None:
@@ -85,16 +81,6 @@ def setup_logistics(app: web.Application) -> None:
     app[NOTIFIER_KEY] = webhook_notifier(config.logistics)
 
 
-def wake_on(app: web.Application, wake: asyncio.Event, kinds: set[str]) -> Callable[[], None]:
-    """Set ``wake`` whenever the live bus carries one of ``kinds`` (not for the alarms' own notices)."""
-
-    def listener(kind: str, data: dict[str, Any]) -> None:
-        if kind in kinds and data.get("origin") != "hub-alarms":
-            wake.set()
-
-    return app[LIVE_KEY].subscribe(listener, asyncio.get_running_loop())
-
-
 def follow_ingest(logistics: Logistics) -> int:
     """Apply locker events and command results the ingest stored since the last call; returns how many."""
     return feed.follow(logistics.db, FEED_LOCKERS, feed.locker_events, logistics.on_event) + feed.follow(
@@ -123,7 +109,7 @@ async def logistics_ctx(app: web.Application) -> AsyncIterator[None]:
     logistics = app[LOGISTICS_KEY]
     notifier = app[NOTIFIER_KEY]
     wake = asyncio.Event()
-    unsubscribe = wake_on(app, wake, {"locker", "result"})
+    unsubscribe = wake_on(app[LIVE_KEY], wake, {"locker", "result"})
     task = asyncio.create_task(run_logistics(logistics, notifier, wake), name="hub-logistics")
     yield
     unsubscribe()

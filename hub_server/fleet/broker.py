@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub_server import dynsec
+from hub_server.fleet import dynsec
 
 CLI_CLIENT_ID_PREFIX = "hub-cli-"
 """Client ids of the hub's short CLI sessions (a random suffix each); no device may be named like them."""

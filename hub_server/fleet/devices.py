@@ -1,6 +1,6 @@
 """Device provisioning: each device gets its own broker account, password and ACL; revoking cuts it off at once.
 
-The accounts are changed through ``hub_server.broker_accounts``: Mosquitto's password file and ACL with a
+The accounts are changed through ``hub_server.fleet.broker_accounts``: Mosquitto's password file and ACL with a
 reload, or its dynamic-security plugin over MQTT (``provisioning.broker_accounts``).
 
 For the technician, ``add`` writes ``<output_dir>/<device>/agent.toml`` and ``mqtt-password`` (0600) to copy
@@ -23,11 +23,11 @@ from pathlib import Path
 from hub_protocol import tomlwrite
 from hub_protocol.atomic import write_atomic
 from hub_protocol.topics import check_identifier
-from hub_server import audit
-from hub_server.broker import CLI_CLIENT_ID_PREFIX
-from hub_server.broker_accounts import Reloader, broker_accounts, provisioning_settings
+from hub_server.accounts import audit
 from hub_server.config import HubConfig, ProvisioningConfig
-from hub_server.provisioning_files import Undo, io_step
+from hub_server.fleet.broker import CLI_CLIENT_ID_PREFIX
+from hub_server.fleet.broker_accounts import Reloader, broker_accounts, provisioning_settings
+from hub_server.fleet.provisioning_files import Undo, io_step
 from hub_server.store import provisioning
 from hub_server.store.db import Database
 from hub_server.store.provisioning import ProvisionedDevice, ProvisioningError

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import aiohttp
+from aiohttp import web
 
 
 class NotificationEvent(StrEnum):
@@ -49,7 +50,7 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class AlarmNotice:
-    """For operators: an alarm started or ended (see ``hub_server.alarms``)."""
+    """For operators: an alarm started or ended (see ``hub_server.fleet.alarms``)."""
 
     event: str  # "alarm-raised" or "alarm-ended"
     alarm: int
@@ -108,3 +109,7 @@ class WebhookNotifier:
                     raise NotificationError(f"webhook answered HTTP {response.status}")
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise NotificationError(f"webhook unreachable: {type(exc).__name__}: {exc}") from exc
+
+
+NOTIFIER_KEY: web.AppKey[WebhookNotifier | None] = web.AppKey("logistics_notifier")
+"""The residents' webhook (None without ``logistics.webhook_url``); built at setup so a bad key file fails early."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from hub_protocol.commands import OpenSetup, command_header, new_setup_code, setup_code_hash
-from hub_server import audit
-from hub_server.ingest import Ingest
+from hub_server.accounts import audit
+from hub_server.ingest.service import Ingest
 from hub_server.store.db import Database
 
 COMMAND_TTL = timedelta(minutes=10)

@@ -26,11 +26,11 @@ from aiohttp import web
 
 from hub_protocol.tomlwrite import dumps
 from hub_protocol.topics import hub_acl
-from hub_server.broker import PrivateBroker
 from hub_server.config import HubConfig
-from hub_server.demo_agents import AgentProcess
-from hub_server.demo_world import DemoResidents, demo_agent_sections, demo_hub_config, hub_figures
-from hub_server.devices import add_device
+from hub_server.demo.agents import AgentProcess
+from hub_server.demo.world import DemoResidents, demo_agent_sections, demo_hub_config, hub_figures
+from hub_server.fleet.broker import PrivateBroker
+from hub_server.fleet.devices import add_device
 from hub_server.store import accounts
 from hub_server.store.db import Database
 

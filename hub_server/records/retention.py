@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from hub_server.config import HubConfig
-from hub_server.logistics_models import erase_due_personal_data
+from hub_server.logistics.models import erase_due_personal_data
 from hub_server.store import alarms as alarms_store
 from hub_server.store import feed
 from hub_server.store import logistics as logistics_store

@@ -31,10 +31,10 @@ from typing import Any, Protocol
 from hub_protocol.atomic import write_atomic
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import device_acl, hub_acl
-from hub_server import dynsec
-from hub_server.broker import CLI_CLIENT_ID_PREFIX, BrokerError, find_binary, passwd_command
 from hub_server.config import DynsecConfig, HubConfig, ProvisioningConfig
-from hub_server.provisioning_files import Undo, io_step
+from hub_server.fleet import dynsec
+from hub_server.fleet.broker import CLI_CLIENT_ID_PREFIX, BrokerError, find_binary, passwd_command
+from hub_server.fleet.provisioning_files import Undo, io_step
 from hub_server.store import provisioning
 from hub_server.store.provisioning import ProvisionedDevice, ProvisioningError
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hub_server.store import audit as store
 from hub_server.store.accounts import to_text, utc_now
 
 
@@ -37,12 +38,8 @@ def record(
     ``action`` a dotted verb like ``device.revoke``; ``target`` what it acted on; ``detail`` JSON-able facts."""
     if not action or not actor:
         raise ValueError("audit entries need an actor and an action")
-    cursor = conn.execute(
-        "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-        (to_text(utc_now()), actor, action, target, json.dumps(dict(detail or {}), sort_keys=True, default=str)),
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    detail_text = json.dumps(dict(detail or {}), sort_keys=True, default=str)
+    return store.insert(conn, to_text(utc_now()), actor, action, target, detail_text)
 
 
 def query(
@@ -57,28 +54,7 @@ def query(
     limit: int = 100,
 ) -> list[AuditEntry]:
     """Newest first; ``action`` matches a prefix (``device.`` gives every device action)."""
-    where, params = [], []
-    if actor is not None:
-        where.append("actor = ?")
-        params.append(actor)
-    if action is not None:
-        where.append("action LIKE ? ESCAPE '\\'")
-        params.append(action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-    if target is not None:
-        where.append("target = ?")
-        params.append(target)
-    if since is not None:
-        where.append("at >= ?")
-        params.append(to_text(since))
-    if until is not None:
-        where.append("at < ?")
-        params.append(to_text(until))
-    if before_id is not None:
-        where.append("id < ?")
-        params.append(str(before_id))
-    sql = "SELECT * FROM audit_log"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
-    rows = conn.execute(sql, [*params, limit]).fetchall()
+    rows = store.select(
+        conn, actor=actor, action=action, target=target, since=since, until=until, before_id=before_id, limit=limit
+    )
     return [AuditEntry(r["id"], r["at"], r["actor"], r["action"], r["target"], json.loads(r["detail"])) for r in rows]

@@ -3,7 +3,7 @@
 ``IngestCore`` takes a batch of (topic, payload, received at), validates each message against its channel's
 model, stores what is new in one transaction (synchronous=FULL: an acknowledged event survives a power cut),
 advances each (device, boot) watermark in memory and returns the acks to publish. ``writer_main`` runs it in
-a process (or thread) of its own, fed through a pipe by ``hub_server.ingest.Ingest``.
+a process (or thread) of its own, fed through a pipe by ``hub_server.ingest.service.Ingest``.
 
 Watermark: ``upto`` of (device, boot) is the highest seq such that every seq <= upto is stored or declared
 dropped by an ``OutboxGap``. The device deletes its outbox rows up to it. A duplicate changes nothing and is
@@ -12,7 +12,6 @@ acknowledged again (the device sent it because it missed our ack).
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -25,14 +24,17 @@ from typing import Any
 
 from hub_protocol.codec import ProtocolError, decode, encode
 from hub_protocol.envelope import Ack, Availability, AvailabilityState, Health
-from hub_protocol.flows import FlowWindow, PrivacyPolicy
+from hub_protocol.flows import FlowWindow
 from hub_protocol.topics import DEVICE_CHANNELS, SEQUENCED_CHANNELS, Channel, TopicParts, device_topic, parse_topic
 from hub_server.config import IngestConfig
-from hub_server.ingest_limits import BAD_BURST, BAD_PER_S, DeviceLog, TokenBuckets
-from hub_server.mqtt import BROKER_UPTIME_TOPIC
+from hub_server.ingest.limits import BAD_BURST, BAD_PER_S, DeviceLog, TokenBuckets
+from hub_server.ingest.mqtt import BROKER_UPTIME_TOPIC
+from hub_server.ingest.rows import typed_rows
+from hub_server.ingest.watermarks import BootState
+from hub_server.store import ingest as store
 from hub_server.store.db import connect
 
-log = logging.getLogger("hub_server.ingest")
+log = logging.getLogger("hub_server.ingest.service")
 
 Message = tuple[str, bytes, float]
 """(topic, payload, received at in Unix seconds)"""
@@ -59,63 +61,6 @@ EARLIEST_WINDOW_START = 1_577_836_800.0
 
 MAX_FLOW_NOTES_PER_BATCH = 20
 """Flow windows are the bulk of traffic; live pages need a sample, not every window of a backlog."""
-
-
-@dataclass(slots=True)
-class BootState:
-    """Watermark state of one (device, boot): kept in memory, rebuilt from the database at start."""
-
-    upto: int = 0
-    max_seq: int = 0
-    pending: set[int] = field(default_factory=set)
-    ranges: list[tuple[int, int]] = field(default_factory=list)
-    hole_since: float | None = None
-    gap_open: bool = False
-    reported: set[tuple[int, int]] = field(default_factory=set)
-    """Holes recorded already: each is logged and announced once, not again every period."""
-
-    def known(self, seq: int) -> bool:
-        if seq in self.pending:
-            return True
-        if seq <= self.upto:
-            # Declared dropped, yet here (it was in flight when the outbox dropped it): store it after all.
-            return not any(first <= seq <= last for first, last in self.ranges)
-        return False
-
-    def add(self, seq: int) -> None:
-        self.max_seq = max(self.max_seq, seq)
-        if seq > self.upto:
-            self.pending.add(seq)
-
-    def add_range(self, first: int, last: int) -> None:
-        self.ranges.append((first, last))
-        self.max_seq = max(self.max_seq, last)
-
-    def advance(self) -> bool:
-        start = self.upto
-        while True:
-            following = self.upto + 1
-            if following in self.pending:
-                self.pending.discard(following)
-                self.upto = following
-                continue
-            covering = [last for first, last in self.ranges if first <= following <= last]
-            if covering:
-                self.upto = max(covering)
-                self.pending = {s for s in self.pending if s > self.upto}
-                continue
-            return self.upto != start
-
-    def missing(self) -> list[tuple[int, int]]:
-        """Holes between the watermark and the highest seq seen."""
-        covered = sorted([(s, s) for s in self.pending] + [r for r in self.ranges if r[1] > self.upto])
-        holes: list[tuple[int, int]] = []
-        cursor = self.upto + 1
-        for first, last in covered:
-            if first > cursor:
-                holes.append((cursor, first - 1))
-            cursor = max(cursor, last + 1)
-        return holes[:100]
 
 
 @dataclass(slots=True)
@@ -147,79 +92,6 @@ class BatchResult:
     seen: list[tuple[str, str, float, bool]] = field(default_factory=list)
 
 
-_INSERT_EVENT = "INSERT OR IGNORE INTO events (device, boot, seq, channel, received_at, payload) VALUES (?,?,?,?,?,?)"
-_INSERT_FLOW = (
-    "INSERT OR IGNORE INTO flow_windows (device, boot, seq, site, window_start, window_seconds, observed_fraction,"
-    " mean_fps, dropped_frames, policy_kind, policy, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_LOCKER = (
-    "INSERT OR IGNORE INTO locker_events (device, boot, seq, site, at, compartment, state, previous, cause,"
-    " reservation, operator, door_open, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_ALARM = (
-    "INSERT OR IGNORE INTO device_alarms (device, boot, seq, site, at, alarm, active, compartment, detail,"
-    " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_RESULT = (
-    "INSERT OR IGNORE INTO command_results (device, boot, seq, command_id, status, detail, at, received_at)"
-    " VALUES (?,?,?,?,?,?,?,?)"
-)
-_INSERT_VALIDATION = (
-    "INSERT OR IGNORE INTO validations (device, boot, seq, site, started_at, minutes, error, policy, payload,"
-    " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
-)
-_UPSERT_RANGE = (
-    "INSERT INTO dropped_ranges (device, boot, first_seq, last_seq, declared_at, dropped_total) VALUES (?,?,?,?,?,?)"
-    " ON CONFLICT (device, boot, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),"
-    " declared_at = excluded.declared_at, dropped_total = max(dropped_total, excluded.dropped_total)"
-)
-_UPSERT_WATERMARK = (
-    "INSERT INTO boot_watermarks (device, boot, upto, max_seq, first_seen, updated_at) VALUES (?,?,?,?,?,?)"
-    " ON CONFLICT (device, boot) DO UPDATE SET upto = excluded.upto, max_seq = excluded.max_seq,"
-    " updated_at = excluded.updated_at"
-)
-_UPSERT_DEVICE = (
-    "INSERT INTO devices (device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
-    " dropped_total) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (device) DO UPDATE SET site = excluded.site,"
-    " last_seen = excluded.last_seen, online = excluded.online, offline_reason = excluded.offline_reason,"
-    " status_changed = excluded.status_changed, boot = excluded.boot, dropped_total = excluded.dropped_total"
-)
-_UPSERT_HEALTH = (
-    "INSERT INTO health_latest (device, at, received_at, payload) VALUES (?,?,?,?) ON CONFLICT (device) DO UPDATE"
-    " SET at = excluded.at, received_at = excluded.received_at, payload = excluded.payload WHERE excluded.at >= at"
-)
-_INSERT_SAMPLE = (
-    "INSERT OR IGNORE INTO health_samples (device, at, boot, uptime_s, cpu_temp_c, load1, mem_used_fraction,"
-    " disk_free_bytes, outbox_depth, outbox_oldest_age_s, dropped_total, camera_state, fps)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_UPSERT_REGISTER = (
-    "INSERT INTO register_latest (device, site, received_at, payload) VALUES (?,?,?,?) ON CONFLICT (device)"
-    " DO UPDATE SET site = excluded.site, received_at = excluded.received_at, payload = excluded.payload"
-)
-_UPSERT_INVALID = (
-    "INSERT INTO invalid_messages (device, kind, count, first_at, last_at, last_topic, last_reason)"
-    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (device, kind) DO UPDATE SET count = count + excluded.count,"
-    " last_at = excluded.last_at, last_topic = excluded.last_topic, last_reason = excluded.last_reason"
-)
-
-
-@functools.lru_cache(maxsize=256)
-def _policy_json_cached(values: tuple[Any, ...]) -> str:
-    return json.dumps(dict(zip(_POLICY_FIELDS, values, strict=True)), separators=(",", ":"))
-
-
-_POLICY_FIELDS = tuple(PrivacyPolicy.model_fields)  # the order of a model instance's __dict__
-
-
-def _policy_json(policy: PrivacyPolicy) -> str:
-    """A device's policy repeats window after window: serialise each distinct one once."""
-    try:
-        return _policy_json_cached(tuple(policy.__dict__.values()))
-    except TypeError:  # a field pydantic serialises and json does not (or an unhashable one)
-        return policy.model_dump_json()
-
-
 def _clean(text: str, limit: int) -> str:
     """Anything from the wire, made storable: valid UTF-8 (no lone surrogates), bounded."""
     return text.encode("utf-8", errors="replace").decode("utf-8")[:limit]
@@ -235,10 +107,7 @@ class IngestCore:
         self.settings = settings
         self._clock = clock
         self.conn = connect(db_path)
-        self.conn.execute("PRAGMA synchronous=FULL")  # we acknowledge after commit: it must survive power loss
-        self.conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages of the busy tables stay in memory
-        # Checkpoint every 32 MiB of WAL instead of 4: index pages changed by many commits are copied back once.
-        self.conn.execute("PRAGMA wal_autocheckpoint=8192")
+        store.tune_for_writer(self.conn)
         self._topic_cache: dict[str, TopicParts | None] = {}
         self.counters = Counters()
         self._started = clock()
@@ -250,28 +119,19 @@ class IngestCore:
     def _load(self) -> None:
         conn = self.conn
         self.boots: dict[tuple[str, str], BootState] = {
-            (d, b): BootState(upto=u, max_seq=m)
-            for d, b, u, m in conn.execute("SELECT device, boot, upto, max_seq FROM boot_watermarks")
+            (d, b): BootState(upto=u, max_seq=m) for d, b, u, m in store.boot_watermarks(conn)
         }
-        for device, boot, seq in conn.execute(
-            "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"
-            " ON e.device = w.device AND e.boot = w.boot WHERE e.seq > w.upto"
-        ):
+        for device, boot, seq in store.events_above_watermarks(conn):
             self.boots[(device, boot)].add(seq)
-        for device, boot, first, last in conn.execute("SELECT device, boot, first_seq, last_seq FROM dropped_ranges"):
+        for device, boot, first, last in store.dropped_ranges(conn):
             self.boots.setdefault((device, boot), BootState()).add_range(first, last)
-        for d, b, first, last in conn.execute(
-            "SELECT device, boot, first_seq, last_seq FROM sequence_gaps WHERE resolved_at IS NULL"
-        ):
+        for d, b, first, last in store.open_gaps(conn):
             if (d, b) in self.boots:
                 self.boots[(d, b)].gap_open = True
                 self.boots[(d, b)].reported.add((first, last))
         self.devices: dict[str, DeviceState] = {
             row[0]: DeviceState(row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
-            for row in conn.execute(
-                "SELECT device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
-                " dropped_total FROM devices"
-            )
+            for row in store.devices(conn)
         }
 
     def sites(self) -> dict[str, str]:
@@ -349,7 +209,7 @@ class IngestCore:
                     # rolled into totals: a window dated 9999 or 1970 comes from a broken clock or a forger.
                     self._invalid(invalid, device, "window-time", topic, refusal, received)
                     continue
-                self._typed_rows(rows, channel, msg, site, received)
+                typed_rows(rows, channel, msg, site, received)
                 if channel is Channel.GAP:
                     gap_key = (device, msg.dropped_boot)
                     touched[gap_key] = site
@@ -452,8 +312,7 @@ class IngestCore:
         """Below the watermark only through a declared drop: stored already if it came before the notice."""
         if seq > state.upto:
             return False
-        row = self.conn.execute("SELECT 1 FROM events WHERE device = ? AND boot = ? AND seq = ?", (*key, seq))
-        return row.fetchone() is not None
+        return store.event_stored(self.conn, *key, seq)
 
     def _touch(self, device: str, site: str, received: float, talking: bool) -> DeviceState:
         dev = self.devices.get(device)
@@ -480,60 +339,6 @@ class IngestCore:
         dev.status_changed = received
         return True
 
-    def _typed_rows(
-        self, rows: dict[str, list[tuple[Any, ...]]], channel: Channel, msg: Any, site: str, t: float
-    ) -> None:
-        if channel is Channel.FLOW:
-            # The bulk of traffic: plain tuples, enum members bound as their text (no .value lookups).
-            quality, policy = msg.quality, msg.policy
-            rows["flows"].append(
-                (msg.device, msg.boot, msg.seq, site, msg.window_start.timestamp(), msg.window_seconds,
-                 quality.observed_fraction, quality.mean_fps, quality.dropped_frames, policy.kind,
-                 _policy_json(policy), t)
-            )  # fmt: skip
-        elif channel is Channel.LOCKER:
-            rows["lockers"].append(
-                (
-                    msg.device,
-                    msg.boot,
-                    msg.seq,
-                    site,
-                    msg.at.timestamp(),
-                    msg.compartment,
-                    msg.state.value,
-                    msg.previous.value if msg.previous else None,
-                    msg.cause,
-                    msg.reservation,
-                    msg.operator,
-                    int(msg.door_open),
-                    t,
-                )
-            )
-        elif channel is Channel.ALARM:
-            rows["alarms"].append(
-                (
-                    msg.device,
-                    msg.boot,
-                    msg.seq,
-                    site,
-                    msg.at.timestamp(),
-                    msg.alarm.value,
-                    int(msg.active),
-                    msg.compartment,
-                    msg.detail,
-                    t,
-                )
-            )
-        elif channel is Channel.RESULT:
-            rows["results"].append(
-                (msg.device, msg.boot, msg.seq, msg.command_id, msg.status.value, msg.detail, msg.at.timestamp(), t)
-            )
-        elif channel is Channel.VALIDATION:
-            rows["validations"].append(
-                (msg.device, msg.boot, msg.seq, site, msg.started_at.timestamp(), msg.minutes, msg.error,
-                 msg.policy.kind.value, msg.model_dump_json(), t)
-            )  # fmt: skip
-
     def _invalid(
         self, invalid: dict[tuple[str, str], list[Any]], device: str, kind: str, topic: str, reason: str, t: float
     ) -> None:
@@ -559,50 +364,23 @@ class IngestCore:
         now: float,
     ) -> None:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for name, sql in (
-                ("events", _INSERT_EVENT),
-                ("flows", _INSERT_FLOW),
-                ("lockers", _INSERT_LOCKER),
-                ("alarms", _INSERT_ALARM),
-                ("results", _INSERT_RESULT),
-                ("validations", _INSERT_VALIDATION),
-                ("ranges", _UPSERT_RANGE),
-                ("health", _UPSERT_HEALTH),
-                ("samples", _INSERT_SAMPLE),
-                ("register", _UPSERT_REGISTER),
-            ):
-                if rows.get(name):
-                    conn.executemany(sql, rows[name])
+        with store.transaction(conn):
+            store.insert_rows(conn, rows)
             if touched:
-                conn.executemany(
-                    _UPSERT_WATERMARK,
-                    [(d, b, self.boots[(d, b)].upto, self.boots[(d, b)].max_seq, now, now) for (d, b) in touched],
+                store.upsert_watermarks(
+                    conn, [(d, b, self.boots[(d, b)].upto, self.boots[(d, b)].max_seq, now, now) for (d, b) in touched]
                 )
             for device, boot in advanced:
                 if self.boots[(device, boot)].gap_open:
                     self._resolve_gaps(device, boot, now)
             if changed_devices:
-                conn.executemany(_UPSERT_DEVICE, [self._device_row(d) for d in changed_devices])
+                store.upsert_devices(conn, [self._device_row(d) for d in changed_devices])
             if invalid:
-                conn.executemany(_UPSERT_INVALID, [tuple(v) for v in invalid.values()])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+                store.upsert_invalid(conn, [tuple(v) for v in invalid.values()])
 
     def _resolve_gaps(self, device: str, boot: str, now: float) -> None:
         state = self.boots[(device, boot)]
-        self.conn.execute(
-            "UPDATE sequence_gaps SET resolved_at = ? WHERE device = ? AND boot = ? AND resolved_at IS NULL"
-            " AND last_seq <= ?",
-            (now, device, boot, state.upto),
-        )
-        remaining = self.conn.execute(
-            "SELECT COUNT(*) FROM sequence_gaps WHERE device = ? AND boot = ? AND resolved_at IS NULL", (device, boot)
-        ).fetchone()[0]
-        state.gap_open = remaining > 0
+        state.gap_open = store.resolve_gaps(self.conn, device, boot, state.upto, now) > 0
 
     def _device_row(self, device: str) -> tuple[Any, ...]:
         d = self.devices[device]
@@ -641,19 +419,13 @@ class IngestCore:
             d = self.devices[device]
             d.online, d.reason, d.status_changed = False, "silent", now
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            if silent:
-                conn.executemany(_UPSERT_DEVICE, [self._device_row(d) for d in silent])
-            if gap_rows:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO sequence_gaps (device, boot, first_seq, last_seq, detected_at)"
-                    " VALUES (?,?,?,?,?)",
-                    gap_rows,
-                )
-            conn.execute("COMMIT")
+            with store.transaction(conn):
+                if silent:
+                    store.upsert_devices(conn, [self._device_row(d) for d in silent])
+                if gap_rows:
+                    store.insert_gaps(conn, gap_rows)
         except BaseException:
-            conn.execute("ROLLBACK")
             self._load()
             raise
         for device in silent:

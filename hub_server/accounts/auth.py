@@ -36,8 +36,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from hub_protocol.secrets import read_secret
 from hub_protocol.validation import ConfigError
-from hub_server import audit
-from hub_server.appkeys import AUTH_KEY, DB_KEY
+from hub_server.accounts import audit
+from hub_server.appkeys import DB_KEY
 from hub_server.config import AuthConfig, HubConfig
 from hub_server.store import accounts
 from hub_server.store.accounts import Role, User, to_text, utc_now
@@ -195,6 +195,9 @@ class AuthState:
             return False
         _, tag, expires = [*token.split("-"), "", ""][:3]
         return hmac.compare_digest(tag, _name_tag(self.key, username)) and expires.isdigit() and int(expires) > now
+
+
+AUTH_KEY: web.AppKey[AuthState] = web.AppKey("auth")
 
 
 def _name_tag(key: bytes, username: str) -> str:

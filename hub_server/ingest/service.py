@@ -1,7 +1,7 @@
 """MQTT ingest as the hub runs it: messages in, acks out, handlers and live pages told what changed.
 
-The MQTT client (``hub_server.mqtt``) feeds every message into small batches; the single writer
-(``hub_server.ingest_writer.IngestCore``) runs in a process of its own, because validation is CPU work that
+The MQTT client (``hub_server.ingest.mqtt``) feeds every message into small batches; the single writer
+(``hub_server.ingest.writer.IngestCore``) runs in a process of its own, because validation is CPU work that
 would otherwise compete with the MQTT client for the interpreter, and stores them; its results come back here
 as acks to publish, handler calls and live notifications.
 """
@@ -31,17 +31,17 @@ from hub_protocol.envelope import AvailabilityState, Health
 from hub_protocol.secrets import read_secret
 from hub_protocol.topics import Channel, device_topic
 from hub_server.config import HubMqttConfig, IngestConfig
-from hub_server.ingest_writer import (
+from hub_server.ingest.live import LiveRegistry
+from hub_server.ingest.mqtt import HubMqtt
+from hub_server.ingest.watermarks import BootState
+from hub_server.ingest.writer import (
     BROKER_RESTART,
     DEVICE_CHANNEL_VALUES,
-    BootState,
     IngestCore,
     Message,
     Note,
     writer_main,
 )
-from hub_server.live import LiveRegistry
-from hub_server.mqtt import HubMqtt
 from hub_server.store import provisioning
 from hub_server.store.db import connect, migrate
 

@@ -1,6 +1,6 @@
 """The logistics domain's vocabulary: statuses, errors, the API's input and output models, and allocation.
 
-Kept apart from the service (``hub_server.logistics``), which re-exports every name here.
+Kept apart from the service (``hub_server.logistics.service``), which re-exports every name here.
 """
 
 from __future__ import annotations

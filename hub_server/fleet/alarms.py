@@ -30,11 +30,12 @@ from pydantic import BaseModel, computed_field
 
 from hub_protocol.alarms import DeviceAlarm
 from hub_protocol.envelope import CameraState, Health
-from hub_server import audit
+from hub_server.accounts import audit
+from hub_server.appkeys import LIVE_KEY
 from hub_server.config import AlarmsConfig
-from hub_server.ingest_writer import SEQUENCE_GAP_NOTE
-from hub_server.live import LiveRegistry
-from hub_server.notifications import AlarmNotice, NotificationError, Notifier
+from hub_server.ingest.live import LiveRegistry, wake_on
+from hub_server.ingest.writer import SEQUENCE_GAP_NOTE
+from hub_server.logistics.notifications import NOTIFIER_KEY, AlarmNotice, NotificationError, Notifier
 from hub_server.store import alarms as store
 from hub_server.store import feed
 from hub_server.store import logistics as logistics_store
@@ -361,15 +362,16 @@ class AlarmService:
             wake.clear()
 
 
+ALARMS_KEY: web.AppKey[AlarmService] = web.AppKey("alarms")
+
+
 async def alarms_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: evaluates alarms in the background while the hub runs."""
-    from hub_server.logistics_app import ALARMS_KEY, NOTIFIER_KEY, wake_on
-
     service = app[ALARMS_KEY]
     notifier = app[NOTIFIER_KEY] if service.config.notify_webhook else None
     service.notify = notifier is not None
     wake = asyncio.Event()
-    unsubscribe = wake_on(app, wake, {"alarm", "gap", SEQUENCE_GAP_NOTE, "availability", "health", "locker"})
+    unsubscribe = wake_on(app[LIVE_KEY], wake, {"alarm", "gap", SEQUENCE_GAP_NOTE, "availability", "health", "locker"})
     task = asyncio.create_task(service.run(wake, notifier), name="hub-alarms")
     yield
     unsubscribe()

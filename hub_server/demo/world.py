@@ -11,11 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
-from hub_server.appkeys import DB_KEY, LOGISTICS_KEY
-from hub_server.broker import PrivateBroker
+from hub_server.appkeys import DB_KEY
 from hub_server.config import HubConfig
-from hub_server.demo_agents import AgentProcess
-from hub_server.logistics import DeliveryRequest, DeliveryStatus, LockerSpec, Logistics
+from hub_server.demo.agents import AgentProcess
+from hub_server.fleet.broker import PrivateBroker
+from hub_server.logistics.service import LOGISTICS_KEY, DeliveryRequest, DeliveryStatus, LockerSpec, Logistics
 from hub_server.store.summary import fleet_summary
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""What the hub keeps and for how long: ``retention`` rolls flow windows up and purges what is due."""

@@ -1,0 +1,182 @@
+"""The ingest writer's SQL (``hub_server.ingest.writer``): its connection settings, the state it reloads at start,
+and the rows of one batch, stored in one transaction.
+
+Row tuples follow the column order of each statement below; ``ROW_STATEMENTS`` names them in the order a batch
+stores them (``rows[name]`` of ``insert_rows``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+_INSERT_EVENT = "INSERT OR IGNORE INTO events (device, boot, seq, channel, received_at, payload) VALUES (?,?,?,?,?,?)"
+_INSERT_FLOW = (
+    "INSERT OR IGNORE INTO flow_windows (device, boot, seq, site, window_start, window_seconds, observed_fraction,"
+    " mean_fps, dropped_frames, policy_kind, policy, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_LOCKER = (
+    "INSERT OR IGNORE INTO locker_events (device, boot, seq, site, at, compartment, state, previous, cause,"
+    " reservation, operator, door_open, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_ALARM = (
+    "INSERT OR IGNORE INTO device_alarms (device, boot, seq, site, at, alarm, active, compartment, detail,"
+    " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_RESULT = (
+    "INSERT OR IGNORE INTO command_results (device, boot, seq, command_id, status, detail, at, received_at)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
+_INSERT_VALIDATION = (
+    "INSERT OR IGNORE INTO validations (device, boot, seq, site, started_at, minutes, error, policy, payload,"
+    " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_UPSERT_RANGE = (
+    "INSERT INTO dropped_ranges (device, boot, first_seq, last_seq, declared_at, dropped_total) VALUES (?,?,?,?,?,?)"
+    " ON CONFLICT (device, boot, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),"
+    " declared_at = excluded.declared_at, dropped_total = max(dropped_total, excluded.dropped_total)"
+)
+_UPSERT_WATERMARK = (
+    "INSERT INTO boot_watermarks (device, boot, upto, max_seq, first_seen, updated_at) VALUES (?,?,?,?,?,?)"
+    " ON CONFLICT (device, boot) DO UPDATE SET upto = excluded.upto, max_seq = excluded.max_seq,"
+    " updated_at = excluded.updated_at"
+)
+_UPSERT_DEVICE = (
+    "INSERT INTO devices (device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
+    " dropped_total) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (device) DO UPDATE SET site = excluded.site,"
+    " last_seen = excluded.last_seen, online = excluded.online, offline_reason = excluded.offline_reason,"
+    " status_changed = excluded.status_changed, boot = excluded.boot, dropped_total = excluded.dropped_total"
+)
+_UPSERT_HEALTH = (
+    "INSERT INTO health_latest (device, at, received_at, payload) VALUES (?,?,?,?) ON CONFLICT (device) DO UPDATE"
+    " SET at = excluded.at, received_at = excluded.received_at, payload = excluded.payload WHERE excluded.at >= at"
+)
+_INSERT_SAMPLE = (
+    "INSERT OR IGNORE INTO health_samples (device, at, boot, uptime_s, cpu_temp_c, load1, mem_used_fraction,"
+    " disk_free_bytes, outbox_depth, outbox_oldest_age_s, dropped_total, camera_state, fps)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_UPSERT_REGISTER = (
+    "INSERT INTO register_latest (device, site, received_at, payload) VALUES (?,?,?,?) ON CONFLICT (device)"
+    " DO UPDATE SET site = excluded.site, received_at = excluded.received_at, payload = excluded.payload"
+)
+_UPSERT_INVALID = (
+    "INSERT INTO invalid_messages (device, kind, count, first_at, last_at, last_topic, last_reason)"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (device, kind) DO UPDATE SET count = count + excluded.count,"
+    " last_at = excluded.last_at, last_topic = excluded.last_topic, last_reason = excluded.last_reason"
+)
+
+_INSERT_GAP = "INSERT OR IGNORE INTO sequence_gaps (device, boot, first_seq, last_seq, detected_at) VALUES (?,?,?,?,?)"
+
+ROW_STATEMENTS = (
+    ("events", _INSERT_EVENT),
+    ("flows", _INSERT_FLOW),
+    ("lockers", _INSERT_LOCKER),
+    ("alarms", _INSERT_ALARM),
+    ("results", _INSERT_RESULT),
+    ("validations", _INSERT_VALIDATION),
+    ("ranges", _UPSERT_RANGE),
+    ("health", _UPSERT_HEALTH),
+    ("samples", _INSERT_SAMPLE),
+    ("register", _UPSERT_REGISTER),
+)
+
+Rows = Iterable[tuple[Any, ...]]
+
+
+def tune_for_writer(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA synchronous=FULL")  # we acknowledge after commit: it must survive power loss
+    conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages of the busy tables stay in memory
+    # Checkpoint every 32 MiB of WAL instead of 4: index pages changed by many commits are copied back once.
+    conn.execute("PRAGMA wal_autocheckpoint=8192")
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One IMMEDIATE transaction, rolled back on any error (a failed COMMIT too)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+# -- the state the writer reloads --------------------------------------------------------------------------
+
+
+def boot_watermarks(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    """(device, boot, upto, max_seq) of every boot."""
+    return conn.execute("SELECT device, boot, upto, max_seq FROM boot_watermarks")
+
+
+def events_above_watermarks(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    """(device, boot, seq) of every stored event above its boot's watermark."""
+    return conn.execute(
+        "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"
+        " ON e.device = w.device AND e.boot = w.boot WHERE e.seq > w.upto"
+    )
+
+
+def dropped_ranges(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    """(device, boot, first_seq, last_seq) of every range a device declared dropped."""
+    return conn.execute("SELECT device, boot, first_seq, last_seq FROM dropped_ranges")
+
+
+def open_gaps(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    """(device, boot, first_seq, last_seq) of every sequence gap not resolved yet."""
+    return conn.execute("SELECT device, boot, first_seq, last_seq FROM sequence_gaps WHERE resolved_at IS NULL")
+
+
+def devices(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    """Every device's row in the column order of ``upsert_devices``."""
+    return conn.execute(
+        "SELECT device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
+        " dropped_total FROM devices"
+    )
+
+
+def event_stored(conn: sqlite3.Connection, device: str, boot: str, seq: int) -> bool:
+    row = conn.execute("SELECT 1 FROM events WHERE device = ? AND boot = ? AND seq = ?", (device, boot, seq))
+    return row.fetchone() is not None
+
+
+# -- one batch (inside ``transaction``) --------------------------------------------------------------------
+
+
+def insert_rows(conn: sqlite3.Connection, rows: Mapping[str, list[tuple[Any, ...]]]) -> None:
+    for name, sql in ROW_STATEMENTS:
+        if rows.get(name):
+            conn.executemany(sql, rows[name])
+
+
+def upsert_watermarks(conn: sqlite3.Connection, rows: Rows) -> None:
+    conn.executemany(_UPSERT_WATERMARK, rows)
+
+
+def upsert_devices(conn: sqlite3.Connection, rows: Rows) -> None:
+    conn.executemany(_UPSERT_DEVICE, rows)
+
+
+def upsert_invalid(conn: sqlite3.Connection, rows: Rows) -> None:
+    conn.executemany(_UPSERT_INVALID, rows)
+
+
+def insert_gaps(conn: sqlite3.Connection, rows: Rows) -> None:
+    conn.executemany(_INSERT_GAP, rows)
+
+
+def resolve_gaps(conn: sqlite3.Connection, device: str, boot: str, upto: int, now: float) -> int:
+    """Mark the boot's gaps up to ``upto`` resolved; returns how many stay open."""
+    conn.execute(
+        "UPDATE sequence_gaps SET resolved_at = ? WHERE device = ? AND boot = ? AND resolved_at IS NULL"
+        " AND last_seq <= ?",
+        (now, device, boot, upto),
+    )
+    remaining: int = conn.execute(
+        "SELECT COUNT(*) FROM sequence_gaps WHERE device = ? AND boot = ? AND resolved_at IS NULL", (device, boot)
+    ).fetchone()[0]
+    return remaining
