@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.cli import main
-from hub_server.broker import free_port
+from hub_server.fleet.broker import free_port
 from tests.deploy.conftest import write_agent_config
 
 

@@ -25,9 +25,9 @@ from hub_protocol.flows import FlowCell, FlowWindow, PolicyKind, PrivacyPolicy, 
 from hub_protocol.lockers import CompartmentState, LockerEvent
 from hub_protocol.register import RegisterEntry
 from hub_protocol.topics import Channel, device_topic
-from hub_server import device_config
 from hub_server.config import IngestConfig
-from hub_server.ingest import IngestCore
+from hub_server.fleet import device_config
+from hub_server.ingest.service import IngestCore
 from hub_server.store import events, feed, readings, validations
 from hub_server.store.db import Database
 from tests.transport.helpers import alarm_fields
