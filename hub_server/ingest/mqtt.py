@@ -67,6 +67,8 @@ class HubMqtt:
         client.on_connect = guarded(self._on_connect, "hub MQTT on_connect", log)
         client.on_disconnect = guarded(self._on_disconnect, "hub MQTT on_disconnect", log)
         client.on_message = guarded(self._on_message, "hub MQTT on_message", log)
+        client.on_subscribe = guarded(self._on_subscribe, "hub MQTT on_subscribe", log)
+        self._subscribe_mid: int | None = None
         self.client = client
 
     def start(self) -> None:
@@ -114,9 +116,14 @@ class HubMqtt:
             return
         # Subscribing again also makes the broker re-send retained register messages (status ones are ignored).
         # The broker's uptime first, so the ingest knows of a broker restart before any device message.
-        client.subscribe(
+        _, self._subscribe_mid = client.subscribe(
             [(BROKER_UPTIME_TOPIC, 0), *((topic, 1) for topic in device_subscriptions(self.config.prefix))]
         )
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        # Connected means listening: until the broker has the subscriptions, what devices send passes the hub by.
+        if mid != self._subscribe_mid:
+            return
         self._connected.set()
         log.info("hub connected to %s:%d", self.config.host, self.config.port)
         if self._on_connection:

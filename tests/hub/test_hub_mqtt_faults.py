@@ -78,3 +78,29 @@ def test_a_connection_listener_that_raises_does_not_end_the_hub_client(broker: B
     finally:
         device.close()
         hub.stop()
+
+
+@pytest.mark.timeout(60)
+def test_connected_means_subscribed_so_a_message_sent_at_once_reaches_the_hub(broker: BrokerSetup) -> None:
+    # Connected used to be set when the subscriptions were only queued: a device sending at that moment
+    # passed the hub by (its outbox sends again, but the hub's readiness must mean it listens).
+    health_topic = device_topic(broker.prefix, broker.site, "dev-a", Channel.HEALTH)
+    received: list[bytes] = []
+    device = Probe(broker.host, broker.port, "dev-a", broker.device_passwords["dev-a"])
+    assert device.connect()
+    for attempt in range(5):
+        hub = HubMqtt(
+            hub_mqtt(broker),
+            broker.hub_password,
+            f"hub-ready-test-{attempt}",
+            lambda topic, payload: received.append(payload) if topic == health_topic else None,
+        )
+        try:
+            hub.start()
+            assert hub.wait_connected(10), "hub did not connect"
+            message = f"at once {attempt}".encode()
+            assert not device.publish(health_topic, message).is_failure
+            wait_for(lambda m=message: m in received, 10, f"the message sent as the hub connected ({attempt})")
+        finally:
+            hub.stop()
+    device.close()
