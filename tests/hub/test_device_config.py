@@ -54,6 +54,14 @@ async def test_push_and_reload_config_through_api_and_cli(
     operator = {"Authorization": f"Bearer {add_token(db, Role.OPERATOR, 'ops')}"}
     client: TestClient[Any, Any] = await aiohttp_client(create_app(config, database=db, pages=False))
 
+    async def listening() -> bool:
+        return bool((await (await client.get("/api/v1/health")).json())["broker_connected"])
+
+    # The hub ignores a retained status (it may be stale): the device's "online" must reach it live.
+    deadline = time.monotonic() + 15
+    while not await listening() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+
     device = Probe(broker.host, broker.port, "cam-1", broker.device_passwords["cam-1"])
     assert await asyncio.to_thread(device.connect)
     device.subscribe(device_topic(broker.prefix, broker.site, "cam-1", Channel.COMMAND))
