@@ -29,7 +29,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -215,8 +214,7 @@ def evaluate(detector: str, backend: str, args: argparse.Namespace, decode_cpu: 
     )
     runs = [] if args.no_memory else peak_memory_mib(detector, backend, args.memory_runs)
     peaks = [run.rss for run in runs]
-    peak = statistics.median(peaks) if peaks else None
-    private = statistics.median(run.private for run in runs) if runs else None
+    peak, private = sc.median_peak(runs) if runs else (None, None)
     if peaks:
         print(
             f"  peak memory of edge-agent count: median {peak:.0f} MiB, min {peaks[0]:.0f}, max {peaks[-1]:.0f}"

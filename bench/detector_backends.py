@@ -115,7 +115,7 @@ def peak_memory_mib(backend: str) -> scenes.Peak:
     runs = scenes.peak_memory_runs(
         [str(VIDEO), "--detector", "onnx", "--model", str(MODEL), "--backend", backend, "--json", *lines], 3
     )
-    return runs[len(runs) // 2]
+    return scenes.median_peak(runs)
 
 
 def compare(a: list[list[Detection]], b: list[list[Detection]]) -> dict[str, float]:

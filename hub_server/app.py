@@ -59,12 +59,15 @@ def create_app(
 ) -> web.Application:
     """The hub. ``background=False`` leaves out the domain tasks of ``BACKGROUND`` (API tests without a broker);
     ``pages=False`` leaves out the web pages (``hub_server.web.setup_web``)."""
+    database = database or Database(config.store.path)
+    # The request marker serves only a store that refuses calls on the loop (the tests' check).
+    serving = [_serving_middleware] if database.refuse_on_loop else []
     app = web.Application(
         client_max_size=config.http.max_body_bytes,
-        middlewares=[_serving_middleware, _error_middleware, auth_middleware],
+        middlewares=[*serving, _error_middleware, auth_middleware],
     )
     app[CONFIG_KEY] = config
-    app[DB_KEY] = database or Database(config.store.path)
+    app[DB_KEY] = database
     app[LIVE_KEY] = LiveRegistry()
     app[AUTH_KEY] = AuthState.from_config(config)
     registry = ApiRegistry()

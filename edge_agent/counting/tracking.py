@@ -345,7 +345,7 @@ class Tracker:
             track = Track(
                 id=self._next_id,
                 state=np.array([fx, fy, 0.0, 0.0]),
-                cov=np.diag([(0.1 * h) ** 2, (0.1 * h) ** 2, (st.speed_sd * h) ** 2, (st.speed_sd * h) ** 2]),
+                cov=self._birth_cov(h),
                 width=self._width(det, h),
                 height=h,
                 misses=0,
@@ -566,9 +566,14 @@ class Tracker:
         age, lx, ly = track.recent[-1]
         frames = max(track.age - age, 1)
         track.state = np.array([fx, fy, (fx - lx) / frames, (fy - ly) / frames])
-        sd = self.settings.speed_sd * h
-        track.cov = np.diag([(0.1 * h) ** 2, (0.1 * h) ** 2, sd**2, sd**2])
+        track.cov = self._birth_cov(h)
         self._correct(track, det)
+
+    def _birth_cov(self, h: float) -> FloatArray:
+        """A new (or relinked) track's uncertainty for a person ``h`` pixels tall: a tenth of the height in
+        place, the expected spread of walking speeds in speed."""
+        sd = self.settings.speed_sd * h
+        return np.diag([(0.1 * h) ** 2, (0.1 * h) ** 2, sd**2, sd**2])
 
     def _learn(self, track: Track, det: Detection) -> None:
         if det.appearance is None:

@@ -54,7 +54,7 @@ CSRF_FIELD = "csrf_token"
 TOKEN_PREFIX = "hubt_"  # noqa: S105 - marks tokens in logs and scanners
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
-_SIMPLE_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+_SIMPLE_TYPES = _FORM_TYPES | {"text/plain"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -33,7 +33,7 @@ from hub_protocol.envelope import CameraState, Health
 from hub_server.accounts import audit
 from hub_server.appkeys import LIVE_KEY
 from hub_server.config import AlarmsConfig
-from hub_server.ingest.live import LiveRegistry, wake_on
+from hub_server.ingest.live import LiveRegistry, run_rounds, wake_on
 from hub_server.ingest.writer import SEQUENCE_GAP_NOTE
 from hub_server.logistics.notifications import NOTIFIER_KEY, AlarmNotice, NotificationError, Notifier
 from hub_server.store import alarms as store
@@ -347,19 +347,14 @@ class AlarmService:
 
     async def run(self, wake: asyncio.Event, notifier: Notifier | None = None) -> None:
         """Background loop; ``wake`` (set by the live bus) makes it look at once instead of at the interval."""
-        while True:
-            try:
-                await asyncio.to_thread(self.poll_device_alarms)
-                await asyncio.to_thread(self.evaluate)
-                if notifier is not None:
-                    await self.dispatch_notices(notifier)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("alarm evaluation failed; trying again next round")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.config.evaluate_interval_s)
-            wake.clear()
+
+        async def round_() -> None:
+            await asyncio.to_thread(self.poll_device_alarms)
+            await asyncio.to_thread(self.evaluate)
+            if notifier is not None:
+                await self.dispatch_notices(notifier)
+
+        await run_rounds(round_, wake, self.config.evaluate_interval_s, "alarm evaluation", log)
 
 
 ALARMS_KEY: web.AppKey[AlarmService] = web.AppKey("alarms")

@@ -176,7 +176,7 @@ class FileAccounts:
         path = self.settings.passwd_file
         if not path.exists():
             with io_step(f"create the broker's password file {path}"):
-                write_atomic(path, "", 0o600, keep_mode=True)
+                write_atomic(path, "", 0o600)
         try:
             if password is None:
                 args, stdin = [find_binary("mosquitto_passwd"), "-D", str(path), user], None
@@ -293,12 +293,13 @@ class DynsecAccounts:
             if not device.active:
                 self._delete(device.username)
                 continue
-            if self._get_client(device.username) is None:
+            client = self._get_client(device.username)
+            if client is None:
                 missing.append(device.device)
                 continue
             role = dynsec.role_name(device.username)
             self._set_role(role, dynsec.acl_entries(_device_acl(self.config, device)))
-            self._client_has_role(device.username, role)
+            self._client_has_role(client, device.username, role)
         if missing:
             raise ProvisioningError(
                 f"active devices without a broker account (the plugin's file was replaced?): {', '.join(missing)};"
@@ -312,15 +313,17 @@ class DynsecAccounts:
         except dynsec.DynsecError as exc:
             raise ProvisioningError(f"cannot look up the broker account {username}: {exc}") from None
 
+    def _get_role(self, role: str) -> dict[str, Any] | None:
+        try:
+            return self.admin.get_role(role)
+        except dynsec.DynsecError as exc:
+            raise ProvisioningError(f"cannot look up the role {role}: {exc}") from None
+
     def _delete(self, username: str) -> None:
         if self._get_client(username) is not None:
             self._run(f"delete the broker account {username}", "deleteClient", username=username)
         role = dynsec.role_name(username)
-        try:
-            exists = self.admin.get_role(role) is not None
-        except dynsec.DynsecError as exc:
-            raise ProvisioningError(f"cannot look up the role {role}: {exc}") from None
-        if exists:
+        if self._get_role(role) is not None:
             self._run(f"delete the role {role}", "deleteRole", rolename=role)
 
     def _ensure_hub(self) -> None:
@@ -328,7 +331,8 @@ class DynsecAccounts:
         username = self.config.mqtt.username
         role = dynsec.role_name(username)
         self._set_role(role, dynsec.acl_entries(hub_acl(self.config.mqtt.prefix, username)))
-        if self._get_client(username) is None:
+        client = self._get_client(username)
+        if client is None:
             try:
                 password = read_secret(self.config.mqtt.password_file, "mqtt.password_file")
             except ValueError as exc:
@@ -336,14 +340,11 @@ class DynsecAccounts:
             self._run("create the hub's broker account", "createClient", username=username, password=password,
                       roles=[{"rolename": role}])  # fmt: skip
         else:
-            self._client_has_role(username, role)
+            self._client_has_role(client, username, role)
 
     def _set_role(self, role: str, wanted: list[dict[str, Any]]) -> None:
         """The role with exactly ``wanted`` ACLs: new ones added before stale ones go, so no right lapses."""
-        try:
-            found = self.admin.get_role(role)
-        except dynsec.DynsecError as exc:
-            raise ProvisioningError(f"cannot look up the role {role}: {exc}") from None
+        found = self._get_role(role)
         if found is None:
             self._run(f"create the role {role}", "createRole", rolename=role, acls=wanted)
             return
@@ -354,8 +355,8 @@ class DynsecAccounts:
         for acltype, topic, _ in sorted(have - want):
             self._run(f"update the role {role}", "removeRoleACL", rolename=role, acltype=acltype, topic=topic)
 
-    def _client_has_role(self, username: str, role: str) -> None:
-        client = self._get_client(username) or {}
+    def _client_has_role(self, client: dict[str, Any], username: str, role: str) -> None:
+        """Give ``username`` (the plugin's ``client`` object, looked up already) its role if it lacks it."""
         names = {r.get("rolename") for r in client.get("roles", []) if isinstance(r, dict)}
         if role not in names:
             self._run(f"give {username} its role", "addClientRole", username=username, rolename=role)
@@ -388,5 +389,5 @@ def dynsec_initial_file(
             data["clients"].append({"username": username, **hashes[username], "roles": [{"rolename": role}]})
             moved.append(username)
     with io_step(f"write {path}"):
-        write_atomic(path, json.dumps(data, indent=1), 0o600, keep_mode=True)
+        write_atomic(path, json.dumps(data, indent=1), 0o600)
     return moved

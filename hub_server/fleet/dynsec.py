@@ -133,11 +133,7 @@ def role_name(username: str) -> str:
 
 
 ADMIN_ROLE = "hub-dynsec-admin"
-ADMIN_ACLS = [
-    {"acltype": "publishClientSend", "topic": CONTROL_TOPIC, "allow": True},
-    {"acltype": "subscribePattern", "topic": RESPONSE_TOPIC, "allow": True},
-    {"acltype": "publishClientReceive", "topic": RESPONSE_TOPIC, "allow": True},
-]
+ADMIN_ACLS = acl_entries([f"topic write {CONTROL_TOPIC}", f"topic read {RESPONSE_TOPIC}"])
 """The admin account may send plugin commands and read the answers, nothing else (no device topic)."""
 
 DEFAULT_ACCESS = {"publishClientSend": False, "publishClientReceive": False, "subscribe": False, "unsubscribe": True}
@@ -284,17 +280,15 @@ class DynsecAdmin:
     # --- the commands the hub uses ------------------------------------------------------------------------
 
     def get_client(self, username: str) -> dict[str, Any] | None:
-        try:
-            found = self.command("getClient", username=username).get("client")
-        except DynsecError as exc:
-            if "not found" in str(exc).lower():
-                return None
-            raise
-        return found if isinstance(found, dict) else None
+        return self._get("getClient", "client", username=username)
 
     def get_role(self, rolename: str) -> dict[str, Any] | None:
+        return self._get("getRole", "role", rolename=rolename)
+
+    def _get(self, name: str, key: str, **args: Any) -> dict[str, Any] | None:
+        """The plugin's ``key`` object of a ``get…`` command, or None when it does not exist."""
         try:
-            found = self.command("getRole", rolename=rolename).get("role")
+            found = self.command(name, **args).get(key)
         except DynsecError as exc:
             if "not found" in str(exc).lower():
                 return None

@@ -7,9 +7,10 @@ get every change (for live pages); ``notify`` may be called from any thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -94,3 +95,20 @@ def wake_on(live: LiveRegistry, wake: asyncio.Event, kinds: set[str]) -> Callabl
             wake.set()
 
     return live.subscribe(listener, asyncio.get_running_loop())
+
+
+async def run_rounds(
+    work: Callable[[], Awaitable[object]], wake: asyncio.Event, interval_s: float, what: str, logger: logging.Logger
+) -> None:
+    """A background loop: ``work`` now, then whenever ``wake`` is set (by ``wake_on``) or ``interval_s`` passed. A
+    failed round is logged on ``logger`` and the next one comes; only cancelling ends it."""
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("%s failed; trying again next round", what)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval_s)
+        wake.clear()

@@ -32,7 +32,7 @@ from hub_server.ingest.mqtt import BROKER_UPTIME_TOPIC
 from hub_server.ingest.rows import typed_rows
 from hub_server.ingest.watermarks import BootState
 from hub_server.store import ingest as store
-from hub_server.store.db import connect
+from hub_server.store.db import connect, transaction
 
 log = logging.getLogger("hub_server.ingest.service")
 
@@ -364,7 +364,7 @@ class IngestCore:
         now: float,
     ) -> None:
         conn = self.conn
-        with store.transaction(conn):
+        with transaction(conn):
             store.insert_rows(conn, rows)
             if touched:
                 store.upsert_watermarks(
@@ -420,7 +420,7 @@ class IngestCore:
             d.online, d.reason, d.status_changed = False, "silent", now
         conn = self.conn
         try:
-            with store.transaction(conn):
+            with transaction(conn):
                 if silent:
                     store.upsert_devices(conn, [self._device_row(d) for d in silent])
                 if gap_rows:

@@ -23,7 +23,7 @@ from hub_protocol.secrets import read_secret
 from hub_server.appkeys import CONFIG_KEY, DB_KEY, LIVE_KEY
 from hub_server.config import LogisticsConfig
 from hub_server.fleet.alarms import ALARMS_KEY, AlarmService
-from hub_server.ingest.live import wake_on
+from hub_server.ingest.live import run_rounds, wake_on
 from hub_server.logistics.notifications import NOTIFIER_KEY, Notifier, WebhookNotifier
 from hub_server.logistics.service import LOGISTICS_KEY, Logistics
 from hub_server.store import feed
@@ -90,18 +90,13 @@ def follow_ingest(logistics: Logistics) -> int:
 
 async def run_logistics(logistics: Logistics, notifier: Notifier | None, wake: asyncio.Event) -> None:
     """Events first (so a drop-off is seen before its expiry is judged), then the periodic work."""
-    while True:
-        try:
-            while await asyncio.to_thread(follow_ingest, logistics):
-                pass
-            await logistics.tick(notifier)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("logistics round failed; trying again next round")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), logistics.config.check_interval_s)
-        wake.clear()
+
+    async def round_() -> None:
+        while await asyncio.to_thread(follow_ingest, logistics):
+            pass
+        await logistics.tick(notifier)
+
+    await run_rounds(round_, wake, logistics.config.check_interval_s, "logistics round", log)
 
 
 async def logistics_ctx(app: web.Application) -> AsyncIterator[None]:

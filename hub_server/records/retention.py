@@ -108,7 +108,7 @@ class Retention:
 
     async def run(self, roll_every_s: float = ROLL_UP_EVERY_S) -> None:
         """Background loop: roll up often, purge daily (and once at start when a run was missed)."""
-        last = await asyncio.to_thread(lambda: store.last_run(self.db.conn))
+        last = await self.db.read(store.last_run)
         due = self.clock() if last is None or self.clock() - last[0] > timedelta(days=1) else self.next_run(last[0])
         while True:
             try:

@@ -83,13 +83,11 @@ def migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str, str]] | N
     applied = []
     for number, name, sql in pending:
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in _statements(sql):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", (number, name))
-            conn.execute("COMMIT")
+            with transaction(conn):
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", (number, name))
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
             raise StoreError(f"migration {name} failed: {exc}") from exc
         applied.append(name)
     return applied
@@ -131,6 +129,18 @@ def _handler_on_event_loop() -> bool:
     return True
 
 
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One IMMEDIATE transaction, rolled back on any error (a failed COMMIT too)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 class Database:
     """Owns the file path; hands out one connection per thread and a write transaction helper.
 
@@ -146,8 +156,7 @@ class Database:
         self.refuse_on_loop = refuse_on_loop
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        with self._write_lock:
-            migrate(self._connection())
+        migrate(self._connection())
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -195,10 +204,5 @@ class Database:
         """One IMMEDIATE transaction; writers in this process take turns instead of retrying on SQLITE_BUSY."""
         with self._write_lock:
             conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")

@@ -297,10 +297,11 @@ def _raw_slots(
         " SUM(json_extract(t.value, '$.count'))"
         f" FROM {_JOINED}, json_each(e.payload, '$.totals') t WHERE {where}"
         " AND json_extract(t.value, '$.direction') IS NULL AND json_extract(t.value, '$.object_class') IS NULL"
-        " AND json_extract(t.value, '$.count') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"
-        # A total an old device sent beside a hidden cell of its line would give that cell away once shown.
-        " json_each(e.payload, '$.cells') h WHERE json_extract(h.value, '$.line') = json_extract(t.value, '$.line')"
-        " AND json_extract(h.value, '$.count') IS NULL) GROUP BY slot, line",
+        " AND json_extract(t.value, '$.count') IS NOT NULL"
+        # As retention.public_margin: a total counts only where the line has cells and all were published (a
+        # total an old device sent beside a hidden cell would give that cell away). MIN over no cells is NULL.
+        " AND (SELECT MIN(json_extract(h.value, '$.count') IS NOT NULL) FROM json_each(e.payload, '$.cells') h"
+        " WHERE json_extract(h.value, '$.line') = json_extract(t.value, '$.line')) = 1 GROUP BY slot, line",
         [*slot_params, *params],
     ):
         key = (int(r[0]), r[1])

@@ -8,8 +8,7 @@ stores them (``rows[name]`` of ``insert_rows``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 _INSERT_EVENT = "INSERT OR IGNORE INTO events (device, boot, seq, channel, received_at, payload) VALUES (?,?,?,?,?,?)"
@@ -91,18 +90,6 @@ def tune_for_writer(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages of the busy tables stay in memory
     # Checkpoint every 32 MiB of WAL instead of 4: index pages changed by many commits are copied back once.
     conn.execute("PRAGMA wal_autocheckpoint=8192")
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One IMMEDIATE transaction, rolled back on any error (a failed COMMIT too)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 # -- the state the writer reloads --------------------------------------------------------------------------

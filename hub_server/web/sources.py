@@ -124,12 +124,12 @@ class HubSource:
             if not r.revoked
         }
         live = self.app[appkeys.LIVE_KEY]
-        revoked: set[str] | None = None  # read once, and only when a device is live but not stored
-        for seen in live.snapshot():
+        snapshot = live.snapshot()
+        # Read only when a device is live but not stored (a revoked one the ingest still remembers).
+        revoked = provisioning.revoked_devices(conn) if any(s.device not in rows for s in snapshot) else set()
+        for seen in snapshot:
             stored = rows.get(seen.device)
-            if stored is None and revoked is None:
-                revoked = provisioning.revoked_devices(conn)
-            if live.is_revoked(seen.device) or (stored is None and revoked is not None and seen.device in revoked):
+            if live.is_revoked(seen.device) or (stored is None and seen.device in revoked):
                 continue
             rows[seen.device] = DeviceStatus(
                 seen.device,

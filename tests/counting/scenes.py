@@ -30,8 +30,11 @@ def scene(*walkers: Walker, lead_in: int = 20) -> SyntheticScene:
     return SyntheticScene(WIDTH, HEIGHT, [*shifted, tail])
 
 
-def run_motion(scene: SyntheticScene, lines: list[CountLine], fps: float = 10.0) -> list[Crossing]:
-    pipeline = CountingPipeline(lines, MotionDetector(work_width=160), fps, settings_for("motion"))
+def run_motion(
+    scene: SyntheticScene, lines: list[CountLine], fps: float = 10.0, detector: MotionDetector | None = None
+) -> list[Crossing]:
+    detector = detector or MotionDetector(work_width=160)
+    pipeline = CountingPipeline(lines, detector, fps, settings_for("motion"))
     source = SyntheticSource(scene, fps=fps)
     events: list[Crossing] = []
     while (frame := source.read()) is not None:

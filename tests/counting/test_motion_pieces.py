@@ -7,13 +7,8 @@ from dataclasses import dataclass
 
 from edge_agent.counting.detectors import Image
 from edge_agent.counting.detectors.motion import MotionDetector
-from edge_agent.counting.factory import settings_for
-from edge_agent.counting.lines import CountLine
-from edge_agent.counting.pipeline import CountingPipeline, Crossing
-from edge_agent.counting.sources import SyntheticScene, SyntheticSource, Walker
-from tests.counting.scenes import MID, tally
-
-WIDTH, HEIGHT = 320, 240
+from edge_agent.counting.sources import SyntheticScene, Walker
+from tests.counting.scenes import HEIGHT, MID, WIDTH, run_motion, tally
 
 
 @dataclass
@@ -37,15 +32,6 @@ class BeltedScene(SyntheticScene):
         return image
 
 
-def run(synthetic: SyntheticScene, lines: list[CountLine], detector: MotionDetector) -> list[Crossing]:
-    pipeline = CountingPipeline(lines, detector, 10.0, settings_for("motion"))
-    source = SyntheticSource(synthetic, fps=10.0)
-    events: list[Crossing] = []
-    while (frame := source.read()) is not None:
-        events.extend(pipeline.process(frame.index, frame.image))
-    return events + pipeline.flush()
-
-
 def _teachers() -> list[Walker]:
     """People seen whole, one after another, walking down the image: the detector learns one person's shape."""
     return [Walker([(x, 30), (x, 230)], speed=3, height=50, start=20 + 70 * k) for k, x in enumerate((60, 260, 60))]
@@ -65,8 +51,10 @@ def test_people_seen_in_two_pieces_count_once_each() -> None:
     # Each piece followed on its own crosses the line at its own time (the upper piece's "feet" are a third of
     # a person higher): without joining the pieces, the same scene counts people twice.
     synthetic = _pieces()
-    assert tally(run(synthetic, [MID], MotionDetector(work_width=160))) == Counter({("mid", "in", "pedestrian"): 5})
-    assert sum(tally(run(synthetic, [MID], MotionDetector(work_width=160, join=0))).values()) > 5
+    assert tally(run_motion(synthetic, [MID], detector=MotionDetector(work_width=160))) == Counter(
+        {("mid", "in", "pedestrian"): 5}
+    )
+    assert sum(tally(run_motion(synthetic, [MID], detector=MotionDetector(work_width=160, join=0))).values()) > 5
 
 
 def test_the_pieces_are_one_box_with_the_whole_height() -> None:

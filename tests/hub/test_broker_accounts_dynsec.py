@@ -15,7 +15,6 @@ from pydantic import ValidationError
 
 from hub_protocol import tomlwrite
 from hub_protocol.topics import Channel, device_acl, device_topic
-from hub_server.accounts import audit
 from hub_server.cli import main
 from hub_server.config import HubConfig
 from hub_server.fleet import dynsec
@@ -26,29 +25,12 @@ from hub_server.store.db import Database
 from tests.conftest import ADMIN, BrokerSetup, wait_until, write_secret
 from tests.hub.conftest import SITE, dynsec_hub_config, hub_config_data
 from tests.hub.mqtt_probe import Probe
-from tests.hub.test_provisioning import account_store, provision
+from tests.hub.test_provisioning import one_line_error, provision, provisioning_state
 
 
 @pytest.fixture
 def dynsec_broker(make_broker: Callable[..., BrokerSetup], tmp_path: Path) -> tuple[BrokerSetup, Path, HubConfig]:
     return dynsec_hub_config(make_broker, tmp_path)
-
-
-def _state(broker: BrokerSetup, config: HubConfig) -> tuple[Any, ...]:
-    db = Database(config.store.path)
-    out = config.provisioning.output_dir if config.provisioning else None
-    return (
-        account_store(broker),
-        sorted(p.name for p in out.iterdir()) if out and out.is_dir() else None,
-        [d.device for d in provisioning.list_all(db.conn)],
-        audit.query(db.conn),
-    )
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    return err
 
 
 @pytest.mark.timeout(60)
@@ -60,13 +42,13 @@ def test_a_refused_step_undoes_the_steps_before_it(
     # An account of that name made by hand: the device's role is created, then its account is refused.
     with broker.broker.admin() as admin:
         admin.command("createClient", username="dev-taken", password=secrets.token_urlsafe(18))
-    before = _state(broker, config)
+    before = provisioning_state(broker, config)
     capsys.readouterr()
 
     assert main(["device", "--config", str(config_path), "add", "dev-taken", "--site", SITE]) == 1
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert "cannot create the broker account of dev-taken" in err and "Client already exists" in err, err
-    assert _state(broker, config) == before
+    assert provisioning_state(broker, config) == before
     with broker.broker.admin() as admin:
         assert admin.get_role(dynsec.role_name("dev-taken")) is None
 
@@ -79,13 +61,13 @@ def test_a_wrong_admin_password_is_refused_clearly_and_changes_nothing(
     provision(config_path, "dev-before")
     assert config.provisioning and config.provisioning.dynsec
     write_secret(Path(config.provisioning.dynsec.admin_password_file), "not-the-password")
-    before = _state(broker, config)
+    before = provisioning_state(broker, config)
     capsys.readouterr()
     for args in (["add", "dev-new", "--site", SITE], ["revoke", "dev-before"], ["sync-acl"]):
         assert main(["device", "--config", str(config_path), *args]) == 1
-        err = _one_line_error(capsys)
+        err = one_line_error(capsys)
         assert f"refused the account administrator {ADMIN!r}" in err, err
-    assert _state(broker, config) == before
+    assert provisioning_state(broker, config) == before
 
 
 @pytest.mark.timeout(60)
@@ -105,7 +87,7 @@ def test_a_broker_without_the_plugin_gives_a_clear_error(
     config_path.write_text(tomlwrite.dumps(data))
 
     assert main(["device", "--config", str(config_path), "add", "dev-new", "--site", SITE]) == 1
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert "no answer to" in err and "is the plugin loaded" in err, err
     assert provisioning.list_all(Database(config.store.path).conn) == []
     assert not (tmp_path / "out" / "dev-new").exists()
@@ -258,13 +240,13 @@ def test_a_password_file_with_an_old_hash_is_refused_before_anything_is_written(
     assert (
         main(["device", "--config", str(config_path), "dynsec-init", str(target), "--import-passwd", str(passwd)]) == 1
     )
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert f"{passwd} line 1" in err and "'hub'" in err and "mosquitto_passwd" in err, err
     assert not target.exists()
     # And an existing file of the plugin is never overwritten.
     target.write_text("{}")
     assert main(["device", "--config", str(config_path), "dynsec-init", str(target)]) == 1
-    assert "never overwritten" in _one_line_error(capsys)
+    assert "never overwritten" in one_line_error(capsys)
     assert target.read_text() == "{}"
 
 

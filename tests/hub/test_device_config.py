@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,15 @@ from tests.hub.mqtt_probe import Probe
 AGENT_TOML = 'config_version = 1\n[device]\nid = "cam-1"\nsite = "test-street"\n'
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> bool:
+    """Whether ``check`` (plain or async) came true within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
+    while True:
+        result = check()
+        done = bool(await result) if inspect.isawaitable(result) else bool(result)
+        if done or time.monotonic() >= deadline:
+            return done
         await asyncio.sleep(0.1)
-    return check()
 
 
 @pytest.mark.timeout(90)
@@ -58,9 +61,7 @@ async def test_push_and_reload_config_through_api_and_cli(
         return bool((await (await client.get("/api/v1/health")).json())["broker_connected"])
 
     # The hub ignores a retained status (it may be stale): the device's "online" must reach it live.
-    deadline = time.monotonic() + 15
-    while not await listening() and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+    await eventually(listening, 15)
 
     device = Probe(broker.host, broker.port, "cam-1", broker.device_passwords["cam-1"])
     assert await asyncio.to_thread(device.connect)
@@ -71,9 +72,7 @@ async def test_push_and_reload_config_through_api_and_cli(
     async def known() -> bool:
         return (await client.get("/api/v1/devices/cam-1", headers=admin)).status == 200
 
-    deadline = time.monotonic() + 15
-    while not await known() and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
+    await eventually(known, 15)
 
     url = "/api/v1/devices/cam-1/config"
     assert (await client.post(url, json={"config_toml": AGENT_TOML}, headers=operator)).status == 403

@@ -42,6 +42,13 @@ def account_store(broker: BrokerSetup) -> bytes:
     return (folder / "passwd").read_bytes() + (folder / "acl").read_bytes()
 
 
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    """What the command printed on standard error, checked to be one line and no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
 @pytest.mark.timeout(60)
 def test_new_device_connects_publishes_own_topics_only_and_is_cut_off_by_revoke(
     accounts_broker: tuple[BrokerSetup, Path, HubConfig], capsys: pytest.CaptureFixture[str]
@@ -151,12 +158,12 @@ def _broken(tmp_path: Path, case: str) -> tuple[dict[str, Any], str]:
     return {"pid_file": None, "reload_command": [str(tmp_path / "no-such-reload")]}, "no-such-reload"
 
 
-def _state(broker: BrokerSetup, config: HubConfig) -> tuple[Any, ...]:
+def provisioning_state(broker: BrokerSetup, config: HubConfig) -> tuple[Any, ...]:
+    """Everything a provisioning change touches: the broker's accounts, the output folder, devices, audit."""
     db = Database(config.store.path)
     out = config.provisioning.output_dir if config.provisioning else None
     return (
-        (broker.broker.folder / "passwd").read_bytes(),
-        (broker.broker.folder / "acl").read_bytes(),
+        account_store(broker),
         sorted(p.name for p in out.iterdir()) if out and out.is_dir() else None,
         [d.device for d in provisioning.list_all(db.conn)],
         audit.query(db.conn),
@@ -181,14 +188,13 @@ def test_device_add_with_an_io_problem_says_what_and_where_and_changes_nothing(
             data["provisioning"][key] = value
     config_path.write_text(tomlwrite.dumps(data))
     config = HubConfig.model_validate(data)
-    before = _state(broker, config)
+    before = provisioning_state(broker, config)
     capsys.readouterr()
 
     assert main(["device", "--config", str(config_path), "add", "dev-new", "--site", SITE]) == 1
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    err = one_line_error(capsys)
     assert err.startswith("hub-server: error: cannot ") and where in err, err
-    assert _state(broker, config) == before
+    assert provisioning_state(broker, config) == before
     assert not (config.provisioning and (config.provisioning.output_dir / "dev-new").exists())
 
 
