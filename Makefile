@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
+# Run a second time on PostgreSQL by `make test` (docs/hub.md, "The store on SQLite or PostgreSQL").
+STORE_SUITE ?= tests/hub tests/logistics
 
 .PHONY: demo test lint setup clean system-test pi-vm-test
 
@@ -33,8 +35,10 @@ lint: $(DEV_STAMP)
 
 test: $(DEV_STAMP)
 	scripts/system-deps.sh --browser
+	scripts/postgres-test-server.sh
 	$(MAKE) lint
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	HUB_TEST_STORE=postgresql $(PY) -m pytest -q -ra $(STORE_SUITE)
 	$(MAKE) system-test
 
 # The hub and an agent installed by the install scripts on a real systemd (Debian bookworm in systemd-nspawn),

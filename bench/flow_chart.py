@@ -68,7 +68,7 @@ def window(device: str, seq: int, start: datetime) -> bytes:
 
 
 def store(db: Database, devices: list[str], first: datetime, minutes: int, seq0: int) -> None:
-    core = IngestCore(db.path, "cot", IngestConfig(), clock=lambda: (END + timedelta(minutes=10)).timestamp())
+    core = IngestCore(db.location, "cot", IngestConfig(), clock=lambda: (END + timedelta(minutes=10)).timestamp())
     batch = []
     for device in devices:
         for m in range(minutes):

@@ -59,7 +59,7 @@ def create_app(
 ) -> web.Application:
     """The hub. ``background=False`` leaves out the domain tasks of ``BACKGROUND`` (API tests without a broker);
     ``pages=False`` leaves out the web pages (``hub_server.web.setup_web``)."""
-    database = database or Database(config.store.path)
+    database = database or Database(config.store.location)
     # The request marker serves only a store that refuses calls on the loop (the tests' check).
     serving = [_serving_middleware] if database.refuse_on_loop else []
     app = web.Application(

@@ -64,6 +64,19 @@ class HttpConfig(StrictModel):
 
 class StoreConfig(StrictModel):
     path: Path = Field(default=Path("/var/lib/hub-server/hub.sqlite3"), description="SQLite database file")
+    url: str | None = Field(
+        default=None,
+        min_length=len("postgresql://"),
+        max_length=500,
+        pattern=r"^postgres(ql)?://",
+        description="PostgreSQL instead of SQLite, e.g. postgresql://hub@db.example/hub (``path`` is then unused). "
+        "Keep the password out of it: libpq reads it from ~/.pgpass or PGPASSFILE",
+    )
+
+    @property
+    def location(self) -> Path | str:
+        """Where the store lives: the PostgreSQL URL when one is set, else the SQLite file."""
+        return self.url if self.url is not None else self.path
 
 
 class AuthConfig(StrictModel):

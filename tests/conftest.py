@@ -15,6 +15,7 @@ from edge_agent.config import AgentConfig
 from hub_protocol.topics import device_acl, hub_acl
 from hub_server.fleet.broker import PrivateBroker
 from hub_server.fleet.dynsec import find_plugin
+from tests import postgres
 
 PREFIX = "cot"
 ADMIN = "hub-accounts"
@@ -54,6 +55,13 @@ class BrokerSetup:
         self.broker.add_user(device, password, device_acl(self.prefix, site or self.site, device))
         self.device_passwords[device] = password
         return password
+
+
+@pytest.fixture(autouse=True)
+def _postgres_databases_dropped() -> Iterator[None]:
+    """Each test's PostgreSQL databases (``HUB_TEST_STORE=postgresql``) go when the test ends."""
+    yield
+    postgres.drop_created()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Details name things by id, never a resident's name or contact: the trail outlive
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +14,7 @@ from typing import Any
 
 from hub_server.store import audit as store
 from hub_server.store.accounts import to_text, utc_now
+from hub_server.store.engine import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class AuditEntry:
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: Connection,
     actor: str,
     action: str,
     target: str,
@@ -43,7 +43,7 @@ def record(
 
 
 def query(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     actor: str | None = None,
     action: str | None = None,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
 from hub_protocol.cli import CliError
 from hub_protocol.secrets import read_secret
 from hub_server.config import HubConfig, load_hub_config
-from hub_server.store.db import Database
+from hub_server.store.db import Database, StoreError
+from hub_server.store.engine import DatabaseError
 
 DEFAULT_CONFIG = Path(os.environ.get("HUB_SERVER_CONFIG", "/etc/hub-server/hub.toml"))
 
@@ -32,11 +32,13 @@ def open_store(args: argparse.Namespace) -> tuple[HubConfig, Database]:
 
 
 def open_database(config: HubConfig) -> Database:
-    """The store, or a CliError naming ``store.path`` (a folder, a device file, a damaged database...)."""
+    """The store, or a CliError naming ``store.path`` (a folder, a device file, a damaged database...) or
+    ``store.url`` (no server there, refused login...)."""
+    key = "store.url" if config.store.url is not None else "store.path"
     try:
-        return Database(config.store.path)
-    except sqlite3.Error as exc:
-        raise CliError(f"store.path {str(config.store.path)!r}: cannot open the database: {exc}") from None
+        return Database(config.store.location)
+    except (DatabaseError, StoreError) as exc:
+        raise CliError(f"{key} {str(config.store.location)!r}: cannot open the database: {exc}") from None
 
 
 def cli_actor() -> str:

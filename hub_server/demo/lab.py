@@ -80,7 +80,7 @@ def _setup(run: DemoRun) -> tuple[PrivateBroker, HubConfig, Database, str]:
             PREFIX,
         )
         (folder / "hub.toml").write_text(dumps(config.model_dump(mode="json")))
-        db = Database(config.store.path)
+        db = Database(config.store.location)
         operator_password = secrets.token_urlsafe(12)
         with db.write() as conn:
             accounts.add_user(conn, OPERATOR, accounts.Role.ADMIN, operator_password)

@@ -21,7 +21,6 @@ import logging
 import os
 import secrets
 import signal
-import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from hub_server.fleet import dynsec
 from hub_server.fleet.broker import CLI_CLIENT_ID_PREFIX, BrokerError, find_binary, passwd_command
 from hub_server.fleet.provisioning_files import Undo, io_step
 from hub_server.store import provisioning
+from hub_server.store.engine import Connection
 from hub_server.store.provisioning import ProvisionedDevice, ProvisioningError
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,11 @@ class BrokerAccounts(Protocol):
         """Account names no device may take."""
         ...
 
-    def add(self, conn: sqlite3.Connection, device: ProvisionedDevice, password: str, undo: Undo) -> bool:
+    def add(self, conn: Connection, device: ProvisionedDevice, password: str, undo: Undo) -> bool:
         """Create the device's account inside the caller's transaction; True when it is in effect already."""
         ...
 
-    def revoke(self, conn: sqlite3.Connection, device: ProvisionedDevice, undo: Undo) -> bool:
+    def revoke(self, conn: Connection, device: ProvisionedDevice, undo: Undo) -> bool:
         """Cut the device off (a connected one too) inside the caller's transaction; True when in effect."""
         ...
 
@@ -69,7 +69,7 @@ class BrokerAccounts(Protocol):
         """After the revocation is recorded: remove what was kept only to undo it."""
         ...
 
-    def sync(self, conn: sqlite3.Connection) -> bool:
+    def sync(self, conn: Connection) -> bool:
         """Make the broker's accounts and ACLs match the database (the hub's account included)."""
         ...
 
@@ -142,13 +142,13 @@ class FileAccounts:
     def reserved_names(self) -> set[str]:
         return set()
 
-    def add(self, conn: sqlite3.Connection, device: ProvisionedDevice, password: str, undo: Undo) -> bool:
+    def add(self, conn: Connection, device: ProvisionedDevice, password: str, undo: Undo) -> bool:
         undo.keep(self.settings.passwd_file)
         undo.keep(self.settings.acl_file)
         self._passwd(device.username, password)
         return self.sync(conn)
 
-    def revoke(self, conn: sqlite3.Connection, device: ProvisionedDevice, undo: Undo) -> bool:
+    def revoke(self, conn: Connection, device: ProvisionedDevice, undo: Undo) -> bool:
         undo.keep(self.settings.passwd_file)
         undo.keep(self.settings.acl_file)
         if device.username in self._users():
@@ -158,7 +158,7 @@ class FileAccounts:
     def finish_revoke(self, device: ProvisionedDevice) -> None:
         pass
 
-    def sync(self, conn: sqlite3.Connection) -> bool:
+    def sync(self, conn: Connection) -> bool:
         """Write the ACL from the database, make sure the hub's own user exists, reload; True when reloaded."""
         if self.config.mqtt.username not in self._users():
             self._passwd(self.config.mqtt.username, read_secret(self.config.mqtt.password_file, "mqtt.password_file"))
@@ -256,7 +256,7 @@ class DynsecAccounts:
     def reserved_names(self) -> set[str]:
         return {self.settings.admin_username}
 
-    def add(self, conn: sqlite3.Connection, device: ProvisionedDevice, password: str, undo: Undo) -> bool:
+    def add(self, conn: Connection, device: ProvisionedDevice, password: str, undo: Undo) -> bool:
         self._ensure_hub()
         role = dynsec.role_name(device.username)
         acls = dynsec.acl_entries(_device_acl(self.config, device))
@@ -269,7 +269,7 @@ class DynsecAccounts:
         )
         return True
 
-    def revoke(self, conn: sqlite3.Connection, device: ProvisionedDevice, undo: Undo) -> bool:
+    def revoke(self, conn: Connection, device: ProvisionedDevice, undo: Undo) -> bool:
         if self._get_client(device.username) is None:
             return True  # nothing left to cut off (revoked before, or removed by hand)
         # Disabling disconnects the device at once and can be undone; deleting cannot (the password is gone).
@@ -286,7 +286,7 @@ class DynsecAccounts:
             # Revoked and disabled already: the leftover account is refused; sync-acl removes it later.
             log.warning("device %s is revoked and its account disabled, but not deleted: %s", device.device, exc)
 
-    def sync(self, conn: sqlite3.Connection) -> bool:
+    def sync(self, conn: Connection) -> bool:
         self._ensure_hub()
         missing = []
         for device in provisioning.list_all(conn):
@@ -362,9 +362,7 @@ class DynsecAccounts:
             self._run(f"give {username} its role", "addClientRole", username=username, rolename=role)
 
 
-def dynsec_initial_file(
-    config: HubConfig, path: Path, conn: sqlite3.Connection, passwd_file: Path | None = None
-) -> list[str]:
+def dynsec_initial_file(config: HubConfig, path: Path, conn: Connection, passwd_file: Path | None = None) -> list[str]:
     """Write the plugin's first file: the admin account (its password from its secret file) and, from the
     file method's ``passwd_file``, the hub's account and every active device's with their passwords unchanged
     (roles from ``hub_protocol.topics``). Returns the accounts moved over."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from hub_protocol.validation import ConfigError, parse_toml
 from hub_server.config import HubConfig
 from hub_server.fleet.broker import CLI_CLIENT_ID_PREFIX
 from hub_server.store import events
+from hub_server.store.engine import Connection
 
 COMMAND_TTL = timedelta(minutes=10)
 MAX_CONFIG_CHARS = 32_000
@@ -74,7 +74,7 @@ class CommandOutcome:
     at: datetime | None
 
 
-def outcome(conn: sqlite3.Connection, device: str, command_id: str) -> CommandOutcome:
+def outcome(conn: Connection, device: str, command_id: str) -> CommandOutcome:
     """The device's answer as the ingest stored it; status None while none has arrived."""
     row = events.latest_command_result(conn, device, command_id)
     if row is None:

@@ -16,7 +16,6 @@ says what failed and where.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from hub_server.fleet.broker_accounts import Reloader, broker_accounts, provisio
 from hub_server.fleet.provisioning_files import Undo, io_step
 from hub_server.store import provisioning
 from hub_server.store.db import Database
+from hub_server.store.engine import Connection
 from hub_server.store.provisioning import ProvisionedDevice, ProvisioningError
 
 CREDENTIAL_NAME = "mqtt-password"
@@ -65,7 +65,7 @@ def accounts_method(config: HubConfig) -> str:
     return provisioning_settings(config).broker_accounts
 
 
-def sync_broker(config: HubConfig, conn: sqlite3.Connection, reloader: Reloader | None = None) -> bool:
+def sync_broker(config: HubConfig, conn: Connection, reloader: Reloader | None = None) -> bool:
     """Make the broker's accounts and ACLs match the database; True when the change is in effect."""
     with broker_accounts(config, reloader) as accounts:
         return accounts.sync(conn)

@@ -6,12 +6,11 @@ shows or exports is written here from the hub's retention settings, whatever the
 
 from __future__ import annotations
 
-import sqlite3
-
 from hub_protocol.register import RegisterEntry
 from hub_server.config import HubConfig
 from hub_server.store import devices as device_store
 from hub_server.store import provisioning
+from hub_server.store.engine import Connection
 
 
 def retention_statement(config: HubConfig) -> str:
@@ -24,7 +23,7 @@ def retention_statement(config: HubConfig) -> str:
     )
 
 
-def public_entries(conn: sqlite3.Connection, config: HubConfig) -> list[RegisterEntry]:
+def public_entries(conn: Connection, config: HubConfig) -> list[RegisterEntry]:
     """Every device's latest entry, by site and device; revoked devices left out; retention from the hub."""
     revoked = provisioning.revoked_devices(conn)
     statement = retention_statement(config)

@@ -9,6 +9,7 @@ from typing import Any
 
 from hub_protocol.flows import PrivacyPolicy
 from hub_protocol.topics import Channel
+from hub_server.store.retention import ALL
 
 
 @functools.lru_cache(maxsize=256)
@@ -36,6 +37,9 @@ def typed_rows(rows: dict[str, list[tuple[Any, ...]]], channel: Channel, msg: An
              quality.observed_fraction, quality.mean_fps, quality.dropped_frames, policy.kind,
              _policy_json(policy), t)
         )  # fmt: skip
+        key = (msg.device, msg.boot, msg.seq)
+        rows["cells"].extend((*key, c.line, c.direction, c.object_class, c.count) for c in msg.cells)
+        rows["totals"].extend((*key, t.line, t.direction or ALL, t.object_class or ALL, t.count) for t in msg.totals)
     elif channel is Channel.LOCKER:
         rows["lockers"].append(
             (

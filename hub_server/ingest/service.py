@@ -91,14 +91,14 @@ class Ingest:
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: Path | str,
         mqtt_config: HubMqttConfig,
         settings: IngestConfig | None = None,
         *,
         live: LiveRegistry | None = None,
         password: str | None = None,
     ) -> None:
-        self.db_path = Path(db_path)
+        self.db_path = db_path  # a SQLite file or a PostgreSQL URL
         self.mqtt_config = mqtt_config
         self.settings = settings or IngestConfig()
         self.live = live
@@ -352,7 +352,7 @@ class Ingest:
             self.live.broker_connected = connected
 
 
-def _provisioned_site(db_path: Path, device: str) -> str | None:
+def _provisioned_site(db_path: Path | str, device: str) -> str | None:
     """Heard-from devices are in ``Ingest._sites`` already; a provisioned one may not have connected yet."""
     conn = connect(db_path)
     try:
@@ -367,7 +367,7 @@ async def ingest_ctx(app: Any) -> AsyncIterator[None]:
     from hub_server.appkeys import CONFIG_KEY, DB_KEY, LIVE_KEY
 
     config = app[CONFIG_KEY]
-    ingest = Ingest(app[DB_KEY].path, config.mqtt, config.ingest, live=app[LIVE_KEY])
+    ingest = Ingest(app[DB_KEY].location, config.mqtt, config.ingest, live=app[LIVE_KEY])
     INGESTS[id(app)] = ingest
     await asyncio.to_thread(ingest.start)
     try:

@@ -33,6 +33,7 @@ from hub_server.ingest.rows import typed_rows
 from hub_server.ingest.watermarks import BootState
 from hub_server.store import ingest as store
 from hub_server.store.db import connect, transaction
+from hub_server.store.engine import is_postgres
 
 log = logging.getLogger("hub_server.ingest.service")
 
@@ -101,7 +102,7 @@ class IngestCore:
     """The single writer. Not thread-safe: one thread (or process) calls ``process`` and ``tick``."""
 
     def __init__(
-        self, db_path: Path, prefix: str, settings: IngestConfig, *, clock: Callable[[], float] = time.time
+        self, db_path: Path | str, prefix: str, settings: IngestConfig, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.prefix = prefix
         self.settings = settings
@@ -459,7 +460,9 @@ def writer_main(inbox: Connection, outbox: Connection, db_path: str, prefix: str
     together in the next one, so the rate is not bounded by one fsync per hand-over.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    core = IngestCore(Path(db_path), prefix, IngestConfig.model_validate_json(settings_json))
+    core = IngestCore(
+        db_path if is_postgres(db_path) else Path(db_path), prefix, IngestConfig.model_validate_json(settings_json)
+    )
     outbox.send(("ready", core.sites()))
     next_tick = time.monotonic() + TICK_S
     try:

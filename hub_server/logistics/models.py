@@ -6,7 +6,6 @@ Kept apart from the service (``hub_server.logistics.service``), which re-exports
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -18,6 +17,7 @@ from hub_protocol.lockers import CompartmentSize, CompartmentState
 from hub_protocol.validation import Identifier, StrictModel
 from hub_server.config import LogisticsConfig
 from hub_server.store import logistics as store
+from hub_server.store.engine import Connection
 
 _SIZES = [CompartmentSize.S, CompartmentSize.M, CompartmentSize.L]
 
@@ -175,7 +175,7 @@ def choose_compartment(
     return min(fitting, key=lambda c: (_SIZES.index(CompartmentSize(c.size or "L")), c.accessible, c.device, c.number))
 
 
-def erase_due_personal_data(conn: sqlite3.Connection, config: LogisticsConfig, now: datetime) -> list[str]:
+def erase_due_personal_data(conn: Connection, config: LogisticsConfig, now: datetime) -> list[str]:
     """Residents' data goes ``personal_data_days`` after the item left the locker; for an expired item nobody
     returned, ``return_days + personal_data_days`` after it expired (the resident has no say in it any more)."""
     keep = timedelta(days=config.personal_data_days)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from hub_server.store.engine import Connection, IntegrityError, Row
 
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _USERNAME = re.compile(USERNAME_PATTERN)
@@ -89,47 +90,46 @@ def check_password(password: str) -> str:
     return password
 
 
-def _user(row: sqlite3.Row) -> User:
+def _user(row: Row) -> User:
     return User(row["id"], row["username"], Role(row["role"]), bool(row["disabled"]), row["created_at"])
 
 
-def add_user(conn: sqlite3.Connection, username: str, role: Role, password: str) -> User:
+def add_user(conn: Connection, username: str, role: Role, password: str) -> User:
     check_username(username)
     check_password(password)
     try:
-        cursor = conn.execute(
-            "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-            (username, role.value, _HASHER.hash(password), to_text(utc_now())),
-        )
-    except sqlite3.IntegrityError:
+        with conn.savepoint():
+            conn.execute(
+                "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                (username, role.value, _HASHER.hash(password), to_text(utc_now())),
+            )
+    except IntegrityError:
         raise AccountError(f"user {username!r} exists already") from None
     user = get_user(conn, username)
-    assert user is not None and user.id == cursor.lastrowid
+    assert user is not None
     return user
 
 
-def get_user(conn: sqlite3.Connection, username: str) -> User | None:
+def get_user(conn: Connection, username: str) -> User | None:
     row = conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
     return _user(row) if row else None
 
 
-def get_user_by_id(conn: sqlite3.Connection, user_id: int) -> User | None:
+def get_user_by_id(conn: Connection, user_id: int) -> User | None:
     row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
     return _user(row) if row else None
 
 
-def list_users(conn: sqlite3.Connection) -> list[User]:
+def list_users(conn: Connection) -> list[User]:
     return [_user(r) for r in conn.execute("SELECT * FROM users ORDER BY username")]
 
 
-def count_admins(conn: sqlite3.Connection) -> int:
+def count_admins(conn: Connection) -> int:
     row = conn.execute("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0").fetchone()
     return int(row[0])
 
 
-def update_user(
-    conn: sqlite3.Connection, username: str, *, role: Role | None = None, disabled: bool | None = None
-) -> User:
+def update_user(conn: Connection, username: str, *, role: Role | None = None, disabled: bool | None = None) -> User:
     """Change role and/or disabled flag; refuses to leave the hub without an active admin."""
     user = get_user(conn, username)
     if user is None:
@@ -147,7 +147,7 @@ def update_user(
     return updated
 
 
-def set_password(conn: sqlite3.Connection, username: str, password: str) -> None:
+def set_password(conn: Connection, username: str, password: str) -> None:
     check_password(password)
     user = get_user(conn, username)
     if user is None:
@@ -156,7 +156,7 @@ def set_password(conn: sqlite3.Connection, username: str, password: str) -> None
     conn.execute("DELETE FROM sessions WHERE user_id = ?", (user.id,))
 
 
-def verify_login(conn: sqlite3.Connection, username: str, password: str) -> User | None:
+def verify_login(conn: Connection, username: str, password: str) -> User | None:
     """The user when name and password match and the account is active; None otherwise (same cost either way)."""
     row = conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
     stored = row["password_hash"] if row else _DUMMY_HASH
@@ -182,7 +182,7 @@ class SessionRow:
     last_seen_at: str
 
 
-def create_session(conn: sqlite3.Connection, token: str, user: User, csrf_token: str, lifetime: timedelta) -> None:
+def create_session(conn: Connection, token: str, user: User, csrf_token: str, lifetime: timedelta) -> None:
     now = utc_now()
     conn.execute(
         "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, last_seen_at)"
@@ -191,7 +191,7 @@ def create_session(conn: sqlite3.Connection, token: str, user: User, csrf_token:
     )
 
 
-def load_session(conn: sqlite3.Connection, token: str, idle: timedelta) -> SessionRow | None:
+def load_session(conn: Connection, token: str, idle: timedelta) -> SessionRow | None:
     """The live session of ``token``; expired or idle ones are deleted and give None."""
     row = conn.execute(
         "SELECT s.csrf_token, s.expires_at, s.last_seen_at, u.* FROM sessions s JOIN users u ON u.id = s.user_id"
@@ -207,22 +207,22 @@ def load_session(conn: sqlite3.Connection, token: str, idle: timedelta) -> Sessi
     return SessionRow(_user(row), row["csrf_token"], row["expires_at"], row["last_seen_at"])
 
 
-def touch_session(conn: sqlite3.Connection, token: str) -> None:
+def touch_session(conn: Connection, token: str) -> None:
     conn.execute("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?", (to_text(utc_now()), sha256_hex(token)))
 
 
-def delete_session(conn: sqlite3.Connection, token: str) -> None:
+def delete_session(conn: Connection, token: str) -> None:
     conn.execute("DELETE FROM sessions WHERE token_hash = ?", (sha256_hex(token),))
 
 
-def purge_sessions(conn: sqlite3.Connection) -> int:
+def purge_sessions(conn: Connection) -> int:
     return conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (to_text(utc_now()),)).rowcount
 
 
 # --- API tokens -------------------------------------------------------------------------------------------
 
 
-def _token(row: sqlite3.Row) -> ApiToken:
+def _token(row: Row) -> ApiToken:
     return ApiToken(
         row["id"],
         row["name"],
@@ -234,18 +234,17 @@ def _token(row: sqlite3.Row) -> ApiToken:
     )
 
 
-def add_token(conn: sqlite3.Connection, name: str, role: Role, token: str, created_by: str) -> ApiToken:
+def add_token(conn: Connection, name: str, role: Role, token: str, created_by: str) -> ApiToken:
     if not 1 <= len(name) <= 100:
         raise AccountError("token name must have 1 to 100 characters")
-    cursor = conn.execute(
-        "INSERT INTO api_tokens (name, role, token_hash, created_by, created_at) VALUES (?, ?, ?, ?, ?)",
+    row = conn.execute(
+        "INSERT INTO api_tokens (name, role, token_hash, created_by, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *",
         (name, role.value, sha256_hex(token), created_by, to_text(utc_now())),
-    )
-    row = conn.execute("SELECT * FROM api_tokens WHERE id = ?", (cursor.lastrowid,)).fetchone()
+    ).fetchone()
     return _token(row)
 
 
-def find_token(conn: sqlite3.Connection, token: str) -> ApiToken | None:
+def find_token(conn: Connection, token: str) -> ApiToken | None:
     """The active token with this value (``mark_token_used`` records its use)."""
     row = conn.execute(
         "SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL", (sha256_hex(token),)
@@ -253,15 +252,15 @@ def find_token(conn: sqlite3.Connection, token: str) -> ApiToken | None:
     return _token(row) if row else None
 
 
-def mark_token_used(conn: sqlite3.Connection, token_id: int) -> None:
+def mark_token_used(conn: Connection, token_id: int) -> None:
     conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (to_text(utc_now()), token_id))
 
 
-def list_tokens(conn: sqlite3.Connection) -> list[ApiToken]:
+def list_tokens(conn: Connection) -> list[ApiToken]:
     return [_token(r) for r in conn.execute("SELECT * FROM api_tokens ORDER BY id")]
 
 
-def revoke_token(conn: sqlite3.Connection, token_id: int) -> ApiToken:
+def revoke_token(conn: Connection, token_id: int) -> ApiToken:
     row = conn.execute("SELECT * FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
     if row is None:
         raise AccountError(f"no token {token_id}")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from hub_server.store.engine import Connection, Row
 from hub_server.store.logistics import parse_ts, ts
 
 
@@ -24,7 +24,7 @@ class AlarmRow:
     acknowledged_at: datetime | None
 
 
-def _row(row: sqlite3.Row) -> AlarmRow:
+def _row(row: Row) -> AlarmRow:
     started, seen = parse_ts(row["started_at"]), parse_ts(row["last_seen_at"])
     assert started is not None and seen is not None
     return AlarmRow(
@@ -42,7 +42,7 @@ def _row(row: sqlite3.Row) -> AlarmRow:
     )
 
 
-def open_alarm(conn: sqlite3.Connection, device: str, kind: str, compartment: int | None) -> AlarmRow | None:
+def open_alarm(conn: Connection, device: str, kind: str, compartment: int | None) -> AlarmRow | None:
     row = conn.execute(
         "SELECT * FROM alarms WHERE device = ? AND kind = ? AND compartment = ? AND ended_at IS NULL",
         (device, kind, compartment or 0),
@@ -51,7 +51,7 @@ def open_alarm(conn: sqlite3.Connection, device: str, kind: str, compartment: in
 
 
 def raise_alarm(
-    conn: sqlite3.Connection,
+    conn: Connection,
     device: str,
     kind: str,
     compartment: int | None,
@@ -72,20 +72,17 @@ def raise_alarm(
         refreshed = get(conn, current.id)
         assert refreshed is not None
         return refreshed, False
-    cursor = conn.execute(
+    (alarm_id,) = conn.execute(
         """INSERT INTO alarms (device, kind, compartment, source, detail, started_at, last_seen_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+           VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id""",
         (device, kind, compartment or 0, source, detail, ts(at), ts(max(at, seen or at))),
-    )
-    assert cursor.lastrowid is not None
-    created = get(conn, cursor.lastrowid)
+    ).fetchone()
+    created = get(conn, alarm_id)
     assert created is not None
     return created, True
 
 
-def end_alarm(
-    conn: sqlite3.Connection, device: str, kind: str, compartment: int | None, at: datetime
-) -> AlarmRow | None:
+def end_alarm(conn: Connection, device: str, kind: str, compartment: int | None, at: datetime) -> AlarmRow | None:
     current = open_alarm(conn, device, kind, compartment)
     if current is None:
         return None
@@ -94,7 +91,7 @@ def end_alarm(
     return get(conn, current.id)
 
 
-def acknowledge(conn: sqlite3.Connection, alarm_id: int, actor: str, at: datetime) -> AlarmRow | None:
+def acknowledge(conn: Connection, alarm_id: int, actor: str, at: datetime) -> AlarmRow | None:
     conn.execute(
         "UPDATE alarms SET acknowledged_by = ?, acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL",
         (actor, ts(at), alarm_id),
@@ -102,13 +99,13 @@ def acknowledge(conn: sqlite3.Connection, alarm_id: int, actor: str, at: datetim
     return get(conn, alarm_id)
 
 
-def get(conn: sqlite3.Connection, alarm_id: int) -> AlarmRow | None:
+def get(conn: Connection, alarm_id: int) -> AlarmRow | None:
     row = conn.execute("SELECT * FROM alarms WHERE id = ?", (alarm_id,)).fetchone()
     return None if row is None else _row(row)
 
 
 def query(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     active_only: bool = False,
     device: str | None = None,
@@ -139,10 +136,10 @@ def query(
     return [_row(r) for r in rows]
 
 
-def open_of_kind(conn: sqlite3.Connection, kind: str) -> list[AlarmRow]:
+def open_of_kind(conn: Connection, kind: str) -> list[AlarmRow]:
     rows = conn.execute("SELECT * FROM alarms WHERE kind = ? AND ended_at IS NULL", (kind,)).fetchall()
     return [_row(r) for r in rows]
 
 
-def prune(conn: sqlite3.Connection, ended_before: datetime) -> int:
+def prune(conn: Connection, ended_before: datetime) -> int:
     return conn.execute("DELETE FROM alarms WHERE ended_at IS NOT NULL AND ended_at < ?", (ts(ended_before),)).rowcount

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 from hub_server.store.accounts import to_text
+from hub_server.store.engine import Connection, Row
 
 
-def insert(conn: sqlite3.Connection, at: str, actor: str, action: str, target: str, detail: str) -> int:
-    cursor = conn.execute(
-        "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+def insert(conn: Connection, at: str, actor: str, action: str, target: str, detail: str) -> int:
+    row = conn.execute(
+        "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?) RETURNING id",
         (at, actor, action, target, detail),
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    ).fetchone()
+    return int(row[0])
 
 
 def select(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     actor: str | None,
     action: str | None,
@@ -27,7 +26,7 @@ def select(
     until: datetime | None,
     before_id: int | None,
     limit: int,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """Newest first; ``action`` matches a prefix."""
     where, params = [], []
     if actor is not None:
@@ -52,5 +51,5 @@ def select(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id DESC LIMIT ?"
-    rows: list[sqlite3.Row] = conn.execute(sql, [*params, limit]).fetchall()
+    rows: list[Row] = conn.execute(sql, [*params, limit]).fetchall()
     return rows

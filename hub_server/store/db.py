@@ -1,10 +1,11 @@
-"""SQLite connection handling and in-place schema migrations.
+"""The store's connections and in-place schema migrations, on SQLite or PostgreSQL (``engine.py``).
 
-Migrations are the ``NNNN_name.sql`` files in ``migrations/``, applied in number order, each exactly once, in
-a transaction, with the applied numbers kept in ``schema_migrations``. An existing database is upgraded in
-place at start. The order is one and global: a new migration takes the next number after the highest one,
-whatever its domain. A migration numbered below one a database already has is refused (it would run after
-that one there and before it on a fresh database, so the two would end up different).
+Migrations are the ``NNNN_name.sql`` files in ``migrations/<dialect>/``, applied in number order, each exactly
+once, in a transaction, with the applied numbers kept in ``schema_migrations``. An existing database is upgraded
+in place at start. The order is one and global across dialects: a new migration takes the next number after the
+highest one, whatever its domain, with one file per dialect. A migration numbered below one a database already
+has is refused (it would run after that one there and before it on a fresh database, so the two would end up
+different).
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from hub_server.store.engine import Connection, DatabaseError, connect, is_postgres, transaction
+
 P = ParamSpec("P")
 T = TypeVar("T")
+
+__all__ = ["Connection", "Database", "StoreError", "connect", "migrate", "transaction"]
 
 
 class StoreError(RuntimeError):
@@ -32,9 +37,11 @@ RENUMBERED = {40: 156}
 came after 0155: databases made before it ran it last, new ones first. As 0156 it runs last everywhere; a
 database that has it as 0040 has it as 0156 too."""
 
+_MIGRATION_LOCK = 0x6875625F6D6967  # "hub_mig": instances starting together migrate one after the other
 
-def _migrations() -> list[tuple[int, str, str]]:
-    folder = resources.files("hub_server.store").joinpath("migrations")
+
+def _migrations(dialect: str = "sqlite") -> list[tuple[int, str, str]]:
+    folder = resources.files("hub_server.store").joinpath("migrations", dialect)
     found = []
     for entry in folder.iterdir():
         name = entry.name
@@ -47,26 +54,17 @@ def _migrations() -> list[tuple[int, str, str]]:
     return found
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """One connection per thread (sqlite3 refuses a use from another thread); WAL so readers never block the
-    ingest writer."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=True)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoint, never corrupt
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
-def migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str, str]] | None = None) -> list[str]:
+def migrate(conn: Connection, migrations: list[tuple[int, str, str]] | None = None) -> list[str]:
     """Apply every migration not yet applied, in number order; returns the names applied now.
 
-    ``migrations``: (number, file name, SQL) in number order; the package's own by default.
+    ``migrations``: (number, file name, SQL) in number order; the package's own for the connection's dialect
+    by default.
     """
-    found = _migrations() if migrations is None else migrations
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    found = _migrations(conn.dialect) if migrations is None else migrations
+    with transaction(conn):
+        if conn.dialect == "postgresql":
+            conn.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL)")
     done = {row[0]: row[1] for row in conn.execute("SELECT number, name FROM schema_migrations")}
     names = {number: name for number, name, _ in found}
     for old, new in RENUMBERED.items():
@@ -84,10 +82,16 @@ def migrate(conn: sqlite3.Connection, migrations: list[tuple[int, str, str]] | N
     for number, name, sql in pending:
         try:
             with transaction(conn):
-                for statement in _statements(sql):
-                    conn.execute(statement)
+                if conn.dialect == "postgresql":
+                    conn.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                    if conn.execute("SELECT 1 FROM schema_migrations WHERE number = ?", (number,)).fetchone():
+                        continue  # another instance applied it while this one waited for the lock
+                    conn.execute(sql)  # one call: PostgreSQL takes several statements (and $$ bodies) at once
+                else:
+                    for statement in _statements(sql):
+                        conn.execute(statement)
                 conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", (number, name))
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             raise StoreError(f"migration {name} failed: {exc}") from exc
         applied.append(name)
     return applied
@@ -129,20 +133,9 @@ def _handler_on_event_loop() -> bool:
     return True
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One IMMEDIATE transaction, rolled back on any error (a failed COMMIT too)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
 class Database:
-    """Owns the file path; hands out one connection per thread and a write transaction helper.
+    """Owns the store's location (a SQLite file or a ``postgresql://`` URL); hands out one connection per thread
+    and a write transaction helper.
 
     Handlers reach the store through :meth:`read` (or ``asyncio.to_thread`` of a function that takes
     ``db.conn`` itself): the query runs on a worker thread with that thread's own connection, never on the
@@ -151,21 +144,22 @@ class Database:
     block the loop fails its tests.
     """
 
-    def __init__(self, path: Path, *, refuse_on_loop: bool = False) -> None:
-        self.path = path
+    def __init__(self, location: Path | str, *, refuse_on_loop: bool = False) -> None:
+        self.location = location
+        self.dialect = "postgresql" if is_postgres(location) else "sqlite"
         self.refuse_on_loop = refuse_on_loop
         self._local = threading.local()
         self._write_lock = threading.Lock()
         migrate(self._connection())
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Connection:
         """This thread's connection."""
         if self.refuse_on_loop and _handler_on_event_loop():
             raise StoreError("a store call on the event loop: run it with Database.read or asyncio.to_thread")
         return self._connection()
 
-    async def read(self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(conn, *args)`` on a worker thread with that thread's connection; the loop waits without blocking."""
 
         def call() -> T:
@@ -173,9 +167,7 @@ class Database:
 
         return await asyncio.to_thread(call)
 
-    async def transact(
-        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    async def transact(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(conn, *args)`` in one write transaction (:meth:`write`) on a worker thread."""
 
         def call() -> T:
@@ -184,10 +176,10 @@ class Database:
 
         return await asyncio.to_thread(call)
 
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
+            conn = connect(self.location)
             self._local.conn = conn
         return conn
 
@@ -195,13 +187,14 @@ class Database:
         """Whether the database can be queried now (for health checks)."""
         try:
             self.conn.execute("SELECT 1").fetchone()
-        except sqlite3.Error:
+        except DatabaseError:
             return False
         return True
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction; writers in this process take turns instead of retrying on SQLITE_BUSY."""
+    def write(self) -> Iterator[Connection]:
+        """One write transaction; writers in this process take turns (on SQLite instead of retrying on
+        SQLITE_BUSY)."""
         with self._write_lock:
             conn = self.conn
             with transaction(conn):

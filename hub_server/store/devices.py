@@ -6,12 +6,12 @@ these are the ingest's own views, also used by its tests.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hub_protocol.envelope import Health
 from hub_protocol.register import RegisterEntry
+from hub_server.store.engine import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,7 @@ class Availability:
     dropped_total: int
 
 
-def availability(conn: sqlite3.Connection) -> list[Availability]:
+def availability(conn: Connection) -> list[Availability]:
     rows = conn.execute(
         "SELECT device, site, online, offline_reason, last_seen, status_changed, boot, dropped_total FROM devices"
         " ORDER BY site, device"
@@ -46,12 +46,12 @@ def availability(conn: sqlite3.Connection) -> list[Availability]:
     ]
 
 
-def latest_health(conn: sqlite3.Connection) -> dict[str, Health]:
+def latest_health(conn: Connection) -> dict[str, Health]:
     """The newest health sample of every device."""
     return {r[0]: Health.model_validate_json(r[1]) for r in conn.execute("SELECT device, payload FROM health_latest")}
 
 
-def register_entries(conn: sqlite3.Connection) -> list[RegisterEntry]:
+def register_entries(conn: Connection) -> list[RegisterEntry]:
     """Every device's sensor-register entry as it last published it, by site and device."""
     rows = conn.execute("SELECT payload FROM register_latest ORDER BY site, device")
     return [RegisterEntry.model_validate_json(r[0]) for r in rows]

@@ -6,7 +6,6 @@ ingest alone knows about delivery. Times in the tables are Unix seconds (UTC); r
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +15,7 @@ from hub_protocol.codec import decode
 from hub_protocol.envelope import CommandResult
 from hub_protocol.lockers import LockerEvent
 from hub_protocol.topics import Channel
+from hub_server.store.engine import Connection, Row
 
 
 def _time(value: float | None) -> datetime | None:
@@ -74,7 +74,7 @@ def _where(filters: dict[str, Any], table: str = "") -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def gaps(conn: sqlite3.Connection, *, device: str | None = None, open_only: bool = False) -> list[Gap]:
+def gaps(conn: Connection, *, device: str | None = None, open_only: bool = False) -> list[Gap]:
     """Sequence holes that stayed open longer than ``ingest.gap_after_s``; newest first."""
     where, params = _where({"device": device})
     if open_only:
@@ -87,7 +87,7 @@ def gaps(conn: sqlite3.Connection, *, device: str | None = None, open_only: bool
     return [Gap(r[0], r[1], r[2], r[3], datetime.fromtimestamp(r[4], UTC), _time(r[5])) for r in rows]
 
 
-def dropped_ranges(conn: sqlite3.Connection, *, device: str | None = None) -> list[DroppedRange]:
+def dropped_ranges(conn: Connection, *, device: str | None = None) -> list[DroppedRange]:
     """What devices declared their outbox dropped at its cap (OutboxGap)."""
     where, params = _where({"device": device})
     rows = conn.execute(
@@ -98,7 +98,7 @@ def dropped_ranges(conn: sqlite3.Connection, *, device: str | None = None) -> li
     return [DroppedRange(r[0], r[1], r[2], r[3], datetime.fromtimestamp(r[4], UTC), r[5]) for r in rows]
 
 
-def invalid_counters(conn: sqlite3.Connection) -> list[InvalidCounter]:
+def invalid_counters(conn: Connection) -> list[InvalidCounter]:
     """Refused messages per device ('' when the topic named none) and kind: topic, channel, payload, device."""
     rows = conn.execute(
         "SELECT device, kind, count, first_at, last_at, last_topic, last_reason FROM invalid_messages"
@@ -112,7 +112,7 @@ def invalid_counters(conn: sqlite3.Connection) -> list[InvalidCounter]:
     ]
 
 
-def watermarks(conn: sqlite3.Connection, device: str) -> list[Watermark]:
+def watermarks(conn: Connection, device: str) -> list[Watermark]:
     rows = conn.execute(
         "SELECT device, boot, upto, max_seq, updated_at FROM boot_watermarks WHERE device = ? ORDER BY updated_at",
         (device,),
@@ -120,13 +120,13 @@ def watermarks(conn: sqlite3.Connection, device: str) -> list[Watermark]:
     return [Watermark(r[0], r[1], r[2], r[3], datetime.fromtimestamp(r[4], UTC)) for r in rows]
 
 
-def event_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+def event_counts(conn: Connection) -> dict[tuple[str, str], int]:
     """Stored events per (device, channel)."""
     rows = conn.execute("SELECT device, channel, COUNT(*) FROM events GROUP BY device, channel")
     return {(r[0], r[1]): r[2] for r in rows}
 
 
-def _models(conn: sqlite3.Connection, table: str, channel: Channel, filters: dict[str, Any], limit: int) -> list[Any]:
+def _models(conn: Connection, table: str, channel: Channel, filters: dict[str, Any], limit: int) -> list[Any]:
     where, params = _where(filters, "t.")
     rows = conn.execute(
         f"SELECT e.payload FROM {table} t JOIN events e ON (e.device, e.boot, e.seq) = (t.device, t.boot, t.seq)"  # noqa: S608
@@ -137,7 +137,7 @@ def _models(conn: sqlite3.Connection, table: str, channel: Channel, filters: dic
 
 
 def locker_events(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     device: str | None = None,
     since: datetime | None = None,
@@ -149,15 +149,15 @@ def locker_events(
 
 
 def device_alarms(
-    conn: sqlite3.Connection, *, device: str | None = None, since: datetime | None = None, limit: int = 500
+    conn: Connection, *, device: str | None = None, since: datetime | None = None, limit: int = 500
 ) -> list[DeviceAlarm]:
     """Alarms raised and cleared by devices, newest first."""
     return _models(conn, "device_alarms", Channel.ALARM, {"device": device, "at>=": since}, limit)
 
 
-def latest_command_result(conn: sqlite3.Connection, device: str, command_id: str) -> sqlite3.Row | None:
+def latest_command_result(conn: Connection, device: str, command_id: str) -> Row | None:
     """(status, detail, at) of the device's latest answer to the command, None while none has arrived."""
-    row: sqlite3.Row | None = conn.execute(
+    row: Row | None = conn.execute(
         "SELECT status, detail, at FROM command_results WHERE device = ? AND command_id = ? ORDER BY at DESC",
         (device, command_id),
     ).fetchone()
@@ -165,7 +165,7 @@ def latest_command_result(conn: sqlite3.Connection, device: str, command_id: str
 
 
 def command_results(
-    conn: sqlite3.Connection, *, command_id: str | None = None, device: str | None = None, limit: int = 500
+    conn: Connection, *, command_id: str | None = None, device: str | None = None, limit: int = 500
 ) -> list[CommandResult]:
     """What devices answered to commands, newest first."""
     return _models(conn, "command_results", Channel.RESULT, {"command_id": command_id, "device": device}, limit)

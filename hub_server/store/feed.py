@@ -10,7 +10,6 @@ without ingest, unit tests) every reader returns nothing.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 from hub_protocol.alarms import DeviceAlarm
 from hub_protocol.envelope import CommandResult, Health
 from hub_protocol.lockers import LockerEvent
+from hub_server.store.engine import Connection, OperationalError, Row
 
 T = TypeVar("T")
 
@@ -29,25 +29,25 @@ def _time(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-def _missing_table(exc: sqlite3.OperationalError) -> bool:
+def _missing_table(exc: OperationalError) -> bool:
     return "no such table" in str(exc)
 
 
-def cursor(conn: sqlite3.Connection, name: str) -> float:
+def cursor(conn: Connection, name: str) -> float:
     row = conn.execute("SELECT received_at FROM feed_cursors WHERE name = ?", (name,)).fetchone()
     return float(row[0]) if row else 0.0
 
 
-def set_cursor(conn: sqlite3.Connection, name: str, received_at: float) -> None:
+def set_cursor(conn: Connection, name: str, received_at: float) -> None:
     conn.execute(
         """INSERT INTO feed_cursors (name, received_at) VALUES (?, ?)
-           ON CONFLICT (name) DO UPDATE SET received_at = MAX(received_at, excluded.received_at)""",
+           ON CONFLICT (name) DO UPDATE SET received_at = MAX(feed_cursors.received_at, excluded.received_at)""",
         (name, received_at),
     )
 
 
 def _new_rows(
-    conn: sqlite3.Connection, table: str, name: str, limit: int, build: Callable[[sqlite3.Row], T]
+    conn: Connection, table: str, name: str, limit: int, build: Callable[[Row], T]
 ) -> list[tuple[float, str, str, int, T]]:
     after = cursor(conn, name) - LOOKBACK_S
     sql = (
@@ -57,14 +57,14 @@ def _new_rows(
     )
     try:
         rows = conn.execute(sql, (after, name, limit)).fetchall()
-    except sqlite3.OperationalError as exc:
+    except OperationalError as exc:
         if _missing_table(exc):
             return []
         raise
     return [(float(r["received_at"]), r["device"], r["boot"], r["seq"], build(r)) for r in rows]
 
 
-def mark_seen(conn: sqlite3.Connection, name: str, received_at: float, device: str, boot: str, seq: int) -> None:
+def mark_seen(conn: Connection, name: str, received_at: float, device: str, boot: str, seq: int) -> None:
     conn.execute(
         "INSERT OR IGNORE INTO feed_seen (name, device, boot, seq, seen_at) VALUES (?, ?, ?, ?, ?)",
         (name, device, boot, seq, received_at),
@@ -72,11 +72,11 @@ def mark_seen(conn: sqlite3.Connection, name: str, received_at: float, device: s
     set_cursor(conn, name, received_at)
 
 
-def forget_seen(conn: sqlite3.Connection, before: datetime) -> int:
+def forget_seen(conn: Connection, before: datetime) -> int:
     return conn.execute("DELETE FROM feed_seen WHERE seen_at < ?", (before.timestamp(),)).rowcount
 
 
-Reader = Callable[[sqlite3.Connection, str], list[tuple[float, str, str, int, Any]]]
+Reader = Callable[[Connection, str], list[tuple[float, str, str, int, Any]]]
 
 
 def follow(db: Any, name: str, read: Reader, apply: Callable[[Any], None]) -> int:
@@ -89,9 +89,7 @@ def follow(db: Any, name: str, read: Reader, apply: Callable[[Any], None]) -> in
     return len(rows)
 
 
-def locker_events(
-    conn: sqlite3.Connection, name: str, limit: int = 500
-) -> list[tuple[float, str, str, int, LockerEvent]]:
+def locker_events(conn: Connection, name: str, limit: int = 500) -> list[tuple[float, str, str, int, LockerEvent]]:
     return _new_rows(
         conn,
         "locker_events",
@@ -113,9 +111,7 @@ def locker_events(
     )
 
 
-def command_results(
-    conn: sqlite3.Connection, name: str, limit: int = 500
-) -> list[tuple[float, str, str, int, CommandResult]]:
+def command_results(conn: Connection, name: str, limit: int = 500) -> list[tuple[float, str, str, int, CommandResult]]:
     return _new_rows(
         conn,
         "command_results",
@@ -133,9 +129,7 @@ def command_results(
     )
 
 
-def device_alarms(
-    conn: sqlite3.Connection, name: str, limit: int = 500
-) -> list[tuple[float, str, str, int, DeviceAlarm]]:
+def device_alarms(conn: Connection, name: str, limit: int = 500) -> list[tuple[float, str, str, int, DeviceAlarm]]:
     return _new_rows(
         conn,
         "device_alarms",
@@ -163,16 +157,16 @@ class DeviceStatus:
     offline_reason: str | None
 
 
-def _all(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+def _all(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
     try:
         return conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError as exc:
+    except OperationalError as exc:
         if _missing_table(exc):
             return []
         raise
 
 
-def device_statuses(conn: sqlite3.Connection) -> list[DeviceStatus]:
+def device_statuses(conn: Connection) -> list[DeviceStatus]:
     rows = _all(conn, "SELECT device, online, status_changed, last_seen, offline_reason FROM devices")
     return [
         DeviceStatus(
@@ -195,7 +189,7 @@ class OpenGap:
     detected_at: datetime
 
 
-def open_sequence_gaps(conn: sqlite3.Connection) -> list[OpenGap]:
+def open_sequence_gaps(conn: Connection) -> list[OpenGap]:
     rows = _all(
         conn,
         "SELECT device, boot, first_seq, last_seq, detected_at FROM sequence_gaps WHERE resolved_at IS NULL "
@@ -213,7 +207,7 @@ class DropNotice:
     dropped_total: int
 
 
-def drops_since(conn: sqlite3.Connection, since: datetime) -> list[DropNotice]:
+def drops_since(conn: Connection, since: datetime) -> list[DropNotice]:
     rows = _all(
         conn,
         "SELECT device, first_seq, last_seq, declared_at, dropped_total FROM dropped_ranges WHERE declared_at >= ? "
@@ -226,7 +220,7 @@ def drops_since(conn: sqlite3.Connection, since: datetime) -> list[DropNotice]:
     ]
 
 
-def latest_health(conn: sqlite3.Connection) -> list[Health]:
+def latest_health(conn: Connection) -> list[Health]:
     found = []
     for r in _all(conn, "SELECT payload FROM health_latest"):
         try:
@@ -236,7 +230,7 @@ def latest_health(conn: sqlite3.Connection) -> list[Health]:
     return found
 
 
-def caught_up(conn: sqlite3.Connection, device: str, since: datetime) -> bool:
+def caught_up(conn: Connection, device: str, since: datetime) -> bool:
     """True when every event the device made before ``since`` is stored at the hub, as far as its latest health
     shows: sent after ``since``, with nothing older than ``since`` left unacknowledged in its outbox.
     A device that never sent health counts as caught up (nothing better is known)."""

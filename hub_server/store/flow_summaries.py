@@ -9,14 +9,16 @@ Plain values out; callers shape them for display.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hub_server.store.engine import Connection, Row
 from hub_server.store.retention import ALL, HOUR
 
-_JOINED = "flow_windows w JOIN events e ON e.device = w.device AND e.boot = w.boot AND e.seq = w.seq"
+_CELLS = "flow_windows w JOIN flow_cell_rows c ON c.device = w.device AND c.boot = w.boot AND c.seq = w.seq"
+_TOTALS = "flow_windows w JOIN flow_total_rows t ON t.device = w.device AND t.boot = w.boot AND t.seq = w.seq"
+_HIDDEN = "SUM(CASE WHEN c.count IS NULL THEN 1 ELSE 0 END)"
 
 
 def _span(since: datetime, until: datetime, device: str | None) -> tuple[str, list[Any]]:
@@ -40,7 +42,7 @@ class SpanSums:
 
 
 def span_sums(
-    conn: sqlite3.Connection,
+    conn: Connection,
     since: datetime,
     until: datetime,
     device: str | None = None,
@@ -54,11 +56,8 @@ def span_sums(
     cells = {
         (r[0], r[1], r[2], r[3]): int(r[4])
         for r in conn.execute(
-            "SELECT w.device, json_extract(c.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
-            " json_extract(c.value, '$.direction') AS direction, json_extract(c.value, '$.object_class') AS cls,"
-            f" SUM(json_extract(c.value, '$.count')) FROM {_JOINED}, json_each(e.payload, '$.cells') c"
-            f" WHERE {where} GROUP BY w.device, line, direction, cls"
-            " HAVING SUM(json_extract(c.value, '$.count')) IS NOT NULL",
+            f"SELECT w.device, c.line, c.direction, c.object_class, SUM(c.count) FROM {_CELLS}"  # noqa: S608
+            f" WHERE {where} GROUP BY w.device, c.line, c.direction, c.object_class HAVING SUM(c.count) IS NOT NULL",
             params,
         )
     }
@@ -68,16 +67,11 @@ def span_sums(
         (r[0], r[1]): int(r[2])
         for r in conn.execute(
             "SELECT device, line, SUM(COALESCE(CASE WHEN hidden = 0 THEN total END, cell_sum, 0)) FROM ("  # noqa: S608
-            " SELECT w.device AS device, json_extract(c.value, '$.line') AS line,"
-            " SUM(json_extract(c.value, '$.count')) AS cell_sum,"
-            " SUM(json_extract(c.value, '$.count') IS NULL) AS hidden,"
-            " (SELECT json_extract(t.value, '$.count') FROM json_each(e.payload, '$.totals') t"
-            "  WHERE json_extract(t.value, '$.line') = json_extract(c.value, '$.line')"
-            "  AND json_extract(t.value, '$.direction') IS NULL"
-            "  AND json_extract(t.value, '$.object_class') IS NULL) AS total"
-            f" FROM {_JOINED}, json_each(e.payload, '$.cells') c WHERE {where}"
-            " GROUP BY w.device, w.boot, w.seq, line"
-            ") GROUP BY device, line",
+            f" SELECT w.device AS device, c.line AS line, SUM(c.count) AS cell_sum, {_HIDDEN} AS hidden,"
+            " (SELECT t.count FROM flow_total_rows t WHERE t.device = w.device AND t.boot = w.boot"
+            "  AND t.seq = w.seq AND t.line = c.line AND t.direction = '*' AND t.object_class = '*') AS total"
+            f" FROM {_CELLS} WHERE {where} GROUP BY w.device, w.boot, w.seq, c.line"
+            ") per_window GROUP BY device, line",
             params,
         )
     }
@@ -122,7 +116,7 @@ class _Quality:
     policies: set[str] = field(default_factory=set)
     first: dict[str, tuple[float, int]] = field(default_factory=dict)
 
-    def add(self, row: sqlite3.Row | tuple[Any, ...]) -> None:
+    def add(self, row: Row | tuple[Any, ...]) -> None:
         """(device, policy, windows, observed s, window s, fps weighted, dropped, first start, shortest window)."""
         device, policy, windows, observed, seconds, fps, dropped, first, shortest = row
         self.policies.add(policy)
@@ -137,9 +131,7 @@ class _Quality:
         )
 
 
-def slot_sums(
-    conn: sqlite3.Connection, start: datetime, step: timedelta, slots: int, device: str | None = None
-) -> SlotSums:
+def slot_sums(conn: Connection, start: datetime, step: timedelta, slots: int, device: str | None = None) -> SlotSums:
     """Sums per slot: from the hourly roll-ups for windows already rolled up, from the stored windows for the
     rest (those of the last few minutes, day-long ones), so a week costs hundreds of roll-up rows instead of
     every cell of every window. Slots that are not whole UTC hours (a zone half an hour off) read the windows."""
@@ -188,7 +180,7 @@ def slot_sums(
 
 
 def _unrolled_hours(
-    conn: sqlite3.Connection, since: datetime, until: datetime, device: str | None
+    conn: Connection, since: datetime, until: datetime, device: str | None
 ) -> list[tuple[datetime, datetime]]:
     """The spans of whole hours (``since`` and ``until`` are on the hour) holding a window not rolled up yet.
 
@@ -236,7 +228,7 @@ def _add_cell(cells: dict[_CellKey, list[int]], key: _CellKey, published: int, s
 
 
 def _rollup_slots(
-    conn: sqlite3.Connection,
+    conn: Connection,
     start: datetime,
     step: timedelta,
     slots: int,
@@ -273,7 +265,7 @@ def _rollup_slots(
 
 
 def _raw_slots(
-    conn: sqlite3.Connection,
+    conn: Connection,
     where: str,
     params: list[Any],
     slot_params: list[Any],
@@ -281,27 +273,22 @@ def _raw_slots(
     lines: dict[tuple[int, str], int],
     quality: _Quality,
 ) -> None:
-    slot = "CAST((w.window_start - ?) / ? AS INTEGER)"
+    slot = conn.truncate("(w.window_start - ?) / ?")
     for r in conn.execute(
-        f"SELECT {slot} AS slot, json_extract(c.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
-        " json_extract(c.value, '$.direction') AS direction, json_extract(c.value, '$.object_class') AS cls,"
-        " SUM(json_extract(c.value, '$.count')),"
-        " SUM(json_extract(c.value, '$.count') IS NULL), COUNT(*)"
-        f" FROM {_JOINED}, json_each(e.payload, '$.cells') c WHERE {where}"
-        " GROUP BY slot, line, direction, cls",
+        f"SELECT {slot} AS slot, c.line, c.direction, c.object_class, SUM(c.count), {_HIDDEN}, COUNT(*)"  # noqa: S608
+        f" FROM {_CELLS} WHERE {where} GROUP BY 1, 2, 3, 4",
         [*slot_params, *params],
     ):
         _add_cell(cells, (int(r[0]), r[1], r[2], r[3]), int(r[4] or 0), int(r[5]), int(r[6]))
     for r in conn.execute(
-        f"SELECT {slot} AS slot, json_extract(t.value, '$.line') AS line,"  # noqa: S608 - fixed fragments
-        " SUM(json_extract(t.value, '$.count'))"
-        f" FROM {_JOINED}, json_each(e.payload, '$.totals') t WHERE {where}"
-        " AND json_extract(t.value, '$.direction') IS NULL AND json_extract(t.value, '$.object_class') IS NULL"
-        " AND json_extract(t.value, '$.count') IS NOT NULL"
+        f"SELECT {slot} AS slot, t.line, SUM(t.count) FROM {_TOTALS} WHERE {where}"  # noqa: S608
+        " AND t.direction = '*' AND t.object_class = '*' AND t.count IS NOT NULL"
         # As retention.public_margin: a total counts only where the line has cells and all were published (a
-        # total an old device sent beside a hidden cell would give that cell away). MIN over no cells is NULL.
-        " AND (SELECT MIN(json_extract(h.value, '$.count') IS NOT NULL) FROM json_each(e.payload, '$.cells') h"
-        " WHERE json_extract(h.value, '$.line') = json_extract(t.value, '$.line')) = 1 GROUP BY slot, line",
+        # total an old device sent beside a hidden cell would give that cell away).
+        " AND EXISTS (SELECT 1 FROM flow_cell_rows h WHERE h.device = t.device AND h.boot = t.boot"
+        " AND h.seq = t.seq AND h.line = t.line) AND NOT EXISTS (SELECT 1 FROM flow_cell_rows h"
+        " WHERE h.device = t.device AND h.boot = t.boot AND h.seq = t.seq AND h.line = t.line AND h.count IS NULL)"
+        " GROUP BY 1, 2",
         [*slot_params, *params],
     ):
         key = (int(r[0]), r[1])

@@ -7,14 +7,23 @@ stores them (``rows[name]`` of ``insert_rows``).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from hub_server.store.engine import Connection, Cursor
 
 _INSERT_EVENT = "INSERT OR IGNORE INTO events (device, boot, seq, channel, received_at, payload) VALUES (?,?,?,?,?,?)"
 _INSERT_FLOW = (
     "INSERT OR IGNORE INTO flow_windows (device, boot, seq, site, window_start, window_seconds, observed_fraction,"
     " mean_fps, dropped_frames, policy_kind, policy, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_CELL = (
+    "INSERT OR IGNORE INTO flow_cell_rows (device, boot, seq, line, direction, object_class, count)"
+    " VALUES (?,?,?,?,?,?,?)"
+)
+_INSERT_TOTAL = (
+    "INSERT OR IGNORE INTO flow_total_rows (device, boot, seq, line, direction, object_class, count)"
+    " VALUES (?,?,?,?,?,?,?)"
 )
 _INSERT_LOCKER = (
     "INSERT OR IGNORE INTO locker_events (device, boot, seq, site, at, compartment, state, previous, cause,"
@@ -34,8 +43,8 @@ _INSERT_VALIDATION = (
 )
 _UPSERT_RANGE = (
     "INSERT INTO dropped_ranges (device, boot, first_seq, last_seq, declared_at, dropped_total) VALUES (?,?,?,?,?,?)"
-    " ON CONFLICT (device, boot, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),"
-    " declared_at = excluded.declared_at, dropped_total = max(dropped_total, excluded.dropped_total)"
+    " ON CONFLICT (device, boot, first_seq) DO UPDATE SET last_seq = max(dropped_ranges.last_seq, excluded.last_seq),"
+    " declared_at = excluded.declared_at, dropped_total = max(dropped_ranges.dropped_total, excluded.dropped_total)"
 )
 _UPSERT_WATERMARK = (
     "INSERT INTO boot_watermarks (device, boot, upto, max_seq, first_seen, updated_at) VALUES (?,?,?,?,?,?)"
@@ -50,7 +59,7 @@ _UPSERT_DEVICE = (
 )
 _UPSERT_HEALTH = (
     "INSERT INTO health_latest (device, at, received_at, payload) VALUES (?,?,?,?) ON CONFLICT (device) DO UPDATE"
-    " SET at = excluded.at, received_at = excluded.received_at, payload = excluded.payload WHERE excluded.at >= at"
+    " SET at = excluded.at, received_at = excluded.received_at, payload = excluded.payload WHERE excluded.at >= health_latest.at"
 )
 _INSERT_SAMPLE = (
     "INSERT OR IGNORE INTO health_samples (device, at, boot, uptime_s, cpu_temp_c, load1, mem_used_fraction,"
@@ -63,7 +72,7 @@ _UPSERT_REGISTER = (
 )
 _UPSERT_INVALID = (
     "INSERT INTO invalid_messages (device, kind, count, first_at, last_at, last_topic, last_reason)"
-    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (device, kind) DO UPDATE SET count = count + excluded.count,"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (device, kind) DO UPDATE SET count = invalid_messages.count + excluded.count,"
     " last_at = excluded.last_at, last_topic = excluded.last_topic, last_reason = excluded.last_reason"
 )
 
@@ -72,6 +81,8 @@ _INSERT_GAP = "INSERT OR IGNORE INTO sequence_gaps (device, boot, first_seq, las
 ROW_STATEMENTS = (
     ("events", _INSERT_EVENT),
     ("flows", _INSERT_FLOW),
+    ("cells", _INSERT_CELL),  # after their window: a cell row refers to it
+    ("totals", _INSERT_TOTAL),
     ("lockers", _INSERT_LOCKER),
     ("alarms", _INSERT_ALARM),
     ("results", _INSERT_RESULT),
@@ -85,7 +96,9 @@ ROW_STATEMENTS = (
 Rows = Iterable[tuple[Any, ...]]
 
 
-def tune_for_writer(conn: sqlite3.Connection) -> None:
+def tune_for_writer(conn: Connection) -> None:
+    if conn.dialect != "sqlite":
+        return  # PostgreSQL: a COMMIT is durable (synchronous_commit on) before it returns
     conn.execute("PRAGMA synchronous=FULL")  # we acknowledge after commit: it must survive power loss
     conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages of the busy tables stay in memory
     # Checkpoint every 32 MiB of WAL instead of 4: index pages changed by many commits are copied back once.
@@ -95,12 +108,12 @@ def tune_for_writer(conn: sqlite3.Connection) -> None:
 # -- the state the writer reloads --------------------------------------------------------------------------
 
 
-def boot_watermarks(conn: sqlite3.Connection) -> sqlite3.Cursor:
+def boot_watermarks(conn: Connection) -> Cursor:
     """(device, boot, upto, max_seq) of every boot."""
     return conn.execute("SELECT device, boot, upto, max_seq FROM boot_watermarks")
 
 
-def events_above_watermarks(conn: sqlite3.Connection) -> sqlite3.Cursor:
+def events_above_watermarks(conn: Connection) -> Cursor:
     """(device, boot, seq) of every stored event above its boot's watermark."""
     return conn.execute(
         "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"
@@ -108,17 +121,17 @@ def events_above_watermarks(conn: sqlite3.Connection) -> sqlite3.Cursor:
     )
 
 
-def dropped_ranges(conn: sqlite3.Connection) -> sqlite3.Cursor:
+def dropped_ranges(conn: Connection) -> Cursor:
     """(device, boot, first_seq, last_seq) of every range a device declared dropped."""
     return conn.execute("SELECT device, boot, first_seq, last_seq FROM dropped_ranges")
 
 
-def open_gaps(conn: sqlite3.Connection) -> sqlite3.Cursor:
+def open_gaps(conn: Connection) -> Cursor:
     """(device, boot, first_seq, last_seq) of every sequence gap not resolved yet."""
     return conn.execute("SELECT device, boot, first_seq, last_seq FROM sequence_gaps WHERE resolved_at IS NULL")
 
 
-def devices(conn: sqlite3.Connection) -> sqlite3.Cursor:
+def devices(conn: Connection) -> Cursor:
     """Every device's row in the column order of ``upsert_devices``."""
     return conn.execute(
         "SELECT device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
@@ -126,7 +139,7 @@ def devices(conn: sqlite3.Connection) -> sqlite3.Cursor:
     )
 
 
-def event_stored(conn: sqlite3.Connection, device: str, boot: str, seq: int) -> bool:
+def event_stored(conn: Connection, device: str, boot: str, seq: int) -> bool:
     row = conn.execute("SELECT 1 FROM events WHERE device = ? AND boot = ? AND seq = ?", (device, boot, seq))
     return row.fetchone() is not None
 
@@ -134,29 +147,29 @@ def event_stored(conn: sqlite3.Connection, device: str, boot: str, seq: int) -> 
 # -- one batch (inside ``transaction``) --------------------------------------------------------------------
 
 
-def insert_rows(conn: sqlite3.Connection, rows: Mapping[str, list[tuple[Any, ...]]]) -> None:
+def insert_rows(conn: Connection, rows: Mapping[str, list[tuple[Any, ...]]]) -> None:
     for name, sql in ROW_STATEMENTS:
         if rows.get(name):
             conn.executemany(sql, rows[name])
 
 
-def upsert_watermarks(conn: sqlite3.Connection, rows: Rows) -> None:
+def upsert_watermarks(conn: Connection, rows: Rows) -> None:
     conn.executemany(_UPSERT_WATERMARK, rows)
 
 
-def upsert_devices(conn: sqlite3.Connection, rows: Rows) -> None:
+def upsert_devices(conn: Connection, rows: Rows) -> None:
     conn.executemany(_UPSERT_DEVICE, rows)
 
 
-def upsert_invalid(conn: sqlite3.Connection, rows: Rows) -> None:
+def upsert_invalid(conn: Connection, rows: Rows) -> None:
     conn.executemany(_UPSERT_INVALID, rows)
 
 
-def insert_gaps(conn: sqlite3.Connection, rows: Rows) -> None:
+def insert_gaps(conn: Connection, rows: Rows) -> None:
     conn.executemany(_INSERT_GAP, rows)
 
 
-def resolve_gaps(conn: sqlite3.Connection, device: str, boot: str, upto: int, now: float) -> int:
+def resolve_gaps(conn: Connection, device: str, boot: str, upto: int, now: float) -> int:
     """Mark the boot's gaps up to ``upto`` resolved; returns how many stay open."""
     conn.execute(
         "UPDATE sequence_gaps SET resolved_at = ? WHERE device = ? AND boot = ? AND resolved_at IS NULL"

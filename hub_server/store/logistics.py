@@ -7,12 +7,12 @@ Functions take a connection so the domain layer (``hub_server.logistics.service`
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from hub_server.logistics.codes import StoredHash
+from hub_server.store.engine import Connection, Row
 
 
 def ts(value: datetime) -> str:
@@ -70,7 +70,7 @@ _COMPARTMENT_SELECT = """
 """
 
 
-def _compartment(row: sqlite3.Row) -> CompartmentRow:
+def _compartment(row: Row) -> CompartmentRow:
     return CompartmentRow(
         device=row["device"],
         number=row["number"],
@@ -84,7 +84,7 @@ def _compartment(row: sqlite3.Row) -> CompartmentRow:
     )
 
 
-def _delivery(row: sqlite3.Row) -> DeliveryRow:
+def _delivery(row: Row) -> DeliveryRow:
     created = parse_ts(row["created_at"])
     dropoff_expires = parse_ts(row["dropoff_expires_at"])
     assert created is not None and dropoff_expires is not None  # NOT NULL columns
@@ -116,7 +116,7 @@ def _delivery(row: sqlite3.Row) -> DeliveryRow:
 # --- compartments -------------------------------------------------------------------------------------------
 
 
-def upsert_compartment(conn: sqlite3.Connection, device: str, number: int, size: str, accessible: bool) -> None:
+def upsert_compartment(conn: Connection, device: str, number: int, size: str, accessible: bool) -> None:
     conn.execute(
         """INSERT INTO compartments (device, number, size, accessible) VALUES (?, ?, ?, ?)
            ON CONFLICT (device, number) DO UPDATE SET size = excluded.size, accessible = excluded.accessible""",
@@ -124,7 +124,7 @@ def upsert_compartment(conn: sqlite3.Connection, device: str, number: int, size:
     )
 
 
-def compartments(conn: sqlite3.Connection, device: str | None = None) -> list[CompartmentRow]:
+def compartments(conn: Connection, device: str | None = None) -> list[CompartmentRow]:
     if device is None:
         rows = conn.execute(_COMPARTMENT_SELECT + " ORDER BY c.device, c.number").fetchall()
     else:
@@ -132,13 +132,13 @@ def compartments(conn: sqlite3.Connection, device: str | None = None) -> list[Co
     return [_compartment(r) for r in rows]
 
 
-def compartment(conn: sqlite3.Connection, device: str, number: int) -> CompartmentRow | None:
+def compartment(conn: Connection, device: str, number: int) -> CompartmentRow | None:
     row = conn.execute(_COMPARTMENT_SELECT + " WHERE c.device = ? AND c.number = ?", (device, number)).fetchone()
     return None if row is None else _compartment(row)
 
 
 def record_compartment_state(
-    conn: sqlite3.Connection,
+    conn: Connection,
     device: str,
     number: int,
     state: str,
@@ -151,7 +151,7 @@ def record_compartment_state(
     conn.execute("INSERT OR IGNORE INTO compartments (device, number) VALUES (?, ?)", (device, number))
     cursor = conn.execute(
         """UPDATE compartments SET state = ?, door_open = ?,
-               door_open_since = CASE WHEN ? THEN COALESCE(CASE WHEN door_open THEN door_open_since END, ?) END,
+               door_open_since = CASE WHEN ? = 1 THEN COALESCE(CASE WHEN door_open = 1 THEN door_open_since END, ?) END,
                reported_at = ?, last_boot = ?, last_seq = ?
            WHERE device = ? AND number = ? AND (reported_at IS NULL OR reported_at <= ?)""",
         (state, int(door_open), int(door_open), ts(at), ts(at), boot, seq, device, number, ts(at)),
@@ -159,7 +159,7 @@ def record_compartment_state(
     return cursor.rowcount == 1
 
 
-def mark_event_seen(conn: sqlite3.Connection, device: str, boot: str, seq: int, now: datetime) -> bool:
+def mark_event_seen(conn: Connection, device: str, boot: str, seq: int, now: datetime) -> bool:
     """True the first time (device, boot, seq) is seen: the domain applies each locker event once."""
     cursor = conn.execute(
         "INSERT OR IGNORE INTO locker_events_seen (device, boot, seq, seen_at) VALUES (?, ?, ?, ?)",
@@ -168,20 +168,20 @@ def mark_event_seen(conn: sqlite3.Connection, device: str, boot: str, seq: int, 
     return cursor.rowcount == 1
 
 
-def forget_seen_events(conn: sqlite3.Connection, before: datetime) -> int:
+def forget_seen_events(conn: Connection, before: datetime) -> int:
     return conn.execute("DELETE FROM locker_events_seen WHERE seen_at < ?", (ts(before),)).rowcount
 
 
 # --- deliveries ---------------------------------------------------------------------------------------------
 
 
-def insert_delivery(conn: sqlite3.Connection, values: dict[str, Any]) -> None:
+def insert_delivery(conn: Connection, values: dict[str, Any]) -> None:
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)
     conn.execute(f"INSERT INTO deliveries ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
 
 
-def update_delivery(conn: sqlite3.Connection, delivery_id: str, **values: Any) -> None:
+def update_delivery(conn: Connection, delivery_id: str, **values: Any) -> None:
     # Column names come from the domain code, never from input.
     assignments = ", ".join(f"{name} = ?" for name in values)
     conn.execute(
@@ -190,23 +190,23 @@ def update_delivery(conn: sqlite3.Connection, delivery_id: str, **values: Any) -
     )
 
 
-def delivery(conn: sqlite3.Connection, delivery_id: str) -> DeliveryRow | None:
+def delivery(conn: Connection, delivery_id: str) -> DeliveryRow | None:
     row = conn.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
     return None if row is None else _delivery(row)
 
 
-def delivery_by_token(conn: sqlite3.Connection, token_hash: str) -> DeliveryRow | None:
+def delivery_by_token(conn: Connection, token_hash: str) -> DeliveryRow | None:
     row = conn.execute("SELECT * FROM deliveries WHERE token_hash = ?", (token_hash,)).fetchone()
     return None if row is None else _delivery(row)
 
 
-def delivery_on_device(conn: sqlite3.Connection, device: str, reservation: str) -> DeliveryRow | None:
+def delivery_on_device(conn: Connection, device: str, reservation: str) -> DeliveryRow | None:
     row = conn.execute("SELECT * FROM deliveries WHERE id = ? AND device = ?", (reservation, device)).fetchone()
     return None if row is None else _delivery(row)
 
 
 def deliveries(
-    conn: sqlite3.Connection, status: str | None = None, device: str | None = None, limit: int = 100, offset: int = 0
+    conn: Connection, status: str | None = None, device: str | None = None, limit: int = 100, offset: int = 0
 ) -> list[DeliveryRow]:
     where, params = [], []
     if status is not None:
@@ -223,7 +223,7 @@ def deliveries(
     return [_delivery(r) for r in rows]
 
 
-def due(conn: sqlite3.Connection, status: str, column: str, now: datetime) -> list[DeliveryRow]:
+def due(conn: Connection, status: str, column: str, now: datetime) -> list[DeliveryRow]:
     if column not in {"dropoff_expires_at", "pickup_expires_at"}:
         raise ValueError(column)
     rows = conn.execute(
@@ -234,7 +234,7 @@ def due(conn: sqlite3.Connection, status: str, column: str, now: datetime) -> li
 
 
 def erase_personal_data(
-    conn: sqlite3.Connection, finished_before: datetime, now: datetime, expired_before: datetime | None = None
+    conn: Connection, finished_before: datetime, now: datetime, expired_before: datetime | None = None
 ) -> list[str]:
     """Clear name, contact and page token of every delivery finished before ``finished_before`` (and of expired
     items, never returned, that expired before ``expired_before``); returns their ids."""
@@ -260,7 +260,7 @@ def erase_personal_data(
 # --- codes --------------------------------------------------------------------------------------------------
 
 
-def put_code(conn: sqlite3.Connection, delivery_id: str, purpose: str, code: StoredHash, now: datetime) -> None:
+def put_code(conn: Connection, delivery_id: str, purpose: str, code: StoredHash, now: datetime) -> None:
     conn.execute(
         """INSERT INTO delivery_codes (delivery_id, purpose, salt, sha256, created_at) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT (delivery_id, purpose) DO UPDATE SET salt = excluded.salt, sha256 = excluded.sha256,
@@ -269,21 +269,21 @@ def put_code(conn: sqlite3.Connection, delivery_id: str, purpose: str, code: Sto
     )
 
 
-def get_code(conn: sqlite3.Connection, delivery_id: str, purpose: str) -> StoredHash | None:
+def get_code(conn: Connection, delivery_id: str, purpose: str) -> StoredHash | None:
     row = conn.execute(
         "SELECT salt, sha256 FROM delivery_codes WHERE delivery_id = ? AND purpose = ?", (delivery_id, purpose)
     ).fetchone()
     return None if row is None else StoredHash(row["salt"], row["sha256"])
 
 
-def set_code_expiry(conn: sqlite3.Connection, delivery_id: str, purpose: str, expires_at: datetime) -> None:
+def set_code_expiry(conn: Connection, delivery_id: str, purpose: str, expires_at: datetime) -> None:
     conn.execute(
         "UPDATE delivery_codes SET expires_at = ? WHERE delivery_id = ? AND purpose = ?",
         (ts(expires_at), delivery_id, purpose),
     )
 
 
-def live_codes(conn: sqlite3.Connection, device: str) -> list[StoredHash]:
+def live_codes(conn: Connection, device: str) -> list[StoredHash]:
     """Codes of the device's deliveries that still hold a compartment: a new code must differ from each."""
     rows = conn.execute(
         """SELECT c.salt, c.sha256 FROM delivery_codes c JOIN deliveries d ON d.id = c.delivery_id
@@ -309,7 +309,7 @@ class CommandRow:
 
 
 def insert_command(
-    conn: sqlite3.Connection,
+    conn: Connection,
     command_id: str,
     delivery_id: str | None,
     purpose: str,
@@ -331,7 +331,7 @@ def insert_command(
     )
 
 
-def _command(row: sqlite3.Row) -> CommandRow:
+def _command(row: Row) -> CommandRow:
     return CommandRow(
         id=row["id"],
         delivery_id=row["delivery_id"],
@@ -344,19 +344,19 @@ def _command(row: sqlite3.Row) -> CommandRow:
     )
 
 
-def command(conn: sqlite3.Connection, command_id: str) -> CommandRow | None:
+def command(conn: Connection, command_id: str) -> CommandRow | None:
     row = conn.execute("SELECT * FROM locker_commands WHERE id = ?", (command_id,)).fetchone()
     return None if row is None else _command(row)
 
 
-def commands_for(conn: sqlite3.Connection, delivery_id: str) -> list[CommandRow]:
+def commands_for(conn: Connection, delivery_id: str) -> list[CommandRow]:
     rows = conn.execute(
         "SELECT * FROM locker_commands WHERE delivery_id = ? ORDER BY created_at", (delivery_id,)
     ).fetchall()
     return [_command(r) for r in rows]
 
 
-def commands_to_send(conn: sqlite3.Connection, now: datetime, resend_before: datetime) -> list[CommandRow]:
+def commands_to_send(conn: Connection, now: datetime, resend_before: datetime) -> list[CommandRow]:
     """Unanswered, unexpired commands never sent, or sent before ``resend_before``."""
     rows = conn.execute(
         """SELECT * FROM locker_commands WHERE result IS NULL AND expires_at > ?
@@ -366,12 +366,12 @@ def commands_to_send(conn: sqlite3.Connection, now: datetime, resend_before: dat
     return [_command(r) for r in rows]
 
 
-def mark_command_sent(conn: sqlite3.Connection, command_id: str, now: datetime) -> None:
+def mark_command_sent(conn: Connection, command_id: str, now: datetime) -> None:
     conn.execute("UPDATE locker_commands SET sent_at = ?, attempts = attempts + 1 WHERE id = ?", (ts(now), command_id))
 
 
 def record_command_result(
-    conn: sqlite3.Connection, command_id: str, device: str, result: str, detail: str, at: datetime
+    conn: Connection, command_id: str, device: str, result: str, detail: str, at: datetime
 ) -> CommandRow | None:
     """Store the device's answer; returns the command when it was ours and not answered before."""
     cursor = conn.execute(
@@ -382,7 +382,7 @@ def record_command_result(
     return command(conn, command_id) if cursor.rowcount == 1 else None
 
 
-def expire_commands(conn: sqlite3.Connection, now: datetime) -> int:
+def expire_commands(conn: Connection, now: datetime) -> int:
     return conn.execute(
         "UPDATE locker_commands SET result = 'expired', result_at = ? WHERE result IS NULL AND expires_at <= ?",
         (ts(now), ts(now)),
@@ -401,9 +401,7 @@ class NotificationRow:
     attempts: int
 
 
-def queue_notification(
-    conn: sqlite3.Connection, delivery_id: str, event: str, payload: dict[str, Any], now: datetime
-) -> None:
+def queue_notification(conn: Connection, delivery_id: str, event: str, payload: dict[str, Any], now: datetime) -> None:
     conn.execute(
         """INSERT INTO notifications (delivery_id, event, payload, created_at, next_attempt_at)
            VALUES (?, ?, ?, ?, ?)""",
@@ -411,7 +409,7 @@ def queue_notification(
     )
 
 
-def notifications_due(conn: sqlite3.Connection, now: datetime, limit: int = 50) -> list[NotificationRow]:
+def notifications_due(conn: Connection, now: datetime, limit: int = 50) -> list[NotificationRow]:
     rows = conn.execute(
         """SELECT * FROM notifications WHERE sent_at IS NULL AND failed_at IS NULL AND payload IS NOT NULL
            AND next_attempt_at <= ? ORDER BY id LIMIT ?""",
@@ -422,7 +420,7 @@ def notifications_due(conn: sqlite3.Connection, now: datetime, limit: int = 50) 
     ]
 
 
-def notification_sent(conn: sqlite3.Connection, notification_id: int, now: datetime) -> None:
+def notification_sent(conn: Connection, notification_id: int, now: datetime) -> None:
     conn.execute(
         "UPDATE notifications SET sent_at = ?, payload = NULL, attempts = attempts + 1 WHERE id = ?",
         (ts(now), notification_id),
@@ -430,7 +428,7 @@ def notification_sent(conn: sqlite3.Connection, notification_id: int, now: datet
 
 
 def notification_failed(
-    conn: sqlite3.Connection, notification_id: int, error: str, retry_at: datetime | None, now: datetime
+    conn: Connection, notification_id: int, error: str, retry_at: datetime | None, now: datetime
 ) -> None:
     if retry_at is None:  # given up: drop the contact with the message
         conn.execute(
@@ -445,5 +443,5 @@ def notification_failed(
         )
 
 
-def notifications_for(conn: sqlite3.Connection, delivery_id: str) -> list[sqlite3.Row]:
+def notifications_for(conn: Connection, delivery_id: str) -> list[Row]:
     return conn.execute("SELECT * FROM notifications WHERE delivery_id = ? ORDER BY id", (delivery_id,)).fetchall()

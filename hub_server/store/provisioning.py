@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from hub_server.store.accounts import to_text, utc_now
+from hub_server.store.engine import Connection, Row
 
 
 class ProvisioningError(ValueError):
@@ -30,13 +30,13 @@ class ProvisionedDevice:
         return self.revoked_at is None
 
 
-def _row(row: sqlite3.Row) -> ProvisionedDevice:
+def _row(row: Row) -> ProvisionedDevice:
     return ProvisionedDevice(
         row["device"], row["site"], row["username"], row["created_at"], row["created_by"], row["revoked_at"]
     )
 
 
-def add(conn: sqlite3.Connection, device: str, site: str, username: str, created_by: str) -> ProvisionedDevice:
+def add(conn: Connection, device: str, site: str, username: str, created_by: str) -> ProvisionedDevice:
     existing = get(conn, device)
     if existing is not None:
         state = "revoked; a revoked id is never reused" if existing.revoked_at else "provisioned already"
@@ -50,16 +50,16 @@ def add(conn: sqlite3.Connection, device: str, site: str, username: str, created
     return found
 
 
-def get(conn: sqlite3.Connection, device: str) -> ProvisionedDevice | None:
+def get(conn: Connection, device: str) -> ProvisionedDevice | None:
     row = conn.execute("SELECT * FROM provisioned_devices WHERE device = ?", (device,)).fetchone()
     return _row(row) if row else None
 
 
-def list_all(conn: sqlite3.Connection) -> list[ProvisionedDevice]:
+def list_all(conn: Connection) -> list[ProvisionedDevice]:
     return [_row(r) for r in conn.execute("SELECT * FROM provisioned_devices ORDER BY site, device")]
 
 
-def revoke(conn: sqlite3.Connection, device: str) -> ProvisionedDevice:
+def revoke(conn: Connection, device: str) -> ProvisionedDevice:
     found = get(conn, device)
     if found is None:
         raise UnknownDevice(f"no provisioned device {device!r}")
@@ -70,5 +70,5 @@ def revoke(conn: sqlite3.Connection, device: str) -> ProvisionedDevice:
     return updated
 
 
-def revoked_devices(conn: sqlite3.Connection) -> set[str]:
+def revoked_devices(conn: Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT device FROM provisioned_devices WHERE revoked_at IS NOT NULL")}

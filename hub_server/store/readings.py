@@ -6,10 +6,11 @@ Times in those tables are Unix seconds (UTC); this module hands out aware dateti
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from hub_server.store.engine import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ FROM devices d
 """
 
 
-def list_devices(conn: sqlite3.Connection, site: str | None = None) -> list[DeviceRow]:
+def list_devices(conn: Connection, site: str | None = None) -> list[DeviceRow]:
     """Every device the hub heard from or provisioned, by site and id."""
     found: dict[str, DeviceRow] = {}
     for r in conn.execute(_DEVICES_SQL):
@@ -93,17 +94,17 @@ def list_devices(conn: sqlite3.Connection, site: str | None = None) -> list[Devi
     return sorted(rows, key=lambda d: (d.site, d.device))
 
 
-def get_device(conn: sqlite3.Connection, device: str) -> DeviceRow | None:
+def get_device(conn: Connection, device: str) -> DeviceRow | None:
     return next((d for d in list_devices(conn) if d.device == device), None)
 
 
-def latest_health(conn: sqlite3.Connection, device: str) -> dict[str, Any] | None:
+def latest_health(conn: Connection, device: str) -> dict[str, Any] | None:
     row = conn.execute("SELECT payload FROM health_latest WHERE device = ?", (device,)).fetchone()
     return json.loads(row["payload"]) if row else None
 
 
 def health_history(
-    conn: sqlite3.Connection, device: str, since: datetime, until: datetime | None, limit: int
+    conn: Connection, device: str, since: datetime, until: datetime | None, limit: int
 ) -> list[dict[str, Any]]:
     """Health samples of one device in [since, until), oldest first."""
     sql = "SELECT * FROM health_samples WHERE device = ? AND at >= ?"
@@ -115,14 +116,14 @@ def health_history(
     params.append(limit)
     out = []
     for r in conn.execute(sql, params):
-        sample = {k: r[k] for k in r.keys()}  # noqa: SIM118 - sqlite3.Row iterates values, not keys
+        sample = {k: r[k] for k in r.keys()}  # noqa: SIM118 - Row iterates values, not keys
         sample["at"] = _time(r["at"])
         out.append(sample)
     return out
 
 
 def flow_cells(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     device: str | None = None,
     site: str | None = None,

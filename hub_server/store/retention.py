@@ -6,20 +6,20 @@ Reads the ingest's ``flow_windows``/``flow_cells``/``events``/``health_samples``
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hub_protocol.flows import FlowTotal, FlowWindow
+from hub_server.store.engine import Connection, OperationalError
 
 HOUR, DAY = 3600, 86_400
 
 
-def _missing_table(exc: sqlite3.OperationalError) -> bool:
+def _missing_table(exc: OperationalError) -> bool:
     return "no such table" in str(exc)
 
 
-def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
+def roll_up_batch(conn: Connection, limit: int = 2000) -> int:
     """Add up to ``limit`` windows not yet rolled up; returns how many. Run inside one write transaction."""
     try:
         windows = conn.execute(
@@ -30,7 +30,7 @@ def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
                ORDER BY w.window_start LIMIT ?""",
             (limit,),
         ).fetchall()
-    except sqlite3.OperationalError as exc:
+    except OperationalError as exc:
         if _missing_table(exc):
             return 0
         raise
@@ -47,9 +47,9 @@ def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
                        policy_kind, count, cells, suppressed_cells, observed_seconds)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
                    ON CONFLICT (resolution, device, line, direction, object_class, policy_kind, bucket_start)
-                   DO UPDATE SET count = count + excluded.count, cells = cells + 1,
-                       suppressed_cells = suppressed_cells + excluded.suppressed_cells,
-                       observed_seconds = observed_seconds + excluded.observed_seconds, site = excluded.site""",
+                   DO UPDATE SET count = flow_rollups.count + excluded.count, cells = flow_rollups.cells + 1,
+                       suppressed_cells = flow_rollups.suppressed_cells + excluded.suppressed_cells,
+                       observed_seconds = flow_rollups.observed_seconds + excluded.observed_seconds, site = excluded.site""",
                 [
                     (
                         resolution,
@@ -72,13 +72,13 @@ def roll_up_batch(conn: sqlite3.Connection, limit: int = 2000) -> int:
                 """INSERT INTO flow_quality_rollups (bucket_start, device, policy, windows, observed_seconds,
                        window_seconds, fps_weighted, dropped_frames, first_start, min_window_seconds)
                    VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (bucket_start, device, policy) DO UPDATE SET windows = windows + 1,
-                       observed_seconds = observed_seconds + excluded.observed_seconds,
-                       window_seconds = window_seconds + excluded.window_seconds,
-                       fps_weighted = fps_weighted + excluded.fps_weighted,
-                       dropped_frames = dropped_frames + excluded.dropped_frames,
-                       first_start = MIN(first_start, excluded.first_start),
-                       min_window_seconds = MIN(min_window_seconds, excluded.min_window_seconds)""",
+                   ON CONFLICT (bucket_start, device, policy) DO UPDATE SET windows = flow_quality_rollups.windows + 1,
+                       observed_seconds = flow_quality_rollups.observed_seconds + excluded.observed_seconds,
+                       window_seconds = flow_quality_rollups.window_seconds + excluded.window_seconds,
+                       fps_weighted = flow_quality_rollups.fps_weighted + excluded.fps_weighted,
+                       dropped_frames = flow_quality_rollups.dropped_frames + excluded.dropped_frames,
+                       first_start = MIN(flow_quality_rollups.first_start, excluded.first_start),
+                       min_window_seconds = MIN(flow_quality_rollups.min_window_seconds, excluded.min_window_seconds)""",
                 (
                     w["window_start"] - (w["window_start"] % HOUR),
                     w["device"],
@@ -117,7 +117,7 @@ def public_margin(window: FlowWindow, total: FlowTotal) -> int | None:
 
 
 def _parts(
-    conn: sqlite3.Connection, site: str, device: str, boot: str, seq: int
+    conn: Connection, site: str, device: str, boot: str, seq: int
 ) -> list[tuple[str, str, str, str, int | None]]:
     """(site, line, direction, class, count) of a window's cells and published margins (``*`` = all)."""
     payload = conn.execute(
@@ -159,7 +159,7 @@ class Deleted:
     health_samples: int
 
 
-def delete_raw_flows(conn: sqlite3.Connection, before: datetime) -> Deleted:
+def delete_raw_flows(conn: Connection, before: datetime) -> Deleted:
     """Delete flow windows (cells, stored event payloads) that started before ``before`` and are rolled up."""
     cut = before.timestamp()
     try:
@@ -168,34 +168,29 @@ def delete_raw_flows(conn: sqlite3.Connection, before: datetime) -> Deleted:
                ON r.device = w.device AND r.boot = w.boot AND r.seq = w.seq WHERE w.window_start < ?""",
             (cut,),
         ).fetchall()
-    except sqlite3.OperationalError as exc:
+    except OperationalError as exc:
         if _missing_table(exc):
             return Deleted(0, 0, 0, 0)
         raise
     keys = [(r[0], r[1], r[2]) for r in doomed]
-    # flow_cells is a table of its own in older schemas and a view over the window's row in newer ones.
-    cells_table = conn.execute("SELECT type FROM sqlite_master WHERE name = 'flow_cells'").fetchone()
-    separate_cells = cells_table is not None and cells_table[0] == "table"
     cells = events = 0
     for key in keys:
         cells += conn.execute(
-            "SELECT count(*) FROM flow_cells WHERE device = ? AND boot = ? AND seq = ?", key
+            "SELECT count(*) FROM flow_cell_rows WHERE device = ? AND boot = ? AND seq = ?", key
         ).fetchone()[0]
-        if separate_cells:
-            conn.execute("DELETE FROM flow_cells WHERE device = ? AND boot = ? AND seq = ?", key)
         # The payload copy goes too; only acknowledged ones (the device will never send them again).
         events += conn.execute(
             """DELETE FROM events WHERE device = ? AND boot = ? AND seq = ? AND channel = 'flow' AND seq <= COALESCE(
                    (SELECT upto FROM boot_watermarks b WHERE b.device = events.device AND b.boot = events.boot), 0)""",
             key,
         ).rowcount
-        conn.execute("DELETE FROM flow_windows WHERE device = ? AND boot = ? AND seq = ?", key)
+        conn.execute("DELETE FROM flow_windows WHERE device = ? AND boot = ? AND seq = ?", key)  # its rows too
     conn.execute("DELETE FROM flow_rolled WHERE window_start < ?", (cut,))
     samples = conn.execute("DELETE FROM health_samples WHERE at < ?", (cut,)).rowcount
     return Deleted(len(keys), cells, events, samples)
 
 
-def delete_hourly(conn: sqlite3.Connection, before: datetime) -> int:
+def delete_hourly(conn: Connection, before: datetime) -> int:
     conn.execute("DELETE FROM flow_quality_rollups WHERE bucket_start < ?", (before.timestamp(),))
     return conn.execute(
         "DELETE FROM flow_rollups WHERE resolution = 'hour' AND bucket_start < ?", (before.timestamp(),)
@@ -224,7 +219,7 @@ class RollupRow:
 
 
 def rollups(
-    conn: sqlite3.Connection,
+    conn: Connection,
     resolution: str,
     *,
     since: datetime | None = None,
@@ -278,13 +273,13 @@ def rollups(
     ]
 
 
-def record_run(conn: sqlite3.Connection, started: datetime, finished: datetime, report: str) -> None:
+def record_run(conn: Connection, started: datetime, finished: datetime, report: str) -> None:
     conn.execute(
         "INSERT INTO retention_runs (started_at, finished_at, report) VALUES (?, ?, ?)",
         (started.timestamp(), finished.timestamp(), report),
     )
 
 
-def last_run(conn: sqlite3.Connection) -> tuple[datetime, str] | None:
+def last_run(conn: Connection) -> tuple[datetime, str] | None:
     row = conn.execute("SELECT started_at, report FROM retention_runs ORDER BY id DESC LIMIT 1").fetchone()
     return None if row is None else (datetime.fromtimestamp(row[0], UTC), row[1])

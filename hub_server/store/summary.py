@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
+from hub_server.store.engine import Connection
 from hub_server.store.readings import list_devices
 
 
@@ -18,7 +18,7 @@ class FleetSummary:
     """One line per device and kind of message the ingest refused, with the last reason."""
 
 
-def fleet_summary(conn: sqlite3.Connection) -> FleetSummary:
+def fleet_summary(conn: Connection) -> FleetSummary:
     def count(table: str) -> int:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed names
 

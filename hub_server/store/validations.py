@@ -6,11 +6,11 @@ the device) with the time it was received.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hub_protocol.accuracy import ValidationRecord
+from hub_server.store.engine import Connection, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class StoredValidation:
         return self.record.device
 
 
-def _row(row: sqlite3.Row) -> StoredValidation:
+def _row(row: Row) -> StoredValidation:
     return StoredValidation(
         row["site"],
         datetime.fromtimestamp(row["received_at"], UTC),
@@ -32,21 +32,21 @@ def _row(row: sqlite3.Row) -> StoredValidation:
     )
 
 
-def latest(conn: sqlite3.Connection, device: str | None = None) -> dict[str, StoredValidation]:
+def latest(conn: Connection, device: str | None = None) -> dict[str, StoredValidation]:
     """The most recent validation (by the start of its period) of every device, or of one."""
     rows = conn.execute(
         "SELECT v.site, v.received_at, v.payload FROM validations v"
-        " JOIN (SELECT device AS d, MAX(started_at) AS s FROM validations WHERE (? IS NULL OR device = ?)"
+        " JOIN (SELECT device AS d, MAX(started_at) AS s FROM validations WHERE (CAST(? AS TEXT) IS NULL OR device = ?)"
         " GROUP BY device) m ON v.device = m.d AND v.started_at = m.s ORDER BY v.device, v.received_at",
         (device, device),
     ).fetchall()
     return {found.device: found for found in map(_row, rows)}  # of two at the same minute, the later received
 
 
-def history(conn: sqlite3.Connection, device: str | None = None, limit: int = 100) -> list[StoredValidation]:
+def history(conn: Connection, device: str | None = None, limit: int = 100) -> list[StoredValidation]:
     """Validations newest first, of every device or of one."""
     rows = conn.execute(
-        "SELECT site, received_at, payload FROM validations WHERE (? IS NULL OR device = ?)"
+        "SELECT site, received_at, payload FROM validations WHERE (CAST(? AS TEXT) IS NULL OR device = ?)"
         " ORDER BY started_at DESC, received_at DESC LIMIT ?",
         (device, device, limit),
     ).fetchall()

@@ -19,6 +19,7 @@ from hub_server.fleet.broker import PrivateBroker
 from hub_server.store import accounts
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
+from tests import postgres
 from tests.conftest import BrokerSetup, write_secret
 
 PASSWORD = "correct horse battery"
@@ -34,6 +35,9 @@ def hub_config_data(folder: Path, **sections: Any) -> dict[str, Any]:
         "http": {"session_key_file": str(write_secret(folder / "session.key", secrets.token_urlsafe(48)))},
         "store": {"path": str(folder / "hub.sqlite3")},
     }
+    if postgres.store_under_test() == "postgresql":
+        postgres.require()
+        data["store"] = {"url": postgres.fresh_database()}
     for name, value in sections.items():
         data[name] = {**data.get(name, {}), **value}
     return data
@@ -47,7 +51,7 @@ def hub_config(tmp_path: Path) -> HubConfig:
 @pytest.fixture
 def db(hub_config: HubConfig) -> Database:
     # Refusing store calls on the loop: every API and page test also proves its handler does not block it.
-    return Database(hub_config.store.path, refuse_on_loop=True)
+    return Database(hub_config.store.location, refuse_on_loop=True)
 
 
 def add_user(db: Database, name: str, role: Role, password: str = PASSWORD) -> None:

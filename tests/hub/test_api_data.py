@@ -38,7 +38,7 @@ PREFIX = "cot"
 
 def ingest(db: Database, site: str, device: str, channel: Channel, message: BaseModel) -> None:
     """Store one message the way the hub does: through the ingest's writer, not by hand."""
-    core = IngestCore(db.path, PREFIX, IngestConfig())
+    core = IngestCore(db.location, PREFIX, IngestConfig())
     try:
         core.process([(device_topic(PREFIX, site, device, channel), encode(message), datetime.now(UTC).timestamp())])
     finally:

@@ -40,7 +40,7 @@ async def test_schemathesis_finds_no_failure(
     tmp_path: Path, managed_broker: tuple[BrokerSetup, Path, HubConfig], aiohttp_server: Any
 ) -> None:
     _, _, config = managed_broker
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     insert_device(db, "cam-1")
     insert_window(db, "cam-1", T0, {("door", "in", "pedestrian"): 12})
     token = "hubt_" + secrets.token_urlsafe(32)

@@ -203,7 +203,7 @@ async def test_forwarded_for_is_believed_only_from_configured_proxies(tmp_path: 
     )
     config = HubConfig.model_validate(data)
     client = await aiohttp_client(
-        create_app(config, database=Database(config.store.path), background=False, pages=False)
+        create_app(config, database=Database(config.store.location), background=False, pages=False)
     )
     # The test client is not the proxy: a new X-Forwarded-For with every attempt must not reset the count.
     statuses = []
@@ -257,7 +257,7 @@ async def test_behind_tls_cookies_are_secure_and_limits_use_the_forwarded_addres
 ) -> None:
     data = hub_config_data(tmp_path / "tls", http={"behind_tls": True}, auth={"login_failures_per_address": 2})
     config = HubConfig.model_validate(data)
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     add_user(db, "alice", Role.VIEWER)
     client = await aiohttp_client(create_app(config, database=db, background=False, pages=False))
     ok = await client.post(

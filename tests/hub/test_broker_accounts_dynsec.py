@@ -89,7 +89,7 @@ def test_a_broker_without_the_plugin_gives_a_clear_error(
     assert main(["device", "--config", str(config_path), "add", "dev-new", "--site", SITE]) == 1
     err = one_line_error(capsys)
     assert "no answer to" in err and "is the plugin loaded" in err, err
-    assert provisioning.list_all(Database(config.store.path).conn) == []
+    assert provisioning.list_all(Database(config.store.location).conn) == []
     assert not (tmp_path / "out" / "dev-new").exists()
 
 

@@ -53,7 +53,7 @@ def test_no_broker_password_in_any_command_line(
     fresh = config.model_copy(
         update={"provisioning": config.provisioning.model_copy(update={"passwd_file": tmp_path / "fresh-passwd"})}
     )
-    add_device(Database(config.store.path), fresh, "dev-first", SITE, actor="test")
+    add_device(Database(config.store.location), fresh, "dev-first", SITE, actor="test")
     # Devices added and revoked through the CLI, as the technician does; the tests' broker adds a user too.
     for device in ("dev-one", "dev-two"):
         assert main(["device", "--config", str(config_path), "add", device, "--site", SITE]) == 0
@@ -83,7 +83,7 @@ def test_no_broker_password_in_any_command_line(
 
 def test_device_cannot_be_named_like_the_hubs_client_ids(managed_broker: tuple[BrokerSetup, Path, HubConfig]) -> None:
     _, _, config = managed_broker
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     for name in (config.ingest.client_id, "hub-cli-0123456789ab"):
         with pytest.raises(ProvisioningError, match="client id"):
             add_device(db, config, name, SITE, actor="test")

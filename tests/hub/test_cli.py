@@ -34,7 +34,7 @@ def config_path(tmp_path: Path) -> Path:
 
 
 def test_no_account_exists_until_one_is_added(config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = Database(load_hub_config(config_path).store.path)
+    db = Database(load_hub_config(config_path).store.location)
     assert accounts.list_users(db.conn) == []
     assert main(["user", "--config", str(config_path), "list"]) == 0
     assert capsys.readouterr().out == ""
@@ -49,7 +49,7 @@ def test_user_add_from_a_private_password_file(
         == 0
     )
     assert "added alice (admin)" in capsys.readouterr().out
-    db = Database(load_hub_config(config_path).store.path)
+    db = Database(load_hub_config(config_path).store.location)
     assert accounts.verify_login(db.conn, "alice", "a long enough password") is not None
     stored = db.conn.execute("SELECT password_hash FROM users").fetchone()[0]
     assert stored.startswith("$argon2id$")
@@ -82,7 +82,7 @@ def test_user_add_refuses_weak_shared_or_missing_passwords(
         )
         == 1
     )
-    db = Database(load_hub_config(config_path).store.path)
+    db = Database(load_hub_config(config_path).store.location)
     assert accounts.list_users(db.conn) == []
 
 
@@ -108,7 +108,7 @@ def test_token_add_prints_the_token_once_and_stores_a_hash(
     assert main([*base, "token-add", "city-dashboard", "--role", "viewer"]) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     assert token.startswith("hubt_")
-    db = Database(load_hub_config(config_path).store.path)
+    db = Database(load_hub_config(config_path).store.location)
     found = accounts.find_token(db.conn, token)
     assert found is not None and found.name == "city-dashboard"
     assert token not in str(db.conn.execute("SELECT * FROM api_tokens").fetchall())
@@ -132,7 +132,7 @@ def test_numbers_out_of_range_are_a_usage_error_and_change_nothing(
 ) -> None:
     """Not an OverflowError from the database (a 65-bit token id) nor a wait of NaN seconds."""
     assert main(["user", "--config", str(config_path), "token-add", "keep-me", "--role", "viewer"]) == 0
-    db = Database(load_hub_config(config_path).store.path)
+    db = Database(load_hub_config(config_path).store.location)
     before = db.conn.execute("SELECT * FROM api_tokens").fetchall()
     capsys.readouterr()
     with pytest.raises(SystemExit) as exited:
@@ -150,6 +150,7 @@ def test_a_store_path_that_is_no_database_is_one_clear_line(
 ) -> None:
     """A folder or a file that is not SQLite at store.path gave sqlite3's traceback, `serve` included."""
     data = hub_config_data(tmp_path / "hub")
+    data["store"] = {}  # SQLite's setting, also in the PostgreSQL run
     path = tmp_path / store
     if store == "folder":
         path.mkdir()
@@ -163,3 +164,19 @@ def test_a_store_path_that_is_no_database_is_one_clear_line(
     assert f"store.path '{path}': cannot open the database" in err and "Traceback" not in err
     if store == "garbage":
         assert path.read_bytes() == b"not a database, " * 1000
+
+
+@pytest.mark.parametrize("command", [["user", "list"], ["serve"]])
+def test_a_store_url_where_no_server_answers_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    pytest.importorskip("psycopg", reason="a PostgreSQL store needs psycopg (the [postgresql] extra)")
+    data = hub_config_data(tmp_path / "hub")
+    url = "postgresql://hub@127.0.0.1:1/hub"  # port 1: nothing listens
+    data["store"] = {"url": url}
+    config = tmp_path / "hub.toml"
+    config.write_text(tomlwrite.dumps(data))
+    assert main([command[0], "--config", str(config), *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert f"store.url '{url}': cannot open the database" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -52,7 +52,7 @@ def test_a_command_to_a_stopped_broker_is_not_reported_sent(
     device.connect(broker.host, broker.device_port)
     device.subscribe(device_topic(broker.prefix, broker.site, "dev-a", Channel.COMMAND), qos=1)
     device.loop_start()
-    ingest = Ingest(db.path, hub_mqtt(broker), IngestConfig(writer_process=False), password=broker.hub_password)
+    ingest = Ingest(db.location, hub_mqtt(broker), IngestConfig(writer_process=False), password=broker.hub_password)
     ingest.start()
     assert broker.broker.process is not None
     pid = broker.broker.process.pid

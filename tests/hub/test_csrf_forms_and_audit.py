@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +17,7 @@ from hub_server.config import HubConfig
 from hub_server.store import accounts
 from hub_server.store.accounts import Role, to_text, utc_now
 from hub_server.store.db import Database
+from hub_server.store.engine import IntegrityError
 from tests.hub.conftest import ClientFactory, add_user, login
 
 
@@ -99,7 +99,7 @@ def test_audit_log_is_append_only(db: Database) -> None:
     with db.write() as conn:
         entry = audit.record(conn, "user:alice", "device.add", "device:cam-1", {"site": "main-street"})
     for statement in ("UPDATE audit_log SET actor = 'user:mallory'", "DELETE FROM audit_log"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"), db.write() as conn:
+        with pytest.raises(IntegrityError, match="append-only"), db.write() as conn:
             conn.execute(statement)
     found = audit.query(db.conn, action="device.")
     assert [(e.id, e.actor, e.detail) for e in found] == [(entry, "user:alice", {"site": "main-street"})]

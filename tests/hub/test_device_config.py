@@ -52,7 +52,7 @@ async def test_push_and_reload_config_through_api_and_cli(
     config_path = tmp_path / "hub.toml"
     config_path.write_text(tomlwrite.dumps(data))
     config = HubConfig.model_validate(data)
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     admin = {"Authorization": f"Bearer {add_token(db, Role.ADMIN)}"}
     operator = {"Authorization": f"Bearer {add_token(db, Role.OPERATOR, 'ops')}"}
     client: TestClient[Any, Any] = await aiohttp_client(create_app(config, database=db, pages=False))

@@ -33,7 +33,7 @@ def test_first_steps(managed_broker: tuple[Any, Path, Any], tmp_path: Path, caps
     # 3. Describe the locker bank, then create a delivery.
     assert main(["delivery", *cli, "describe-locker", "locker-1", "1:S", "2:M:accessible", "3:L"]) == 0
     config = load_hub_config(config_path)
-    logistics = service(config, Database(config.store.path))
+    logistics = service(config, Database(config.store.location))
     for number in (1, 2, 3):  # what the bank reports when its agent starts (the ingest hands these over)
         logistics.on_locker_event(
             LockerEvent(

@@ -66,7 +66,7 @@ async def test_events_reach_the_api_once_and_revoked_devices_are_ignored(
     data = hub_config_data(tmp_path / "hub", mqtt={"port": broker.port}, ingest={"writer_process": False})
     write_secret(Path(data["mqtt"]["password_file"]), broker.hub_password)
     config = HubConfig.model_validate(data)
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     viewer = {"Authorization": f"Bearer {add_token(db, Role.VIEWER)}"}
     client: TestClient[Any, Any] = await aiohttp_client(create_app(config, database=db, pages=False))
 

@@ -152,7 +152,7 @@ def pinned(views: Sequence[tuple[Any, ...]]) -> int:
 async def test_the_hubs_totals_pin_no_hidden_count_beyond_the_cells(client: TestClient[Any, Any], db: Database) -> None:
     first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=len(TABLES) + 1)
     starts = [first + timedelta(hours=i) for i in range(len(TABLES))]
-    core = IngestCore(db.path, PREFIX, IngestConfig())
+    core = IngestCore(db.location, PREFIX, IngestConfig())
     try:
         topic = device_topic(PREFIX, "main-street", "cam-old", Channel.FLOW)
         received = datetime.now(UTC).timestamp()

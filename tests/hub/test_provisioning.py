@@ -106,7 +106,7 @@ def test_new_device_connects_publishes_own_topics_only_and_is_cut_off_by_revoke(
     neighbour.close()
     hub.close()
 
-    entries = audit.query(Database(config.store.path).conn, target="device:dev-new")
+    entries = audit.query(Database(config.store.location).conn, target="device:dev-new")
     assert [e.action for e in entries] == ["device.revoke", "device.add"]
     assert all(e.actor.startswith("cli:") for e in entries)
 
@@ -160,7 +160,7 @@ def _broken(tmp_path: Path, case: str) -> tuple[dict[str, Any], str]:
 
 def provisioning_state(broker: BrokerSetup, config: HubConfig) -> tuple[Any, ...]:
     """Everything a provisioning change touches: the broker's accounts, the output folder, devices, audit."""
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     out = config.provisioning.output_dir if config.provisioning else None
     return (
         account_store(broker),
@@ -203,7 +203,7 @@ async def test_provisioning_through_the_api_needs_an_admin_and_is_audited(
     accounts_broker: tuple[BrokerSetup, Path, HubConfig], aiohttp_client: Any
 ) -> None:
     broker, _, config = accounts_broker
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     add_user(db, "root-admin", Role.ADMIN)
     add_user(db, "olga", Role.OPERATOR)
     client: TestClient[Any, Any] = await aiohttp_client(create_app(config, database=db, background=False, pages=False))

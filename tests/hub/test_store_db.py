@@ -11,6 +11,7 @@ import pytest
 
 from hub_server.store import db as store_db
 from hub_server.store.db import Database, StoreError, connect, migrate, serving_request
+from hub_server.store.engine import ProgrammingError
 
 
 def _schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -65,7 +66,7 @@ def test_a_connection_stays_in_the_thread_that_made_it(tmp_path: Path) -> None:
         theirs.append(db.conn)
         try:
             here.execute("SELECT 1")
-        except sqlite3.ProgrammingError as exc:
+        except ProgrammingError as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=other_thread)
@@ -117,7 +118,7 @@ def test_the_quality_roll_up_of_windows_rolled_before_it_existed_is_what_rolling
         )
         for i in range(30)
     ]
-    core = IngestCore(db.path, "cot", IngestConfig())
+    core = IngestCore(db.location, "cot", IngestConfig())
     core.process([(device_topic("cot", "s", w.device, Channel.FLOW), encode(w), start.timestamp()) for w in windows])
     core.close()
     query = "SELECT * FROM flow_quality_rollups ORDER BY bucket_start, device, policy"
@@ -127,7 +128,7 @@ def test_the_quality_roll_up_of_windows_rolled_before_it_existed_is_what_rolling
         rolled = [tuple(r) for r in conn.execute(query)]
         assert sum(r[3] for r in rolled) == 30
         conn.execute("DELETE FROM flow_quality_rollups")  # as a database rolled up before migration 0157
-        sql = (Path(store_db.__file__).parent / "migrations" / "0157_flow_chart_rollups.sql").read_text()
+        sql = (Path(store_db.__file__).parent / "migrations" / "sqlite" / "0157_flow_chart_rollups.sql").read_text()
         backfill = next(s for s in store_db._statements(sql) if "INSERT INTO" in s)
         conn.execute(backfill)
         assert [tuple(r) for r in conn.execute(query)] == rolled  # sums of quarters: exact in any order

@@ -62,7 +62,7 @@ async def test_validation_records_are_stored_served_and_shown(
     data = hub_config_data(tmp_path / "hub", mqtt={"port": broker.port}, ingest={"writer_process": False})
     write_secret(Path(data["mqtt"]["password_file"]), broker.hub_password)
     config = HubConfig.model_validate(data)
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     add_user(db, "olga", Role.VIEWER)
     viewer = {"Authorization": f"Bearer {add_token(db, Role.VIEWER)}"}
     client: TestClient[Any, Any] = await aiohttp_client(create_app(config, database=db))

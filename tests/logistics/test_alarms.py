@@ -101,7 +101,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     live.subscribe(lambda kind, data: notices.append((kind, data)))
     config = AlarmsConfig(offline_after_s=300, door_open_s=120, outbox_backlog_s=600, sequence_gap_s=60)
     ingest = IngestCore(
-        db.path, "cot", IngestConfig(offline_after_s=180, gap_after_s=30), clock=lambda: clock().timestamp()
+        db.location, "cot", IngestConfig(offline_after_s=180, gap_after_s=30), clock=lambda: clock().timestamp()
     )
     yield Rig(AlarmService(db, config, live, clock=clock), ingest, clock, notices)
     ingest.close()

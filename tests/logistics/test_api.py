@@ -34,7 +34,7 @@ async def setup(
     tmp_path: Path, aiohttp_client: ClientFactory
 ) -> tuple[TestClient[Any, Any], web.Application, dict[Role, dict[str, str]]]:
     config = HubConfig.model_validate(hub_config_data(tmp_path / "hub"))
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     app = create_app(config, database=db, background=False, pages=False)
     client = await aiohttp_client(app)
     headers = {role: {"Authorization": f"Bearer {add_token(db, role, role.value)}"} for role in Role}
@@ -181,7 +181,7 @@ def test_webhook_settings_are_checked_when_the_app_is_built(tmp_path: Path) -> N
 
     def build(**logistics: str) -> web.Application:
         config = HubConfig.model_validate(hub_config_data(tmp_path / "hub", logistics=logistics))
-        return create_app(config, database=Database(config.store.path), background=False, pages=False)
+        return create_app(config, database=Database(config.store.location), background=False, pages=False)
 
     assert build()[NOTIFIER_KEY] is None
     key = write_secret(tmp_path / "webhook.key", "a-shared-key-for-signing")

@@ -48,7 +48,7 @@ def test_describe_create_list_cancel(tmp_path: Path) -> None:
     assert none_free.returncode == 1 and "no free compartment" in none_free.stderr  # nothing reported free yet
 
     config = load_hub_config(config_path)
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     logistics = service(config, db)
     for n in (1, 2, 3):
         logistics.on_event(

@@ -60,7 +60,7 @@ async def test_delivery_life_cycle_with_the_device(
         logistics={"check_interval_s": 0.5},
     )
     config = HubConfig.model_validate(data)
-    app = create_app(config, database=Database(config.store.path), pages=False)
+    app = create_app(config, database=Database(config.store.location), pages=False)
     await aiohttp_client(app)  # starts the ingest, logistics, alarms and retention loops
     logistics = app[LOGISTICS_KEY]
     logistics.set_compartments(

@@ -45,7 +45,7 @@ def test_created_delivery_sends_the_dropoff_hash_and_keeps_no_digits(bench: Benc
     assert command.code.expires_at == bench.clock() + timedelta(hours=72)
 
     # Nothing in the database holds either code in clear.
-    dump = "\n".join(bench.logistics.db.conn.iterdump())
+    dump = "\n".join(bench.logistics.db.conn.dump())
     assert created.dropoff_code not in dump
     token = created.resident_link.rsplit("/", 1)[1]
     assert token not in dump
@@ -76,7 +76,7 @@ def test_full_life_cycle_dropoff_pickup(bench: Bench) -> None:
         bench.logistics.reveal_pickup_code(token)
     view = bench.logistics.resident_view(token)
     assert view is not None and not view.code_available
-    assert pickup_code not in "\n".join(bench.logistics.db.conn.iterdump())
+    assert pickup_code not in "\n".join(bench.logistics.db.conn.dump())
 
     bench.clock.advance(hours=5)
     bench.event(n, FREE, "pickup", delivery, previous=OCCUPIED)

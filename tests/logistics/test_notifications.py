@@ -140,7 +140,7 @@ async def test_expiry_tells_the_resident_and_hands_the_return_code_to_operators(
         code_message = next(m for m in receiver.received if m["event"] == "return-code")
         assert len(code_message["return_code"]) == 8 and "resident_contact" not in code_message
         # The return code was never queued in clear.
-        assert code_message["return_code"] not in "\n".join(bench.logistics.db.conn.iterdump())
+        assert code_message["return_code"] not in "\n".join(bench.logistics.db.conn.dump())
     finally:
         await receiver.server.close()
 

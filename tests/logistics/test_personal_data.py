@@ -38,7 +38,7 @@ def test_personal_data_goes_after_the_configured_days(make_bench: Callable[..., 
     assert erased.personal_data_deleted_at == bench.clock()
     assert erased.status is DeliveryStatus.COLLECTED  # the logistics record stays, without the person
     assert bench.logistics.resident_view(token) is None  # the link is dead
-    dump = "\n".join(bench.logistics.db.conn.iterdump())
+    dump = "\n".join(bench.logistics.db.conn.dump())
     assert "Noor Jansen" not in dump and "1234 5678" not in dump
     # An item still in the locker keeps its resident.
     assert bench.logistics.get(waiting.delivery.id).resident_name == "Still Waiting"

@@ -41,7 +41,7 @@ class Flows:
     """Stores flow windows through the ingest's own writer."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
-        self.core = IngestCore(db.path, "cot", IngestConfig(), clock=lambda: clock().timestamp())
+        self.core = IngestCore(db.location, "cot", IngestConfig(), clock=lambda: clock().timestamp())
         self.seq = 0
 
     def window(
@@ -75,7 +75,7 @@ class Flows:
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Retention, Flows, Clock]:
     config = _config(tmp_path)
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     clock = Clock(DAY0 + timedelta(hours=12))
     return Retention(db, config, clock=clock), Flows(db, clock), clock
 
@@ -206,7 +206,7 @@ def test_daily_schedule(setup: tuple[Retention, Flows, Clock]) -> None:
 
 def test_purge_command(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     flows = Flows(db, Clock(datetime.now(UTC) - timedelta(days=40)))
     flows.window(datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=40), {"door": 8})
     (tmp_path / "hub.toml").write_text(

@@ -18,6 +18,7 @@ from hub_protocol.topics import Channel, device_topic
 from hub_server.config import IngestConfig
 from hub_server.ingest.service import IngestCore
 from hub_server.store.db import Database
+from hub_server.store.engine import DatabaseError
 from tests.transport.helpers import alarm_fields
 
 PREFIX, SITE = "cot", "test-street"
@@ -296,5 +297,5 @@ def test_flow_cells_view_follows_windows_and_refuses_writes(tmp_path: Path) -> N
     assert conn.execute("SELECT COUNT(*) FROM flow_cells").fetchone()[0] == 24
     conn.execute("DELETE FROM flow_windows WHERE seq = 2")
     assert [r[0] for r in conn.execute("SELECT DISTINCT seq FROM flow_cells ORDER BY seq")] == [1, 3]
-    with pytest.raises(sqlite3.OperationalError, match="view"):
+    with pytest.raises(DatabaseError, match="view"):
         conn.execute("DELETE FROM flow_cells WHERE seq = 1")

@@ -83,7 +83,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config)
     data["logistics"] = {"check_interval_s": 0.2}
     data["alarms"] = {"evaluate_interval_s": 0.2}
     config = HubConfig.model_validate(data)
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     with db.write() as conn:
         accounts.add_user(conn, "olga", Role.OPERATOR, PASSWORD)
         for d in names:
@@ -402,7 +402,7 @@ def test_public_sensor_page_and_export(world: World, page: Any) -> None:
 
 def stored_unprotected(world: World, device: str) -> bool:
     """The hub has stored the device's `none` register entry and a window it published under `none`."""
-    with contextlib.closing(sqlite3.connect(world.db.path)) as conn:  # a connection of this thread's own
+    with contextlib.closing(sqlite3.connect(world.db.location)) as conn:  # a connection of this thread's own
         windows = conn.execute(
             "SELECT count(*) FROM flow_windows WHERE device = ? AND policy_kind = 'none'", (device,)
         ).fetchone()[0]

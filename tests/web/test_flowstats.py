@@ -54,7 +54,7 @@ def stored(tmp_path: Path) -> Callable[[list[FlowWindow]], HubSource]:
 
     def store(windows: list[FlowWindow]) -> HubSource:
         db = Database(tmp_path / "hub.sqlite3")
-        core = IngestCore(db.path, "cot", IngestConfig())
+        core = IngestCore(db.location, "cot", IngestConfig())
         batch = [(device_topic("cot", "street", w.device, Channel.FLOW), encode(w), START.timestamp()) for w in windows]
         core.process(batch)
         core.close()
@@ -261,7 +261,7 @@ def test_rolling_up_changes_nothing_the_charts_show(
             pass
     same(charts(), before)
     late = window("dev-b", START + timedelta(hours=3, minutes=5), {("gate", "in", "cyclist"): 9}, seq=99)
-    core = IngestCore(db.path, "cot", IngestConfig())
+    core = IngestCore(db.location, "cot", IngestConfig())
     core.process([(device_topic("cot", "street", "dev-b", Channel.FLOW), encode(late), START.timestamp())])
     core.close()
     after = source.flow_aggregate(START, timedelta(hours=1), 24, "dev-b")

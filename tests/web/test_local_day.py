@@ -69,7 +69,7 @@ def test_pages_show_the_local_day_of_the_history(tmp_path: Path, now: datetime) 
     counts: dict[tuple[str, str, str], int | None] = {("door", "in", "pedestrian"): 7, ("door", "in", "cyclist"): None}
     windows = [window("cam", s, counts, policy=policy, seq=n) for n, s in enumerate(hourly_history(now), 1)]
     db = Database(tmp_path / "hub.sqlite3")
-    core = IngestCore(db.path, "cot", IngestConfig())
+    core = IngestCore(db.location, "cot", IngestConfig())
     core.process([(device_topic("cot", "street", "cam", Channel.FLOW), encode(w), now.timestamp()) for w in windows])
     core.close()
     app = web.Application()

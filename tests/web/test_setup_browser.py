@@ -69,7 +69,7 @@ def world(tmp_path: Path, make_broker: Any, monkeypatch: pytest.MonkeyPatch) -> 
     data["ingest"] = {"writer_process": False, "client_id": "hub-setup-e2e"}
     write_secret(Path(data["mqtt"]["password_file"]), broker.hub_password)
     config = HubConfig.model_validate(data)
-    db = Database(config.store.path)
+    db = Database(config.store.location)
     with db.write() as conn:
         accounts.add_user(conn, "olga", Role.OPERATOR, PASSWORD)
     hub = RunningHub(create_app(config, database=db))

@@ -1,0 +1,105 @@
+"""The store's two engines behind one interface: the same statements give the same answers and errors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub_server.store.db import Database, migrate
+from hub_server.store.engine import Connection, IntegrityError, MissingTable, connect, pg_sql, transaction
+from tests import postgres
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    if request.param == "postgresql":
+        postgres.require()
+        return postgres.fresh_database()
+    return tmp_path / "hub.sqlite3"
+
+
+@pytest.fixture
+def conn(location: Path | str) -> Iterator[Connection]:
+    connection = connect(location)
+    connection.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER, x REAL)")
+    yield connection
+    connection.close()
+
+
+def test_sqlite_spellings_become_postgresql_ones_and_quoted_text_stays() -> None:
+    assert pg_sql("INSERT OR IGNORE INTO t (k) VALUES (?)") == "INSERT INTO t (k) VALUES (%s) ON CONFLICT DO NOTHING"
+    assert (
+        pg_sql("INSERT OR IGNORE INTO t (k) VALUES (?) RETURNING k")
+        == "INSERT INTO t (k) VALUES (%s) ON CONFLICT DO NOTHING RETURNING k"
+    )
+    assert (
+        pg_sql("SELECT MAX(a), min(b, MAX(c, ?)), MAX((a + b)), f(x, y) FROM t WHERE n LIKE 'a?%' AND m % 2 = ?")
+        == "SELECT MAX(a), LEAST(b, GREATEST(c, %s)), MAX((a + b)), f(x, y) FROM t WHERE n LIKE 'a?%%' AND m %% 2 = %s"
+    )
+
+
+def test_rows_answer_by_index_and_name_with_plain_numbers(conn: Connection) -> None:
+    conn.executemany("INSERT INTO t (k, name, n, x) VALUES (?, ?, ?, ?)", [(1, "a", 2, 0.5), (2, "b", 3, 1.5)])
+    row = conn.execute(
+        "SELECT SUM(n) AS total, MIN(SUM(n), ?) AS low, COUNT(*) FROM t WHERE name != ?", (4, "c")
+    ).fetchone()
+    assert (row[0], row["total"], row["low"], row[2]) == (5, 5, 4, 2)
+    assert type(row["total"]) is int  # PostgreSQL's SUM is NUMERIC; callers get what SQLite gives
+    assert dict(conn.execute("SELECT k, name FROM t WHERE k = ?", (1,)).fetchone()) == {"k": 1, "name": "a"}
+    truncated = conn.execute(f"SELECT {conn.truncate('?')}, {conn.truncate('?')}", (2.7, 3.5)).fetchone()
+    assert tuple(truncated) == (2, 3)  # toward zero on both (a plain cast rounds on PostgreSQL)
+
+
+def test_errors_arrive_as_the_stores_own_and_a_savepoint_keeps_the_transaction(conn: Connection) -> None:
+    conn.execute("INSERT INTO t (k, name) VALUES (?, ?)", (1, "a"))
+    with pytest.raises(IntegrityError):
+        conn.execute("INSERT INTO t (k, name) VALUES (?, ?)", (1, "again"))
+    with pytest.raises(MissingTable):
+        conn.execute("SELECT * FROM nowhere")
+    with transaction(conn):
+        with pytest.raises(IntegrityError), conn.savepoint():
+            conn.execute("INSERT INTO t (k, name) VALUES (?, ?)", (1, "again"))
+        conn.execute("INSERT INTO t (k, name) VALUES (?, ?)", (2, "b"))  # PostgreSQL: usable after the savepoint
+    assert [r["name"] for r in conn.execute("SELECT name FROM t ORDER BY k")] == ["a", "b"]
+    with pytest.raises(IntegrityError), transaction(conn):
+        conn.execute("INSERT INTO t (k, name) VALUES (?, ?)", (3, "c"))
+        conn.execute("INSERT INTO t (k, name) VALUES (?, ?)", (1, "again"))
+    assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 2  # the whole transaction undone
+    assert not conn.in_transaction
+
+
+def test_the_audit_log_refuses_changes_on_both_engines(location: Path | str) -> None:
+    db = Database(location)
+    with db.write() as conn:
+        conn.execute("INSERT INTO audit_log (at, actor, action, target) VALUES (?, ?, ?, ?)", ("t", "a", "b", "c"))
+    for statement in ("UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"):
+        with pytest.raises(IntegrityError, match="append-only"), db.write() as conn:
+            conn.execute(statement)
+    assert db.conn.execute("SELECT actor FROM audit_log").fetchone()[0] == "a"
+
+
+def test_instances_starting_together_migrate_once(location: Path | str) -> None:
+    applied: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            connection = connect(location)
+            applied.append(migrate(connection))
+            connection.close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    if isinstance(location, Path):
+        pytest.skip("SQLite keeps one hub process (its writer lock); the race is PostgreSQL's")
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    names = [name for run in applied for name in run]
+    assert len(names) == len(set(names)) and "0158_flow_cell_rows.sql" in names  # every migration exactly once
