@@ -248,6 +248,12 @@ class IngestConfig(StrictModel):
     writer_process: bool = Field(
         default=True, description="Decode and store in a process of its own (off: a thread, e.g. for small tests)"
     )
+    shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9-]{1,32}$",
+        description="Share the device messages with other hub instances through this MQTT shared subscription "
+        "group (needs store.url: PostgreSQL); each instance then connects with a client id of its own",
+    )
 
 
 class HubConfig(StrictModel):
@@ -263,6 +269,15 @@ class HubConfig(StrictModel):
     provisioning: ProvisioningConfig | None = Field(
         default=None, description="Device credentials on the broker (absent: device add/revoke are refused)"
     )
+
+    @model_validator(mode="after")
+    def _shared_ingest_needs_postgresql(self) -> HubConfig:
+        if self.ingest.shared_group is not None and self.store.url is None:
+            raise ValueError(
+                "ingest.shared_group needs store.url (PostgreSQL): instances sharing the ingest keep what they "
+                "stored in one database; SQLite keeps one hub instance"
+            )
+        return self
 
     @model_validator(mode="after")
     def _own_admin_account(self) -> HubConfig:

@@ -12,6 +12,7 @@ not acknowledged, so its device sends it again.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -36,9 +37,17 @@ BROKER_UPTIME_TOPIC = "$SYS/broker/uptime"
 broker last restarted, which closed every device's connection."""
 
 
-def device_subscriptions(prefix: str) -> list[str]:
-    """One filter per device channel, so the hub never receives its own ``cmd`` and ``ack`` messages."""
-    return [f"{prefix}/v{PROTOCOL_VERSION}/+/+/{channel.value}" for channel in sorted(DEVICE_CHANNELS)]
+def device_subscriptions(prefix: str, shared_group: str | None = None) -> list[str]:
+    """One filter per device channel, so the hub never receives its own ``cmd`` and ``ack`` messages.
+
+    With ``shared_group``, instances split the messages (``$share/<group>/...``: the broker gives each message
+    to one of them). Registers stay a plain subscription on every instance: MQTT gives retained messages only
+    to plain subscriptions, and each instance storing the same latest register changes nothing.
+    """
+    filters = [f"{prefix}/v{PROTOCOL_VERSION}/+/+/{channel.value}" for channel in sorted(DEVICE_CHANNELS)]
+    if shared_group is None:
+        return filters
+    return [f if f.endswith(f"/{Channel.REGISTER.value}") else f"$share/{shared_group}/{f}" for f in filters]
 
 
 class HubMqtt:
@@ -50,14 +59,24 @@ class HubMqtt:
         on_message: MessageCallback,
         *,
         on_connection: Callable[[bool], None] | None = None,
+        shared_group: str | None = None,
     ) -> None:
         self.config = config
+        self._shared_group = shared_group
         self._on_message_cb = on_message
         self._on_connection = on_connection
         self._connected = threading.Event()
         self._stopping = False
+        if shared_group is not None:
+            # Each instance its own id (one id would make the broker drop the other), and a clean session: when
+            # an instance dies, the broker stops giving it messages at once; what it held unacknowledged, the
+            # devices send again (they keep every event until acknowledged).
+            client_id = f"{client_id}-{secrets.token_hex(4)}"
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=shared_group is not None,
+            protocol=mqtt.MQTTv311,
         )
         client.username_pw_set(config.username, password)
         if config.tls:
@@ -117,7 +136,10 @@ class HubMqtt:
         # Subscribing again also makes the broker re-send retained register messages (status ones are ignored).
         # The broker's uptime first, so the ingest knows of a broker restart before any device message.
         _, self._subscribe_mid = client.subscribe(
-            [(BROKER_UPTIME_TOPIC, 0), *((topic, 1) for topic in device_subscriptions(self.config.prefix))]
+            [
+                (BROKER_UPTIME_TOPIC, 0),
+                *((topic, 1) for topic in device_subscriptions(self.config.prefix, self._shared_group)),
+            ]
         )
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:

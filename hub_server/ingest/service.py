@@ -140,7 +140,12 @@ class Ingest:
             thread.start()
             self._threads.append(thread)
         self.mqtt = HubMqtt(
-            self.mqtt_config, password, self.settings.client_id, self.feed, on_connection=self._on_connection
+            self.mqtt_config,
+            password,
+            self.settings.client_id,
+            self.feed,
+            on_connection=self._on_connection,
+            shared_group=self.settings.shared_group,
         )
         self.mqtt.start()
 

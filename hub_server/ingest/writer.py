@@ -50,6 +50,9 @@ BROKER_RESTART = "broker-restart"
 SYS_INTERVAL_S = 10
 """Mosquitto's default sys_interval: a retained uptime may be this much older than it looks."""
 
+SHARED_CHECK_S = 5.0
+"""Sharing the ingest, how often the leading instance checks for silence and gaps."""
+
 SEQUENCE_GAP_NOTE = "sequence-gap"
 """Note kind of a hole the hub found; not ``gap``, which is the device channel where a device declares drops."""
 
@@ -108,6 +111,13 @@ class IngestCore:
         self.settings = settings
         self._clock = clock
         self.conn = connect(db_path)
+        # Sharing the ingest with other instances (an MQTT shared subscription): the database, not this
+        # process's memory, knows what is stored; each batch reloads its devices' state under their locks.
+        self.shared = settings.shared_group is not None
+        if self.shared and self.conn.dialect != "postgresql":
+            raise ValueError("ingest.shared_group needs a PostgreSQL store (store.url)")
+        self._leads_checks = False
+        self._next_shared_check = 0.0
         store.tune_for_writer(self.conn)
         self._topic_cache: dict[str, TopicParts | None] = {}
         self.counters = Counters()
@@ -117,23 +127,40 @@ class IngestCore:
         self._device_log = DeviceLog(log)
         self._load()
 
-    def _load(self) -> None:
+    def _load(self, only: list[str] | None = None) -> None:
+        """The state from the database: every device's, or (``only``) the listed devices'. A hole's age is
+        this process's own observation and survives a reload."""
         conn = self.conn
-        self.boots: dict[tuple[str, str], BootState] = {
-            (d, b): BootState(upto=u, max_seq=m) for d, b, u, m in store.boot_watermarks(conn)
+        previous = getattr(self, "boots", {})
+        boots: dict[tuple[str, str], BootState] = {
+            (d, b): BootState(upto=u, max_seq=m) for d, b, u, m in store.boot_watermarks(conn, only)
         }
-        for device, boot, seq in store.events_above_watermarks(conn):
-            self.boots[(device, boot)].add(seq)
-        for device, boot, first, last in store.dropped_ranges(conn):
-            self.boots.setdefault((device, boot), BootState()).add_range(first, last)
-        for d, b, first, last in store.open_gaps(conn):
-            if (d, b) in self.boots:
-                self.boots[(d, b)].gap_open = True
-                self.boots[(d, b)].reported.add((first, last))
-        self.devices: dict[str, DeviceState] = {
+        for device, boot, seq in store.events_above_watermarks(conn, only):
+            boots[(device, boot)].add(seq)
+        for device, boot, first, last in store.dropped_ranges(conn, only):
+            boots.setdefault((device, boot), BootState()).add_range(first, last)
+        for d, b, first, last in store.open_gaps(conn, only):
+            if (d, b) in boots:
+                boots[(d, b)].gap_open = True
+                boots[(d, b)].reported.add((first, last))
+        for key, state in boots.items():
+            if (old := previous.get(key)) is not None:
+                state.hole_since = old.hole_since
+                state.reported |= old.reported
+        devices = {
             row[0]: DeviceState(row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
-            for row in store.devices(conn)
+            for row in store.devices(conn, only)
         }
+        if only is None:
+            self.boots, self.devices = boots, devices
+            return
+        wanted = set(only)
+        for key in [k for k in self.boots if k[0] in wanted]:
+            del self.boots[key]
+        self.boots.update(boots)
+        for device in wanted:
+            self.devices.pop(device, None)
+        self.devices.update(devices)
 
     def sites(self) -> dict[str, str]:
         return {device: state.site for device, state in self.devices.items()}
@@ -141,6 +168,30 @@ class IngestCore:
     # -- one batch ---------------------------------------------------------------------------------------
 
     def process(self, batch: list[Message]) -> BatchResult:
+        if not self.shared:
+            return self._process(batch)
+        conn = self.conn
+        try:
+            with transaction(conn):
+                devices = self._devices_named(batch)
+                store.lock_devices(conn, devices)
+                self._load(devices)
+                return self._process(batch)
+        except Exception:
+            self._load()
+            raise
+
+    def _devices_named(self, batch: list[Message]) -> list[str]:
+        named = set()
+        for topic, _, _ in batch:
+            parts = self._topic_cache.get(topic, _UNSEEN)
+            if parts is _UNSEEN:
+                parts = parse_topic(self.prefix, topic)
+            if parts is not None:
+                named.add(parts.device)
+        return sorted(named)
+
+    def _process(self, batch: list[Message]) -> BatchResult:
         now = self._clock()
         result = BatchResult()
         rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
@@ -268,11 +319,15 @@ class IngestCore:
             if state.advance():
                 state.hole_since = None
                 advanced.append(key)
-        try:
-            self._commit(rows, touched, advanced, changed_devices, invalid, now)
-        except Exception:
-            self._load()
-            raise
+        if self.shared:  # inside process()'s transaction, under the devices' locks
+            self._write(rows, touched, advanced, changed_devices, invalid, now)
+        else:
+            try:
+                with transaction(self.conn):
+                    self._write(rows, touched, advanced, changed_devices, invalid, now)
+            except Exception:
+                self._load()
+                raise
         for key, site in touched.items():
             upto = self.boots[key].upto
             if upto > 0:
@@ -355,7 +410,7 @@ class IngestCore:
             device, t, "invalid message #%d from %r (%s) on %r: %s", seen, device or "?", kind, topic, reason
         )
 
-    def _commit(
+    def _write(
         self,
         rows: dict[str, list[tuple[Any, ...]]],
         touched: dict[tuple[str, str], str],
@@ -365,19 +420,18 @@ class IngestCore:
         now: float,
     ) -> None:
         conn = self.conn
-        with transaction(conn):
-            store.insert_rows(conn, rows)
-            if touched:
-                store.upsert_watermarks(
-                    conn, [(d, b, self.boots[(d, b)].upto, self.boots[(d, b)].max_seq, now, now) for (d, b) in touched]
-                )
-            for device, boot in advanced:
-                if self.boots[(device, boot)].gap_open:
-                    self._resolve_gaps(device, boot, now)
-            if changed_devices:
-                store.upsert_devices(conn, [self._device_row(d) for d in changed_devices])
-            if invalid:
-                store.upsert_invalid(conn, [tuple(v) for v in invalid.values()])
+        store.insert_rows(conn, rows)
+        if touched:
+            store.upsert_watermarks(
+                conn, [(d, b, self.boots[(d, b)].upto, self.boots[(d, b)].max_seq, now, now) for (d, b) in touched]
+            )
+        for device, boot in advanced:
+            if self.boots[(device, boot)].gap_open:
+                self._resolve_gaps(device, boot, now)
+        if changed_devices:
+            store.upsert_devices(conn, [self._device_row(d) for d in changed_devices])
+        if invalid:
+            store.upsert_invalid(conn, [tuple(v) for v in invalid.values()])
 
     def _resolve_gaps(self, device: str, boot: str, now: float) -> None:
         state = self.boots[(device, boot)]
@@ -391,7 +445,35 @@ class IngestCore:
     # -- time-driven checks ------------------------------------------------------------------------------
 
     def tick(self) -> BatchResult:
-        """Offline by silence, and holes that stayed open long enough to be called gaps."""
+        """Offline by silence, and holes that stayed open long enough to be called gaps. Sharing the ingest, one
+        instance does it (the first to take the lead; another takes over when it dies), from the database's
+        state: what other instances stored is in no one else's memory."""
+        if self.shared:
+            now = self._clock()
+            if now < self._next_shared_check:
+                return BatchResult()
+            self._next_shared_check = now + SHARED_CHECK_S  # each check reads every device's state
+            if not self._leads_checks:
+                self._leads_checks = store.try_lead(self.conn, "ingest-checks")
+                if not self._leads_checks:
+                    return BatchResult()
+            try:
+                with transaction(self.conn):
+                    store.lock_devices(self.conn, self._silent_candidates())
+                    self._load()
+                    return self._tick()
+            except Exception:
+                self._load()
+                raise
+        return self._tick()
+
+    def _silent_candidates(self) -> list[str]:
+        # Read before the locks; the reload under them decides (a device heard meanwhile is not silent).
+        self._load()
+        now = self._clock()
+        return [d for d, s in self.devices.items() if s.online and s.last_seen < now - self.settings.offline_after_s]
+
+    def _tick(self) -> BatchResult:
         now = self._clock()
         result = BatchResult()
         silent = [
@@ -420,15 +502,15 @@ class IngestCore:
             d = self.devices[device]
             d.online, d.reason, d.status_changed = False, "silent", now
         conn = self.conn
-        try:
-            with transaction(conn):
-                if silent:
-                    store.upsert_devices(conn, [self._device_row(d) for d in silent])
-                if gap_rows:
-                    store.insert_gaps(conn, gap_rows)
-        except BaseException:
-            self._load()
-            raise
+        if self.shared:  # inside tick()'s transaction
+            self._write_checks(silent, gap_rows)
+        else:
+            try:
+                with transaction(conn):
+                    self._write_checks(silent, gap_rows)
+            except BaseException:
+                self._load()
+                raise
         for device in silent:
             d = self.devices[device]
             log.info("device %s offline: nothing heard for %.0f s", device, now - d.last_seen)
@@ -442,6 +524,12 @@ class IngestCore:
             site = self.devices[device].site if device in self.devices else ""
             result.notes.append((SEQUENCE_GAP_NOTE, site, device, json.dumps(data)))
         return result
+
+    def _write_checks(self, silent: list[str], gap_rows: list[tuple[Any, ...]]) -> None:
+        if silent:
+            store.upsert_devices(self.conn, [self._device_row(d) for d in silent])
+        if gap_rows:
+            store.insert_gaps(self.conn, gap_rows)
 
     def close(self) -> None:
         self.conn.close()

@@ -106,37 +106,77 @@ def tune_for_writer(conn: Connection) -> None:
 
 
 # -- the state the writer reloads --------------------------------------------------------------------------
+# ``only``: the listed devices' rows (PostgreSQL; instances sharing the ingest reload what they are about to
+# change); None: every device's.
+
+Only = list[str] | None
 
 
-def boot_watermarks(conn: Connection) -> Cursor:
+def _only(only: Only, column: str, glue: str) -> tuple[str, tuple[Any, ...]]:
+    if only is None:
+        return "", ()
+    return f" {glue} {column} = ANY(CAST(? AS TEXT[]))", (only,)
+
+
+def boot_watermarks(conn: Connection, only: Only = None) -> Cursor:
     """(device, boot, upto, max_seq) of every boot."""
-    return conn.execute("SELECT device, boot, upto, max_seq FROM boot_watermarks")
+    where, params = _only(only, "device", "WHERE")
+    return conn.execute("SELECT device, boot, upto, max_seq FROM boot_watermarks" + where, params)  # noqa: S608 - fixed fragments
 
 
-def events_above_watermarks(conn: Connection) -> Cursor:
+def events_above_watermarks(conn: Connection, only: Only = None) -> Cursor:
     """(device, boot, seq) of every stored event above its boot's watermark."""
+    where, params = _only(only, "w.device", "AND")
     return conn.execute(
-        "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"
-        " ON e.device = w.device AND e.boot = w.boot WHERE e.seq > w.upto"
+        "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"  # noqa: S608 - fixed fragments
+        " ON e.device = w.device AND e.boot = w.boot WHERE e.seq > w.upto" + where,
+        params,
     )
 
 
-def dropped_ranges(conn: Connection) -> Cursor:
+def dropped_ranges(conn: Connection, only: Only = None) -> Cursor:
     """(device, boot, first_seq, last_seq) of every range a device declared dropped."""
-    return conn.execute("SELECT device, boot, first_seq, last_seq FROM dropped_ranges")
+    where, params = _only(only, "device", "WHERE")
+    return conn.execute("SELECT device, boot, first_seq, last_seq FROM dropped_ranges" + where, params)  # noqa: S608 - fixed fragments
 
 
-def open_gaps(conn: Connection) -> Cursor:
+def open_gaps(conn: Connection, only: Only = None) -> Cursor:
     """(device, boot, first_seq, last_seq) of every sequence gap not resolved yet."""
-    return conn.execute("SELECT device, boot, first_seq, last_seq FROM sequence_gaps WHERE resolved_at IS NULL")
-
-
-def devices(conn: Connection) -> Cursor:
-    """Every device's row in the column order of ``upsert_devices``."""
+    where, params = _only(only, "device", "AND")
     return conn.execute(
-        "SELECT device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"
-        " dropped_total FROM devices"
+        "SELECT device, boot, first_seq, last_seq FROM sequence_gaps WHERE resolved_at IS NULL" + where,  # noqa: S608
+        params,
     )
+
+
+def devices(conn: Connection, only: Only = None) -> Cursor:
+    """Every device's row in the column order of ``upsert_devices``."""
+    where, params = _only(only, "device", "WHERE")
+    return conn.execute(
+        "SELECT device, site, first_seen, last_seen, online, offline_reason, status_changed, boot,"  # noqa: S608
+        " dropped_total FROM devices" + where,
+        params,
+    )
+
+
+# -- instances sharing the ingest (PostgreSQL) ---------------------------------------------------------------
+
+
+def lock_devices(conn: Connection, devices: Iterable[str]) -> None:
+    """Transaction locks, one per device, taken in one order by every instance (so never a deadlock): two
+    instances that receive messages of one device take turns, each reading what the other stored."""
+    names = sorted(set(devices))
+    if names:
+        # unnest keeps the (sorted) array's order, and the locks are taken row by row in that order.
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(d, 7)) FROM unnest(CAST(? AS TEXT[])) AS d", (names,)
+        )
+
+
+def try_lead(conn: Connection, job: str) -> bool:
+    """Whether this connection now leads ``job`` among the instances (a session lock: kept until the connection
+    closes, so a killed instance's jobs pass to another at its next try)."""
+    return bool(conn.execute("SELECT pg_try_advisory_lock(hashtextextended(?, 11))", (job,)).fetchone()[0])
 
 
 def event_stored(conn: Connection, device: str, boot: str, seq: int) -> bool:
