@@ -1,10 +1,17 @@
 """What logistics and alarms read from the ingest's tables (migration 0001), each reader with its own cursor.
 
-The ingest stores every event once; logistics and alarms follow those tables by ``received_at``: a cursor in
-``feed_cursors`` (looking back ``LOOKBACK_S``, as batches may commit with equal or slightly out-of-order
-receive times) plus the set of applied events in ``feed_seen``, so nothing is missed across a restart and
-nothing is applied twice. Events come back as the contract's models. Before the ingest's tables exist (a hub
-without ingest, unit tests) every reader returns nothing.
+The ingest stores every event once; logistics and alarms follow those tables with a cursor in ``feed_cursors``
+plus the set of applied events in ``feed_seen``, so nothing is missed across a restart and nothing is applied
+twice. Events come back as the contract's models. Before the ingest's tables exist (a hub without ingest, unit
+tests) every reader returns nothing.
+
+The cursor follows the order in which events became visible, which is not the order of their receive times:
+- SQLite (one instance, one writer): by ``received_at``, looking back ``LOOKBACK_S``, as batches may commit
+  with equal or slightly out-of-order receive times.
+- PostgreSQL (instances sharing the ingest, clocks of several machines, transactions that wait for a device's
+  lock): by the id of the transaction that stored the row (``xid``, migration 0161), reading only below the
+  oldest transaction still running (``pg_snapshot_xmin``): a row that commits later always has an id at or
+  above that bound, so a later read finds it, however late it commits or whatever its receive time.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from hub_protocol.alarms import DeviceAlarm
 from hub_protocol.envelope import CommandResult, Health
@@ -33,63 +40,111 @@ def _missing_table(exc: OperationalError) -> bool:
     return "no such table" in str(exc)
 
 
+@dataclass(frozen=True, slots=True)
+class FeedEntry(Generic[T]):
+    received_at: float
+    position: str | None
+    """PostgreSQL: the storing transaction's id (text); SQLite: None (the cursor is ``received_at``)."""
+    device: str
+    boot: str
+    seq: int
+    event: T
+
+
 def cursor(conn: Connection, name: str) -> float:
     row = conn.execute("SELECT received_at FROM feed_cursors WHERE name = ?", (name,)).fetchone()
     return float(row[0]) if row else 0.0
 
 
-def set_cursor(conn: Connection, name: str, received_at: float) -> None:
+def _position(conn: Connection, name: str) -> str | None:
+    row = conn.execute("SELECT CAST(xid AS TEXT) FROM feed_cursors WHERE name = ?", (name,)).fetchone()
+    return None if row is None else row[0]
+
+
+def set_cursor(conn: Connection, name: str, received_at: float, position: str | None = None) -> None:
+    if position is None:
+        conn.execute(
+            """INSERT INTO feed_cursors (name, received_at) VALUES (?, ?)
+               ON CONFLICT (name) DO UPDATE SET received_at = MAX(feed_cursors.received_at, excluded.received_at)""",
+            (name, received_at),
+        )
+        return
     conn.execute(
-        """INSERT INTO feed_cursors (name, received_at) VALUES (?, ?)
-           ON CONFLICT (name) DO UPDATE SET received_at = MAX(feed_cursors.received_at, excluded.received_at)""",
-        (name, received_at),
+        """INSERT INTO feed_cursors (name, received_at, xid) VALUES (?, ?, CAST(? AS XID8))
+           ON CONFLICT (name) DO UPDATE SET received_at = MAX(feed_cursors.received_at, excluded.received_at),
+               xid = MAX(COALESCE(feed_cursors.xid, excluded.xid), excluded.xid)""",
+        (name, received_at, position),
     )
 
 
-def _new_rows(
-    conn: Connection, table: str, name: str, limit: int, build: Callable[[Row], T]
-) -> list[tuple[float, str, str, int, T]]:
-    after = cursor(conn, name) - LOOKBACK_S
-    sql = (
-        f"SELECT * FROM {table} e WHERE received_at > ? AND NOT EXISTS (SELECT 1 FROM feed_seen s"  # noqa: S608
-        " WHERE s.name = ? AND s.device = e.device AND s.boot = e.boot AND s.seq = e.seq)"
-        " ORDER BY received_at, device, boot, seq LIMIT ?"
-    )
+_NOT_SEEN = (
+    " AND NOT EXISTS (SELECT 1 FROM feed_seen s"
+    " WHERE s.name = ? AND s.device = e.device AND s.boot = e.boot AND s.seq = e.seq)"
+)
+
+
+def _new_rows(conn: Connection, table: str, name: str, limit: int, build: Callable[[Row], T]) -> list[FeedEntry[T]]:
+    if conn.dialect == "postgresql":
+        # Rows of the cursor's own transaction may be partly applied: from it on, less what was applied.
+        position = _position(conn, name) or "0"
+        sql = (
+            f"SELECT e.*, CAST(e.xid AS TEXT) AS position FROM {table} e"  # noqa: S608 - fixed fragments
+            " WHERE e.xid >= CAST(? AS XID8) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())"
+            f"{_NOT_SEEN} ORDER BY e.xid, device, boot, seq LIMIT ?"
+        )
+        params: tuple[Any, ...] = (position, name, limit)
+    else:
+        sql = (
+            f"SELECT * FROM {table} e WHERE received_at > ?{_NOT_SEEN}"  # noqa: S608 - fixed fragments
+            " ORDER BY received_at, device, boot, seq LIMIT ?"
+        )
+        params = (cursor(conn, name) - LOOKBACK_S, name, limit)
     try:
-        rows = conn.execute(sql, (after, name, limit)).fetchall()
+        rows = conn.execute(sql, params).fetchall()
     except OperationalError as exc:
         if _missing_table(exc):
             return []
         raise
-    return [(float(r["received_at"]), r["device"], r["boot"], r["seq"], build(r)) for r in rows]
+    positional = conn.dialect == "postgresql"
+    return [
+        FeedEntry(
+            float(r["received_at"]),
+            r["position"] if positional else None,
+            r["device"],
+            r["boot"],
+            r["seq"],
+            build(r),
+        )
+        for r in rows
+    ]
 
 
-def mark_seen(conn: Connection, name: str, received_at: float, device: str, boot: str, seq: int) -> None:
+def mark_seen(conn: Connection, name: str, entry: FeedEntry[Any]) -> None:
     conn.execute(
         "INSERT OR IGNORE INTO feed_seen (name, device, boot, seq, seen_at) VALUES (?, ?, ?, ?, ?)",
-        (name, device, boot, seq, received_at),
+        (name, entry.device, entry.boot, entry.seq, entry.received_at),
     )
-    set_cursor(conn, name, received_at)
+    set_cursor(conn, name, entry.received_at, entry.position)
 
 
 def forget_seen(conn: Connection, before: datetime) -> int:
     return conn.execute("DELETE FROM feed_seen WHERE seen_at < ?", (before.timestamp(),)).rowcount
 
 
-Reader = Callable[[Connection, str], list[tuple[float, str, str, int, Any]]]
+Reader = Callable[[Connection, str], list[FeedEntry[Any]]]
 
 
 def follow(db: Any, name: str, read: Reader, apply: Callable[[Any], None]) -> int:
     """Apply each new event of one reader, marking it applied right after; returns how many were applied."""
-    rows = read(db.conn, name)
-    for received_at, device, boot, seq, event in rows:
-        apply(event)
+    entries = read(db.conn, name)
+    for entry in entries:
+        apply(entry.event)
         with db.write() as conn:
-            mark_seen(conn, name, received_at, device, boot, seq)
-    return len(rows)
+            mark_seen(conn, name, entry)
+    return len(entries)
 
 
-def locker_events(conn: Connection, name: str, limit: int = 500) -> list[tuple[float, str, str, int, LockerEvent]]:
+def locker_events(conn: Connection, name: str, limit: int = 500) -> list[FeedEntry[LockerEvent]]:
     return _new_rows(
         conn,
         "locker_events",
@@ -111,7 +166,7 @@ def locker_events(conn: Connection, name: str, limit: int = 500) -> list[tuple[f
     )
 
 
-def command_results(conn: Connection, name: str, limit: int = 500) -> list[tuple[float, str, str, int, CommandResult]]:
+def command_results(conn: Connection, name: str, limit: int = 500) -> list[FeedEntry[CommandResult]]:
     return _new_rows(
         conn,
         "command_results",
@@ -129,7 +184,7 @@ def command_results(conn: Connection, name: str, limit: int = 500) -> list[tuple
     )
 
 
-def device_alarms(conn: Connection, name: str, limit: int = 500) -> list[tuple[float, str, str, int, DeviceAlarm]]:
+def device_alarms(conn: Connection, name: str, limit: int = 500) -> list[FeedEntry[DeviceAlarm]]:
     return _new_rows(
         conn,
         "device_alarms",
