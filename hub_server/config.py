@@ -277,6 +277,11 @@ class HubConfig(StrictModel):
                 "ingest.shared_group needs store.url (PostgreSQL): instances sharing the ingest keep what they "
                 "stored in one database; SQLite keeps one hub instance"
             )
+        if self.ingest.shared_group is not None and self.provisioning and self.provisioning.broker_accounts != "dynsec":
+            raise ValueError(
+                'ingest.shared_group needs provisioning.broker_accounts = "dynsec": several instances change '
+                "device accounts through the broker, not through files only the broker's machine has"
+            )
         return self
 
     @model_validator(mode="after")

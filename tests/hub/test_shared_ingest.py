@@ -6,22 +6,25 @@ from __future__ import annotations
 import random
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import ValidationError
 
 from edge_agent.events import build_event
 from hub_protocol.codec import decode, encode
 from hub_protocol.topics import Channel, device_topic
-from hub_server.config import IngestConfig
+from hub_server.config import HubConfig, IngestConfig
 from hub_server.ingest.service import Ingest, IngestCore
 from hub_server.ingest.writer import SHARED_CHECK_S
 from hub_server.store.db import Database
 from hub_server.store.engine import connect
 from tests import postgres
 from tests.conftest import BrokerSetup
+from tests.hub.conftest import hub_config_data
 from tests.transport.helpers import alarm_fields, hub_mqtt
 
 PREFIX, SITE = "cot", "test-street"
@@ -187,3 +190,21 @@ def test_two_hubs_on_one_broker_share_a_devices_messages_and_it_gets_every_ack(u
         device.disconnect()
         for ingest in ingests:
             ingest.stop()
+
+
+@pytest.mark.parametrize(
+    ("store", "provisioning", "reason"),
+    [
+        ({"path": "/tmp/hub.sqlite3"}, None, "ingest.shared_group needs store.url"),
+        ({"url": "postgresql://hub@db/hub"}, {"agent_mqtt_host": "hub.example"}, '"dynsec"'),
+    ],
+)
+def test_sharing_the_ingest_is_refused_where_instances_could_not_share(
+    tmp_path: Path, store: dict[str, str], provisioning: dict[str, str] | None, reason: str
+) -> None:
+    data = hub_config_data(tmp_path / "hub", ingest={"shared_group": "hub-ingest"})
+    data["store"] = store
+    if provisioning is not None:
+        data["provisioning"] = provisioning
+    with pytest.raises(ValidationError, match=reason):
+        HubConfig.model_validate(data)
