@@ -4,7 +4,7 @@ A :class:`Singleton` names a job (alarm evaluation, logistics rounds, retention,
 it keeps a connection of its own and holds a session-level advisory lock for the name on it: the lock lasts as
 long as that session, so an instance that stops, crashes or is killed loses it when the server drops its
 session, and the next instance to ask takes the job over. On SQLite only one instance runs (``hub-server
-serve`` refuses a second), so it always holds.
+serve`` refuses a second: :func:`lock_sqlite_store`), so it always holds.
 
 ``held()`` is blocking (it may reconnect): background loops call it through ``asyncio.to_thread``, one round at a
 time, so any worker thread may run it; a lock keeps the shared connection to one thread at a time.
@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import IO
 
 from hub_server.store.engine import DatabaseError, PostgresConnection, is_postgres
 
@@ -101,3 +104,35 @@ def when_held(job: Singleton, work: Callable[[], Awaitable[object]]) -> Callable
             await work()
 
     return round_
+
+
+class StoreInUse(Exception):
+    """Another hub instance serves this SQLite store."""
+
+    def __init__(self, pid: str) -> None:
+        self.pid = pid
+        super().__init__(f"in use by another hub instance (pid {pid})")
+
+
+def lock_sqlite_store(path: Path) -> IO[str]:
+    """Takes the one-instance lock of the SQLite store at ``path``: an exclusive lock on ``<path>.lock``, held
+    while the returned file stays open (the system drops it when the process ends, however it ends). Raises
+    ``StoreInUse`` at once when another process holds it. Only ``hub-server serve`` takes it: short commands
+    may run beside the hub (SQLite lets several processes share a file); what assumes one instance is the
+    serving hub's jobs and memory."""
+    lock = open(Path(f"{path}.lock"), "a+", encoding="utf-8")  # noqa: SIM115 - open for as long as the hub runs
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        pid = lock.read().strip() or "unknown"
+        lock.close()
+        raise StoreInUse(pid) from None
+    except BaseException:
+        lock.close()
+        raise
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
