@@ -31,6 +31,7 @@ from hub_server.config import HubConfig
 from hub_server.ingest.live import LiveRegistry
 from hub_server.store import accounts, provisioning
 from hub_server.store.db import Database, serving_request
+from hub_server.store.singleton import Singleton, singleton
 
 __all__ = ["API_KEY", "AUTH_KEY", "BACKGROUND", "CONFIG_KEY", "DB_KEY", "LIVE_KEY", "create_app"]
 
@@ -92,7 +93,8 @@ def create_app(
 
 
 async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Keeps the revoked-device list fresh for the ingest (a CLI revoke runs in another process)."""
+    """Keeps the revoked-device list fresh for the ingest (a CLI revoke runs in another process) in every
+    instance; purges ended sessions in one."""
     db = app[DB_KEY]
     live = app[LIVE_KEY]
 
@@ -103,12 +105,12 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
         with db.write() as conn:
             accounts.purge_sessions(conn)
 
-    async def loop() -> None:
+    async def loop(purge_job: Singleton) -> None:
         rounds = 0
         while True:
             try:
                 await asyncio.to_thread(refresh)
-                if rounds % 1800 == 0:
+                if rounds % 1800 == 0 and await asyncio.to_thread(purge_job.held):
                     await asyncio.to_thread(purge)
             except Exception:
                 log.exception("housekeeping failed; retrying")
@@ -116,11 +118,12 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(REVOCATION_REFRESH_S)
 
     refresh()
-    task = asyncio.create_task(loop(), name="hub-housekeeping")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with singleton(db.location, "session purge") as purge_job:
+        task = asyncio.create_task(loop(purge_job), name="hub-housekeeping")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Location")

@@ -22,7 +22,6 @@ import ipaddress
 import logging
 import secrets
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,9 +38,10 @@ from hub_protocol.validation import ConfigError
 from hub_server.accounts import audit
 from hub_server.appkeys import DB_KEY
 from hub_server.config import AuthConfig, HubConfig
-from hub_server.store import accounts
+from hub_server.store import accounts, login_failures
 from hub_server.store.accounts import Role, User, to_text, utc_now
 from hub_server.store.db import Database
+from hub_server.store.engine import Connection
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,10 @@ class LoginLimiter:
     ``per_address``) cost nothing; after that each attempt waits a delay that doubles with every further
     failure (2 s, 4 s, 8 s ... up to ``max_delay_s``) from the latest one. A browser that logged in as the user
     before (``KNOWN_COOKIE``) counts on its own: an attacker's failures elsewhere do not slow it down.
+
+    The failures are kept in the store (methods take its connection), so every hub instance on one database
+    counts the same ones; the clock is wall time for the same reason. Keys are hashed with ``secret`` (the
+    session key, which all instances share): names typed at the login form are not stored in clear.
     """
 
     def __init__(
@@ -106,48 +110,43 @@ class LoginLimiter:
         per_address: int,
         window_s: float,
         max_delay_s: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+        secret: bytes = b"",
     ):
         self.per_user = per_user
         self.per_address = per_address
         self.window_s = window_s
         self.max_delay_s = max_delay_s
         self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        self._secret = secret
 
-    def _recent(self, key: str) -> deque[float]:
-        now = self.clock()
-        entries = self._failures.setdefault(key, deque())
-        while entries and entries[0] <= now - self.window_s:
-            entries.popleft()
-        if not entries:
-            del self._failures[key]  # keeps the map from growing with every name ever tried
-            return deque()
-        return entries
+    def _key(self, kind: str, value: str) -> str:
+        return hmac.new(self._secret, f"login-failure:{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
     def _keys(self, username: str, address: str, known: bool) -> list[tuple[str, int]]:
         if known:
-            return [(f"k:{username}", self.per_user)]
-        return [(f"u:{username}", self.per_user), (f"a:{address}", self.per_address)]
+            return [(self._key("k", username), self.per_user)]
+        return [(self._key("u", username), self.per_user), (self._key("a", address), self.per_address)]
 
-    def retry_after(self, username: str, address: str, known: bool = False) -> float | None:
+    def retry_after(self, conn: Connection, username: str, address: str, known: bool = False) -> float | None:
         """Seconds to wait before the next attempt may be checked, else None."""
+        now = self.clock()
         waits = []
         for key, free in self._keys(username, address, known):
-            entries = self._recent(key)
-            if len(entries) >= free:
-                delay = min(self.max_delay_s, 2.0 ** (len(entries) - free + 1))
-                waits.append(entries[-1] + delay - self.clock())
+            count, latest = login_failures.recent(conn, key, now - self.window_s)
+            if count >= free and latest is not None:
+                delay = min(self.max_delay_s, 2.0 ** (count - free + 1))
+                waits.append(latest + delay - now)
         wait = max(waits, default=0.0)
         return wait if wait > 0 else None
 
-    def failed(self, username: str, address: str, known: bool = False) -> None:
+    def failed(self, conn: Connection, username: str, address: str, known: bool = False) -> None:
         now = self.clock()
-        for key, _ in self._keys(username, address, known):
-            self._failures.setdefault(key, deque()).append(now)
+        keys = [key for key, _ in self._keys(username, address, known)]
+        login_failures.record(conn, keys, now, forget_before=now - self.window_s)
 
-    def succeeded(self, username: str, known: bool = False) -> None:
-        self._failures.pop(f"k:{username}" if known else f"u:{username}", None)
+    def succeeded(self, conn: Connection, username: str, known: bool = False) -> None:
+        login_failures.forget(conn, self._key("k" if known else "u", username))
 
 
 @dataclass
@@ -170,6 +169,7 @@ class AuthState:
             auth.login_failures_per_address,
             auth.login_window_minutes * 60,
             auth.login_max_delay_s,
+            secret=key,
         )
         proxies = tuple(ipaddress.ip_network(p, strict=False) for p in config.http.trusted_proxies)
         return cls(key, auth, config.http.behind_tls, proxies if config.http.behind_tls else (), limiter)
@@ -391,18 +391,17 @@ async def login(request: web.Request, response: web.StreamResponse, username: st
     name = username.strip().lower()[:64]
     address = client_address(request)
     known = state.is_known_browser(request.cookies.get(KNOWN_COOKIE), name, time.time())
-    wait = state.limiter.retry_after(name, address, known)
+    wait = await db.read(state.limiter.retry_after, name, address, known)
     if wait is not None:
         raise LoginRefused(429, f"too many failed logins: try again in {int(wait) + 1} s", wait)
     user = await db.read(accounts.verify_login, name, password[:1024])
     if user is None:
-        state.limiter.failed(name, address, known)
+        await db.transact(state.limiter.failed, name, address, known)
         log.warning("failed login for %r from %s%s", name, address, " (known browser)" if known else "")
         raise LoginRefused(401, "wrong user name or password")
-    state.limiter.succeeded(name, known)
     old = current_principal(request)
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    await asyncio.to_thread(_open_session, db, state, token, user, csrf, old)
+    await asyncio.to_thread(_open_session, db, state, token, user, csrf, old, known)
     response.set_cookie(
         SESSION_COOKIE,
         state.sign(token),
@@ -428,8 +427,11 @@ async def login(request: web.Request, response: web.StreamResponse, username: st
     return principal
 
 
-def _open_session(db: Database, state: AuthState, token: str, user: User, csrf: str, old: Principal | None) -> None:
+def _open_session(
+    db: Database, state: AuthState, token: str, user: User, csrf: str, old: Principal | None, known: bool
+) -> None:
     with db.write() as conn:
+        state.limiter.succeeded(conn, user.username, known)
         if old is not None and old.session_token:
             accounts.delete_session(conn, old.session_token)
         accounts.purge_sessions(conn)

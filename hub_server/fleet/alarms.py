@@ -40,6 +40,7 @@ from hub_server.store import alarms as store
 from hub_server.store import feed
 from hub_server.store import logistics as logistics_store
 from hub_server.store.db import Database
+from hub_server.store.singleton import Singleton, singleton, when_held
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +346,9 @@ class AlarmService:
             sent += 1
         return sent
 
-    async def run(self, wake: asyncio.Event, notifier: Notifier | None = None) -> None:
-        """Background loop; ``wake`` (set by the live bus) makes it look at once instead of at the interval."""
+    async def run(self, wake: asyncio.Event, notifier: Notifier | None = None, job: Singleton | None = None) -> None:
+        """Background loop; ``wake`` (set by the live bus) makes it look at once instead of at the interval. With
+        ``job``, rounds run only while this instance holds it."""
 
         async def round_() -> None:
             await asyncio.to_thread(self.poll_device_alarms)
@@ -354,7 +356,8 @@ class AlarmService:
             if notifier is not None:
                 await self.dispatch_notices(notifier)
 
-        await run_rounds(round_, wake, self.config.evaluate_interval_s, "alarm evaluation", log)
+        work = round_ if job is None else when_held(job, round_)
+        await run_rounds(work, wake, self.config.evaluate_interval_s, "alarm evaluation", log)
 
 
 ALARMS_KEY: web.AppKey[AlarmService] = web.AppKey("alarms")
@@ -367,9 +370,10 @@ async def alarms_ctx(app: web.Application) -> AsyncIterator[None]:
     service.notify = notifier is not None
     wake = asyncio.Event()
     unsubscribe = wake_on(app[LIVE_KEY], wake, {"alarm", "gap", SEQUENCE_GAP_NOTE, "availability", "health", "locker"})
-    task = asyncio.create_task(service.run(wake, notifier), name="hub-alarms")
-    yield
-    unsubscribe()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with singleton(service.db.location, "alarm evaluation") as job:
+        task = asyncio.create_task(service.run(wake, notifier, job), name="hub-alarms")
+        yield
+        unsubscribe()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

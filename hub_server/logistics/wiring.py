@@ -27,6 +27,7 @@ from hub_server.ingest.live import run_rounds, wake_on
 from hub_server.logistics.notifications import NOTIFIER_KEY, Notifier, WebhookNotifier
 from hub_server.logistics.service import LOGISTICS_KEY, Logistics
 from hub_server.store import feed
+from hub_server.store.singleton import Singleton, singleton, when_held
 
 __all__ = [
     "ALARMS_KEY",
@@ -88,15 +89,19 @@ def follow_ingest(logistics: Logistics) -> int:
     )
 
 
-async def run_logistics(logistics: Logistics, notifier: Notifier | None, wake: asyncio.Event) -> None:
-    """Events first (so a drop-off is seen before its expiry is judged), then the periodic work."""
+async def run_logistics(
+    logistics: Logistics, notifier: Notifier | None, wake: asyncio.Event, job: Singleton | None = None
+) -> None:
+    """Events first (so a drop-off is seen before its expiry is judged), then the periodic work. With ``job``,
+    rounds run only while this instance holds it."""
 
     async def round_() -> None:
         while await asyncio.to_thread(follow_ingest, logistics):
             pass
         await logistics.tick(notifier)
 
-    await run_rounds(round_, wake, logistics.config.check_interval_s, "logistics round", log)
+    work = round_ if job is None else when_held(job, round_)
+    await run_rounds(work, wake, logistics.config.check_interval_s, "logistics round", log)
 
 
 async def logistics_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -105,9 +110,10 @@ async def logistics_ctx(app: web.Application) -> AsyncIterator[None]:
     notifier = app[NOTIFIER_KEY]
     wake = asyncio.Event()
     unsubscribe = wake_on(app[LIVE_KEY], wake, {"locker", "result"})
-    task = asyncio.create_task(run_logistics(logistics, notifier, wake), name="hub-logistics")
-    yield
-    unsubscribe()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with singleton(logistics.db.location, "logistics rounds") as job:
+        task = asyncio.create_task(run_logistics(logistics, notifier, wake, job), name="hub-logistics")
+        yield
+        unsubscribe()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -34,6 +34,7 @@ from hub_server.store import feed
 from hub_server.store import logistics as logistics_store
 from hub_server.store import retention as store
 from hub_server.store.db import Database
+from hub_server.store.singleton import Singleton, singleton
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +107,22 @@ class Retention:
         at = after.astimezone(UTC).replace(hour=self.config.retention.run_at_hour, minute=0, second=0, microsecond=0)
         return at if at > after else at + timedelta(days=1)
 
-    async def run(self, roll_every_s: float = ROLL_UP_EVERY_S) -> None:
-        """Background loop: roll up often, purge daily (and once at start when a run was missed)."""
-        last = await self.db.read(store.last_run)
-        due = self.clock() if last is None or self.clock() - last[0] > timedelta(days=1) else self.next_run(last[0])
+    async def run(self, roll_every_s: float = ROLL_UP_EVERY_S, job: Singleton | None = None) -> None:
+        """Background loop: roll up often, purge daily (and once at start when a run was missed). With ``job``,
+        only while this instance holds it."""
+        due: datetime | None = None  # read from the last run on (re)taking the job: another instance may have run
         while True:
             try:
-                if self.clock() >= due:
+                if job is not None and not await asyncio.to_thread(job.held):
+                    due = None
+                elif due is None:
+                    last = await self.db.read(store.last_run)
+                    if last is None or self.clock() - last[0] > timedelta(days=1):
+                        due = self.clock()  # a run was missed: at once
+                    else:
+                        due = self.next_run(last[0])
+                    continue
+                elif self.clock() >= due:
                     await asyncio.to_thread(self.purge)
                     due = self.next_run(self.clock())
                 else:
@@ -121,7 +131,7 @@ class Retention:
                 raise
             except Exception:
                 log.exception("retention failed; trying again later")
-            wait = (due - self.clock()).total_seconds()
+            wait = roll_every_s if due is None else (due - self.clock()).total_seconds()
             await asyncio.sleep(max(0.01, min(roll_every_s, wait)))
 
 
@@ -130,8 +140,9 @@ async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
     from hub_server.appkeys import CONFIG_KEY, DB_KEY
 
     retention = Retention(app[DB_KEY], app[CONFIG_KEY])
-    task = asyncio.create_task(retention.run(), name="hub-retention")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with singleton(retention.db.location, "retention") as job:
+        task = asyncio.create_task(retention.run(job=job), name="hub-retention")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

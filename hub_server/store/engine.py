@@ -311,7 +311,9 @@ def _pg_errors() -> Iterator[None]:
 class PostgresConnection(Connection):
     dialect = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, any_thread: bool = False) -> None:
+        """``any_thread``: the caller serialises use from several threads itself (a lock), as
+        ``singleton.Singleton`` does with its dedicated connection."""
         try:
             import psycopg
         except ImportError as exc:
@@ -321,11 +323,11 @@ class PostgresConnection(Connection):
         with _pg_errors():
             self.raw = psycopg.connect(url, autocommit=True, row_factory=_pg_row_factory, connect_timeout=10)
             self.raw.execute("SET TIME ZONE 'UTC'")
-        self._thread = threading.get_ident()
+        self._thread = None if any_thread else threading.get_ident()
 
     def _check_thread(self) -> None:
         # As sqlite3's check_same_thread: one connection per thread is the store's rule on both engines.
-        if threading.get_ident() != self._thread:
+        if self._thread is not None and threading.get_ident() != self._thread:
             raise ProgrammingError("a store connection made in one thread was used in another")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:

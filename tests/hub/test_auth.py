@@ -14,6 +14,7 @@ from hub_server.app import AUTH_KEY, create_app
 from hub_server.config import HubConfig
 from hub_server.store.accounts import Role
 from hub_server.store.db import Database
+from tests import postgres
 from tests.hub.conftest import PASSWORD, add_token, add_user, hub_config_data, login
 
 
@@ -145,30 +146,31 @@ async def test_login_rate_limit_per_user(client: TestClient[Any, Any], db: Datab
     assert int(blocked.headers["Retry-After"]) > 0
 
 
-def test_login_limiter_delays_double_and_the_window_slides() -> None:
-    now = [0.0]
+def test_login_limiter_delays_double_and_the_window_slides(db: Database) -> None:
+    conn = db.conn  # the failures are kept in the store
+    now = [1_700_000_000.0]
     limiter = LoginLimiter(per_user=2, per_address=3, window_s=600, max_delay_s=30, clock=lambda: now[0])
-    limiter.failed("a", "1.2.3.4")
-    assert limiter.retry_after("a", "1.2.3.4") is None  # the first failures are free
-    limiter.failed("a", "1.2.3.4")
+    limiter.failed(conn, "a", "1.2.3.4")
+    assert limiter.retry_after(conn, "a", "1.2.3.4") is None  # the first failures are free
+    limiter.failed(conn, "a", "1.2.3.4")
     waits = []
     for _ in range(6):
-        wait = limiter.retry_after("a", "1.2.3.4")
+        wait = limiter.retry_after(conn, "a", "1.2.3.4")
         assert wait is not None
         waits.append(wait)
         now[0] += wait
-        assert limiter.retry_after("a", "1.2.3.4") is None, "after the wait the next attempt is checked"
-        limiter.failed("a", "1.2.3.4")
+        assert limiter.retry_after(conn, "a", "1.2.3.4") is None, "after the wait the next attempt is checked"
+        limiter.failed(conn, "a", "1.2.3.4")
     assert waits == [2, 4, 8, 16, 30, 30], "delays double up to the cap"
-    assert limiter.retry_after("b", "5.6.7.8") is None
-    assert limiter.retry_after("c", "1.2.3.4") is not None  # the address is slowed for every name
-    assert limiter.retry_after("a", "1.2.3.4", known=True) is None, "a known browser has its own count"
+    assert limiter.retry_after(conn, "b", "5.6.7.8") is None
+    assert limiter.retry_after(conn, "c", "1.2.3.4") is not None  # the address is slowed for every name
+    assert limiter.retry_after(conn, "a", "1.2.3.4", known=True) is None, "a known browser has its own count"
     now[0] += 601
-    assert limiter.retry_after("a", "1.2.3.4") is None
-    limiter.failed("a", "9.9.9.9")
-    limiter.succeeded("a")
-    limiter.failed("a", "9.9.9.9")
-    assert limiter.retry_after("a", "9.9.9.9") is None
+    assert limiter.retry_after(conn, "a", "1.2.3.4") is None
+    limiter.failed(conn, "a", "9.9.9.9")
+    limiter.succeeded(conn, "a")
+    limiter.failed(conn, "a", "9.9.9.9")
+    assert limiter.retry_after(conn, "a", "9.9.9.9") is None
 
 
 async def test_an_attacker_cannot_lock_the_real_user_out(
@@ -279,3 +281,18 @@ async def test_behind_tls_cookies_are_secure_and_limits_use_the_forwarded_addres
         "/api/v1/session", json={"username": "alice", "password": PASSWORD}, headers={"X-Forwarded-For": "10.0.0.2"}
     )
     assert other.status == 200
+
+
+async def test_two_hubs_on_one_database_share_the_login_limit(tmp_path: Any, aiohttp_client: Any) -> None:
+    postgres.require()
+    url = postgres.fresh_database()
+    config = HubConfig.model_validate(hub_config_data(tmp_path / "hub", store={"url": url}))
+    hubs = [create_app(config, database=Database(url), background=False, pages=False) for _ in range(2)]
+    add_user(Database(url), "alice", Role.VIEWER)
+    first, second = [await aiohttp_client(hub) for hub in hubs]
+    for _ in range(first.app[AUTH_KEY].limiter.per_user):
+        bad = await first.post("/api/v1/session", json={"username": "alice", "password": "guess guess guess"})
+        assert bad.status == 401
+    elsewhere = await second.post("/api/v1/session", json={"username": "alice", "password": PASSWORD})
+    assert elsewhere.status == 429, "the other instance counts the same failures"
+    assert int(elsewhere.headers["Retry-After"]) > 0
