@@ -34,6 +34,7 @@ from hub_server.ingest.watermarks import BootState
 from hub_server.store import ingest as store
 from hub_server.store.db import connect, transaction
 from hub_server.store.engine import is_postgres
+from hub_server.store.singleton import Singleton
 
 log = logging.getLogger("hub_server.ingest.service")
 
@@ -116,7 +117,7 @@ class IngestCore:
         self.shared = settings.shared_group is not None
         if self.shared and self.conn.dialect != "postgresql":
             raise ValueError("ingest.shared_group needs a PostgreSQL store (store.url)")
-        self._leads_checks = False
+        self._checks = Singleton(db_path, "ingest-checks")
         self._next_shared_check = 0.0
         store.tune_for_writer(self.conn)
         self._topic_cache: dict[str, TopicParts | None] = {}
@@ -453,10 +454,8 @@ class IngestCore:
             if now < self._next_shared_check:
                 return BatchResult()
             self._next_shared_check = now + SHARED_CHECK_S  # each check reads every device's state
-            if not self._leads_checks:
-                self._leads_checks = store.try_lead(self.conn, "ingest-checks")
-                if not self._leads_checks:
-                    return BatchResult()
+            if not self._checks.held():
+                return BatchResult()
             try:
                 with transaction(self.conn):
                     store.lock_devices(self.conn, self._silent_candidates())
@@ -532,6 +531,7 @@ class IngestCore:
             store.insert_gaps(self.conn, gap_rows)
 
     def close(self) -> None:
+        self._checks.release()
         self.conn.close()
 
 

@@ -173,12 +173,6 @@ def lock_devices(conn: Connection, devices: Iterable[str]) -> None:
         )
 
 
-def try_lead(conn: Connection, job: str) -> bool:
-    """Whether this connection now leads ``job`` among the instances (a session lock: kept until the connection
-    closes, so a killed instance's jobs pass to another at its next try)."""
-    return bool(conn.execute("SELECT pg_try_advisory_lock(hashtextextended(?, 11))", (job,)).fetchone()[0])
-
-
 def event_stored(conn: Connection, device: str, boot: str, seq: int) -> bool:
     row = conn.execute("SELECT 1 FROM events WHERE device = ? AND boot = ? AND seq = ?", (device, boot, seq))
     return row.fetchone() is not None
