@@ -311,7 +311,8 @@ def _pg_errors() -> Iterator[None]:
 class PostgresConnection(Connection):
     dialect = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, **options: Any) -> None:
+        """``options``: further libpq parameters (``keepalives_idle``, ...)."""
         try:
             import psycopg
         except ImportError as exc:
@@ -319,7 +320,7 @@ class PostgresConnection(Connection):
                 "a PostgreSQL store needs psycopg: pip install 'neighbourhood-hub[postgresql]'"
             ) from exc
         with _pg_errors():
-            self.raw = psycopg.connect(url, autocommit=True, row_factory=_pg_row_factory, connect_timeout=10)
+            self.raw = psycopg.connect(url, autocommit=True, row_factory=_pg_row_factory, connect_timeout=10, **options)
             self.raw.execute("SET TIME ZONE 'UTC'")
         self._thread = threading.get_ident()
 
