@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 BACKGROUND: list[tuple[str, str]] = [
+    ("hub_server.ingest.fanout", "fanout_ctx"),  # first: listening before the ingest publishes, stopped after it
     ("hub_server.ingest.service", "ingest_ctx"),
     ("hub_server.logistics.wiring", "logistics_ctx"),
     ("hub_server.fleet.alarms", "alarms_ctx"),

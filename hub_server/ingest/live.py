@@ -1,7 +1,9 @@
 """What the hub knows right now about each device, filled by the ingest, read by the API and the pages.
 
 Kept in memory: it is rebuilt from retained ``status``/``health`` messages within seconds of a restart. Listeners
-get every change (for live pages); ``notify`` may be called from any thread.
+get every change (for live pages); ``notify`` may be called from any thread. With several instances on one
+PostgreSQL store, ``relay`` also hands each note to the other instances (``hub_server.ingest.fanout``), whose
+notes come in through ``notify_here``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class LiveRegistry:
     devices: dict[str, DeviceLive] = field(default_factory=dict)
     revoked: frozenset[str] = frozenset()
     broker_connected: bool | None = None  # set by the ingest; None while it does not run
+    relay: Listener | None = None
+    """Called with every note published here (not with those from other instances); must not block."""
     _listeners: list[tuple[Listener, asyncio.AbstractEventLoop | None]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -50,6 +54,15 @@ class LiveRegistry:
         with self._lock:
             current = self.devices.get(device) or DeviceLive(device, site)
             updated = replace(current, site=site, last_seen=at or datetime.now(UTC), **changes)
+            self.devices[device] = updated
+            return updated
+
+    def changed(self, device: str, site: str, **changes: Any) -> DeviceLive:
+        """Record what another instance heard from ``device`` (``online``, ``boot``, ``health``); its last
+        message time stays as this instance knows it."""
+        with self._lock:
+            current = self.devices.get(device) or DeviceLive(device, site)
+            updated = replace(current, site=site, **changes)
             self.devices[device] = updated
             return updated
 
@@ -75,6 +88,17 @@ class LiveRegistry:
         return unsubscribe
 
     def notify(self, kind: str, data: dict[str, Any]) -> None:
+        """Tell this instance's listeners, and through ``relay`` the other instances'."""
+        self.notify_here(kind, data)
+        relay = self.relay
+        if relay is not None:
+            try:
+                relay(kind, data)
+            except Exception:  # the other instances' pages are a bonus; the ingest goes on
+                log.exception("live relay failed on %s", kind)
+
+    def notify_here(self, kind: str, data: dict[str, Any]) -> None:
+        """Tell this instance's listeners only (a note another instance published)."""
         with self._lock:
             listeners = list(self._listeners)
         for listener, loop in listeners:

@@ -311,9 +311,10 @@ def _pg_errors() -> Iterator[None]:
 class PostgresConnection(Connection):
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, any_thread: bool = False) -> None:
+    def __init__(self, url: str, *, any_thread: bool = False, **options: Any) -> None:
         """``any_thread``: the caller serialises use from several threads itself (a lock), as
-        ``singleton.Singleton`` does with its dedicated connection."""
+        ``singleton.Singleton`` does with its dedicated connection. ``options``: further libpq parameters
+        (``keepalives_idle``, ...)."""
         try:
             import psycopg
         except ImportError as exc:
@@ -321,7 +322,7 @@ class PostgresConnection(Connection):
                 "a PostgreSQL store needs psycopg: pip install 'neighbourhood-hub[postgresql]'"
             ) from exc
         with _pg_errors():
-            self.raw = psycopg.connect(url, autocommit=True, row_factory=_pg_row_factory, connect_timeout=10)
+            self.raw = psycopg.connect(url, autocommit=True, row_factory=_pg_row_factory, connect_timeout=10, **options)
             self.raw.execute("SET TIME ZONE 'UTC'")
         self._thread = None if any_thread else threading.get_ident()
 

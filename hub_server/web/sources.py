@@ -135,7 +135,7 @@ class HubSource:
                 seen.device,
                 seen.site,
                 seen.online if seen.online is not None else (stored.online if stored else None),
-                seen.last_seen or (stored.last_seen if stored else None),
+                _later(seen.last_seen, stored.last_seen if stored else None),
                 seen.health or (stored.health if stored else None),
             )
         active: dict[str, int] = {}
@@ -369,3 +369,8 @@ class HubSource:
 
 def hub_source(app: web.Application) -> HubSource:
     return HubSource(app)
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    # With several instances each ingesting some messages, the store may have heard a device later than this one.
+    return max(a, b) if a is not None and b is not None else a or b
