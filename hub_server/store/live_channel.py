@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hub_server.store.engine import Connection, OperationalError, PostgresConnection, _pg_errors, transaction
 
@@ -16,7 +17,7 @@ MAX_PAYLOAD_BYTES = 7900
 """Below PostgreSQL's limit of 8000 bytes, with room for the envelope around a kept note's id."""
 KEEP_S = 300.0
 
-_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+_KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 """A listening connection only reads: without keepalives a silently dropped link would go unnoticed for hours."""
 
 
