@@ -578,6 +578,7 @@ async def run_devices(specs: list[DeviceSpec], settings: Settings, kill_time: An
         ],
         "connects": sum(d.connects for d in devices),
         "resends": sum(d.resends for d in devices),
+        "cpu_s": time.process_time(),
     }
 
 
@@ -926,6 +927,7 @@ def main() -> int:
                 outcomes.append(results.get(timeout=max(1.0, deadline - time.time())))
             except Exception:
                 raise SystemExit("a device process did not report") from None
+        drain_took = time.time() - settings.end_at  # includes the devices' 1.2 s goodbye
         errors = [o["error"] for o in outcomes if "error" in o]
         if errors:
             raise SystemExit(f"device processes failed: {errors}")
@@ -976,6 +978,8 @@ def main() -> int:
             "window_resends": sum(o["resends"] for o in outcomes),
             "minutes": args.minutes,
             "workers": args.workers,
+            "worker_cpu_s": [round(o["cpu_s"], 1) for o in outcomes],
+            "drain_s": round(drain_took, 1),
         }
         checks = [
             ("devices", figures["devices"] >= TARGETS["devices"], f">= {TARGETS['devices']}"),
