@@ -58,6 +58,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import heapq
 import http.cookiejar
 import json
 import math
@@ -238,7 +239,6 @@ class Device:
     boot: str = ""
     next_seq: int = 1
     window_index: int = 0
-    next_emit: float = 0.0
     outbox: dict[str, deque[list[Any]]] = field(default_factory=dict)
     """boot -> deque of [seq, payload, first publish (wall) or 0.0]"""
     sent: dict[str, int] = field(default_factory=dict)
@@ -263,7 +263,6 @@ class Device:
     """The device's own link went down between the SIGKILL and its recovery: its delay is not the hub's."""
     connects: int = 0
     resends: int = 0
-    next_health: float = 0.0
     reconnect_handle: asyncio.TimerHandle | None = None
     stopping: bool = False
 
@@ -517,32 +516,40 @@ async def run_devices(specs: list[DeviceSpec], settings: Settings, kill_time: An
     loop = asyncio.get_running_loop()
     devices = [Device(spec, loop, settings, random.Random(spec.seed)) for spec in specs]
     # Connect in a ramp, as a fleet does after an install: a few hundred a second.
+    schedule: list[tuple[float, int, int]] = []  # (when, what, device): 0 emit, 1 health, 2 reboot, 3 drop
     for i, device in enumerate(devices):
         loop.call_later(i * 0.004, device.connect)
-        device.next_emit = settings.start_at + device.spec.phase
-        device.next_health = settings.start_at + device.rng.uniform(0, settings.health_s)
+        schedule.append((settings.start_at + device.spec.phase, 0, i))
+        schedule.append((settings.start_at + device.rng.uniform(0, settings.health_s), 1, i))
+        if device.spec.reboot_at is not None:
+            schedule.append((settings.start_at + device.spec.reboot_at, 2, i))
+        if device.spec.drop_at is not None:
+            schedule.append((settings.start_at + device.spec.drop_at, 3, i))
+    heapq.heapify(schedule)
     marked = False
     last_misc = 0.0
+    lag = 0.0
     while True:
         now = time.time()
         if not marked and kill_time.value > 0:
             marked = True
             for device in devices:
                 device.mark_kill()
-        for device in devices:
-            if now >= device.next_emit and now < settings.end_at:
+        while schedule and schedule[0][0] <= now:
+            when, what, i = heapq.heappop(schedule)
+            device = devices[i]
+            if what == 0:
+                if when >= settings.end_at:
+                    continue
+                lag = max(lag, now - when)
                 if now >= device.booting_until:  # a device that is booting counts nothing
                     device.emit()
-                device.next_emit += settings.interval_s
-            if device.spec.reboot_at is not None and now >= settings.start_at + device.spec.reboot_at:
-                device.spec.reboot_at = None
-                device.drop(reboot=True)
-            if device.spec.drop_at is not None and now >= settings.start_at + device.spec.drop_at:
-                device.spec.drop_at = None
-                device.drop(reboot=False)
-            if now >= device.next_health:
-                device.next_health += settings.health_s
+                heapq.heappush(schedule, (when + settings.interval_s, 0, i))
+            elif what == 1:
                 device.send_health()
+                heapq.heappush(schedule, (when + settings.health_s, 1, i))
+            else:
+                device.drop(reboot=what == 2)
         if now - last_misc >= 0.5:
             last_misc = now
             for device in devices:
@@ -579,6 +586,7 @@ async def run_devices(specs: list[DeviceSpec], settings: Settings, kill_time: An
         "connects": sum(d.connects for d in devices),
         "resends": sum(d.resends for d in devices),
         "cpu_s": time.process_time(),
+        "emit_lag_s": lag,
     }
 
 
@@ -981,6 +989,7 @@ def main() -> int:
             "minutes": args.minutes,
             "workers": args.workers,
             "worker_cpu_s": [round(o["cpu_s"], 1) for o in outcomes],
+            "emit_lag_max_s": round(max(o["emit_lag_s"] for o in outcomes), 2),
             "drain_s": round(drain_took, 1),
         }
         checks = [
