@@ -50,7 +50,8 @@ Figures (the last line printed is JSON):
 - ``dashboard_p95_ms``: 95th percentile of ``GET /dashboard`` (logged in as an operator made with
   ``hub-server user add``) fetched once a second from a hub that is not killed (with one hub, from it:
   failures during the outage are counted in ``dashboard_errors``).
-Targets of the issue are printed beside the figures; a target missed says so. Nothing here tunes the hub.
+``worker_cpu_s`` and ``emit_lag_max_s`` tell whether the simulator itself kept up (``offered_per_s`` below
+``--rate`` means it did not). Targets of the issue are printed beside the figures; a target missed says so. Nothing here tunes the hub.
 """
 
 from __future__ import annotations
