@@ -955,6 +955,7 @@ def main() -> int:
         never = sum(1 for rec, _ in affected if rec is None)
         failover = None if never or not affected else max(rec - t_kill for rec, _ in affected if rec is not None)
         firsts = [first - t_kill for _, first in affected if first is not None]
+        recoveries = [rec - t_kill for rec, _ in affected if rec is not None]
         recovered = t_kill + (failover if failover is not None else 1e9)
         all_ms = [(ack - first) * 1000 for first, ack in latencies if first]
         steady_ms = [(ack - first) * 1000 for first, ack in latencies if first and (ack < t_kill or first > recovered)]
@@ -976,6 +977,7 @@ def main() -> int:
             "offered_per_s": round(sum(1 for _ in emitted) / duration),
             "ingest_p50_ms": round(percentile(steady_ms, 0.5) or 0),
             "ingest_p99_all_ms": round(percentile(all_ms, 0.99) or 0),
+            "failover_p50_s": round(statistics.median(recoveries), 2) if recoveries else None,
             "first_ack_after_kill_s": round(statistics.median(firsts), 2) if firsts else None,
             "devices_served_by_killed": len(affected),
             "devices_never_recovered": never,
