@@ -40,7 +40,8 @@ Figures (the last line printed is JSON):
   subscription any device's messages may have gone to the killed instance), except one whose own link went
   down before it recovered (its reconnect delay is its own, not the hub's). Recovered: the hub's acks cover
   the first event the device published after the SIGKILL and every event it had in flight at the SIGKILL.
-  ``failover_s`` is the largest SIGKILL-to-recovery time (null when a device never recovered before the end);
+  ``failover_s`` is the largest SIGKILL-to-recovery time (null when a device never recovered before the end),
+  ``failover_p50_s`` the median;
   ``first_ack_after_kill_s`` is the median over those devices of the time to their first ack after it;
 - ``ingest_p99_ms``: 99th percentile of the time from an event's first publish to the ack that covers it, over
   events not in flight during the failover (SIGKILL to ``failover_s`` later); ``ingest_p99_all_ms`` includes
