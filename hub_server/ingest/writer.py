@@ -467,10 +467,10 @@ class IngestCore:
         return self._tick()
 
     def _silent_candidates(self) -> list[str]:
-        # Read before the locks; the reload under them decides (a device heard meanwhile is not silent).
-        self._load()
-        now = self._clock()
-        return [d for d, s in self.devices.items() if s.online and s.last_seen < now - self.settings.offline_after_s]
+        # The devices' rows only, read before the locks; the full reload under them decides (a device heard
+        # meanwhile is not silent).
+        cut = self._clock() - self.settings.offline_after_s
+        return [row[0] for row in store.devices(self.conn) if row[4] and row[3] < cut]
 
     def _tick(self) -> BatchResult:
         now = self._clock()

@@ -26,16 +26,9 @@ from tests import postgres
 from tests.conftest import BrokerSetup
 from tests.hub.conftest import hub_config_data
 from tests.transport.helpers import alarm_fields, hub_mqtt
+from tests.transport.test_ingest_core import Clock
 
 PREFIX, SITE = "cot", "test-street"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _event(device: str, boot: str, seq: int) -> tuple[str, bytes, float]:
