@@ -4,6 +4,7 @@ converted the ISO-8601 text of accounts, audit, provisioning, logistics and alar
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from hub_server.accounts import audit
 from hub_server.logistics.codes import StoredHash
@@ -20,6 +22,7 @@ from hub_server.store.db import Database, StoreError, _migrations, migrate
 from hub_server.store.engine import Connection, IntegrityError, connect
 from hub_server.store.timestamps import from_epoch, to_epoch
 from tests import postgres
+from tests.hub.conftest import add_token, add_user
 
 CONVERSION = 162
 
@@ -353,3 +356,35 @@ def test_after_a_day_of_use_every_stored_time_is_unix_seconds(location: Path | s
     assert logistics.delivery(conn, "d-1").created_at == now  # type: ignore[union-attr]
     assert audit.query(conn)[0].at.tzinfo is UTC
     assert accounts.list_tokens(conn)[0].revoked_at is not None
+
+
+# --- the API's times read as before -----------------------------------------------------------------------------
+
+_ACCOUNT_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")  # what accounts.to_text wrote
+_API_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z$")  # pydantic's form of a UTC datetime
+
+
+async def test_the_api_gives_stored_times_in_the_form_it_always_had(client: TestClient[Any, Any], db: Database) -> None:
+    headers = {"Authorization": f"Bearer {add_token(db, Role.ADMIN)}"}
+    made = await (await client.post("/api/v1/tokens", json={"name": "n", "role": "viewer"}, headers=headers)).json()
+    await client.get("/api/v1/users", headers={"Authorization": f"Bearer {made['token']}"})  # refused, but used
+    revoked = await (await client.delete(f"/api/v1/tokens/{made['id']}", headers=headers)).json()
+    tokens = await (await client.get("/api/v1/tokens", headers=headers)).json()
+    for token in [made, revoked, *tokens]:
+        for field in ("created_at", "last_used_at", "revoked_at"):
+            assert token[field] is None or _ACCOUNT_TEXT.fullmatch(token[field]), (field, token[field])
+    assert revoked["revoked_at"] is not None and revoked["last_used_at"] is not None
+    stored = db.conn.execute("SELECT revoked_at FROM api_tokens WHERE id = ?", (made["id"],)).fetchone()[0]
+    assert datetime.strptime(revoked["revoked_at"], "%Y-%m-%dT%H:%M:%S.%f%z") == from_epoch(stored)
+
+    add_user(db, "olga", Role.VIEWER)
+    (user,) = [u for u in await (await client.get("/api/v1/users", headers=headers)).json() if u["username"] == "olga"]
+    assert _ACCOUNT_TEXT.fullmatch(user["created_at"])
+
+    entries = await (await client.get("/api/v1/audit", headers=headers)).json()
+    assert [e["action"] for e in entries] == ["token.revoke", "token.add"]
+    for entry in entries:
+        assert _API_DATETIME.fullmatch(entry["at"]), entry["at"]
+    (since,) = [e["at"] for e in entries if e["action"] == "token.revoke"]
+    later = await (await client.get("/api/v1/audit", params={"since": since}, headers=headers)).json()
+    assert [e["action"] for e in later] == ["token.revoke"]  # a time filter compares seconds with seconds
