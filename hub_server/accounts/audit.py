@@ -13,14 +13,15 @@ from datetime import datetime
 from typing import Any
 
 from hub_server.store import audit as store
-from hub_server.store.accounts import to_text, utc_now
+from hub_server.store.accounts import utc_now
 from hub_server.store.engine import Connection
+from hub_server.store.timestamps import from_epoch
 
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     id: int
-    at: str
+    at: datetime
     actor: str
     action: str
     target: str
@@ -39,7 +40,7 @@ def record(
     if not action or not actor:
         raise ValueError("audit entries need an actor and an action")
     detail_text = json.dumps(dict(detail or {}), sort_keys=True, default=str)
-    return store.insert(conn, to_text(utc_now()), actor, action, target, detail_text)
+    return store.insert(conn, utc_now(), actor, action, target, detail_text)
 
 
 def query(
@@ -57,4 +58,7 @@ def query(
     rows = store.select(
         conn, actor=actor, action=action, target=target, since=since, until=until, before_id=before_id, limit=limit
     )
-    return [AuditEntry(r["id"], r["at"], r["actor"], r["action"], r["target"], json.loads(r["detail"])) for r in rows]
+    return [
+        AuditEntry(r["id"], from_epoch(r["at"]), r["actor"], r["action"], r["target"], json.loads(r["detail"]))
+        for r in rows
+    ]

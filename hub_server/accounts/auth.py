@@ -39,7 +39,7 @@ from hub_server.accounts import audit
 from hub_server.appkeys import DB_KEY
 from hub_server.config import AuthConfig, HubConfig
 from hub_server.store import accounts, login_failures
-from hub_server.store.accounts import Role, User, to_text, utc_now
+from hub_server.store.accounts import Role, User, utc_now
 from hub_server.store.db import Database
 from hub_server.store.engine import Connection
 
@@ -234,7 +234,7 @@ def _principal_from_session(db: Database, state: AuthState, token: str) -> Princ
     row = accounts.load_session(conn, token, timedelta(minutes=state.config.idle_minutes))
     if row is None:
         return None
-    if row.last_seen_at <= to_text(utc_now() - state._touch_every):
+    if row.last_seen_at <= utc_now() - state._touch_every:
         with db.write() as wconn:
             accounts.touch_session(wconn, token)
     return Principal("user", row.user.id, row.user.username, row.user.role, row.csrf_token, token)
@@ -244,7 +244,7 @@ def _principal_from_token(db: Database, token: str) -> Principal | None:
     found = accounts.find_token(db.conn, token)
     if found is None:
         return None
-    if found.last_used_at is None or found.last_used_at <= to_text(utc_now() - timedelta(minutes=1)):
+    if found.last_used_at is None or found.last_used_at <= utc_now() - timedelta(minutes=1):
         with db.write() as conn:
             accounts.mark_token_used(conn, found.id)
     return Principal("token", found.id, found.name, found.role)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from hub_protocol.commands import CommandBase
 from hub_protocol.validation import Identifier, StrictModel
 from hub_server.accounts import audit
-from hub_server.api.registry import ApiError, ApiRoutes, Call, QueryDatetime
+from hub_server.api.registry import ApiError, ApiRoutes, Call, QueryDatetime, utc_text
 from hub_server.fleet import device_config
 from hub_server.fleet import devices as provisioning_service
 from hub_server.fleet.device_config import MAX_CONFIG_CHARS, ConfigPushError, audit_detail, push_command, reload_command
@@ -193,7 +193,7 @@ async def revoke_device(call: Call) -> web.StreamResponse:
         raise ApiError(404 if isinstance(exc, UnknownDevice) else 409, str(exc)) from None
     call.live.revoked = call.live.revoked | {record.device}
     assert record.revoked_at is not None
-    return call.json(RevokedOut(device=record.device, revoked_at=record.revoked_at, broker_reloaded=reloaded))
+    return call.json(RevokedOut(device=record.device, revoked_at=utc_text(record.revoked_at), broker_reloaded=reloaded))
 
 
 # --- config changes without SSH ---------------------------------------------------------------------------

@@ -71,6 +71,12 @@ QueryDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterVa
 """A time in a query string: RFC 3339 with a zone, nothing else; in UTC, within what datetime holds."""
 
 
+def utc_text(value: datetime) -> str:
+    """A time in the text fields of users, tokens and revoked devices, as they have always read: UTC, fixed width,
+    microseconds, ``Z`` (the store keeps Unix seconds)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def earlier(value: datetime, delta: timedelta) -> datetime:
     """``value - delta``, or the earliest time there is (a query may end on 0001-01-01)."""
     try:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from hub_protocol.validation import StrictModel
 from hub_server.accounts import audit
 from hub_server.accounts.auth import new_api_token
-from hub_server.api.registry import ApiError, ApiRoutes, Call
+from hub_server.api.registry import ApiError, ApiRoutes, Call, utc_text
 from hub_server.store import accounts
 from hub_server.store.accounts import AccountError, ApiToken, Role
 
@@ -28,7 +28,15 @@ class TokenOut(BaseModel):
 
     @classmethod
     def of(cls, token: ApiToken) -> TokenOut:
-        return cls.model_validate(token, from_attributes=True)
+        return cls(
+            id=token.id,
+            name=token.name,
+            role=token.role,
+            created_by=token.created_by,
+            created_at=utc_text(token.created_at),
+            last_used_at=None if token.last_used_at is None else utc_text(token.last_used_at),
+            revoked_at=None if token.revoked_at is None else utc_text(token.revoked_at),
+        )
 
 
 class NewTokenOut(TokenOut):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from hub_protocol.validation import StrictModel
 from hub_server.accounts import audit
-from hub_server.api.registry import ApiError, ApiRoutes, Call
+from hub_server.api.registry import ApiError, ApiRoutes, Call, utc_text
 from hub_server.store import accounts
 from hub_server.store.accounts import USERNAME_PATTERN, AccountError, Role, User
 
@@ -24,7 +24,7 @@ class UserOut(BaseModel):
 
     @classmethod
     def of(cls, user: User) -> UserOut:
-        return cls(username=user.username, role=user.role, disabled=user.disabled, created_at=user.created_at)
+        return cls(username=user.username, role=user.role, disabled=user.disabled, created_at=utc_text(user.created_at))
 
 
 class UserPath(StrictModel):

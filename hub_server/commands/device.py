@@ -11,6 +11,7 @@ from pathlib import Path
 from hub_protocol.cli import CliError, seconds_in
 from hub_protocol.commands import CommandBase
 from hub_server.accounts import audit
+from hub_server.api.registry import utc_text
 from hub_server.commands._common import add_config_argument, cli_actor, open_store
 from hub_server.config import HubConfig
 from hub_server.fleet import device_config, devices
@@ -68,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
                 _reload_note(done.reloaded)
             case "revoke":
                 record, reloaded = devices.revoke_device(db, config, args.device, cli_actor())
-                print(f"device {record.device} revoked at {record.revoked_at}")
+                assert record.revoked_at is not None  # revoke() sets it
+                print(f"device {record.device} revoked at {utc_text(record.revoked_at)}")
                 _reload_note(reloaded)
             case "list":
                 now = datetime.now(UTC)

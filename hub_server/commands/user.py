@@ -8,6 +8,7 @@ import argparse
 from hub_protocol.cli import CliError, int_in
 from hub_server.accounts import audit
 from hub_server.accounts.auth import new_api_token
+from hub_server.api.registry import utc_text
 from hub_server.commands._common import add_config_argument, cli_actor, open_store, read_new_password
 from hub_server.store import accounts
 from hub_server.store.accounts import AccountError, Role
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                 case "list":
                     for user in accounts.list_users(conn):
                         state = "disabled" if user.disabled else "active"
-                        print(f"{user.username:<24} {user.role.value:<9} {state:<9} since {user.created_at}")
+                        print(f"{user.username:<24} {user.role.value:<9} {state:<9} since {utc_text(user.created_at)}")
                 case "set-role":
                     user = accounts.update_user(conn, args.name, role=Role(args.role))
                     audit.record(conn, actor, "user.update", f"user:{user.username}", {"role": args.role})
@@ -76,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
                     print(secret)
                 case "token-list":
                     for t in accounts.list_tokens(conn):
-                        state = f"revoked {t.revoked_at}" if t.revoked_at else f"last used {t.last_used_at or 'never'}"
+                        if t.revoked_at is not None:
+                            state = f"revoked {utc_text(t.revoked_at)}"
+                        else:
+                            state = f"last used {'never' if t.last_used_at is None else utc_text(t.last_used_at)}"
                         print(f"{t.id:>4} {t.name:<30} {t.role.value:<9} {state}")
                 case "token-revoke":
                     token = accounts.revoke_token(conn, args.id)

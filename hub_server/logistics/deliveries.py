@@ -61,9 +61,9 @@ class Deliveries(ResidentMessages):
                     "compartment": chosen.number,
                     "size": request.size.value,
                     "status": DeliveryStatus.AWAITING_DROPOFF.value,
-                    "created_at": store.ts(now),
+                    "created_at": now,
                     "created_by": operator,
-                    "dropoff_expires_at": store.ts(dropoff_expires),
+                    "dropoff_expires_at": dropoff_expires,
                     "resident_name": request.resident_name,
                     "resident_contact": request.resident_contact,
                     "token_hash": token_hash(token),
@@ -109,7 +109,7 @@ class Deliveries(ResidentMessages):
             if row.status not in (DeliveryStatus.AWAITING_DROPOFF, DeliveryStatus.READY, DeliveryStatus.EXPIRED):
                 raise LogisticsError(f"delivery {delivery_id} is {row.status}: nothing to cancel")
             store.update_delivery(
-                conn, delivery_id, status=DeliveryStatus.CANCELLED.value, finished_at=store.ts(now), pickup_sealed=None
+                conn, delivery_id, status=DeliveryStatus.CANCELLED.value, finished_at=now, pickup_sealed=None
             )
             command = self._cancel_command(conn, row, operator)
             updated = self._row(conn, delivery_id)
@@ -175,7 +175,7 @@ class Deliveries(ResidentMessages):
         new_expiry = row.pickup_expires_at + timedelta(days=self.config.extend_days)
         pickup = store.get_code(conn, row.id, "pickup")
         assert pickup is not None
-        store.update_delivery(conn, row.id, extended=1, pickup_expires_at=store.ts(new_expiry))
+        store.update_delivery(conn, row.id, extended=1, pickup_expires_at=new_expiry)
         return self._reservation(conn, row.id, row.device, row.compartment, "pickup", pickup, new_expiry, None)
 
     def on_locker_event(self, event: LockerEvent) -> None:
@@ -215,7 +215,7 @@ class Deliveries(ResidentMessages):
                     conn,
                     row.id,
                     status=final.value,
-                    finished_at=store.ts(event.at),
+                    finished_at=event.at,
                     pickup_sealed=None,
                     device_problem=None,  # e.g. a return code refused because it was collected meanwhile
                 )
@@ -225,7 +225,7 @@ class Deliveries(ResidentMessages):
                     conn,
                     row.id,
                     status=DeliveryStatus.CANCELLED.value,
-                    finished_at=store.ts(event.at),
+                    finished_at=event.at,
                     pickup_sealed=None,
                 )
         self._publish(commands)
@@ -236,8 +236,8 @@ class Deliveries(ResidentMessages):
             conn,
             row.id,
             status=DeliveryStatus.READY.value,
-            dropped_at=store.ts(event.at),
-            pickup_expires_at=store.ts(pickup_expires),
+            dropped_at=event.at,
+            pickup_expires_at=pickup_expires,
         )
         pickup = store.get_code(conn, row.id, "pickup")
         assert pickup is not None
@@ -257,12 +257,12 @@ class Deliveries(ResidentMessages):
                     # would free a compartment with a parcel inside. Wait until the device has caught up.
                     continue
                 store.update_delivery(
-                    conn, row.id, status=DeliveryStatus.CANCELLED.value, finished_at=store.ts(now), pickup_sealed=None
+                    conn, row.id, status=DeliveryStatus.CANCELLED.value, finished_at=now, pickup_sealed=None
                 )
                 commands.append(self._cancel_command(conn, row, None))
             for row in store.due(conn, DeliveryStatus.READY.value, "pickup_expires_at", now):
                 store.update_delivery(
-                    conn, row.id, status=DeliveryStatus.EXPIRED.value, expired_at=store.ts(now), pickup_sealed=None
+                    conn, row.id, status=DeliveryStatus.EXPIRED.value, expired_at=now, pickup_sealed=None
                 )
                 code, command = self._new_return_code(conn, row, None)
                 issued.append(code)

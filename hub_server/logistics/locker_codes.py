@@ -50,7 +50,7 @@ class LockerCodes(Lockers):
             stored = store.get_code(conn, row.id, "pickup")
             if stored is None or not codes.matches(code, stored):
                 raise LogisticsError("the pickup code cannot be recovered (the hub's key changed); ask the operator")
-            store.update_delivery(conn, row.id, pickup_sealed=None, pickup_revealed_at=store.ts(self.clock()))
+            store.update_delivery(conn, row.id, pickup_sealed=None, pickup_revealed_at=self.clock())
         return code
 
     def _new_return_code(

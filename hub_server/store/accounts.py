@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from hub_server.store.engine import Connection, IntegrityError, Row
+from hub_server.store.timestamps import from_epoch, to_epoch
 
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _USERNAME = re.compile(USERNAME_PATTERN)
@@ -49,7 +50,7 @@ class User:
     username: str
     role: Role
     disabled: bool
-    created_at: str
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +59,13 @@ class ApiToken:
     name: str
     role: Role
     created_by: str
-    created_at: str
-    last_used_at: str | None
-    revoked_at: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def to_text(value: datetime) -> str:
-    """Fixed-width UTC text, so that text order is time order in SQL."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def sha256_hex(value: str) -> str:
@@ -91,7 +87,7 @@ def check_password(password: str) -> str:
 
 
 def _user(row: Row) -> User:
-    return User(row["id"], row["username"], Role(row["role"]), bool(row["disabled"]), row["created_at"])
+    return User(row["id"], row["username"], Role(row["role"]), bool(row["disabled"]), from_epoch(row["created_at"]))
 
 
 def add_user(conn: Connection, username: str, role: Role, password: str) -> User:
@@ -101,7 +97,7 @@ def add_user(conn: Connection, username: str, role: Role, password: str) -> User
         with conn.savepoint():
             conn.execute(
                 "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                (username, role.value, _HASHER.hash(password), to_text(utc_now())),
+                (username, role.value, _HASHER.hash(password), to_epoch(utc_now())),
             )
     except IntegrityError:
         raise AccountError(f"user {username!r} exists already") from None
@@ -178,8 +174,8 @@ def verify_login(conn: Connection, username: str, password: str) -> User | None:
 class SessionRow:
     user: User
     csrf_token: str
-    expires_at: str
-    last_seen_at: str
+    expires_at: datetime
+    last_seen_at: datetime
 
 
 def create_session(conn: Connection, token: str, user: User, csrf_token: str, lifetime: timedelta) -> None:
@@ -187,7 +183,7 @@ def create_session(conn: Connection, token: str, user: User, csrf_token: str, li
     conn.execute(
         "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, last_seen_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        (sha256_hex(token), user.id, csrf_token, to_text(now), to_text(now + lifetime), to_text(now)),
+        (sha256_hex(token), user.id, csrf_token, to_epoch(now), to_epoch(now + lifetime), to_epoch(now)),
     )
 
 
@@ -201,14 +197,14 @@ def load_session(conn: Connection, token: str, idle: timedelta) -> SessionRow | 
     if row is None:
         return None
     now = utc_now()
-    if row["expires_at"] <= to_text(now) or row["last_seen_at"] <= to_text(now - idle) or row["disabled"]:
+    if row["expires_at"] <= to_epoch(now) or row["last_seen_at"] <= to_epoch(now - idle) or row["disabled"]:
         conn.execute("DELETE FROM sessions WHERE token_hash = ?", (sha256_hex(token),))
         return None
-    return SessionRow(_user(row), row["csrf_token"], row["expires_at"], row["last_seen_at"])
+    return SessionRow(_user(row), row["csrf_token"], from_epoch(row["expires_at"]), from_epoch(row["last_seen_at"]))
 
 
 def touch_session(conn: Connection, token: str) -> None:
-    conn.execute("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?", (to_text(utc_now()), sha256_hex(token)))
+    conn.execute("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?", (to_epoch(utc_now()), sha256_hex(token)))
 
 
 def delete_session(conn: Connection, token: str) -> None:
@@ -216,7 +212,7 @@ def delete_session(conn: Connection, token: str) -> None:
 
 
 def purge_sessions(conn: Connection) -> int:
-    return conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (to_text(utc_now()),)).rowcount
+    return conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (to_epoch(utc_now()),)).rowcount
 
 
 # --- API tokens -------------------------------------------------------------------------------------------
@@ -228,9 +224,9 @@ def _token(row: Row) -> ApiToken:
         row["name"],
         Role(row["role"]),
         row["created_by"],
-        row["created_at"],
-        row["last_used_at"],
-        row["revoked_at"],
+        from_epoch(row["created_at"]),
+        from_epoch(row["last_used_at"]),
+        from_epoch(row["revoked_at"]),
     )
 
 
@@ -239,7 +235,7 @@ def add_token(conn: Connection, name: str, role: Role, token: str, created_by: s
         raise AccountError("token name must have 1 to 100 characters")
     row = conn.execute(
         "INSERT INTO api_tokens (name, role, token_hash, created_by, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *",
-        (name, role.value, sha256_hex(token), created_by, to_text(utc_now())),
+        (name, role.value, sha256_hex(token), created_by, to_epoch(utc_now())),
     ).fetchone()
     return _token(row)
 
@@ -253,7 +249,7 @@ def find_token(conn: Connection, token: str) -> ApiToken | None:
 
 
 def mark_token_used(conn: Connection, token_id: int) -> None:
-    conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (to_text(utc_now()), token_id))
+    conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (to_epoch(utc_now()), token_id))
 
 
 def list_tokens(conn: Connection) -> list[ApiToken]:
@@ -265,6 +261,6 @@ def revoke_token(conn: Connection, token_id: int) -> ApiToken:
     if row is None:
         raise AccountError(f"no token {token_id}")
     if row["revoked_at"] is None:
-        conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ?", (to_text(utc_now()), token_id))
+        conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ?", (to_epoch(utc_now()), token_id))
     row = conn.execute("SELECT * FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
     return _token(row)

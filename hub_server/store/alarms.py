@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hub_server.store.engine import Connection, Row
-from hub_server.store.logistics import parse_ts, ts
+from hub_server.store.timestamps import from_epoch, to_epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class AlarmRow:
 
 
 def _row(row: Row) -> AlarmRow:
-    started, seen = parse_ts(row["started_at"]), parse_ts(row["last_seen_at"])
+    started, seen = from_epoch(row["started_at"]), from_epoch(row["last_seen_at"])
     assert started is not None and seen is not None
     return AlarmRow(
         id=row["id"],
@@ -36,9 +36,9 @@ def _row(row: Row) -> AlarmRow:
         detail=row["detail"],
         started_at=started,
         last_seen_at=seen,
-        ended_at=parse_ts(row["ended_at"]),
+        ended_at=from_epoch(row["ended_at"]),
         acknowledged_by=row["acknowledged_by"],
-        acknowledged_at=parse_ts(row["acknowledged_at"]),
+        acknowledged_at=from_epoch(row["acknowledged_at"]),
     )
 
 
@@ -67,7 +67,7 @@ def raise_alarm(
         conn.execute(
             "UPDATE alarms SET last_seen_at = MAX(last_seen_at, ?), detail = CASE WHEN ? != '' THEN ? ELSE detail END "
             "WHERE id = ?",
-            (ts(seen or at), detail, detail, current.id),
+            (to_epoch(seen or at), detail, detail, current.id),
         )
         refreshed = get(conn, current.id)
         assert refreshed is not None
@@ -75,7 +75,7 @@ def raise_alarm(
     (alarm_id,) = conn.execute(
         """INSERT INTO alarms (device, kind, compartment, source, detail, started_at, last_seen_at)
            VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id""",
-        (device, kind, compartment or 0, source, detail, ts(at), ts(max(at, seen or at))),
+        (device, kind, compartment or 0, source, detail, to_epoch(at), to_epoch(max(at, seen or at))),
     ).fetchone()
     created = get(conn, alarm_id)
     assert created is not None
@@ -87,14 +87,14 @@ def end_alarm(conn: Connection, device: str, kind: str, compartment: int | None,
     if current is None:
         return None
     # A clear that arrives with a device time before the start still ends it, at its start.
-    conn.execute("UPDATE alarms SET ended_at = MAX(started_at, ?) WHERE id = ?", (ts(at), current.id))
+    conn.execute("UPDATE alarms SET ended_at = MAX(started_at, ?) WHERE id = ?", (to_epoch(at), current.id))
     return get(conn, current.id)
 
 
 def acknowledge(conn: Connection, alarm_id: int, actor: str, at: datetime) -> AlarmRow | None:
     conn.execute(
         "UPDATE alarms SET acknowledged_by = ?, acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL",
-        (actor, ts(at), alarm_id),
+        (actor, to_epoch(at), alarm_id),
     )
     return get(conn, alarm_id)
 
@@ -142,4 +142,6 @@ def open_of_kind(conn: Connection, kind: str) -> list[AlarmRow]:
 
 
 def prune(conn: Connection, ended_before: datetime) -> int:
-    return conn.execute("DELETE FROM alarms WHERE ended_at IS NOT NULL AND ended_at < ?", (ts(ended_before),)).rowcount
+    return conn.execute(
+        "DELETE FROM alarms WHERE ended_at IS NOT NULL AND ended_at < ?", (to_epoch(ended_before),)
+    ).rowcount

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hub_server.store.accounts import to_text
 from hub_server.store.engine import Connection, Row
+from hub_server.store.timestamps import to_epoch
 
 
-def insert(conn: Connection, at: str, actor: str, action: str, target: str, detail: str) -> int:
+def insert(conn: Connection, at: datetime, actor: str, action: str, target: str, detail: str) -> int:
     row = conn.execute(
         "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        (at, actor, action, target, detail),
+        (to_epoch(at), actor, action, target, detail),
     ).fetchone()
     return int(row[0])
 
@@ -28,7 +28,8 @@ def select(
     limit: int,
 ) -> list[Row]:
     """Newest first; ``action`` matches a prefix."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[str | float] = []
     if actor is not None:
         where.append("actor = ?")
         params.append(actor)
@@ -40,10 +41,10 @@ def select(
         params.append(target)
     if since is not None:
         where.append("at >= ?")
-        params.append(to_text(since))
+        params.append(to_epoch(since))
     if until is not None:
         where.append("at < ?")
-        params.append(to_text(until))
+        params.append(to_epoch(until))
     if before_id is not None:
         where.append("id < ?")
         params.append(str(before_id))

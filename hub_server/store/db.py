@@ -81,20 +81,42 @@ def migrate(conn: Connection, migrations: list[tuple[int, str, str]] | None = No
     applied = []
     for number, name, sql in pending:
         try:
-            with transaction(conn):
-                if conn.dialect == "postgresql":
+            if conn.dialect == "postgresql":
+                with transaction(conn):
                     conn.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
                     if conn.execute("SELECT 1 FROM schema_migrations WHERE number = ?", (number,)).fetchone():
                         continue  # another instance applied it while this one waited for the lock
                     conn.execute(sql)  # one call: PostgreSQL takes several statements (and $$ bodies) at once
-                else:
-                    for statement in _statements(sql):
-                        conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", (number, name))
+                    conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", (number, name))
+            else:
+                _migrate_sqlite(conn, number, name, sql)
         except DatabaseError as exc:
             raise StoreError(f"migration {name} failed: {exc}") from exc
         applied.append(name)
     return applied
+
+
+def _migrate_sqlite(conn: Connection, number: int, name: str, sql: str) -> None:
+    # Foreign keys off, as SQLite's own procedure for rebuilding a table asks (PRAGMA foreign_keys is a no-op
+    # inside a transaction, so it is set around it): with them on, dropping a parent table would fail or delete
+    # its children's rows (ON DELETE CASCADE). They are checked before the commit instead.
+    enforced = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        with transaction(conn):
+            for statement in _statements(sql):
+                conn.execute(statement)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                first = broken[0]
+                raise StoreError(
+                    f"migration {name} failed: it leaves {len(broken)} row(s) with a broken foreign key, "
+                    f"the first in {first[0]} (rowid {first[1]}) referring to {first[2]}"
+                )
+            conn.execute("INSERT INTO schema_migrations (number, name) VALUES (?, ?)", (number, name))
+    finally:
+        if enforced:
+            conn.execute("PRAGMA foreign_keys=ON")
 
 
 def _statements(sql: str) -> Iterator[str]:

@@ -7,11 +7,12 @@ these are the ingest's own views, also used by its tests.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from hub_protocol.envelope import Health
 from hub_protocol.register import RegisterEntry
 from hub_server.store.engine import Connection
+from hub_server.store.timestamps import from_epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +38,8 @@ def availability(conn: Connection) -> list[Availability]:
             r[1],
             bool(r[2]),
             r[3],
-            datetime.fromtimestamp(r[4], UTC),
-            None if r[5] is None else datetime.fromtimestamp(r[5], UTC),
+            from_epoch(r[4]),
+            from_epoch(r[5]),
             r[6],
             r[7],
         )

@@ -7,7 +7,7 @@ ingest alone knows about delivery. Times in the tables are Unix seconds (UTC); r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from hub_protocol.alarms import DeviceAlarm
@@ -16,10 +16,7 @@ from hub_protocol.envelope import CommandResult
 from hub_protocol.lockers import LockerEvent
 from hub_protocol.topics import Channel
 from hub_server.store.engine import Connection, Row
-
-
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+from hub_server.store.timestamps import from_epoch, to_epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +67,7 @@ def _where(filters: dict[str, Any], table: str = "") -> tuple[str, list[Any]]:
             continue
         op = ">=" if key.endswith(">=") else "<" if key.endswith("<") else "="
         clauses.append(f"{table}{key.rstrip('><=')} {op} ?")
-        params.append(value.timestamp() if isinstance(value, datetime) else value)
+        params.append(to_epoch(value) if isinstance(value, datetime) else value)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -84,7 +81,7 @@ def gaps(conn: Connection, *, device: str | None = None, open_only: bool = False
         f"{where} ORDER BY detected_at DESC",
         params,
     )
-    return [Gap(r[0], r[1], r[2], r[3], datetime.fromtimestamp(r[4], UTC), _time(r[5])) for r in rows]
+    return [Gap(r[0], r[1], r[2], r[3], from_epoch(r[4]), from_epoch(r[5])) for r in rows]
 
 
 def dropped_ranges(conn: Connection, *, device: str | None = None) -> list[DroppedRange]:
@@ -95,7 +92,7 @@ def dropped_ranges(conn: Connection, *, device: str | None = None) -> list[Dropp
         f"{where} ORDER BY declared_at DESC",
         params,
     )
-    return [DroppedRange(r[0], r[1], r[2], r[3], datetime.fromtimestamp(r[4], UTC), r[5]) for r in rows]
+    return [DroppedRange(r[0], r[1], r[2], r[3], from_epoch(r[4]), r[5]) for r in rows]
 
 
 def invalid_counters(conn: Connection) -> list[InvalidCounter]:
@@ -104,12 +101,7 @@ def invalid_counters(conn: Connection) -> list[InvalidCounter]:
         "SELECT device, kind, count, first_at, last_at, last_topic, last_reason FROM invalid_messages"
         " ORDER BY last_at DESC"
     )
-    return [
-        InvalidCounter(
-            r[0], r[1], r[2], datetime.fromtimestamp(r[3], UTC), datetime.fromtimestamp(r[4], UTC), r[5], r[6]
-        )
-        for r in rows
-    ]
+    return [InvalidCounter(r[0], r[1], r[2], from_epoch(r[3]), from_epoch(r[4]), r[5], r[6]) for r in rows]
 
 
 def watermarks(conn: Connection, device: str) -> list[Watermark]:
@@ -117,7 +109,7 @@ def watermarks(conn: Connection, device: str) -> list[Watermark]:
         "SELECT device, boot, upto, max_seq, updated_at FROM boot_watermarks WHERE device = ? ORDER BY updated_at",
         (device,),
     )
-    return [Watermark(r[0], r[1], r[2], r[3], datetime.fromtimestamp(r[4], UTC)) for r in rows]
+    return [Watermark(r[0], r[1], r[2], r[3], from_epoch(r[4])) for r in rows]
 
 
 def event_counts(conn: Connection) -> dict[tuple[str, str], int]:

@@ -19,21 +19,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from hub_protocol.alarms import DeviceAlarm
 from hub_protocol.envelope import CommandResult, Health
 from hub_protocol.lockers import LockerEvent
 from hub_server.store.engine import Connection, OperationalError, Row
+from hub_server.store.timestamps import from_epoch, to_epoch
 
 T = TypeVar("T")
 
 LOOKBACK_S = 30.0
-
-
-def _time(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
 
 
 def _missing_table(exc: OperationalError) -> bool:
@@ -128,7 +125,7 @@ def mark_seen(conn: Connection, name: str, entry: FeedEntry[Any]) -> None:
 
 
 def forget_seen(conn: Connection, before: datetime) -> int:
-    return conn.execute("DELETE FROM feed_seen WHERE seen_at < ?", (before.timestamp(),)).rowcount
+    return conn.execute("DELETE FROM feed_seen WHERE seen_at < ?", (to_epoch(before),)).rowcount
 
 
 Reader = Callable[[Connection, str], list[FeedEntry[Any]]]
@@ -154,7 +151,7 @@ def locker_events(conn: Connection, name: str, limit: int = 500) -> list[FeedEnt
             device=r["device"],
             boot=r["boot"],
             seq=r["seq"],
-            at=_time(r["at"]),
+            at=from_epoch(r["at"]),
             compartment=r["compartment"],
             state=r["state"],
             previous=r["previous"],
@@ -179,7 +176,7 @@ def command_results(conn: Connection, name: str, limit: int = 500) -> list[FeedE
             command_id=r["command_id"],
             status=r["status"],
             detail=r["detail"],
-            at=_time(r["at"]),
+            at=from_epoch(r["at"]),
         ),
     )
 
@@ -196,7 +193,7 @@ def device_alarms(conn: Connection, name: str, limit: int = 500) -> list[FeedEnt
             seq=r["seq"],
             alarm=r["alarm"],
             active=bool(r["active"]),
-            at=_time(r["at"]),
+            at=from_epoch(r["at"]),
             compartment=r["compartment"],
             detail=r["detail"],
         ),
@@ -227,8 +224,8 @@ def device_statuses(conn: Connection) -> list[DeviceStatus]:
         DeviceStatus(
             device=r["device"],
             online=bool(r["online"]),
-            since=None if r["status_changed"] is None else _time(r["status_changed"]),
-            last_seen=_time(r["last_seen"]),
+            since=None if r["status_changed"] is None else from_epoch(r["status_changed"]),
+            last_seen=from_epoch(r["last_seen"]),
             offline_reason=r["offline_reason"],
         )
         for r in rows
@@ -250,7 +247,7 @@ def open_sequence_gaps(conn: Connection) -> list[OpenGap]:
         "SELECT device, boot, first_seq, last_seq, detected_at FROM sequence_gaps WHERE resolved_at IS NULL "
         "ORDER BY device, detected_at",
     )
-    return [OpenGap(r["device"], r["boot"], r["first_seq"], r["last_seq"], _time(r["detected_at"])) for r in rows]
+    return [OpenGap(r["device"], r["boot"], r["first_seq"], r["last_seq"], from_epoch(r["detected_at"])) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,10 +264,10 @@ def drops_since(conn: Connection, since: datetime) -> list[DropNotice]:
         conn,
         "SELECT device, first_seq, last_seq, declared_at, dropped_total FROM dropped_ranges WHERE declared_at >= ? "
         "ORDER BY declared_at",
-        (since.timestamp(),),
+        (to_epoch(since),),
     )
     return [
-        DropNotice(r["device"], r["first_seq"], r["last_seq"], _time(r["declared_at"]), r["dropped_total"])
+        DropNotice(r["device"], r["first_seq"], r["last_seq"], from_epoch(r["declared_at"]), r["dropped_total"])
         for r in rows
     ]
 

@@ -10,11 +10,12 @@ Plain values out; callers shape them for display.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub_server.store.engine import Connection, Row
 from hub_server.store.retention import ALL, HOUR
+from hub_server.store.timestamps import from_epoch, to_epoch
 
 _CELLS = "flow_windows w JOIN flow_cell_rows c ON c.device = w.device AND c.boot = w.boot AND c.seq = w.seq"
 _TOTALS = "flow_windows w JOIN flow_total_rows t ON t.device = w.device AND t.boot = w.boot AND t.seq = w.seq"
@@ -23,7 +24,7 @@ _HIDDEN = "SUM(CASE WHEN c.count IS NULL THEN 1 ELSE 0 END)"
 
 def _span(since: datetime, until: datetime, device: str | None) -> tuple[str, list[Any]]:
     where = "w.window_start >= ? AND w.window_start < ?"
-    params: list[Any] = [since.timestamp(), until.timestamp()]
+    params: list[Any] = [to_epoch(since), to_epoch(until)]
     if device is not None:
         where += " AND w.device = ?"
         params.append(device)
@@ -76,7 +77,7 @@ def span_sums(
         )
     }
     latest = {
-        r[0]: datetime.fromtimestamp(r[1], UTC)
+        r[0]: from_epoch(r[1])
         for r in conn.execute(
             f"SELECT w.device, MAX(w.window_start) FROM flow_windows w WHERE {where} GROUP BY w.device",  # noqa: S608
             params,
@@ -139,7 +140,7 @@ def slot_sums(conn: Connection, start: datetime, step: timedelta, slots: int, de
     span_where, span_params = _span(start, until, device)
     if step < timedelta(days=1):
         span_where += " AND w.window_seconds < 86400"  # a day-long window (a dp day correction) fits no shorter slot
-    slot_params = [start.timestamp(), step.total_seconds()]
+    slot_params = [to_epoch(start), step.total_seconds()]
     cells: dict[_CellKey, list[int]] = {}  # -> [published sum, suppressed cells, cells]
     lines: dict[tuple[int, str], int] = {}
     quality = _Quality()
@@ -147,7 +148,7 @@ def slot_sums(conn: Connection, start: datetime, step: timedelta, slots: int, de
     if began:
         conn.execute("BEGIN")  # one snapshot: a roll-up between two reads would count a window twice or never
     try:
-        if start.timestamp() % HOUR == 0 and step.total_seconds() % HOUR == 0:
+        if to_epoch(start) % HOUR == 0 and step.total_seconds() % HOUR == 0:
             _rollup_slots(conn, start, step, slots, device, cells, lines, quality)
             # Roll-ups hold windows by the hour their start falls in; day-long ones are in no hour.
             for since, before in _unrolled_hours(conn, start, until, device):
@@ -175,7 +176,7 @@ def slot_sums(conn: Connection, start: datetime, step: timedelta, slots: int, de
         fps_weighted=quality.fps_weighted,
         dropped_frames=quality.dropped_frames,
         policies=sorted(quality.policies),
-        first_windows={d: (datetime.fromtimestamp(f, UTC), n) for d, (f, n) in quality.first.items()},
+        first_windows={d: (from_epoch(f), n) for d, (f, n) in quality.first.items()},
     )
 
 
@@ -213,11 +214,11 @@ def _unrolled_hours(
         search(a, middle)
         search(middle, b)
 
-    first, last = int(since.timestamp()), int(until.timestamp())
+    first, last = int(to_epoch(since)), int(to_epoch(until))
     newest = max(first, last - HOUR)
     search(first, newest)
     search(newest, last)
-    return [(datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)) for a, b in found]
+    return [(from_epoch(a), from_epoch(b)) for a, b in found]
 
 
 def _add_cell(cells: dict[_CellKey, list[int]], key: _CellKey, published: int, suppressed: int, count: int) -> None:
@@ -238,7 +239,7 @@ def _rollup_slots(
     quality: _Quality,
 ) -> None:
     where = "bucket_start >= ? AND bucket_start < ?"
-    params: list[Any] = [start.timestamp(), (start + step * slots).timestamp()]
+    params: list[Any] = [to_epoch(start), to_epoch(start + step * slots)]
     if device is not None:
         where += " AND device = ?"
         params.append(device)
@@ -247,7 +248,7 @@ def _rollup_slots(
         "SELECT CAST((bucket_start - ?) / ? AS INTEGER) AS slot, line, direction, object_class,"  # noqa: S608
         " SUM(count), SUM(suppressed_cells), SUM(cells) FROM flow_rollups"
         f" WHERE resolution = 'hour' AND {where} GROUP BY slot, line, direction, object_class",
-        [start.timestamp(), step.total_seconds(), *params],
+        [to_epoch(start), step.total_seconds(), *params],
     ):
         slot, line, direction, cls, published, suppressed, count = r
         if direction == ALL and cls == ALL:

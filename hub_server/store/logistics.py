@@ -1,26 +1,20 @@
 """SQL for compartments, deliveries, their hashed codes, locker commands and queued notifications.
 
 Functions take a connection so the domain layer (``hub_server.logistics.service``) composes them inside one
-``Database.write()`` transaction. Times are stored as UTC ISO strings of fixed width, so they sort as text.
+``Database.write()`` transaction. Times are stored as Unix seconds (``store.timestamps``) and taken and given as
+aware ``datetime`` values.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from hub_server.logistics.codes import StoredHash
 from hub_server.store.engine import Connection, Row
-
-
-def ts(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def parse_ts(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+from hub_server.store.timestamps import from_epoch, to_epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +72,15 @@ def _compartment(row: Row) -> CompartmentRow:
         accessible=bool(row["accessible"]),
         state=row["state"],
         door_open=None if row["door_open"] is None else bool(row["door_open"]),
-        door_open_since=parse_ts(row["door_open_since"]),
-        reported_at=parse_ts(row["reported_at"]),
+        door_open_since=from_epoch(row["door_open_since"]),
+        reported_at=from_epoch(row["reported_at"]),
         delivery=row["delivery"],
     )
 
 
 def _delivery(row: Row) -> DeliveryRow:
-    created = parse_ts(row["created_at"])
-    dropoff_expires = parse_ts(row["dropoff_expires_at"])
+    created = from_epoch(row["created_at"])
+    dropoff_expires = from_epoch(row["dropoff_expires_at"])
     assert created is not None and dropoff_expires is not None  # NOT NULL columns
     return DeliveryRow(
         id=row["id"],
@@ -98,16 +92,16 @@ def _delivery(row: Row) -> DeliveryRow:
         created_at=created,
         created_by=row["created_by"],
         dropoff_expires_at=dropoff_expires,
-        dropped_at=parse_ts(row["dropped_at"]),
-        pickup_expires_at=parse_ts(row["pickup_expires_at"]),
+        dropped_at=from_epoch(row["dropped_at"]),
+        pickup_expires_at=from_epoch(row["pickup_expires_at"]),
         extended=bool(row["extended"]),
-        finished_at=parse_ts(row["finished_at"]),
-        expired_at=parse_ts(row["expired_at"]),
+        finished_at=from_epoch(row["finished_at"]),
+        expired_at=from_epoch(row["expired_at"]),
         resident_name=row["resident_name"],
         resident_contact=row["resident_contact"],
-        personal_data_deleted_at=parse_ts(row["personal_data_deleted_at"]),
+        personal_data_deleted_at=from_epoch(row["personal_data_deleted_at"]),
         pickup_sealed=row["pickup_sealed"],
-        pickup_revealed_at=parse_ts(row["pickup_revealed_at"]),
+        pickup_revealed_at=from_epoch(row["pickup_revealed_at"]),
         device_problem=row["device_problem"],
         extendable=bool(row["extendable"]),
     )
@@ -154,7 +148,7 @@ def record_compartment_state(
                door_open_since = CASE WHEN ? = 1 THEN COALESCE(CASE WHEN door_open = 1 THEN door_open_since END, ?) END,
                reported_at = ?, last_boot = ?, last_seq = ?
            WHERE device = ? AND number = ? AND (reported_at IS NULL OR reported_at <= ?)""",
-        (state, int(door_open), int(door_open), ts(at), ts(at), boot, seq, device, number, ts(at)),
+        (state, int(door_open), int(door_open), to_epoch(at), to_epoch(at), boot, seq, device, number, to_epoch(at)),
     )
     return cursor.rowcount == 1
 
@@ -163,30 +157,39 @@ def mark_event_seen(conn: Connection, device: str, boot: str, seq: int, now: dat
     """True the first time (device, boot, seq) is seen: the domain applies each locker event once."""
     cursor = conn.execute(
         "INSERT OR IGNORE INTO locker_events_seen (device, boot, seq, seen_at) VALUES (?, ?, ?, ?)",
-        (device, boot, seq, ts(now)),
+        (device, boot, seq, to_epoch(now)),
     )
     return cursor.rowcount == 1
 
 
 def forget_seen_events(conn: Connection, before: datetime) -> int:
-    return conn.execute("DELETE FROM locker_events_seen WHERE seen_at < ?", (ts(before),)).rowcount
+    return conn.execute("DELETE FROM locker_events_seen WHERE seen_at < ?", (to_epoch(before),)).rowcount
 
 
 # --- deliveries ---------------------------------------------------------------------------------------------
 
 
+def _column_value(value: Any) -> Any:
+    return to_epoch(value) if isinstance(value, datetime) else value
+
+
 def insert_delivery(conn: Connection, values: dict[str, Any]) -> None:
+    """A new delivery from column values (times as ``datetime``)."""
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)
-    conn.execute(f"INSERT INTO deliveries ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
+    conn.execute(
+        f"INSERT INTO deliveries ({columns}) VALUES ({marks})",  # noqa: S608
+        tuple(_column_value(v) for v in values.values()),
+    )
 
 
 def update_delivery(conn: Connection, delivery_id: str, **values: Any) -> None:
+    """Set columns of a delivery (times as ``datetime``)."""
     # Column names come from the domain code, never from input.
     assignments = ", ".join(f"{name} = ?" for name in values)
     conn.execute(
         f"UPDATE deliveries SET {assignments} WHERE id = ?",  # noqa: S608
-        (*values.values(), delivery_id),
+        (*(_column_value(v) for v in values.values()), delivery_id),
     )
 
 
@@ -228,7 +231,7 @@ def due(conn: Connection, status: str, column: str, now: datetime) -> list[Deliv
         raise ValueError(column)
     rows = conn.execute(
         f"SELECT * FROM deliveries WHERE status = ? AND {column} <= ? ORDER BY {column}",  # noqa: S608
-        (status, ts(now)),
+        (status, to_epoch(now)),
     ).fetchall()
     return [_delivery(r) for r in rows]
 
@@ -244,14 +247,14 @@ def erase_personal_data(
             """SELECT id FROM deliveries WHERE personal_data_deleted_at IS NULL AND (
                    (finished_at IS NOT NULL AND finished_at <= ?)
                    OR (status = 'expired' AND expired_at IS NOT NULL AND expired_at <= ?))""",
-            (ts(finished_before), ts(expired_before) if expired_before else ""),
+            (to_epoch(finished_before), None if expired_before is None else to_epoch(expired_before)),
         )
     ]
     for delivery_id in ids:
         conn.execute(
             """UPDATE deliveries SET resident_name = NULL, resident_contact = NULL, token_hash = NULL,
                    pickup_sealed = NULL, personal_data_deleted_at = ? WHERE id = ?""",
-            (ts(now), delivery_id),
+            (to_epoch(now), delivery_id),
         )
         conn.execute("UPDATE notifications SET payload = NULL WHERE delivery_id = ?", (delivery_id,))
     return ids
@@ -265,7 +268,7 @@ def put_code(conn: Connection, delivery_id: str, purpose: str, code: StoredHash,
         """INSERT INTO delivery_codes (delivery_id, purpose, salt, sha256, created_at) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT (delivery_id, purpose) DO UPDATE SET salt = excluded.salt, sha256 = excluded.sha256,
                created_at = excluded.created_at, expires_at = NULL""",
-        (delivery_id, purpose, code.salt, code.sha256, ts(now)),
+        (delivery_id, purpose, code.salt, code.sha256, to_epoch(now)),
     )
 
 
@@ -279,7 +282,7 @@ def get_code(conn: Connection, delivery_id: str, purpose: str) -> StoredHash | N
 def set_code_expiry(conn: Connection, delivery_id: str, purpose: str, expires_at: datetime) -> None:
     conn.execute(
         "UPDATE delivery_codes SET expires_at = ? WHERE delivery_id = ? AND purpose = ?",
-        (ts(expires_at), delivery_id, purpose),
+        (to_epoch(expires_at), delivery_id, purpose),
     )
 
 
@@ -322,12 +325,12 @@ def insert_command(
     conn.execute(
         """UPDATE locker_commands SET result = 'superseded', result_at = ?
            WHERE delivery_id = ? AND purpose = ? AND result IS NULL""",
-        (ts(now), delivery_id, purpose),
+        (to_epoch(now), delivery_id, purpose),
     )
     conn.execute(
         """INSERT INTO locker_commands (id, delivery_id, purpose, device, payload, created_at, expires_at)
            VALUES (?, ?, ?, ?, ?, ?, ?)""",
-        (command_id, delivery_id, purpose, device, payload, ts(now), ts(expires_at)),
+        (command_id, delivery_id, purpose, device, payload, to_epoch(now), to_epoch(expires_at)),
     )
 
 
@@ -338,7 +341,7 @@ def _command(row: Row) -> CommandRow:
         purpose=row["purpose"],
         device=row["device"],
         payload=row["payload"],
-        sent_at=parse_ts(row["sent_at"]),
+        sent_at=from_epoch(row["sent_at"]),
         attempts=row["attempts"],
         result=row["result"],
     )
@@ -361,13 +364,15 @@ def commands_to_send(conn: Connection, now: datetime, resend_before: datetime) -
     rows = conn.execute(
         """SELECT * FROM locker_commands WHERE result IS NULL AND expires_at > ?
            AND (sent_at IS NULL OR sent_at <= ?) ORDER BY created_at""",
-        (ts(now), ts(resend_before)),
+        (to_epoch(now), to_epoch(resend_before)),
     ).fetchall()
     return [_command(r) for r in rows]
 
 
 def mark_command_sent(conn: Connection, command_id: str, now: datetime) -> None:
-    conn.execute("UPDATE locker_commands SET sent_at = ?, attempts = attempts + 1 WHERE id = ?", (ts(now), command_id))
+    conn.execute(
+        "UPDATE locker_commands SET sent_at = ?, attempts = attempts + 1 WHERE id = ?", (to_epoch(now), command_id)
+    )
 
 
 def record_command_result(
@@ -377,7 +382,7 @@ def record_command_result(
     cursor = conn.execute(
         """UPDATE locker_commands SET result = ?, result_detail = ?, result_at = ?
            WHERE id = ? AND device = ? AND (result IS NULL OR result = 'superseded')""",
-        (result, detail, ts(at), command_id, device),
+        (result, detail, to_epoch(at), command_id, device),
     )
     return command(conn, command_id) if cursor.rowcount == 1 else None
 
@@ -385,7 +390,7 @@ def record_command_result(
 def expire_commands(conn: Connection, now: datetime) -> int:
     return conn.execute(
         "UPDATE locker_commands SET result = 'expired', result_at = ? WHERE result IS NULL AND expires_at <= ?",
-        (ts(now), ts(now)),
+        (to_epoch(now), to_epoch(now)),
     ).rowcount
 
 
@@ -405,7 +410,7 @@ def queue_notification(conn: Connection, delivery_id: str, event: str, payload: 
     conn.execute(
         """INSERT INTO notifications (delivery_id, event, payload, created_at, next_attempt_at)
            VALUES (?, ?, ?, ?, ?)""",
-        (delivery_id, event, json.dumps(payload), ts(now), ts(now)),
+        (delivery_id, event, json.dumps(payload), to_epoch(now), to_epoch(now)),
     )
 
 
@@ -413,7 +418,7 @@ def notifications_due(conn: Connection, now: datetime, limit: int = 50) -> list[
     rows = conn.execute(
         """SELECT * FROM notifications WHERE sent_at IS NULL AND failed_at IS NULL AND payload IS NOT NULL
            AND next_attempt_at <= ? ORDER BY id LIMIT ?""",
-        (ts(now), limit),
+        (to_epoch(now), limit),
     ).fetchall()
     return [
         NotificationRow(r["id"], r["delivery_id"], r["event"], json.loads(r["payload"]), r["attempts"]) for r in rows
@@ -423,7 +428,7 @@ def notifications_due(conn: Connection, now: datetime, limit: int = 50) -> list[
 def notification_sent(conn: Connection, notification_id: int, now: datetime) -> None:
     conn.execute(
         "UPDATE notifications SET sent_at = ?, payload = NULL, attempts = attempts + 1 WHERE id = ?",
-        (ts(now), notification_id),
+        (to_epoch(now), notification_id),
     )
 
 
@@ -434,12 +439,12 @@ def notification_failed(
         conn.execute(
             """UPDATE notifications SET failed_at = ?, payload = NULL, attempts = attempts + 1, last_error = ?
                WHERE id = ?""",
-            (ts(now), error[:500], notification_id),
+            (to_epoch(now), error[:500], notification_id),
         )
     else:
         conn.execute(
             """UPDATE notifications SET next_attempt_at = ?, attempts = attempts + 1, last_error = ? WHERE id = ?""",
-            (ts(retry_at), error[:500], notification_id),
+            (to_epoch(retry_at), error[:500], notification_id),
         )
 
 

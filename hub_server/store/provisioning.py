@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from hub_server.store.accounts import to_text, utc_now
+from hub_server.store.accounts import utc_now
 from hub_server.store.engine import Connection, Row
+from hub_server.store.timestamps import from_epoch, to_epoch
 
 
 class ProvisioningError(ValueError):
@@ -21,9 +23,9 @@ class ProvisionedDevice:
     device: str
     site: str
     username: str
-    created_at: str
+    created_at: datetime
     created_by: str
-    revoked_at: str | None
+    revoked_at: datetime | None
 
     @property
     def active(self) -> bool:
@@ -32,7 +34,12 @@ class ProvisionedDevice:
 
 def _row(row: Row) -> ProvisionedDevice:
     return ProvisionedDevice(
-        row["device"], row["site"], row["username"], row["created_at"], row["created_by"], row["revoked_at"]
+        row["device"],
+        row["site"],
+        row["username"],
+        from_epoch(row["created_at"]),
+        row["created_by"],
+        from_epoch(row["revoked_at"]),
     )
 
 
@@ -43,7 +50,7 @@ def add(conn: Connection, device: str, site: str, username: str, created_by: str
         raise ProvisioningError(f"device {device!r} is {state}")
     conn.execute(
         "INSERT INTO provisioned_devices (device, site, username, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
-        (device, site, username, to_text(utc_now()), created_by),
+        (device, site, username, to_epoch(utc_now()), created_by),
     )
     found = get(conn, device)
     assert found is not None
@@ -64,7 +71,7 @@ def revoke(conn: Connection, device: str) -> ProvisionedDevice:
     if found is None:
         raise UnknownDevice(f"no provisioned device {device!r}")
     if found.revoked_at is None:
-        conn.execute("UPDATE provisioned_devices SET revoked_at = ? WHERE device = ?", (to_text(utc_now()), device))
+        conn.execute("UPDATE provisioned_devices SET revoked_at = ? WHERE device = ?", (to_epoch(utc_now()), device))
     updated = get(conn, device)
     assert updated is not None
     return updated

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from hub_server.store.engine import Connection
+from hub_server.store.timestamps import from_epoch, to_epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +42,6 @@ class FlowCellRow:
     observed_fraction: float
 
 
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _seconds(value: datetime) -> float:
-    return value.timestamp()
-
-
 _DEVICES_SQL = """
 SELECT d.device AS device, d.site AS site, 0 AS provisioned, 0 AS revoked, d.online, d.first_seen, d.last_seen,
        d.boot, d.offline_reason, d.dropped_total
@@ -66,8 +59,8 @@ def list_devices(conn: Connection, site: str | None = None) -> list[DeviceRow]:
             False,
             False,
             bool(r["online"]),
-            _time(r["first_seen"]),
-            _time(r["last_seen"]),
+            from_epoch(r["first_seen"]),
+            from_epoch(r["last_seen"]),
             r["boot"],
             r["offline_reason"],
             int(r["dropped_total"]),
@@ -108,16 +101,16 @@ def health_history(
 ) -> list[dict[str, Any]]:
     """Health samples of one device in [since, until), oldest first."""
     sql = "SELECT * FROM health_samples WHERE device = ? AND at >= ?"
-    params: list[Any] = [device, _seconds(since)]
+    params: list[Any] = [device, to_epoch(since)]
     if until is not None:
         sql += " AND at < ?"
-        params.append(_seconds(until))
+        params.append(to_epoch(until))
     sql += " ORDER BY at LIMIT ?"
     params.append(limit)
     out = []
     for r in conn.execute(sql, params):
         sample = {k: r[k] for k in r.keys()}  # noqa: SIM118 - Row iterates values, not keys
-        sample["at"] = _time(r["at"])
+        sample["at"] = from_epoch(r["at"])
         out.append(sample)
     return out
 
@@ -153,10 +146,10 @@ def flow_cells(
             params.append(value)
     if since is not None:
         where.append("c.window_start >= ?")
-        params.append(_seconds(since))
+        params.append(to_epoch(since))
     if until is not None:
         where.append("c.window_start < ?")
-        params.append(_seconds(until))
+        params.append(to_epoch(until))
     if protected_only:
         where.append("w.policy_kind != 'none'")
     sql = (
@@ -169,6 +162,6 @@ def flow_cells(
     sql += " ORDER BY c.window_start, c.site, c.device, c.line, c.direction, c.object_class LIMIT ?"
     params.append(limit)
     return [
-        FlowCellRow(datetime.fromtimestamp(r[0], UTC), int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], float(r[9]))
+        FlowCellRow(from_epoch(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], float(r[9]))
         for r in conn.execute(sql, params)
     ]

@@ -7,10 +7,11 @@ Reads the ingest's ``flow_windows``/``flow_cells``/``events``/``health_samples``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from hub_protocol.flows import FlowTotal, FlowWindow
 from hub_server.store.engine import Connection, OperationalError
+from hub_server.store.timestamps import from_epoch, to_epoch
 
 HOUR, DAY = 3600, 86_400
 
@@ -161,7 +162,7 @@ class Deleted:
 
 def delete_raw_flows(conn: Connection, before: datetime) -> Deleted:
     """Delete flow windows (cells, stored event payloads) that started before ``before`` and are rolled up."""
-    cut = before.timestamp()
+    cut = to_epoch(before)
     try:
         doomed = conn.execute(
             """SELECT w.device, w.boot, w.seq FROM flow_windows w JOIN flow_rolled r
@@ -191,9 +192,9 @@ def delete_raw_flows(conn: Connection, before: datetime) -> Deleted:
 
 
 def delete_hourly(conn: Connection, before: datetime) -> int:
-    conn.execute("DELETE FROM flow_quality_rollups WHERE bucket_start < ?", (before.timestamp(),))
+    conn.execute("DELETE FROM flow_quality_rollups WHERE bucket_start < ?", (to_epoch(before),))
     return conn.execute(
-        "DELETE FROM flow_rollups WHERE resolution = 'hour' AND bucket_start < ?", (before.timestamp(),)
+        "DELETE FROM flow_rollups WHERE resolution = 'hour' AND bucket_start < ?", (to_epoch(before),)
     ).rowcount
 
 
@@ -245,10 +246,10 @@ def rollups(
         where.append("policy_kind != 'none'")
     if since is not None:
         where.append("bucket_start >= ?")
-        params.append(str(since.timestamp()))
+        params.append(str(to_epoch(since)))
     if until is not None:
         where.append("bucket_start < ?")
-        params.append(str(until.timestamp()))
+        params.append(str(to_epoch(until)))
     rows = conn.execute(
         f"SELECT * FROM flow_rollups WHERE {' AND '.join(where)} "  # noqa: S608 - fixed fragments only
         "ORDER BY bucket_start, device, line, direction, object_class LIMIT ?",
@@ -257,7 +258,7 @@ def rollups(
     return [
         RollupRow(
             resolution=r["resolution"],
-            bucket_start=datetime.fromtimestamp(r["bucket_start"], UTC),
+            bucket_start=from_epoch(r["bucket_start"]),
             device=r["device"],
             site=r["site"],
             line=r["line"],
@@ -276,10 +277,10 @@ def rollups(
 def record_run(conn: Connection, started: datetime, finished: datetime, report: str) -> None:
     conn.execute(
         "INSERT INTO retention_runs (started_at, finished_at, report) VALUES (?, ?, ?)",
-        (started.timestamp(), finished.timestamp(), report),
+        (to_epoch(started), to_epoch(finished), report),
     )
 
 
 def last_run(conn: Connection) -> tuple[datetime, str] | None:
     row = conn.execute("SELECT started_at, report FROM retention_runs ORDER BY id DESC LIMIT 1").fetchone()
-    return None if row is None else (datetime.fromtimestamp(row[0], UTC), row[1])
+    return None if row is None else (from_epoch(row[0]), row[1])

@@ -7,10 +7,11 @@ the device) with the time it was received.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from hub_protocol.accuracy import ValidationRecord
 from hub_server.store.engine import Connection, Row
+from hub_server.store.timestamps import from_epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,7 @@ class StoredValidation:
 def _row(row: Row) -> StoredValidation:
     return StoredValidation(
         row["site"],
-        datetime.fromtimestamp(row["received_at"], UTC),
+        from_epoch(row["received_at"]),
         ValidationRecord.model_validate_json(row["payload"]),
     )
 

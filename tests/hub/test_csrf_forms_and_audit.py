@@ -15,9 +15,10 @@ from hub_server.accounts.auth import CSRF_COOKIE, csrf_token, current_principal,
 from hub_server.app import create_app
 from hub_server.config import HubConfig
 from hub_server.store import accounts
-from hub_server.store.accounts import Role, to_text, utc_now
+from hub_server.store.accounts import Role, utc_now
 from hub_server.store.db import Database
 from hub_server.store.engine import IntegrityError
+from hub_server.store.timestamps import to_epoch
 from tests.hub.conftest import ClientFactory, add_user, login
 
 
@@ -84,7 +85,7 @@ def test_idle_and_expired_sessions_are_refused_and_removed(db: Database) -> None
         accounts.create_session(conn, "idle-token", user, "csrf", timedelta(hours=12))
         accounts.create_session(conn, "old-token", user, "csrf", timedelta(seconds=-1))
         accounts.create_session(conn, "fresh-token", user, "csrf", timedelta(hours=12))
-        stale = to_text(utc_now() - timedelta(hours=2))
+        stale = to_epoch(utc_now() - timedelta(hours=2))
         conn.execute(
             "UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?", (stale, accounts.sha256_hex("idle-token"))
         )

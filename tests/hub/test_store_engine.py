@@ -74,7 +74,7 @@ def test_errors_arrive_as_the_stores_own_and_a_savepoint_keeps_the_transaction(c
 def test_the_audit_log_refuses_changes_on_both_engines(location: Path | str) -> None:
     db = Database(location)
     with db.write() as conn:
-        conn.execute("INSERT INTO audit_log (at, actor, action, target) VALUES (?, ?, ?, ?)", ("t", "a", "b", "c"))
+        conn.execute("INSERT INTO audit_log (at, actor, action, target) VALUES (?, ?, ?, ?)", (1.5, "a", "b", "c"))
     for statement in ("UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"):
         with pytest.raises(IntegrityError, match="append-only"), db.write() as conn:
             conn.execute(statement)
