@@ -14,7 +14,8 @@ Material (see bench/scenes.py and tests/counting/ground.py):
   those (``zclip``): seeds 1-3 are the selection sets, seeds 401-404 the hold-out (101-106, 201-206 and 301-306 are spent);
 - ground-plane scenes (``onnx`` only, boxes generated as a person detector returns them, so these measure
   the tracker and the crossing rule): eye level, first floor, lamp post and high, selection seeds 1-6,
-  hold-out seeds 401-406 (101-106, 201-206 and 301-306 are spent).
+  hold-out seeds 401-406 (101-106, 201-206 and 301-306 are spent), each counted at the four phases
+  of the detector's cadence (every 4th frame starting at frame 0, 1, 2 or 3), pooled.
 Per set: event precision/recall/F1 (a counted event matches a true crossing of the same line and direction
 within 10 frames, one to one) and the count error sum|counted - truth| / sum truth. The last line is JSON.
 """
@@ -95,6 +96,7 @@ FRESH_2 = {
 }
 NAMED = {"issue": ISSUE_LINES, "held-out-2025": HELD_OUT, "fresh": FRESH, "fresh-2": FRESH_2}
 GROUND_SELECTION, GROUND_HOLDOUT = tuple(range(1, 7)), tuple(range(401, 407))
+GROUND_PHASES = 4  # the onnx detector's default cadence: every 4th frame, four possible draws
 TARGETS = {
     "onnx": {"f1": 0.93, "count_error": 0.05, "close_f1": 0.80, "fps": 100, "ratio": 0.05},
     "motion": {"f1": 0.88, "fps": 200},
@@ -183,14 +185,18 @@ def video_sets(
 
 
 def ground_sets(seeds: tuple[int, ...]) -> dict[str, Tally]:
+    """Every scene is counted once per phase of the detector's cadence (which frames it happens to see):
+    on crowded scenes one draw alone moves F1 by several hundredths, pooled draws do not."""
     groups: dict[str, Tally] = {}
     for name, camera in ground.CAMERAS.items():
         for seed in seeds:
             scene = ground.random_scene(camera, seed)
             lines = ground.random_ground_lines(scene, seed, 8)
-            groups.setdefault(f"ground-{name}", Tally()).add(
-                ev.score_events(ground.run(scene, lines), scene.truth(lines), lines)
-            )
+            truth = scene.truth(lines)
+            for phase in range(GROUND_PHASES):
+                groups.setdefault(f"ground-{name}", Tally()).add(
+                    ev.score_events(ground.run(scene, lines, phase=phase), truth, lines)
+                )
     return groups
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from edge_agent.counting import evaluate as ev
+from edge_agent.counting.detectors.onnx import OnnxDetector
 from edge_agent.counting.factory import settings_for
 from edge_agent.counting.lines import CountLine
 from edge_agent.counting.pipeline import CountingPipeline, Crossing, PipelineSettings
@@ -164,7 +165,7 @@ class ReplayDetector:
     frame: int = 0
     name: str = "onnx"
     classifies: bool = True
-    noise_allowance: float = 0.025
+    noise_allowance: float = OnnxDetector.noise_allowance
 
     def detect(self, image: object, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
         return self.scene.detections(self.frame)
@@ -242,8 +243,12 @@ def _half_width(camera: Camera, y: float) -> float:
     return (camera.size[0] / 2) * y / camera.focal
 
 
-def run(scene: GroundScene, lines: list[CountLine], settings: PipelineSettings | None = None) -> list[Crossing]:
-    """The counting pipeline (tracker and crossing rule as the ``onnx`` detector gets them) over the boxes."""
+def run(
+    scene: GroundScene, lines: list[CountLine], settings: PipelineSettings | None = None, phase: int = 0
+) -> list[Crossing]:
+    """The counting pipeline (tracker and crossing rule as the ``onnx`` detector gets them) over the boxes.
+
+    ``phase``: frames before it are not looked at, so the detector's every-k-th frames are another draw."""
     detector = ReplayDetector(scene)
     # Generated people carry no pixels: on the blank frames every box would get the same (black) colour
     # signature, which reads as "everyone dressed alike". The colour cue is measured on video only.
@@ -253,5 +258,6 @@ def run(scene: GroundScene, lines: list[CountLine], settings: PipelineSettings |
     events: list[Crossing] = []
     for index in range(scene.frames):
         detector.frame = index
-        events += pipeline.process(index, blank if pipeline.wants_image(index) else None)
+        wanted = index >= phase and pipeline.wants_image(index)
+        events += pipeline.process(index, blank if wanted else None)
     return events + pipeline.flush()
