@@ -31,7 +31,9 @@ class PipelineSettings:
     detect_every: int = 1  # run the detector on every k-th frame; the tracker predicts in between
     margin: float = 0.25  # hysteresis half-width, in box heights
     persist_seconds: float = 0.3  # how long the new side must last (or the point get twice past the band)
-    min_hits: int = 2  # detections before a track may count
+    # Detections before a track may count: a third keeps one-off false boxes and short second tracks on one
+    # person from counting (chosen on the selection sets with the detector's cadence drawn four ways).
+    min_hits: int = 3
     side_after: int = 1  # detections of a track before its position counts for the crossing rule
     max_coast_seconds: float = 1.5  # how long a track survives unseen (occlusion)
     cyclist_speed: float = 2.0  # box heights per second above which an unclassified object is a cyclist
