@@ -10,8 +10,11 @@ The cursor follows the order in which events became visible, which is not the or
   with equal or slightly out-of-order receive times.
 - PostgreSQL (instances sharing the ingest, clocks of several machines, transactions that wait for a device's
   lock): by the id of the transaction that stored the row (``xid``, migration 0161), reading only below the
-  oldest transaction still running (``pg_snapshot_xmin``): a row that commits later always has an id at or
-  above that bound, so a later read finds it, however late it commits or whatever its receive time.
+  oldest transaction still running (``_HORIZON``): a row that commits later always has an id at or above that
+  bound, so a later read finds it, however late it commits or whatever its receive time. Transaction ids are
+  the whole server's, so a transaction known to run in *another* database (a long report, a backup, another
+  application on a shared server) does not hold the bound back; one whose database cannot be told (ended
+  meanwhile, or hidden by privileges) does, which is safe.
 """
 
 from __future__ import annotations
@@ -74,6 +77,17 @@ def set_cursor(conn: Connection, name: str, received_at: float, position: str | 
     )
 
 
+# The oldest transaction in progress, as pg_snapshot_xmin, leaving out those that run in another database:
+# they cannot write this database's rows. Matched on the low 32 bits (pg_stat_activity shows an xid, the
+# snapshot xid8s); the ids of running transactions are distinct in those bits.
+_HORIZON = (
+    "COALESCE((SELECT MIN(t.x) FROM pg_snapshot_xip(pg_current_snapshot()) AS t(x)"
+    " WHERE mod(CAST(CAST(t.x AS TEXT) AS BIGINT), 4294967296) NOT IN ("
+    "SELECT CAST(CAST(a.backend_xid AS TEXT) AS BIGINT) FROM pg_stat_activity a"
+    " WHERE a.backend_xid IS NOT NULL AND a.datname IS DISTINCT FROM current_database())),"
+    " pg_snapshot_xmax(pg_current_snapshot()))"
+)
+
 _NOT_SEEN = (
     " AND NOT EXISTS (SELECT 1 FROM feed_seen s"
     " WHERE s.name = ? AND s.device = e.device AND s.boot = e.boot AND s.seq = e.seq)"
@@ -86,7 +100,7 @@ def _new_rows(conn: Connection, table: str, name: str, limit: int, build: Callab
         position = _position(conn, name) or "0"
         sql = (
             f"SELECT e.*, CAST(e.xid AS TEXT) AS position FROM {table} e"  # noqa: S608 - fixed fragments
-            " WHERE e.xid >= CAST(? AS XID8) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())"
+            f" WHERE e.xid >= CAST(? AS XID8) AND e.xid < {_HORIZON}"
             f"{_NOT_SEEN} ORDER BY e.xid, device, boot, seq LIMIT ?"
         )
         params: tuple[Any, ...] = (position, name, limit)

@@ -47,6 +47,33 @@ def test_an_event_committed_late_with_an_old_receive_time_is_still_followed() ->
     slow.close()
 
 
+def test_a_transaction_in_another_database_does_not_hold_the_feed_back() -> None:
+    """Transaction ids are the server's: a long transaction of another application on a shared server (here
+    another database) runs below every new id, and reading only below the oldest running one would stall
+    logistics and alarms until it ended. One in this database still holds the feed back (test above)."""
+    postgres.require()
+    db = Database(postgres.fresh_database())
+    other = connect(postgres.fresh_database())
+    try:
+        other.begin()
+        other.execute("SELECT pg_current_xact_id()")  # takes a transaction id and keeps it, as a long report would
+        with db.write() as conn:
+            _store(conn, "dev-a", 1, 1000.0)
+        assert _follow(db) == [("dev-a", 1)]
+        slow = connect(db.location)
+        slow.begin()
+        _store(slow, "dev-b", 1, 1001.0)
+        with db.write() as conn:
+            _store(conn, "dev-a", 2, 1002.0)
+        assert _follow(db) == []  # this database's own open transaction does hold it back
+        slow.commit()
+        slow.close()
+        assert _follow(db) == [("dev-b", 1), ("dev-a", 2)]
+    finally:
+        other.rollback()
+        other.close()
+
+
 def test_on_sqlite_the_receive_time_with_its_look_back_orders_the_one_writer(tmp_path: Path) -> None:
     db = Database(tmp_path / "hub.sqlite3")
     with db.write() as conn:
