@@ -157,3 +157,12 @@ def accounts_broker(
         return dynsec_hub_config(make_broker, tmp_path)
     managed: tuple[BrokerSetup, Path, HubConfig] = request.getfixturevalue("managed_broker")
     return managed
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where an empty store is, once on each engine (PostgreSQL: a fresh database, skipped without a server)."""
+    if request.param == "postgresql":
+        postgres.require()
+        return postgres.fresh_database()
+    return tmp_path / "hub.sqlite3"

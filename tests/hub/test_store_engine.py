@@ -10,20 +10,11 @@ import pytest
 
 from hub_server.store.db import Database, migrate
 from hub_server.store.engine import Connection, IntegrityError, MissingTable, connect, pg_sql, transaction
-from tests import postgres
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
-    if request.param == "postgresql":
-        postgres.require()
-        return postgres.fresh_database()
-    return tmp_path / "hub.sqlite3"
 
 
 @pytest.fixture
-def conn(location: Path | str) -> Iterator[Connection]:
-    connection = connect(location)
+def conn(engine_location: Path | str) -> Iterator[Connection]:
+    connection = connect(engine_location)
     connection.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER, x REAL)")
     yield connection
     connection.close()
@@ -71,8 +62,8 @@ def test_errors_arrive_as_the_stores_own_and_a_savepoint_keeps_the_transaction(c
     assert not conn.in_transaction
 
 
-def test_the_audit_log_refuses_changes_on_both_engines(location: Path | str) -> None:
-    db = Database(location)
+def test_the_audit_log_refuses_changes_on_both_engines(engine_location: Path | str) -> None:
+    db = Database(engine_location)
     with db.write() as conn:
         conn.execute("INSERT INTO audit_log (at, actor, action, target) VALUES (?, ?, ?, ?)", (1.5, "a", "b", "c"))
     for statement in ("UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"):
@@ -81,19 +72,19 @@ def test_the_audit_log_refuses_changes_on_both_engines(location: Path | str) -> 
     assert db.conn.execute("SELECT actor FROM audit_log").fetchone()[0] == "a"
 
 
-def test_instances_starting_together_migrate_once(location: Path | str) -> None:
+def test_instances_starting_together_migrate_once(engine_location: Path | str) -> None:
     applied: list[list[str]] = []
     errors: list[BaseException] = []
 
     def start() -> None:
         try:
-            connection = connect(location)
+            connection = connect(engine_location)
             applied.append(migrate(connection))
             connection.close()
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    if isinstance(location, Path):
+    if isinstance(engine_location, Path):
         pytest.skip("SQLite keeps one hub process (its writer lock); the race is PostgreSQL's")
     threads = [threading.Thread(target=start) for _ in range(3)]
     for thread in threads:

@@ -21,24 +21,15 @@ from hub_server.store.accounts import Role
 from hub_server.store.db import Database, StoreError, _migrations, migrate
 from hub_server.store.engine import Connection, IntegrityError, connect
 from hub_server.store.timestamps import from_epoch, to_epoch
-from tests import postgres
 from tests.hub.conftest import add_token, add_user
 
 CONVERSION = 162
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
-    if request.param == "postgresql":
-        postgres.require()
-        return postgres.fresh_database()
-    return tmp_path / "hub.sqlite3"
-
-
 @pytest.fixture
-def old(location: Path | str) -> Iterator[Connection]:
+def old(engine_location: Path | str) -> Iterator[Connection]:
     """A store as it was before the conversion (every migration below it)."""
-    conn = connect(location)
+    conn = connect(engine_location)
     migrate(conn, [m for m in _migrations(conn.dialect) if m[0] < CONVERSION])
     yield conn
     conn.close()
@@ -286,8 +277,8 @@ def _columns(conn: Connection) -> list[tuple[str, str, str]]:
     return [(r[0], r[1], r[2].upper()) for r in rows]
 
 
-def test_after_a_day_of_use_every_stored_time_is_unix_seconds(location: Path | str) -> None:
-    db = Database(location)
+def test_after_a_day_of_use_every_stored_time_is_unix_seconds(engine_location: Path | str) -> None:
+    db = Database(engine_location)
     now = datetime.now(UTC)
     with db.write() as conn:
         user = accounts.add_user(conn, "alice", Role.ADMIN, "correct horse battery")
