@@ -159,11 +159,19 @@ def boot_watermarks(conn: Connection, only: Only = None) -> Cursor:
 
 def events_above_watermarks(conn: Connection, only: Only = None) -> Cursor:
     """(device, boot, seq) of every stored event above its boot's watermark."""
-    where, params = _only(only, "w.device", "AND")
+    if only is None:
+        return conn.execute(
+            "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"
+            " ON e.device = w.device AND e.boot = w.boot WHERE e.seq > w.upto"
+        )
+    # Each batch's reload: planned as a join without fresh statistics (a new database, a burst of events), it read
+    # the whole events table for every batch. Per watermark from the primary key instead (OFFSET 0 keeps the
+    # planner from folding the subquery back into a join).
     return conn.execute(
-        "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"  # noqa: S608 - fixed fragments
-        " ON e.device = w.device AND e.boot = w.boot WHERE e.seq > w.upto" + where,
-        params,
+        "SELECT w.device, w.boot, e.seq FROM boot_watermarks w CROSS JOIN LATERAL (SELECT e.seq FROM events e"
+        " WHERE e.device = w.device AND e.boot = w.boot AND e.seq > w.upto OFFSET 0) e"
+        " WHERE w.device = ANY(CAST(? AS TEXT[]))",
+        (only,),
     )
 
 
