@@ -133,14 +133,18 @@ class IngestCore:
         this process's own observation and survives a reload."""
         conn = self.conn
         previous = getattr(self, "boots", {})
-        boots: dict[tuple[str, str], BootState] = {
-            (d, b): BootState(upto=u, max_seq=m) for d, b, u, m in store.boot_watermarks(conn, only)
-        }
-        for device, boot, seq in store.events_above_watermarks(conn, only):
+        with conn.pipeline():  # the five reads in one round trip (PostgreSQL), read below
+            watermarks = store.boot_watermarks(conn, only)
+            above = store.events_above_watermarks(conn, only)
+            dropped = store.dropped_ranges(conn, only)
+            gaps = store.open_gaps(conn, only)
+            device_rows = store.devices(conn, only)
+        boots: dict[tuple[str, str], BootState] = {(d, b): BootState(upto=u, max_seq=m) for d, b, u, m in watermarks}
+        for device, boot, seq in above:
             boots[(device, boot)].add(seq)
-        for device, boot, first, last in store.dropped_ranges(conn, only):
+        for device, boot, first, last in dropped:
             boots.setdefault((device, boot), BootState()).add_range(first, last)
-        for d, b, first, last in store.open_gaps(conn, only):
+        for d, b, first, last in gaps:
             if (d, b) in boots:
                 boots[(d, b)].gap_open = True
                 boots[(d, b)].reported.add((first, last))
@@ -150,7 +154,7 @@ class IngestCore:
                 state.reported |= old.reported
         devices = {
             row[0]: DeviceState(row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
-            for row in store.devices(conn, only)
+            for row in device_rows
         }
         if only is None:
             self.boots, self.devices = boots, devices
@@ -175,8 +179,9 @@ class IngestCore:
         try:
             with transaction(conn):
                 devices = self._devices_named(batch)
-                store.lock_devices(conn, devices)
-                self._load(devices)
+                with conn.pipeline():  # the locks and the reads under them in one round trip
+                    store.lock_devices(conn, devices)
+                    self._load(devices)
                 return self._process(batch)
         except Exception:
             self._load()

@@ -105,6 +105,12 @@ class Connection(ABC):
         return f"CAST({expression} AS INTEGER)"
 
     @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Statements sent without waiting for each one's answer (PostgreSQL): one round trip for the lot. A
+        cursor returned inside is read after the block; an error surfaces at its end at the latest."""
+        yield
+
+    @contextmanager
     def savepoint(self, name: str = "attempt") -> Iterator[None]:
         """A statement that may fail without spoiling the surrounding transaction (PostgreSQL aborts a whole
         transaction on any error unless it is inside a savepoint)."""
@@ -383,6 +389,12 @@ class PostgresConnection(Connection):
         self._check_thread()
         with _pg_errors():
             self.raw.execute(_pg_binary_sql(sql), pg_columns(rows, types))
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        self._check_thread()
+        with _pg_errors(), self.raw.pipeline():
+            yield
 
     @property
     def in_transaction(self) -> bool:
