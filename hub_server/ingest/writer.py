@@ -126,6 +126,8 @@ class IngestCore:
         self._invalid_logged: dict[tuple[str, str], int] = defaultdict(int)
         self._bad = TokenBuckets(BAD_PER_S, BAD_BURST)
         self._device_log = DeviceLog(log)
+        self._boots_of: defaultdict[str, set[str]] = defaultdict(set)
+        """The boots in ``self.boots`` of each device: a batch's reload replaces its devices' without a scan of all."""
         self._load()
 
     def _load(self, only: list[str] | None = None) -> None:
@@ -158,11 +160,17 @@ class IngestCore:
         }
         if only is None:
             self.boots, self.devices = boots, devices
+            self._boots_of = defaultdict(set)
+            for device, boot in boots:
+                self._boots_of[device].add(boot)
             return
         wanted = set(only)
-        for key in [k for k in self.boots if k[0] in wanted]:
-            del self.boots[key]
+        for device in wanted:
+            for boot in self._boots_of.pop(device, ()):
+                del self.boots[(device, boot)]
         self.boots.update(boots)
+        for device, boot in boots:
+            self._boots_of[device].add(boot)
         for device in wanted:
             self.devices.pop(device, None)
         self.devices.update(devices)
@@ -320,7 +328,8 @@ class IngestCore:
             state = self.boots.setdefault(key, BootState())
             for first, last in ranges:
                 state.add_range(first, last)
-        for key in touched:
+        for key in touched:  # every key the batch added to self.boots is here
+            self._boots_of[key[0]].add(key[1])
             state = self.boots.setdefault(key, BootState())
             if state.advance():
                 state.hole_since = None
