@@ -99,25 +99,26 @@ Rows = Iterable[tuple[Any, ...]]
 _VALUES = re.compile(r"VALUES \((?:\?,)*\?\)")
 
 
-def _unnest(sql: str, types: str) -> str:
-    """``sql``'s ``VALUES (?,...)`` as ``SELECT * FROM unnest(...)``, one array per column: a batch's rows in one
-    statement, which PostgreSQL executes once instead of once per row (and psycopg sends in one message). Only where a batch never
-    holds two rows of one key (``ON CONFLICT DO UPDATE`` refuses to change a row twice in one statement)."""
+def _unnest(sql: str, types: str) -> tuple[str, str]:
+    """``sql``'s ``VALUES (?,...)`` as ``SELECT * FROM unnest(...)`` with one array per column (``types``: a
+    letter per column, ``engine.pg_columns``): a batch's rows in one statement, which PostgreSQL executes once
+    instead of once per row. Only where a batch never holds two rows of one key (``ON CONFLICT DO UPDATE``
+    refuses to change a row twice in one statement)."""
     values = _VALUES.findall(sql)
     assert len(values) == 1 and values[0].count("?") == len(types), sql
     arrays = ", ".join(f"CAST(? AS {PG_ARRAY_TYPES[kind]}[])" for kind in types)
-    return _VALUES.sub(f"SELECT * FROM unnest({arrays})", sql)  # noqa: S608 - fixed fragments
+    return _VALUES.sub(f"SELECT * FROM unnest({arrays})", sql), types  # noqa: S608 - fixed fragments
 
 
 # The bulk of a batch, for PostgreSQL: (statement, column types). A batch's events, windows and their rows are
 # unique by key (the writer skips a seq it stored or saw in the batch), its watermarks and devices by dict key.
 _PG_BULK: dict[str, tuple[str, str]] = {
-    "events": (_unnest(_INSERT_EVENT, "ttitft"), "ttitft"),
-    "flows": (_unnest(_INSERT_FLOW, "ttitfiffittf"), "ttitfiffittf"),
-    "cells": (_unnest(_INSERT_CELL, "ttittti"), "ttittti"),
-    "totals": (_unnest(_INSERT_TOTAL, "ttittti"), "ttittti"),
-    "watermarks": (_unnest(_UPSERT_WATERMARK, "ttiiff"), "ttiiff"),
-    "devices": (_unnest(_UPSERT_DEVICE, "ttffitfti"), "ttffitfti"),
+    "events": _unnest(_INSERT_EVENT, "ttitft"),
+    "flows": _unnest(_INSERT_FLOW, "ttitfiffittf"),
+    "cells": _unnest(_INSERT_CELL, "ttittti"),
+    "totals": _unnest(_INSERT_TOTAL, "ttittti"),
+    "watermarks": _unnest(_UPSERT_WATERMARK, "ttiiff"),
+    "devices": _unnest(_UPSERT_DEVICE, "ttffitfti"),
 }
 
 
