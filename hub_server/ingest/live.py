@@ -122,11 +122,20 @@ def wake_on(live: LiveRegistry, wake: asyncio.Event, kinds: set[str]) -> Callabl
 
 
 async def run_rounds(
-    work: Callable[[], Awaitable[object]], wake: asyncio.Event, interval_s: float, what: str, logger: logging.Logger
+    work: Callable[[], Awaitable[object]],
+    wake: asyncio.Event,
+    interval_s: float,
+    what: str,
+    logger: logging.Logger,
+    *,
+    min_gap_s: float = 0.0,
 ) -> None:
     """A background loop: ``work`` now, then whenever ``wake`` is set (by ``wake_on``) or ``interval_s`` passed. A
-    failed round is logged on ``logger`` and the next one comes; only cancelling ends it."""
+    failed round is logged on ``logger`` and the next one comes; only cancelling ends it. With ``min_gap_s`` a
+    round starts at least that long after the one before: what wakes it meanwhile is looked at together."""
+    loop = asyncio.get_running_loop()
     while True:
+        started = loop.time()
         try:
             await work()
         except asyncio.CancelledError:
@@ -135,4 +144,6 @@ async def run_rounds(
             logger.exception("%s failed; trying again next round", what)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), interval_s)
+        if (rest := started + min_gap_s - loop.time()) > 0:
+            await asyncio.sleep(rest)
         wake.clear()

@@ -126,6 +126,8 @@ class IngestCore:
         self._invalid_logged: dict[tuple[str, str], int] = defaultdict(int)
         self._bad = TokenBuckets(BAD_PER_S, BAD_BURST)
         self._device_log = DeviceLog(log)
+        self._boots_of: defaultdict[str, set[str]] = defaultdict(set)
+        """The boots in ``self.boots`` of each device: a batch's reload replaces its devices' without a scan of all."""
         self._load()
 
     def _load(self, only: list[str] | None = None) -> None:
@@ -133,14 +135,18 @@ class IngestCore:
         this process's own observation and survives a reload."""
         conn = self.conn
         previous = getattr(self, "boots", {})
-        boots: dict[tuple[str, str], BootState] = {
-            (d, b): BootState(upto=u, max_seq=m) for d, b, u, m in store.boot_watermarks(conn, only)
-        }
-        for device, boot, seq in store.events_above_watermarks(conn, only):
+        with conn.pipeline():  # the five reads in one round trip (PostgreSQL), read below
+            watermarks = store.boot_watermarks(conn, only)
+            above = store.events_above_watermarks(conn, only)
+            dropped = store.dropped_ranges(conn, only)
+            gaps = store.open_gaps(conn, only)
+            device_rows = store.devices(conn, only)
+        boots: dict[tuple[str, str], BootState] = {(d, b): BootState(upto=u, max_seq=m) for d, b, u, m in watermarks}
+        for device, boot, seq in above:
             boots[(device, boot)].add(seq)
-        for device, boot, first, last in store.dropped_ranges(conn, only):
+        for device, boot, first, last in dropped:
             boots.setdefault((device, boot), BootState()).add_range(first, last)
-        for d, b, first, last in store.open_gaps(conn, only):
+        for d, b, first, last in gaps:
             if (d, b) in boots:
                 boots[(d, b)].gap_open = True
                 boots[(d, b)].reported.add((first, last))
@@ -150,15 +156,21 @@ class IngestCore:
                 state.reported |= old.reported
         devices = {
             row[0]: DeviceState(row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8])
-            for row in store.devices(conn, only)
+            for row in device_rows
         }
         if only is None:
             self.boots, self.devices = boots, devices
+            self._boots_of = defaultdict(set)
+            for device, boot in boots:
+                self._boots_of[device].add(boot)
             return
         wanted = set(only)
-        for key in [k for k in self.boots if k[0] in wanted]:
-            del self.boots[key]
+        for device in wanted:
+            for boot in self._boots_of.pop(device, ()):
+                del self.boots[(device, boot)]
         self.boots.update(boots)
+        for device, boot in boots:
+            self._boots_of[device].add(boot)
         for device in wanted:
             self.devices.pop(device, None)
         self.devices.update(devices)
@@ -175,8 +187,9 @@ class IngestCore:
         try:
             with transaction(conn):
                 devices = self._devices_named(batch)
-                store.lock_devices(conn, devices)
-                self._load(devices)
+                with conn.pipeline():  # the locks and the reads under them in one round trip
+                    store.lock_devices(conn, devices)
+                    self._load(devices)
                 return self._process(batch)
         except Exception:
             self._load()
@@ -315,7 +328,8 @@ class IngestCore:
             state = self.boots.setdefault(key, BootState())
             for first, last in ranges:
                 state.add_range(first, last)
-        for key in touched:
+        for key in touched:  # every key the batch added to self.boots is here
+            self._boots_of[key[0]].add(key[1])
             state = self.boots.setdefault(key, BootState())
             if state.advance():
                 state.hole_since = None

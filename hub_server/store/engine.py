@@ -105,6 +105,12 @@ class Connection(ABC):
         return f"CAST({expression} AS INTEGER)"
 
     @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Statements sent without waiting for each one's answer (PostgreSQL): one round trip for the lot. A
+        cursor returned inside is read after the block; an error surfaces at its end at the latest."""
+        yield
+
+    @contextmanager
     def savepoint(self, name: str = "attempt") -> Iterator[None]:
         """A statement that may fail without spoiling the surrounding transaction (PostgreSQL aborts a whole
         transaction on any error unless it is inside a savepoint)."""
@@ -284,8 +290,40 @@ def _pg_param(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=64)
+def _pg_binary_sql(sql: str) -> str:
+    return pg_sql(sql).replace("%s", "%b")  # the statement's only parameters are the arrays
+
+
 def _pg_params(params: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(_pg_param(p) for p in params)
+
+
+PG_ARRAY_TYPES = {"t": "TEXT", "i": "BIGINT", "f": "DOUBLE PRECISION"}
+"""The letters of :func:`pg_columns` and the array element type each stands for."""
+
+
+def _pg_text(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def _pg_int(value: Any) -> Any:
+    return int(value) if isinstance(value, bool) else value
+
+
+def _pg_float(value: Any) -> Any:
+    # psycopg refuses a list mixing int and float; the column is DOUBLE PRECISION either way.
+    return None if value is None else float(value)
+
+
+_PG_COLUMN = {"t": _pg_text, "i": _pg_int, "f": _pg_float}
+
+
+def pg_columns(rows: Sequence[Sequence[Any]], types: str) -> list[list[Any]]:
+    """Rows as one list per column, the parameters of ``unnest(CAST(? AS TEXT[]), ...)``: many rows in one
+    statement (PostgreSQL). ``types`` has a letter per column (``PG_ARRAY_TYPES``); values are made what
+    ``_pg_param`` makes them."""
+    return [list(map(_PG_COLUMN[kind], column)) for kind, column in zip(types, zip(*rows, strict=True), strict=True)]
 
 
 def _one_line(exc: Exception) -> str:
@@ -343,6 +381,20 @@ class PostgresConnection(Connection):
         self._check_thread()
         with _pg_errors(), self.raw.cursor() as cursor:
             cursor.executemany(pg_sql(sql), [_pg_params(row) for row in rows])
+
+    def execute_columns(self, sql: str, rows: Sequence[Sequence[Any]], types: str) -> None:
+        """Many rows in one statement: ``sql`` takes one array per column (``unnest(CAST(? AS TEXT[]), ...)``),
+        ``types`` a letter per column (``pg_columns``). Sent binary: psycopg escapes an array's text form one
+        element at a time, costlier than the round trip per row it saves."""
+        self._check_thread()
+        with _pg_errors():
+            self.raw.execute(_pg_binary_sql(sql), pg_columns(rows, types))
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        self._check_thread()
+        with _pg_errors(), self.raw.pipeline():
+            yield
 
     @property
     def in_transaction(self) -> bool:

@@ -7,10 +7,11 @@ stores them (``rows[name]`` of ``insert_rows``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from hub_server.store.engine import Connection, Cursor
+from hub_server.store.engine import PG_ARRAY_TYPES, Connection, Cursor, PostgresConnection
 
 _INSERT_EVENT = "INSERT OR IGNORE INTO events (device, boot, seq, channel, received_at, payload) VALUES (?,?,?,?,?,?)"
 _INSERT_FLOW = (
@@ -95,6 +96,39 @@ ROW_STATEMENTS = (
 
 Rows = Iterable[tuple[Any, ...]]
 
+_VALUES = re.compile(r"VALUES \((?:\?,)*\?\)")
+
+
+def _unnest(sql: str, types: str) -> tuple[str, str]:
+    """``sql``'s ``VALUES (?,...)`` as ``SELECT * FROM unnest(...)`` with one array per column (``types``: a
+    letter per column, ``engine.pg_columns``): a batch's rows in one statement, which PostgreSQL executes once
+    instead of once per row. Only where a batch never holds two rows of one key (``ON CONFLICT DO UPDATE``
+    refuses to change a row twice in one statement)."""
+    values = _VALUES.findall(sql)
+    assert len(values) == 1 and values[0].count("?") == len(types), sql
+    arrays = ", ".join(f"CAST(? AS {PG_ARRAY_TYPES[kind]}[])" for kind in types)
+    return _VALUES.sub(f"SELECT * FROM unnest({arrays})", sql), types  # noqa: S608 - fixed fragments
+
+
+# The bulk of a batch, for PostgreSQL: (statement, column types). A batch's events, windows and their rows are
+# unique by key (the writer skips a seq it stored or saw in the batch), its watermarks and devices by dict key.
+_PG_BULK: dict[str, tuple[str, str]] = {
+    "events": _unnest(_INSERT_EVENT, "ttitft"),
+    "flows": _unnest(_INSERT_FLOW, "ttitfiffittf"),
+    "cells": _unnest(_INSERT_CELL, "ttittti"),
+    "totals": _unnest(_INSERT_TOTAL, "ttittti"),
+    "watermarks": _unnest(_UPSERT_WATERMARK, "ttiiff"),
+    "devices": _unnest(_UPSERT_DEVICE, "ttffitfti"),
+}
+
+
+def _many(conn: Connection, name: str, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    bulk = _PG_BULK.get(name)
+    if bulk is not None and len(rows) > 1 and isinstance(conn, PostgresConnection):
+        conn.execute_columns(bulk[0], rows, bulk[1])
+    else:
+        conn.executemany(sql, rows)
+
 
 def tune_for_writer(conn: Connection) -> None:
     if conn.dialect != "sqlite":
@@ -126,10 +160,20 @@ def boot_watermarks(conn: Connection, only: Only = None) -> Cursor:
 
 def events_above_watermarks(conn: Connection, only: Only = None) -> Cursor:
     """(device, boot, seq) of every stored event above its boot's watermark."""
-    where, params = _only(only, "w.device", "AND")
+    if conn.dialect == "sqlite":
+        return conn.execute(
+            "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"
+            " ON e.device = w.device AND e.boot = w.boot WHERE e.seq > w.upto"
+        )
+    # PostgreSQL reloads often: a batch's devices each batch, every device at the shared ingest's checks (every
+    # SHARED_CHECK_S). Planned as a join it read the whole events table each time (without fresh statistics
+    # for a batch's devices, with them for all), so its cost grew with the table. Per watermark from the
+    # primary key instead: few events sit above a watermark (OFFSET 0 keeps the planner from folding the
+    # subquery back into a join).
+    where, params = _only(only, "w.device", "WHERE")
     return conn.execute(
-        "SELECT e.device, e.boot, e.seq FROM events e JOIN boot_watermarks w"  # noqa: S608 - fixed fragments
-        " ON e.device = w.device AND e.boot = w.boot WHERE e.seq > w.upto" + where,
+        "SELECT w.device, w.boot, e.seq FROM boot_watermarks w CROSS JOIN LATERAL (SELECT e.seq FROM events e"  # noqa: S608 - fixed fragments
+        " WHERE e.device = w.device AND e.boot = w.boot AND e.seq > w.upto OFFSET 0) e" + where,
         params,
     )
 
@@ -184,15 +228,17 @@ def event_stored(conn: Connection, device: str, boot: str, seq: int) -> bool:
 def insert_rows(conn: Connection, rows: Mapping[str, list[tuple[Any, ...]]]) -> None:
     for name, sql in ROW_STATEMENTS:
         if rows.get(name):
-            conn.executemany(sql, rows[name])
+            _many(conn, name, sql, rows[name])
 
 
-def upsert_watermarks(conn: Connection, rows: Rows) -> None:
-    conn.executemany(_UPSERT_WATERMARK, rows)
+def upsert_watermarks(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """At most one row per (device, boot)."""
+    _many(conn, "watermarks", _UPSERT_WATERMARK, rows)
 
 
-def upsert_devices(conn: Connection, rows: Rows) -> None:
-    conn.executemany(_UPSERT_DEVICE, rows)
+def upsert_devices(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """At most one row per device."""
+    _many(conn, "devices", _UPSERT_DEVICE, rows)
 
 
 def upsert_invalid(conn: Connection, rows: Rows) -> None:

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 from hub_server.store.db import Database, migrate
-from hub_server.store.engine import Connection, IntegrityError, MissingTable, connect, pg_sql, transaction
+from hub_server.store.engine import (
+    Connection,
+    IntegrityError,
+    MissingTable,
+    PostgresConnection,
+    connect,
+    pg_columns,
+    pg_sql,
+    transaction,
+)
+from tests import postgres
 
 
 @pytest.fixture
@@ -42,6 +52,29 @@ def test_rows_answer_by_index_and_name_with_plain_numbers(conn: Connection) -> N
     assert dict(conn.execute("SELECT k, name FROM t WHERE k = ?", (1,)).fetchone()) == {"k": 1, "name": "a"}
     truncated = conn.execute(f"SELECT {conn.truncate('?')}, {conn.truncate('?')}", (2.7, 3.5)).fetchone()
     assert tuple(truncated) == (2, 3)  # toward zero on both (a plain cast rounds on PostgreSQL)
+
+
+def test_many_rows_in_one_statement_store_what_one_row_at_a_time_stores() -> None:
+    postgres.require()
+    conn = connect(postgres.fresh_database())
+    try:
+        assert isinstance(conn, PostgresConnection)
+        conn.execute("CREATE TABLE t (k BIGINT PRIMARY KEY, name TEXT, n BIGINT, x DOUBLE PRECISION)")
+        rows = [(1, "a\x00b", True, 2), (2, None, None, 0.5), (1, "again", 7, 1.0)]
+        conn.execute_columns(
+            "INSERT OR IGNORE INTO t (k, name, n, x) SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]),"
+            " CAST(? AS BIGINT[]), CAST(? AS DOUBLE PRECISION[]))",
+            rows,
+            "itif",
+        )
+        stored = [tuple(r) for r in conn.execute("SELECT k, name, n, x FROM t ORDER BY k")]
+        # NUL as U+FFFD and a flag as 0/1 (as execute does), ints and floats mixed in one column, the later
+        # copy of a key ignored
+        assert stored == [(1, "a\ufffdb", 1, 2.0), (2, None, None, 0.5)]
+        with pytest.raises(ValueError, match="zip"):
+            pg_columns([(1, "a"), (2,)], "it")  # a short row is a bug, not a NULL
+    finally:
+        conn.close()
 
 
 def test_errors_arrive_as_the_stores_own_and_a_savepoint_keeps_the_transaction(conn: Connection) -> None:
