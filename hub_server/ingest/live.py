@@ -142,8 +142,11 @@ async def run_rounds(
             raise
         except Exception:
             logger.exception("%s failed; trying again next round", what)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that comes as the event is
+        # set, and a loop woken all the time (a busy fleet) then never stops.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), interval_s)
+            async with asyncio.timeout(interval_s):
+                await wake.wait()
         if (rest := started + min_gap_s - loop.time()) > 0:
             await asyncio.sleep(rest)
         wake.clear()

@@ -143,7 +143,8 @@ async def stream(request: web.Request, bus: LiveBus, formatter: Formatter) -> we
         await response.write(sse_message("hello", {"subscribers": bus.subscribers}))
         while True:
             try:
-                item = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
+                async with asyncio.timeout(HEARTBEAT_S):  # not wait_for: on 3.11 it can swallow a cancel
+                    item = await sub.queue.get()
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
