@@ -303,20 +303,12 @@ PG_ARRAY_TYPES = {"t": "TEXT", "i": "BIGINT", "f": "DOUBLE PRECISION"}
 """The letters of :func:`pg_columns` and the array element type each stands for."""
 
 
-def _pg_text(value: Any) -> Any:
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
-
-
-def _pg_int(value: Any) -> Any:
-    return int(value) if isinstance(value, bool) else value
-
-
 def _pg_float(value: Any) -> Any:
     # psycopg refuses a list mixing int and float; the column is DOUBLE PRECISION either way.
     return None if value is None else float(value)
 
 
-_PG_COLUMN = {"t": _pg_text, "i": _pg_int, "f": _pg_float}
+_PG_COLUMN = {"t": _pg_param, "i": _pg_param, "f": _pg_float}
 
 
 def pg_columns(rows: Sequence[Sequence[Any]], types: str) -> list[list[Any]]:

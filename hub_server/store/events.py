@@ -16,7 +16,7 @@ from hub_protocol.envelope import CommandResult
 from hub_protocol.lockers import LockerEvent
 from hub_protocol.topics import Channel
 from hub_server.store.engine import Connection, Row
-from hub_server.store.timestamps import from_epoch, to_epoch
+from hub_server.store.timestamps import from_epoch, sql_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ def _where(filters: dict[str, Any], table: str = "") -> tuple[str, list[Any]]:
             continue
         op = ">=" if key.endswith(">=") else "<" if key.endswith("<") else "="
         clauses.append(f"{table}{key.rstrip('><=')} {op} ?")
-        params.append(to_epoch(value) if isinstance(value, datetime) else value)
+        params.append(sql_value(value))
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

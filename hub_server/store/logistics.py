@@ -14,7 +14,7 @@ from typing import Any
 
 from hub_server.logistics.codes import StoredHash
 from hub_server.store.engine import Connection, Row
-from hub_server.store.timestamps import from_epoch, to_epoch
+from hub_server.store.timestamps import from_epoch, sql_value, to_epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,17 +169,13 @@ def forget_seen_events(conn: Connection, before: datetime) -> int:
 # --- deliveries ---------------------------------------------------------------------------------------------
 
 
-def _column_value(value: Any) -> Any:
-    return to_epoch(value) if isinstance(value, datetime) else value
-
-
 def insert_delivery(conn: Connection, values: dict[str, Any]) -> None:
     """A new delivery from column values (times as ``datetime``)."""
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)
     conn.execute(
         f"INSERT INTO deliveries ({columns}) VALUES ({marks})",  # noqa: S608
-        tuple(_column_value(v) for v in values.values()),
+        tuple(sql_value(v) for v in values.values()),
     )
 
 
@@ -189,7 +185,7 @@ def update_delivery(conn: Connection, delivery_id: str, **values: Any) -> None:
     assignments = ", ".join(f"{name} = ?" for name in values)
     conn.execute(
         f"UPDATE deliveries SET {assignments} WHERE id = ?",  # noqa: S608
-        (*(_column_value(v) for v in values.values()), delivery_id),
+        (*(sql_value(v) for v in values.values()), delivery_id),
     )
 
 

@@ -8,7 +8,7 @@ compares and orders the numbers as times.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import overload
+from typing import Any, overload
 
 
 def to_epoch(value: datetime) -> float:
@@ -29,3 +29,8 @@ def from_epoch(value: None) -> None: ...
 def from_epoch(value: float | None) -> datetime | None:
     """The aware UTC ``datetime`` of stored Unix seconds (None stays None)."""
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def sql_value(value: Any) -> Any:
+    """A parameter as the store keeps it: a ``datetime`` as Unix seconds, anything else as it is."""
+    return to_epoch(value) if isinstance(value, datetime) else value
