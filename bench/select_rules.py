@@ -237,6 +237,9 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="per line set")
     parser.add_argument("--ground-only", action="store_true", help="only the generated ground-plane scenes")
     parser.add_argument(
+        "--ground-fps", type=float, default=25.0, help="frame rate of the generated ground-plane scenes (default 25)"
+    )
+    parser.add_argument(
         "--phases",
         type=int,
         default=1,
@@ -264,7 +267,7 @@ def main() -> int:
             print(f"  {group:6} {ls.name:18} F1 {s.f1:.3f} counted {sum(s.counted.values())} truth {len(ls.truth)}")
     for cam_name, camera in ground.CAMERAS.items() if args.detector == "onnx" else ():
         for seed, phase in itertools.product(GROUND_SEEDS, phases):
-            gs = ground.random_scene(camera, seed)
+            gs = ground.random_scene(camera, seed, fps=args.ground_fps)
             lines = ground.random_ground_lines(gs, seed, 8)
             truth = gs.truth(lines, args.truth_margin)
             events = count_ground(gs, lines, overrides, args.detect_every, phase)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from edge_agent.counting.cli_args import add_counting_arguments
 from edge_agent.counting.detectors.onnx import ModelError
 from edge_agent.counting.factory import build_detector, settings_for
 from edge_agent.counting.offline import CountResult, count_source
 from edge_agent.counting.pipeline import CountingPipeline
-from edge_agent.counting.sources import SourceError, VideoFileSource
+from edge_agent.counting.sources import ImageFolderSource, SourceError, VideoFileSource
 from hub_protocol.cli import CliError
 
 NAME = "count"
@@ -30,18 +31,28 @@ def run_count(args: argparse.Namespace) -> CountResult:
         raise CliError("--detect-every must be between 1 and 30")
     if args.detector == "onnx" and args.model is None:
         raise CliError("--detector onnx needs --model PATH (the .onnx file)")
-    if not args.video.is_file():
+    if not (args.video.is_file() or args.video.is_dir()):
         raise CliError(f"video file {args.video} does not exist")
     try:
         detector = build_detector(args.detector, args.model, backend=args.backend)
-        source = VideoFileSource(str(args.video))
+        source: VideoFileSource | ImageFolderSource = (
+            ImageFolderSource(args.video) if args.video.is_dir() else VideoFileSource(str(args.video))
+        )
     except (ModelError, SourceError, ValueError) as exc:
         raise CliError(str(exc)) from None
+    fps = args.fps or source.fps
+    if args.fps is None and not source.fps_known:
+        # Not an error (many exported clips carry no rate), but every time rule depends on it: say so.
+        print(
+            f"edge-agent {args.command}: note: {args.video} states no frame rate; assuming {fps:g} frames/s"
+            " (give --fps)",
+            file=sys.stderr,
+        )
     try:
-        pipeline = CountingPipeline(args.lines, detector, source.fps, settings_for(args.detector, args.detect_every))
+        pipeline = CountingPipeline(args.lines, detector, fps, settings_for(args.detector, args.detect_every))
         try:
             result = count_source(source, pipeline)
-        except ModelError as exc:
+        except (ModelError, SourceError) as exc:
             raise CliError(str(exc)) from None
     finally:
         source.close()

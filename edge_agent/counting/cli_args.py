@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from edge_agent.counting.lines import CountLine
+from edge_agent.counting.sources import MAX_FPS
 from hub_protocol import IDENTIFIER_PATTERN
 
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
@@ -31,8 +32,21 @@ def parse_line(text: str) -> CountLine:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
+def parse_fps(text: str) -> float:
+    """argparse type of ``--fps``: the counter's times (lasting side, coasting) are turned into frames by it."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of frames per second") from None
+    if not 0 < value <= MAX_FPS:
+        raise argparse.ArgumentTypeError(f"{text!r}: frames per second must be above 0 and at most {MAX_FPS:g}")
+    return value
+
+
 def add_counting_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", type=Path, help="video file to count")
+    parser.add_argument(
+        "video", type=Path, help="video file to count, or a folder of its frames as images (in name order)"
+    )
     parser.add_argument(
         "--line",
         dest="lines",
@@ -51,4 +65,9 @@ def add_counting_arguments(parser: argparse.ArgumentParser) -> None:
         help="runtime for the onnx model (default: auto = onnxruntime when installed, else opencv)",
     )
     parser.add_argument("--detect-every", type=int, help="run the detector every k-th frame (1..30)")
+    parser.add_argument(
+        "--fps",
+        type=parse_fps,
+        help="frames per second of the video (default: what the file states; a folder: its seqinfo.ini)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -7,14 +7,17 @@ with exponential backoff; its state is what health reports.
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
@@ -71,6 +74,12 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+# Frame rates a video file or a folder of frames may state; outside this range the rate is unknown.
+MAX_FPS = 240.0
+DEFAULT_FPS = 10.0  # assumed where a file states no usable rate (and the user gave none)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
 class VideoFileSource:
     """Every frame of a video file, in order (evaluation must see all of them); decoding is lazy."""
 
@@ -79,7 +88,9 @@ class VideoFileSource:
         if not self._cap.isOpened():
             raise SourceError(f"cannot open video {path}")
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = fps if 0 < fps < 1000 else 10.0
+        # Some containers carry no rate or a time base (1000, 90000) instead of one: then it is unknown.
+        self.fps_known = 0 < fps <= MAX_FPS
+        self.fps = fps if self.fps_known else DEFAULT_FPS
         w, h = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.frame_size: tuple[int, int] | None = (w, h) if w and h else None
         self._index = -1
@@ -110,6 +121,76 @@ class VideoFileSource:
 
 OpenFn = Callable[[], Any]
 GrabFn = Callable[[Any], Image | None]
+
+
+class ImageFolderSource:
+    """Every image of a folder, in the order of their names (a camera's frames saved one by one, or a
+    MOTChallenge ``img1/`` folder), as a video file: same frame indices, decoded only when looked at.
+
+    The frame rate comes from a MOTChallenge ``seqinfo.ini`` (``frameRate``) in the folder or the one above
+    it; without one it is unknown (``fps_known``) and ``DEFAULT_FPS`` is assumed."""
+
+    def __init__(self, folder: Path) -> None:
+        self._files = sorted(
+            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=_natural_key
+        )
+        if not self._files:
+            raise SourceError(f"folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        stated = _sequence_rate(folder)
+        self.fps_known = stated is not None
+        self.fps = stated if stated is not None else DEFAULT_FPS
+        self.frame_size: tuple[int, int] | None = None
+        self._index = -1
+
+    def read(self) -> Frame | None:
+        if self._index + 1 >= len(self._files):
+            return None
+        self._index += 1
+        return Frame(self._index, time.monotonic(), _retrieve=partial(self._load, self._files[self._index]))
+
+    def _load(self, path: Path) -> Image:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"cannot read image {path}")
+        h, w = image.shape[:2]
+        if self.frame_size is None:
+            self.frame_size = (w, h)
+        elif self.frame_size != (w, h):
+            raise SourceError(
+                f"image {path} is {w}x{h}, the folder's first image {self.frame_size[0]}x{self.frame_size[1]}"
+            )
+        return image
+
+    @property
+    def state(self) -> CameraState:
+        return CameraState.OK if self._index + 1 < len(self._files) else CameraState.ABSENT
+
+    @property
+    def dropped(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self._files = []
+
+
+def _natural_key(path: Path) -> tuple[Any, ...]:
+    """frame2.jpg before frame10.jpg: digit runs compare as numbers."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name))
+
+
+def _sequence_rate(folder: Path) -> float | None:
+    """``frameRate`` of a MOTChallenge ``seqinfo.ini`` beside the frames or one folder up (None: none usable)."""
+    for ini in (folder / "seqinfo.ini", folder.parent / "seqinfo.ini"):
+        if not ini.is_file():
+            continue
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(ini, encoding="utf-8")
+            rate = parser.getfloat("Sequence", "frameRate", fallback=0.0)
+        except (configparser.Error, ValueError, UnicodeDecodeError):
+            return None
+        return rate if 0 < rate <= MAX_FPS else None
+    return None
 
 
 class LiveSource:
