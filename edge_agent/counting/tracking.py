@@ -196,7 +196,9 @@ class TrackerSettings:
     measurement_noise: float = 0.06  # detection noise, box heights
     hidden_feet: bool = True  # a box that loses its bottom part keeps the feet where the height says
     groups: bool = True  # let tracks follow a box they merged into with a neighbour
-    group_join_frames: int = 4  # ... if they lost their own box at most this many frames ago
+    # ... if they lost their own box at most this many frames ago, or in this detection round whatever the
+    # detector's cadence (with a detector every 6th frame a track matched last round has 6 misses now).
+    group_join_frames: int = 4
     revive_frames: int = 50  # a lost track can be picked up again where it vanished for this long
     revive_gate: float = 0.6  # max distance, in box heights, from where a lost track vanished
     # A confirmed track left without a box takes a sure box nobody claimed within this many box heights of
@@ -226,6 +228,7 @@ class Tracker:
     _next_id: int = 1
     _frame: tuple[float, float] | None = None  # width, height of the frame being tracked
     _shared: set[int] = field(default_factory=set)  # ids of detections a second track follows this round
+    _since_update: int = 0  # frames predicted since the last detection round
 
     def predict(self) -> None:
         """Advance every track by one frame."""
@@ -252,6 +255,7 @@ class Tracker:
             track.age += 1
         for track in self.tracks + self.lost:
             track.misses += 1
+        self._since_update += 1
 
     def update(
         self, detections: Sequence[Detection], bounds: tuple[float, float] | None = None
@@ -266,6 +270,7 @@ class Tracker:
         """
         st = self.settings
         self._frame = bounds
+        round_gap, self._since_update = self._since_update, 0
         # Tracks that had a box in the previous detection round: only those can be relinked (a box that
         # jumped between two rounds); longer gaps are the coasting and lost tracks' business.
         previous = {id(t) for t in self.tracks if t.matched}
@@ -308,7 +313,7 @@ class Tracker:
         learn = [(self.tracks[i], j) for i, j in pairs + relinked]
         self._shared = set()
         if st.groups:
-            updated += self._follow_groups([(detections[j], self.tracks[i]) for i, j in pairs])
+            updated += self._follow_groups([(detections[j], self.tracks[i]) for i, j in pairs], round_gap)
         unmatched = [j for j in strong if j not in matched_dets]
         if unmatched and self.lost:
             pairs = self._revive([detections[j] for j in unmatched])
@@ -468,7 +473,7 @@ class Tracker:
             fx = det.x2 - width / 2 if left else det.x1 + width / 2
         return fx, fy
 
-    def _follow_groups(self, taken: Sequence[tuple[Detection, Track]]) -> list[Track]:
+    def _follow_groups(self, taken: Sequence[tuple[Detection, Track]], round_gap: int) -> list[Track]:
         """Tracks that lost their own box because it merged with a neighbour's follow the merged box.
 
         People walking together (or passing each other) become one blob or one box; the track that did
@@ -480,7 +485,7 @@ class Tracker:
         for track in self.tracks:
             if track.matched or track.hits < self.settings.min_hits:
                 continue
-            if not (track.grouped or track.misses <= self.settings.group_join_frames):
+            if not (track.grouped or track.misses <= max(self.settings.group_join_frames, round_gap)):
                 continue
             tx, ty = track.foot
             best: Detection | None = None

@@ -106,6 +106,23 @@ def test_neighbours_merging_into_one_box_both_keep_their_tracks() -> None:
     assert abs(xs[0] - 100) < 6 and abs(xs[1] - 130) < 6
 
 
+@pytest.mark.parametrize("every", [1, 4, 6, 8])
+def test_a_track_that_lost_its_box_this_round_follows_the_shared_one_at_any_cadence(every: int) -> None:
+    """A detector every k-th frame: the track whose box merged into its neighbour's this round follows the
+    shared box (with k above 4 it once coasted instead: 'lost this round' was counted in frames)."""
+    tracker = Tracker(TrackerSettings(max_coast_frames=2 * every))
+    for frame in range(0, 10 * every + 1):
+        tracker.predict()
+        if frame % every:
+            continue
+        y = 100 + 4 * frame / every
+        merged = frame == 10 * every  # one wide box over both
+        updated, _ = tracker.update([Detection(88, y - 60, 147, y)] if merged else [person(100, y), person(135, y)])
+    right = next(t for t in tracker.tracks if t.id == 2)
+    assert right.grouped and right in updated and right.misses == 0
+    assert abs(right.foot[0] - 135) < 3 and abs(right.foot[1] - y) < 3
+
+
 def test_a_twin_track_on_the_same_person_does_not_follow_it() -> None:
     tracker = Tracker(TrackerSettings(max_coast_frames=3))
     for frame in range(30):
