@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from edge_agent.counting.detectors.motion import MotionDetector
 from edge_agent.counting.evaluate import GtBox, truth_crossings
@@ -145,6 +146,42 @@ def test_model_detector_runs_every_kth_frame_only_around_the_lines_and_only_on_m
     x1, y1, x2, y2 = recorder.rois[-1] or (0, 0, 640, 480)
     assert (x1, x2) != (0, 640) and x1 < 100 and x2 > 200 and y1 < 300 - 60 and y2 > 300
     assert (x2 - x1) * (y2 - y1) < 0.5 * 640 * 480
+
+
+class _Walker:
+    """A detector that finds one person walking down the frame, ``height`` px tall, and notes when it looked."""
+
+    name = "walker"
+    classifies = True
+    noise_allowance = 0.0
+
+    def __init__(self, height: float) -> None:
+        self.height = height
+        self.looked: list[int] = []
+        self.frame = 0
+
+    def detect(self, image: object, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
+        self.looked.append(self.frame)
+        foot = 200 + 2 * self.frame
+        return [Detection(300, foot - self.height, 300 + 0.4 * self.height, foot, 0.9, False)]
+
+
+@pytest.mark.parametrize(
+    ("height", "fps", "every"),
+    [(100, 10, [4]), (240, 10, [4, 4, 2]), (240, 25, [4]), (240, 7, [4, 4, 1])],
+)
+def test_the_detector_looks_more_often_while_someone_is_close(height: float, fps: float, every: list[int]) -> None:
+    """Every 4th frame, but at least 5 runs a second once a confirmed track is taller than 0.35 of the frame."""
+    detector = _Walker(height)
+    settings = PipelineSettings(detect_every=4, roi=False, motion_gate=False, appearance=False)
+    pipeline = CountingPipeline([MID], detector, fps, settings)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for index in range(40):
+        detector.frame = index
+        pipeline.process(index, frame if pipeline.wants_image(index) else None)
+    gaps = [b - a for a, b in zip(detector.looked, detector.looked[1:], strict=False)]
+    # The first gaps come before the track is confirmed (three detections); then the steady cadence.
+    assert gaps[: len(every) - 1] == every[:-1] and set(gaps[len(every) - 1 :]) == {every[-1]}
 
 
 def test_frames_dropped_by_a_slow_consumer_still_count_the_crossings() -> None:
