@@ -11,8 +11,8 @@ Material (see bench/scenes.py and tests/counting/ground.py):
 - scene variety made from the clip, with ground truth transformed exactly: lines at random across walking
   paths of the full view (``full``), short stretches starting mid-walk (``clip``), windows scaled up 2-3x to
   640x480 so people are 150-300 px tall, enter at the borders and overlap (``zoom``), and short stretches of
-  those (``zclip``): seeds 1-3 are the selection sets, seeds 1201-1204 the hold-out (101-106, 201-206, 301-306,
-  401-404 and 1101-1104 are spent);
+  those (``zclip``): seeds 1-3 are the selection sets, seeds 1201-1204 the hold-out (spent since the close-range
+  cadence round, as are 101-106, 201-206, 301-306, 401-404 and 1101-1104);
 - ground-plane scenes (``onnx`` only, boxes generated as a person detector returns them, so these measure
   the tracker and the crossing rule): eye level, first floor, lamp post and high, selection seeds 1-6,
   hold-out seeds 1201-1206 (101-106, 201-206, 301-306, 401-406 and 1101-1106 are spent), each counted at the four phases
