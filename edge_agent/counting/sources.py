@@ -131,9 +131,12 @@ class ImageFolderSource:
     it; without one it is unknown (``fps_known``) and ``DEFAULT_FPS`` is assumed."""
 
     def __init__(self, folder: Path) -> None:
-        self._files = sorted(
-            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=_natural_key
-        )
+        try:
+            self._files = sorted(
+                (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=_natural_key
+            )
+        except OSError as exc:
+            raise SourceError(f"cannot list folder {folder}: {exc.strerror or exc}") from None
         if not self._files:
             raise SourceError(f"folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         stated = _sequence_rate(folder)
@@ -174,8 +177,8 @@ class ImageFolderSource:
 
 
 def _natural_key(path: Path) -> tuple[Any, ...]:
-    """frame2.jpg before frame10.jpg: digit runs compare as numbers."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name))
+    """frame2.jpg before frame10.jpg: digit runs (every second part of the split) compare as numbers."""
+    return tuple(int(part) if odd % 2 else part for odd, part in enumerate(re.split(r"(\d+)", path.name)))
 
 
 def _sequence_rate(folder: Path) -> float | None:

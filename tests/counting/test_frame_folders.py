@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_agent.cli import main
-from edge_agent.counting.sources import ImageFolderSource, Walker
+from edge_agent.counting.sources import ImageFolderSource, SourceError, Walker
 from tests.counting.scenes import scene
 
 CODE = "import sys; from edge_agent.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -110,3 +110,12 @@ def test_bad_folders_and_rates_get_one_clear_line(
     assert "Traceback" not in result.stderr
     assert message in result.stderr
     assert result.stdout == ""
+
+
+def test_a_folder_that_cannot_be_listed_is_a_source_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: Path) -> object:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    with pytest.raises(SourceError, match=r"cannot list folder .*: Permission denied"):
+        ImageFolderSource(tmp_path)
