@@ -15,8 +15,8 @@ Material (see bench/scenes.py and tests/counting/ground.py):
   cadence round, as are 101-106, 201-206, 301-306, 401-404 and 1101-1104);
 - ground-plane scenes (``onnx`` only, boxes generated as a person detector returns them, so these measure
   the tracker and the crossing rule): eye level, first floor, lamp post and high, selection seeds 1-6,
-  hold-out seeds 1201-1206 (101-106, 201-206, 301-306, 401-406 and 1101-1106 are spent), each counted at the four phases
-  of the detector's cadence (every 4th frame starting at frame 0, 1, 2 or 3), pooled.
+  hold-out seeds 1201-1206 (101-106, 201-206, 301-306, 401-406 and 1101-1106 are spent), each counted at the
+  four phases of the detector's cadence (every 4th frame starting at frame 0, 1, 2 or 3), pooled.
 Per set: event precision/recall/F1 (a counted event matches a true crossing of the same line and direction
 within 10 frames, one to one) and the count error sum|counted - truth| / sum truth. The last line is JSON.
 """

@@ -94,6 +94,11 @@ class CountingPipeline:
         self._roi: tuple[int, int, int, int] | None = None
         self._frame_size: tuple[int, int] | None = None
         self._last_detect: int | None = None
+        self._every = settings.detect_every  # frames between detector runs now (see _next_interval)
+        rate = settings.close_rate
+        self._close_every = (
+            max(1, min(settings.detect_every, int(self.fps / rate))) if rate > 0 else settings.detect_every
+        )
         self._first_detect: int | None = None
         self._last_index: int | None = None
         self.detector_runs = 0
@@ -116,18 +121,16 @@ class CountingPipeline:
 
     def wants_image(self, index: int) -> bool:
         """Whether frame ``index`` will be looked at (frames in between need not even be decoded)."""
-        return self._last_detect is None or index - self._last_detect >= self._interval()
+        return self._last_detect is None or index - self._last_detect >= self._every
 
-    def _interval(self) -> int:
-        """Frames between detector runs: ``detect_every``, shorter while someone close is in view."""
-        every = self.settings.detect_every
-        rate = self.settings.close_rate
-        if rate <= 0 or every <= 1 or self._frame_size is None:
-            return every
-        limit = self.settings.close_share * self._frame_size[1]
-        if any(t.hits >= self.settings.min_hits and t.height > limit for t in self.tracker.tracks):
-            return max(1, min(every, int(self.fps / rate)))
-        return every
+    def _next_interval(self, frame_height: int) -> int:
+        """Frames to the next detector run: ``detect_every``, shorter while someone close is in view (the
+        tracks change only in a detection round, so this is decided once per round, not per frame)."""
+        if self._close_every < self.settings.detect_every:
+            limit = self.settings.close_share * frame_height
+            if any(t.hits >= self.settings.min_hits and t.height > limit for t in self.tracker.tracks):
+                return self._close_every
+        return self.settings.detect_every
 
     def process(self, index: int, image: Image | None) -> list[Crossing]:
         """Feed frame ``index`` (frames may be skipped); ``image`` may be None for frames not wanted."""
@@ -153,6 +156,7 @@ class CountingPipeline:
                 # From the frame the detector just looked at; the signatures live and die with the tracks.
                 detections = with_appearance(image, detections)
         updated, removed = self.tracker.update(detections, (width, height))
+        self._every = self._next_interval(height)
         for track in updated:
             if track.hits < self.settings.side_after:
                 continue  # a single detection may be a false one: it must not establish a side

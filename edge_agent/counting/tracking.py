@@ -228,7 +228,6 @@ class Tracker:
     _next_id: int = 1
     _frame: tuple[float, float] | None = None  # width, height of the frame being tracked
     _shared: set[int] = field(default_factory=set)  # ids of detections a second track follows this round
-    _since_update: int = 0  # frames predicted since the last detection round
 
     def predict(self) -> None:
         """Advance every track by one frame."""
@@ -255,7 +254,6 @@ class Tracker:
             track.age += 1
         for track in self.tracks + self.lost:
             track.misses += 1
-        self._since_update += 1
 
     def update(
         self, detections: Sequence[Detection], bounds: tuple[float, float] | None = None
@@ -270,7 +268,6 @@ class Tracker:
         """
         st = self.settings
         self._frame = bounds
-        round_gap, self._since_update = self._since_update, 0
         # Tracks that had a box in the previous detection round: only those can be relinked (a box that
         # jumped between two rounds); longer gaps are the coasting and lost tracks' business.
         previous = {id(t) for t in self.tracks if t.matched}
@@ -313,7 +310,7 @@ class Tracker:
         learn = [(self.tracks[i], j) for i, j in pairs + relinked]
         self._shared = set()
         if st.groups:
-            updated += self._follow_groups([(detections[j], self.tracks[i]) for i, j in pairs], round_gap)
+            updated += self._follow_groups([(detections[j], self.tracks[i]) for i, j in pairs], previous)
         unmatched = [j for j in strong if j not in matched_dets]
         if unmatched and self.lost:
             pairs = self._revive([detections[j] for j in unmatched])
@@ -473,7 +470,7 @@ class Tracker:
             fx = det.x2 - width / 2 if left else det.x1 + width / 2
         return fx, fy
 
-    def _follow_groups(self, taken: Sequence[tuple[Detection, Track]], round_gap: int) -> list[Track]:
+    def _follow_groups(self, taken: Sequence[tuple[Detection, Track]], previous: set[int]) -> list[Track]:
         """Tracks that lost their own box because it merged with a neighbour's follow the merged box.
 
         People walking together (or passing each other) become one blob or one box; the track that did
@@ -485,7 +482,8 @@ class Tracker:
         for track in self.tracks:
             if track.matched or track.hits < self.settings.min_hits:
                 continue
-            if not (track.grouped or track.misses <= max(self.settings.group_join_frames, round_gap)):
+            # ``previous``: ids of tracks that had a box last round, i.e. lost it in this one.
+            if not (track.grouped or track.misses <= self.settings.group_join_frames or id(track) in previous):
                 continue
             tx, ty = track.foot
             best: Detection | None = None
