@@ -240,7 +240,7 @@ def _why(
 
 
 def _cached(scene: sc.Scene) -> bool:
-    path = sr.CACHE / f"{'_'.join(str(v) for v in (*scene.crop, *scene.size))}.pkl"
+    path = sr.CACHE / f"{scene.key}.pkl"
     try:
         boxes = pickle.loads(path.read_bytes())
     except (OSError, pickle.UnpicklingError, EOFError):

@@ -60,6 +60,12 @@ class Scene:
     size: tuple[int, int] = FULL
     start: int = 0
     stop: int = 795
+    mirror: bool = False  # flipped left to right (frames and boxes): the same street seen in a mirror
+
+    @property
+    def key(self) -> str:
+        """What the detector's boxes depend on: the crop, the size and the flip (not the stretch of time)."""
+        return "_".join(str(v) for v in (*self.crop, *self.size)) + ("_mirror" if self.mirror else "")
 
     @property
     def scale(self) -> float:
@@ -68,9 +74,10 @@ class Scene:
     def to_scene(self, box: ev.GtBox) -> ev.GtBox:
         x0, y0, _, _ = self.crop
         s = self.scale
-        return ev.GtBox(
-            box.frame - self.start, (box.x1 - x0) * s, (box.y1 - y0) * s, (box.x2 - x0) * s, (box.y2 - y0) * s
-        )
+        x1, x2 = (box.x1 - x0) * s, (box.x2 - x0) * s
+        if self.mirror:
+            x1, x2 = self.size[0] - x2, self.size[0] - x1
+        return ev.GtBox(box.frame - self.start, x1, (box.y1 - y0) * s, x2, (box.y2 - y0) * s)
 
     def visible(self, box: ev.GtBox) -> float:
         """Fraction of a scene box inside the frame."""
@@ -111,9 +118,9 @@ class SceneSource(VideoFileSource):
     def _retrieve(self) -> cv2.typing.MatLike | None:
         image = super()._retrieve()
         x, y, w, h = self.scene.crop
-        if image is None or ((x, y, w, h) == (0, 0, *FULL) and self.scene.size == FULL):
-            return image
-        return cv2.resize(image[y : y + h, x : x + w], self.scene.size, interpolation=cv2.INTER_LINEAR)
+        if image is not None and ((x, y, w, h) != (0, 0, *FULL) or self.scene.size != FULL):
+            image = cv2.resize(image[y : y + h, x : x + w], self.scene.size, interpolation=cv2.INTER_LINEAR)
+        return cv2.flip(image, 1) if image is not None and self.scene.mirror else image
 
 
 class Tally:

@@ -89,14 +89,13 @@ def signatures(scene: sc.Scene, boxes: dict[int, list[Detection]]) -> dict[int, 
     from edge_agent.counting import appearance
 
     version = hashlib.sha256(Path(inspect.getfile(appearance)).read_bytes()).hexdigest()[:12]
-    key = "_".join(str(v) for v in (*scene.crop, *scene.size))
-    path = CACHE / f"appearance_{version}_{key}.pkl"
+    path = CACHE / f"appearance_{version}_{scene.key}.pkl"
     if path.exists():
         cached: dict[int, list[Any]] = pickle.loads(path.read_bytes())
     else:
-        everything = detections(sc.Scene(scene.name, scene.crop, scene.size, 0, 795))
+        everything = detections(dataclasses.replace(scene, start=0, stop=795))
         cached = {}
-        source = sc.SceneSource(sc.Scene(scene.name, scene.crop, scene.size, 0, 795))
+        source = sc.SceneSource(dataclasses.replace(scene, start=0, stop=795))
         while (frame := source.read()) is not None:
             cached[frame.index] = [appearance.describe(frame.image, d) for d in everything.get(frame.index, [])]
         source.close()
@@ -115,8 +114,7 @@ def detections(scene: sc.Scene, kind: str = "onnx") -> dict[int, list[Detection]
     if kind == "motion":
         # The detector's own source is part of the key: a changed detector must not replay an older one's boxes.
         version = hashlib.sha256(Path(inspect.getfile(MotionDetector)).read_bytes()).hexdigest()[:12]
-        span = "_".join(str(v) for v in (*scene.crop, *scene.size, scene.start, scene.stop))
-        path = CACHE / f"motion_{version}_{span}.pkl"
+        path = CACHE / f"motion_{version}_{scene.key}_{scene.start}_{scene.stop}.pkl"
         if path.exists():
             return pickle.loads(path.read_bytes())  # type: ignore[no-any-return]
         motion = MotionDetector()
@@ -128,15 +126,14 @@ def detections(scene: sc.Scene, kind: str = "onnx") -> dict[int, list[Detection]
         CACHE.mkdir(parents=True, exist_ok=True)
         path.write_bytes(pickle.dumps(found))
         return found
-    key = "_".join(str(v) for v in (*scene.crop, *scene.size))
-    path = CACHE / f"{key}.pkl"
+    path = CACHE / f"{scene.key}.pkl"
     cached: dict[int, list[Detection]] = {}
     if path.exists():
         cached = pickle.loads(path.read_bytes())
     missing = [f for f in range(scene.start, scene.stop) if f not in cached]
     if missing:
         detector = OnnxDetector(sc.MODEL, score_threshold=CACHE_SCORE)
-        source = sc.SceneSource(sc.Scene(scene.name, scene.crop, scene.size, 0, 795))
+        source = sc.SceneSource(dataclasses.replace(scene, start=0, stop=795))
         wanted = set(missing)
         while (frame := source.read()) is not None:
             if frame.index in wanted:
