@@ -218,6 +218,11 @@ class TrackerSettings:
     appearance: bool = True
     appearance_weight: float = 1.0
     appearance_rate: float = 0.2  # how fast a track's signature follows new detections
+    # A shared box pulls a following track's feet to its bottom only when it is as tall as that person
+    # (log height ratio within this): the same depth, people side by side. At eye level someone passing in
+    # front is taller and their feet lower; pulled to them, the hidden person's track drifts (a little
+    # further each round) across lines on the pavement that they never crossed.
+    group_same_depth: float = 0.15
 
 
 @dataclass
@@ -476,7 +481,8 @@ class Tracker:
         People walking together (or passing each other) become one blob or one box; the track that did
         not get it would coast and be lost, and its crossing with it. While its predicted feet stay inside
         a matched box, it is updated with its own position clamped into that box (feet at the box's
-        bottom when at about the same depth), with a weak measurement that leaves its hits unchanged.
+        bottom when at the same depth: feet level and box as tall as the person), with a weak measurement
+        that leaves its hits unchanged.
         """
         followed: list[Track] = []
         for track in self.tracks:
@@ -502,7 +508,9 @@ class Tracker:
                 track.grouped = False
                 continue
             self._shared.add(id(best))
-            fy = best.y2 if abs(best.y2 - ty) < 0.25 * track.height else ty
+            ratio = abs(math.log(max(best.height, 1.0) / max(track.expected_height(), 1.0)))
+            same_depth = abs(best.y2 - ty) < 0.25 * track.height and ratio < self.settings.group_same_depth
+            fy = best.y2 if same_depth else ty
             fx = min(max(tx, best.x1), best.x2)
             x1 = fx - track.width / 2
             hits = track.hits

@@ -123,6 +123,27 @@ def test_a_track_that_lost_its_box_this_round_follows_the_shared_one_at_any_cade
     assert abs(right.foot[0] - 135) < 3 and abs(right.foot[1] - y) < 3
 
 
+def test_a_person_hidden_behind_someone_nearer_keeps_their_own_feet() -> None:
+    """At eye level someone nearer walks past in front: the person behind loses their box and their track
+    follows the nearer one's, whose bottom is a little lower (nearer feet) and which is a third taller. The
+    hidden person's feet stay where they walk; pulled to the nearer one's feet, their track would drift
+    across a line on the pavement between the two (side by side, at the same depth, the pull stays)."""
+    tracker = Tracker(TrackerSettings(max_coast_frames=8))
+    feet: list[float] = []
+    for frame in range(40):
+        tracker.predict()
+        far_x, near_x = 100 + 2 * frame, 40 + 4 * frame  # the nearer one overtakes at frames 20-40
+        hidden = abs(near_x - far_x) < 16
+        boxes = [] if hidden else [person(far_x, 100, 60)]
+        tracker.update([*boxes, person(near_x, 112, 80)])
+        far = next(t for t in tracker.tracks if t.id == 1)
+        if hidden:
+            assert far.grouped, "the hidden person's track follows the shared box"
+            feet.append(far.foot[1])
+    assert len(feet) >= 6
+    assert max(abs(y - 100) for y in feet) < 3
+
+
 def test_a_twin_track_on_the_same_person_does_not_follow_it() -> None:
     tracker = Tracker(TrackerSettings(max_coast_frames=3))
     for frame in range(30):
