@@ -11,12 +11,12 @@ Material (see bench/scenes.py and tests/counting/ground.py):
 - scene variety made from the clip, with ground truth transformed exactly: lines at random across walking
   paths of the full view (``full``), short stretches starting mid-walk (``clip``), windows scaled up 2-3x to
   640x480 so people are 150-300 px tall, enter at the borders and overlap (``zoom``), and short stretches of
-  those (``zclip``): seeds 1-3 are the selection sets, seeds 1301-1304 the hold-out (read once after the
-  same-depth round; 101-106, 201-206, 301-306, 401-404, 1101-1104 and 1201-1204 are spent);
+  those (``zclip``): seeds 1-3 are the selection sets, seeds 1301-1304 the hold-out (spent since the
+  same-depth round, as are 101-106, 201-206, 301-306, 401-404, 1101-1104 and 1201-1204);
 - ground-plane scenes (``onnx`` only, boxes generated as a person detector returns them, so these measure
   the tracker and the crossing rule): eye level, first floor, lamp post and high, selection seeds 1-6,
-  hold-out seeds 1301-1306 (101-106, 201-206, 301-306, 401-406, 1101-1106 and 1201-1206 are spent), each counted at the
-  four phases of the detector's cadence (every 4th frame starting at frame 0, 1, 2 or 3), pooled.
+  hold-out seeds 1301-1306 (spent, as are 101-106, 201-206, 301-306, 401-406, 1101-1106 and 1201-1206), each
+  counted at the four phases of the detector's cadence (every 4th frame starting at frame 0, 1, 2 or 3), pooled.
 Per set: event precision/recall/F1 (a counted event matches a true crossing of the same line and direction
 within 10 frames, one to one) and the count error sum|counted - truth| / sum truth. The last line is JSON.
 """

@@ -46,7 +46,15 @@ from edge_agent.counting.tracking import Detection  # noqa: E402
 Boxes = dict[int, list[Detection]]
 # Seeds of hold-out rounds already looked at: selection material now, if a run says so. Never later ones.
 SPENT = frozenset(
-    (*range(101, 107), *range(201, 207), *range(301, 307), *range(401, 407), *range(1101, 1107), *range(1201, 1207))
+    (
+        *range(101, 107),
+        *range(201, 207),
+        *range(301, 307),
+        *range(401, 407),
+        *range(1101, 1107),
+        *range(1201, 1207),
+        *range(1301, 1307),
+    )
 )
 TRAILS: dict[int, dict[int, tuple[float, float, float]]] = {}  # track id -> frame -> foot x, foot y, height
 
