@@ -4,7 +4,8 @@ or played backwards?
     python bench/invariance.py [--scales 0.5,1,2] [--rates 10,25,30] [--part resolution|rate|symmetry|all]
 
 A camera on site may give 384x288 or 1920x1080, at 7 or 30 frames a second; nothing of the counter should
-be tuned to one of them. Two checks on selection material only (the hold-out sets are not reachable here):
+be tuned to one of them, nor to the directions people happen to walk in. Three checks on selection material
+only (the hold-out sets are not reachable here):
 
 - **resolution**: the PETS full view scaled to each ``--scales`` factor (people 25-60 px tall at 0.5, up to
   250 px at 2), the selection seeds' random lines scaled with it, the truth transformed exactly; ``onnx``
