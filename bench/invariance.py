@@ -45,7 +45,7 @@ import select_rules as sr  # noqa: E402
 from edge_agent.counting import evaluate as ev  # noqa: E402
 from edge_agent.counting.factory import WEAK_SHARE  # noqa: E402
 from edge_agent.counting.lines import CountLine  # noqa: E402
-from edge_agent.counting.pipeline import Crossing  # noqa: E402
+from edge_agent.counting.tracking import Detection  # noqa: E402
 from tests.counting import ground  # noqa: E402
 
 
@@ -95,41 +95,42 @@ def _reversed(tracks: dict[int, list[ev.GtBox]], frames: int) -> dict[int, list[
     return {k: [replace(b, frame=frames - 1 - b.frame) for b in reversed(bs)] for k, bs in tracks.items()}
 
 
-def _count_backwards(scene: sc.Scene, lines: list[CountLine], phase: int) -> list[Crossing]:
-    """The ``onnx`` pipeline over the scene's cached boxes (and their colour signatures) in reverse order."""
+def _backwards(scene: sc.Scene, boxes: dict[int, list[Detection]]) -> sr.CachedDetector:
+    """A replay of the scene's ``onnx`` boxes (and their colour signatures) in reverse order."""
     frames = scene.stop - scene.start
-    boxes = sr.detections(scene, "onnx")
     detector = sr.CachedDetector(boxes, WEAK_SHARE * 0.4, sr.signatures(scene, boxes))
     detector.boxes = {frames - 1 - f: ds for f, ds in detector.boxes.items()}
-    return sr.run_pipeline(detector, lines, scene.size, frames, sr.VIDEO_FPS, {}, None, "onnx", phase)
+    return detector
 
 
 def symmetry() -> None:
     tracks = ev.load_mot(sc.GT)
-    zoomed = [z for seed in sc.SELECTION_SEEDS for z in sc.zoom_crops(seed, 3)]
-    views = [("full", [sc.Scene("full")]), ("zoomed", zoomed)]
-    for (group, scenes), kind in itertools.product(views, ("onnx", "motion")):
+    # (seed of the lines, view): the full view with each selection seed's lines, each zoomed view with its own.
+    full = [(seed, sc.Scene("full")) for seed in sc.SELECTION_SEEDS]
+    zoomed = [(seed, z) for seed in sc.SELECTION_SEEDS for z in sc.zoom_crops(seed, 3)]
+    for (group, views), kind in itertools.product((("full", full), ("zoomed", zoomed)), ("onnx", "motion")):
         tallies = {"as it is": sc.Tally(), "mirrored": sc.Tally(), "backwards": sc.Tally()}
-        for scene, seed in itertools.product(scenes, sc.SELECTION_SEEDS if group == "full" else (0,)):
-            # Lines of the view as it is; the zoomed views' own seed is in their name.
-            line_seed = seed if group == "full" else int(scene.name.split("-s")[1].split("-")[0])
-            lines = sc.random_lines(scene.boxes(tracks), scene.size, line_seed, 8)
+        for seed, scene in views:
+            boxes = scene.boxes(tracks)
+            lines = sc.random_lines(boxes, scene.size, seed, 8)
             mirror = replace(scene, mirror=True)
             flipped = [_flipped(line, scene.size[0]) for line in lines]
             frames = scene.stop - scene.start
             truth = {
-                "as it is": ev.truth_crossings(scene.boxes(tracks), lines),
+                "as it is": ev.truth_crossings(boxes, lines),
                 "mirrored": ev.truth_crossings(mirror.boxes(tracks), flipped),
-                "backwards": ev.truth_crossings(_reversed(scene.boxes(tracks), frames), lines),
+                "backwards": ev.truth_crossings(_reversed(boxes, frames), lines),
             }
             plain, mirrored = sr.detections(scene, kind), sr.detections(mirror, kind)
+            backwards = _backwards(scene, plain) if kind == "onnx" else None
             for phase in range(4 if kind == "onnx" else 1):
                 runs = {
                     "as it is": (sr.count(scene, lines, plain, {}, None, kind, phase), lines),
                     "mirrored": (sr.count(mirror, flipped, mirrored, {}, None, kind, phase), flipped),
                 }
-                if kind == "onnx":
-                    runs["backwards"] = (_count_backwards(scene, lines, phase), lines)
+                if backwards is not None:
+                    events = sr.run_pipeline(backwards, lines, scene.size, frames, sr.VIDEO_FPS, {}, None, kind, phase)
+                    runs["backwards"] = (events, lines)
                 for name, (events, used) in runs.items():
                     tallies[name].add(ev.score_events(events, truth[name], used))
         print(

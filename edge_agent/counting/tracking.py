@@ -112,6 +112,11 @@ def assign(cost: Sequence[Sequence[float]] | FloatArray, limit: float) -> list[t
     return pairs
 
 
+def _height_ratio(a: float, b: float) -> float:
+    """How far apart two heights are, scale-free: |log(a / b)| (0 for equal heights)."""
+    return abs(math.log(max(a, 1.0) / max(b, 1.0)))
+
+
 def _overlap(a: Detection, b: Detection) -> bool:
     """The boxes overlap across ``a``'s torso (the part its signature is taken from)."""
     x1, y1, x2, y2 = torso(a)
@@ -409,7 +414,7 @@ class Tracker:
                 scale = max((track.height + dh) / 2, 1.0)
                 fx, fy = self._foot(det, track)
                 dist = math.hypot(fx - tx, fy - ty) / scale
-                ratio = abs(math.log(max(dh, 1.0) / max(track.height, 1.0)))
+                ratio = _height_ratio(dh, track.height)
                 if dist > gate or ratio > 0.7:
                     continue
                 if st.mahalanobis:
@@ -508,7 +513,7 @@ class Tracker:
                 track.grouped = False
                 continue
             self._shared.add(id(best))
-            ratio = abs(math.log(max(best.height, 1.0) / max(track.expected_height(), 1.0)))
+            ratio = _height_ratio(best.height, track.expected_height())
             same_depth = abs(best.y2 - ty) < 0.25 * track.height and ratio < self.settings.group_same_depth
             fy = best.y2 if same_depth else ty
             fx = min(max(tx, best.x1), best.x2)
@@ -533,7 +538,7 @@ class Tracker:
                 # Where they stopped, or where walking on would have taken them.
                 tx, ty = track.foot
                 dist = min(math.hypot(fx - lx, fy - ly), math.hypot(fx - tx, fy - ty)) / scale
-                ratio = abs(math.log(max(det.height, 1.0) / max(track.expected_height(), 1.0)))
+                ratio = _height_ratio(det.height, track.expected_height())
                 if dist <= self.settings.revive_gate and ratio <= 0.7:
                     cost[i, j] = dist + 0.5 * ratio  # colour was tried here too and changed nothing: left out
         return assign(cost, _UNASSIGNED / 2)
@@ -560,7 +565,7 @@ class Tracker:
                 scale = max((track.height + dh) / 2, 1.0)
                 fx, fy = self._foot(det, track)
                 dist = min(math.hypot(fx - lx, fy - ly), math.hypot(fx - tx, fy - ty)) / scale
-                ratio = abs(math.log(max(dh, 1.0) / max(track.expected_height(), 1.0)))
+                ratio = _height_ratio(dh, track.expected_height())
                 if dist > st.relink_gate or ratio > 0.35:
                     continue
                 if track.appearance is None or det.appearance is None:
