@@ -42,10 +42,12 @@ class PipelineSettings:
     motion_gate: bool = True  # skip the detector when nothing moves and nothing is tracked
     acceleration: float = 1.0  # how fast people change speed, box heights per second squared (filter noise)
     speed_spread: float = 1.0  # how fast a newly seen person may be moving, box heights per second
+    cyclist_speed_spread: float = 3.0  # ... a newly seen cyclist (riders the detector calls cyclists)
     near_side: float | None = 0.5  # see CrossingCounter.near_side
     # Close to the camera a step is a good part of a person's height: while a confirmed track is taller than
-    # ``close_share`` of the frame, the detector runs at least ``close_rate`` times a second (every 2nd frame
-    # at 10 frames/s instead of every 4th; at 25 frames/s and more the cadence already gives that). 0: off.
+    # ``close_share`` of the frame (or a cyclist is in view), the detector runs at least ``close_rate`` times
+    # a second (every 2nd frame at 10 frames/s instead of every 4th; at 25 frames/s and more the cadence
+    # already gives that). 0: off.
     close_rate: float = 5.0
     close_share: float = 0.35
     warmup_seconds: float = 1.0  # tracks born this soon after counting starts were not seen arriving
@@ -82,6 +84,7 @@ class CountingPipeline:
                 max_coast_frames=coast,
                 process_noise=settings.acceleration / self.fps**2,
                 speed_sd=settings.speed_spread / self.fps,
+                cyclist_speed_sd=settings.cyclist_speed_spread / self.fps,
                 high_score=settings.high_score,
                 mahalanobis=settings.model_boxes,
                 hidden_feet=settings.model_boxes,
@@ -124,11 +127,16 @@ class CountingPipeline:
         return self._last_detect is None or index - self._last_detect >= self._every
 
     def _next_interval(self, frame_height: int) -> int:
-        """Frames to the next detector run: ``detect_every``, shorter while someone close is in view (the
-        tracks change only in a detection round, so this is decided once per round, not per frame)."""
+        """Frames to the next detector run: ``detect_every``, shorter while someone close or a cyclist is in
+        view (the tracks change only in a detection round, so this is decided once per round, not per frame).
+
+        A cyclist crosses a view in a second or two: at the usual cadence they are seen two or three times,
+        too few for a track, so the first box the detector calls a cyclist already asks for the quicker one."""
         if self._close_every < self.settings.detect_every:
             limit = self.settings.close_share * frame_height
-            if any(t.hits >= self.settings.min_hits and t.height > limit for t in self.tracker.tracks):
+            if any(
+                t.called_cyclist or (t.hits >= self.settings.min_hits and t.height > limit) for t in self.tracker.tracks
+            ):
                 return self._close_every
         return self.settings.detect_every
 
@@ -219,8 +227,6 @@ class CountingPipeline:
 
     def _classify(self, track: Track) -> ObjectClass:
         if self.detector.classifies:
-            # A rider is often found without their bicycle (missed, hidden, cut off by the region), while a
-            # pedestrian is rarely taken for a rider (detectors/fusion.py): a third of the votes decide.
-            return "cyclist" if track.cyclist_votes * 3 >= track.class_votes > 0 else "pedestrian"
+            return "cyclist" if track.called_cyclist else "pedestrian"
         heights_per_second = track.mean_speed() * self.fps / max(track.height, 1.0)
         return "cyclist" if heights_per_second > self.settings.cyclist_speed else "pedestrian"

@@ -178,7 +178,15 @@ def test_riders_count_as_cyclists_and_parked_bicycles_on_the_line_count_nothing(
         }
     )
     assert truth(synthetic, [MID]) == expected
-    assert tally(run_parts(PartsDetector(synthetic, parked), [MID])) == expected
+    # Twenty draws of the detector's jitter and misses: never a crossing that did not happen (a parked bicycle,
+    # a walker taken for a rider); a crossing is missed only where the bicycle under a rider went unseen in
+    # two runs in a row at the line (a walker's box moving a rider's distance).
+    missed = 0
+    for seed in range(20):
+        counted = tally(run_parts(PartsDetector(synthetic, parked, seed=seed), [MID]))
+        assert counted - expected == Counter(), seed
+        missed += sum((expected - counted).values())
+    assert missed <= 3  # of 80
     # The motion detector tells the riders by their speed and gets the same counts on the same scene.
     assert tally(run_motion(synthetic, [MID])) == expected
 
@@ -202,13 +210,21 @@ def test_demo_street_counts_cyclists_and_pedestrians_like_its_ground_truth() -> 
     assert tally(run_parts(PartsDetector(street), lines, fps=25)) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 12.1, tracker): at 10 frames/s with the onnx default of every 4th frame a cyclist "
-    "moves 1.4 of their height between detections; the tracker starts a new track each time and no "
-    "cyclist crossing is counted at all",
-)
 def test_fast_cyclists_at_ten_frames_per_second_are_counted() -> None:
+    """At 10 frames/s with the detector on every 4th frame a cyclist moves 1.4 of their height between two
+    runs and crosses this view in eight frames: once a box is called a cyclist the detector looks every 2nd
+    frame, and a track seen once may reach as far as a rider goes (it used to start a new track at every run
+    and count 14 of the 240 crossings below)."""
     street = scene(*demo_scene(320, 240, fps=10).walkers)
     lines = [CountLine("mid", 0, 120, 320, 120), CountLine("low", 320, 180, 0, 180)]
-    assert tally(run_parts(PartsDetector(street), lines)) == truth(street, lines)
+    expected = truth(street, lines)
+    riders = Counter({k: n for k, n in expected.items() if k[2] == "cyclist"})
+    assert sum(riders.values()) == 12
+    counted_riders = 0
+    for seed in range(20):
+        counted = tally(run_parts(PartsDetector(street, seed=seed), lines))
+        assert counted - expected == Counter(), seed  # nothing extra, no rider counted as a walker or back
+        assert counted - riders == expected - riders, seed  # every walker's crossing
+        counted_riders += sum(counted[k] for k in riders)
+    # A rider whose first box came without the bicycle, at the frame's edge, may still be missed.
+    assert counted_riders >= 0.8 * 20 * 12

@@ -97,3 +97,24 @@ def test_the_same_street_counts_the_same_from_any_camera_height(camera: str) -> 
     ]
     scene = GroundScene(CAMERAS[camera], walkers, frames=400, miss=0.1)
     check(scene, line_on_ground(scene, (0, 6), (0, 14)), {"in": 2, "out": 3})
+
+
+@pytest.mark.parametrize("camera", ["first-floor", "lamp-post"])
+def test_cyclists_at_the_devices_ten_frames_per_second_count_as_cyclists(camera: str) -> None:
+    """Riders at 5.5-6 m/s (20 km/h) and two walkers in a street seen at the device's default 10 frames/s, the
+    detector on every 4th frame: a cyclist moves more than their height between two runs. One after another:
+    nobody hides a rider here (people hiding each other are the patterns above)."""
+    walkers = [
+        Walker([(-12, 9), (12, 9)], 0.0, speed=6.0, stature=1.75, cyclist=True),
+        Walker([(12, 10.5), (-12, 10.5)], 3.5, speed=5.5, stature=1.8, cyclist=True),
+        Walker([(-4, 8), (4, 8)], 7.0, speed=1.3),
+        Walker([(4, 11.5), (-4, 11.5)], 7.5, speed=1.2),
+    ]
+    for seed in range(3):
+        scene = GroundScene(CAMERAS[camera], walkers, fps=10, frames=180, seed=seed)
+        line = line_on_ground(scene, (0, 7), (0, 13))
+        want = Counter({("L", "in", "cyclist"): 1, ("L", "out", "cyclist"): 1})
+        want += Counter({("L", "in", "pedestrian"): 1, ("L", "out", "pedestrian"): 1})
+        truth = Counter((e.line, e.direction, e.object_class) for e in scene.truth([line]))
+        assert truth == want, "the scene's own truth disagrees with the test's expectation"
+        assert Counter((e.line, e.direction, e.object_class) for e in run(scene, [line])) == want, seed

@@ -155,15 +155,15 @@ class _Walker:
     classifies = True
     noise_allowance = 0.0
 
-    def __init__(self, height: float) -> None:
-        self.height = height
+    def __init__(self, height: float, cyclist: bool = False) -> None:
+        self.height, self.cyclist = height, cyclist
         self.looked: list[int] = []
         self.frame = 0
 
     def detect(self, image: object, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
         self.looked.append(self.frame)
         foot = 200 + 2 * self.frame
-        return [Detection(300, foot - self.height, 300 + 0.4 * self.height, foot, 0.9, False)]
+        return [Detection(300, foot - self.height, 300 + 0.4 * self.height, foot, 0.9, self.cyclist)]
 
 
 @pytest.mark.parametrize(
@@ -182,6 +182,19 @@ def test_the_detector_looks_more_often_while_someone_is_close(height: float, fps
     gaps = [b - a for a, b in zip(detector.looked, detector.looked[1:], strict=False)]
     # The first gaps come before the track is confirmed (three detections); then the steady cadence.
     assert gaps[: len(every) - 1] == every[:-1] and set(gaps[len(every) - 1 :]) == {every[-1]}
+
+
+@pytest.mark.parametrize(("fps", "every"), [(10, 2), (25, 4)])
+def test_the_detector_looks_more_often_from_the_first_box_called_a_cyclist(fps: float, every: int) -> None:
+    """A cyclist crosses a view in a second or two: from their first box on, at least 5 runs a second."""
+    detector = _Walker(60, cyclist=True)
+    settings = PipelineSettings(detect_every=4, roi=False, motion_gate=False, appearance=False)
+    pipeline = CountingPipeline([MID], detector, fps, settings)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for index in range(20):
+        detector.frame = index
+        pipeline.process(index, frame if pipeline.wants_image(index) else None)
+    assert {b - a for a, b in zip(detector.looked, detector.looked[1:], strict=False)} == {every}
 
 
 def test_frames_dropped_by_a_slow_consumer_still_count_the_crossings() -> None:
