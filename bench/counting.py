@@ -19,7 +19,7 @@ Material (see bench/scenes.py and tests/counting/ground.py):
   counted at the four phases of the detector's cadence (every 4th frame starting at frame 0, 1, 2 or 3), pooled;
 - the same cameras with a third of the people riding bicycles (3.5-7 m/s; ``ground-cyc-*``, and the riders'
   crossings counted as cyclists, ``ground-riders-as-cyclists``) at the device's default 10 frames/s:
-  selection seeds 1-6, hold-out seeds 1401-1406.
+  selection seeds 1-6, hold-out seeds 1401-1406 (spent after the cyclist round).
 Per set: event precision/recall/F1 (a counted event matches a true crossing of the same line and direction
 within 10 frames, one to one) and the count error sum|counted - truth| / sum truth. The last line is JSON.
 """
@@ -101,7 +101,7 @@ FRESH_2 = {
 NAMED = {"issue": ISSUE_LINES, "held-out-2025": HELD_OUT, "fresh": FRESH, "fresh-2": FRESH_2}
 GROUND_SELECTION, GROUND_HOLDOUT = tuple(range(1, 7)), tuple(range(1301, 1307))
 # Streets with riders (a third of the people), at the device's default 10 frames/s where a cyclist moves more
-# than their height between two detector runs. Hold-out seeds set before the cyclist round read them.
+# than their height between two detector runs. Hold-out seeds set before the cyclist round read them (spent).
 CYCLISTS, CYCLIST_FPS = 0.3, 10.0
 CYCLIST_SELECTION, CYCLIST_HOLDOUT = GROUND_SELECTION, tuple(range(1401, 1407))
 GROUND_PHASES = 4  # the onnx detector's default cadence: every 4th frame, four possible draws
