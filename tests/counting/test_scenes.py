@@ -166,20 +166,24 @@ class _Walker:
         return [Detection(300, foot - self.height, 300 + 0.4 * self.height, foot, 0.9, self.cyclist)]
 
 
+def detector_gaps(detector: _Walker, fps: float, frames: int) -> list[int]:
+    """Frames between the detector's runs, every 4th frame by default."""
+    settings = PipelineSettings(detect_every=4, roi=False, motion_gate=False, appearance=False)
+    pipeline = CountingPipeline([MID], detector, fps, settings)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for index in range(frames):
+        detector.frame = index
+        pipeline.process(index, frame if pipeline.wants_image(index) else None)
+    return [b - a for a, b in zip(detector.looked, detector.looked[1:], strict=False)]
+
+
 @pytest.mark.parametrize(
     ("height", "fps", "every"),
     [(100, 10, [4]), (240, 10, [4, 4, 2]), (240, 25, [4]), (240, 7, [4, 4, 1])],
 )
 def test_the_detector_looks_more_often_while_someone_is_close(height: float, fps: float, every: list[int]) -> None:
     """Every 4th frame, but at least 5 runs a second once a confirmed track is taller than 0.35 of the frame."""
-    detector = _Walker(height)
-    settings = PipelineSettings(detect_every=4, roi=False, motion_gate=False, appearance=False)
-    pipeline = CountingPipeline([MID], detector, fps, settings)
-    frame = np.zeros((480, 640, 3), np.uint8)
-    for index in range(40):
-        detector.frame = index
-        pipeline.process(index, frame if pipeline.wants_image(index) else None)
-    gaps = [b - a for a, b in zip(detector.looked, detector.looked[1:], strict=False)]
+    gaps = detector_gaps(_Walker(height), fps, 40)
     # The first gaps come before the track is confirmed (three detections); then the steady cadence.
     assert gaps[: len(every) - 1] == every[:-1] and set(gaps[len(every) - 1 :]) == {every[-1]}
 
@@ -187,14 +191,7 @@ def test_the_detector_looks_more_often_while_someone_is_close(height: float, fps
 @pytest.mark.parametrize(("fps", "every"), [(10, 2), (25, 4)])
 def test_the_detector_looks_more_often_from_the_first_box_called_a_cyclist(fps: float, every: int) -> None:
     """A cyclist crosses a view in a second or two: from their first box on, at least 5 runs a second."""
-    detector = _Walker(60, cyclist=True)
-    settings = PipelineSettings(detect_every=4, roi=False, motion_gate=False, appearance=False)
-    pipeline = CountingPipeline([MID], detector, fps, settings)
-    frame = np.zeros((480, 640, 3), np.uint8)
-    for index in range(20):
-        detector.frame = index
-        pipeline.process(index, frame if pipeline.wants_image(index) else None)
-    assert {b - a for a, b in zip(detector.looked, detector.looked[1:], strict=False)} == {every}
+    assert set(detector_gaps(_Walker(60, cyclist=True), fps, 20)) == {every}
 
 
 def test_frames_dropped_by_a_slow_consumer_still_count_the_crossings() -> None:
