@@ -210,8 +210,7 @@ def ground_sets(seeds: tuple[int, ...], cyclists: float = 0.0, fps: float = 25.0
                 events = ground.run(scene, lines, phase=phase)
                 groups.setdefault(f"{kind}-{name}", Tally()).add(ev.score_events(events, truth, lines))
                 if cyclists:
-                    riders = [[c for c in x if c.object_class == "cyclist"] for x in (events, truth)]
-                    groups.setdefault("ground-riders-as-cyclists", Tally()).add(ev.score_events(*riders, lines))
+                    groups.setdefault("ground-riders-as-cyclists", Tally()).add(sc.rider_scores(events, truth, lines))
     return groups
 
 

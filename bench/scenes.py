@@ -166,6 +166,11 @@ class Tally:
         }
 
 
+def rider_scores(events: list[Crossing], truth: list[Crossing], lines: list[CountLine]) -> ev.Scores:
+    """The riders' true crossings against the events counted as cyclists: the event and the class right."""
+    return ev.score_events(*([c for c in x if c.object_class == "cyclist"] for x in (events, truth)), lines)
+
+
 class Peak(NamedTuple):
     rss: float  # MiB: ru_maxrss, the highest resident memory (private memory and mapped library pages)
     private: float  # MiB: the highest anonymous resident memory seen (sampled every 10 ms)

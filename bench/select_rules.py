@@ -163,10 +163,6 @@ def count(
     return run_pipeline(detector, lines, scene.size, scene.stop - scene.start, fps, overrides, every, kind, phase)
 
 
-def only_cyclists(crossings: list[Crossing]) -> list[Crossing]:
-    return [c for c in crossings if c.object_class == "cyclist"]
-
-
 def count_ground(
     scene: ground.GroundScene, lines: list[CountLine], overrides: dict[str, Any], every: int, phase: int = 0
 ) -> list[Crossing]:
@@ -289,7 +285,7 @@ def main() -> int:
             s = ev.score_events(events, truth, lines)
             matched[f"{kind}-{cam_name}"].add(s)
             if share > 0:
-                riders.add(ev.score_events(*(only_cyclists(x) for x in (events, truth)), lines))
+                riders.add(sc.rider_scores(events, truth, lines))
             if args.verbose:
                 print(
                     f"  {kind}-{cam_name:10} s{seed} F1 {s.f1:.3f} counted {sum(s.counted.values())} truth {len(truth)}"

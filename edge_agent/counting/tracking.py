@@ -419,18 +419,12 @@ class Tracker:
         for a, i in enumerate(rows):
             track = self.tracks[i]
             tx, ty = track.foot
-            base = min(st.gate + st.gate_growth * max(track.misses - 1, 0), st.gate_max)
-            reach = base + st.cyclist_speed_sd * track.misses
-            # The extra position variance of a once-seen track born a walker, met by a box called a cyclist.
-            spread = (
-                max(st.cyclist_speed_sd**2 - st.speed_sd**2, 0.0) * (track.misses * track.height) ** 2
-                if track.hits == 1 and not track.called_cyclist
-                else 0.0
-            )
+            gate_walking = min(st.gate + st.gate_growth * max(track.misses - 1, 0), st.gate_max)
             for b, j in enumerate(cols):
                 det = detections[j]
+                # Speed unknown and a cyclist in the pair: as far as a newly seen cyclist may have ridden.
                 riding = track.hits == 1 and (track.called_cyclist or bool(det.cyclist))
-                gate = reach if riding else base
+                gate = gate_walking + st.cyclist_speed_sd * track.misses if riding else gate_walking
                 dh = self._height(det)
                 scale = max((track.height + dh) / 2, 1.0)
                 fx, fy = self._foot(det, track)
@@ -443,8 +437,10 @@ class Tracker:
                     # walker is not taken over by a neighbour half a step away, a new one may move far.
                     dx, dy = fx - tx, fy - ty
                     r = (st.measurement_noise * max(track.height, 1.0)) ** 2
-                    if riding:
-                        r += spread
+                    if riding and not track.called_cyclist:
+                        # Born a walker (its box without the bicycle): the position spread a cyclist's speed
+                        # prior would have given it by now, beyond the walker's one it has.
+                        r += max(st.cyclist_speed_sd**2 - st.speed_sd**2, 0.0) * (track.misses * track.height) ** 2
                     sxx, sxy, syy = track.cov[0, 0] + r, track.cov[0, 1], track.cov[1, 1] + r
                     d2 = (syy * dx * dx - 2 * sxy * dx * dy + sxx * dy * dy) / (sxx * syy - sxy * sxy)
                     if d2 > st.gate_sigmas**2:
