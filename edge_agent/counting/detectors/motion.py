@@ -23,16 +23,26 @@ class BackgroundModel:
     shadows glue neighbours into one blob. With colour MOG2 marks shadows (127) and they are dropped.
     """
 
-    def __init__(self, work_width: int = 192, history: int = 500, var_threshold: float = 16.0) -> None:
+    def __init__(
+        self, work_width: int = 192, history: int = 500, var_threshold: float = 16.0, global_change: float = 0.5
+    ) -> None:
         self.work_width = work_width
-        self._subtractor = cv2.createBackgroundSubtractorMOG2(
-            history=history, varThreshold=var_threshold, detectShadows=True
+        self.history = history
+        self.var_threshold = var_threshold
+        # More of the view than this changing at once is the light, not people (see ``foreground``).
+        self.global_change = global_change
+        self._subtractor = self._subtractor_for_new_scene()
+        self.scale = 1.0  # full-frame pixels per work pixel
+        self.frame_size: tuple[int, int] | None = None
+
+    def _subtractor_for_new_scene(self) -> cv2.BackgroundSubtractorMOG2:
+        subtractor = cv2.createBackgroundSubtractorMOG2(
+            history=self.history, varThreshold=self.var_threshold, detectShadows=True
         )
         # Someone standing still fades into the background once their mixture component outweighs
         # 1 - ratio; 0.7 keeps them for about a third of the history instead of a tenth.
-        self._subtractor.setBackgroundRatio(0.7)
-        self.scale = 1.0  # full-frame pixels per work pixel
-        self.frame_size: tuple[int, int] | None = None
+        subtractor.setBackgroundRatio(0.7)
+        return subtractor
 
     def small(self, image: Image) -> Image:
         h, w = image.shape[:2]
@@ -45,8 +55,17 @@ class BackgroundModel:
 
     def foreground(self, image: Image) -> Image:
         """Binary mask (255 = moving) at work size; shadows, which MOG2 marks 127, count as background."""
-        mask = self._subtractor.apply(self.small(image))
+        small = self.small(image)
+        mask = self._subtractor.apply(small)
         _, binary = cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY)
+        if cv2.countNonZero(binary) > self.global_change * binary.size:
+            # The sun came out, a street light or the camera's exposure switched: the whole view is new at
+            # once (a darker one passes as shadow). At its normal rate the model would take minutes to learn
+            # it and see nothing but one frame-sized blob meanwhile; it starts again from this frame, as a
+            # camera switched on now would (its first frames learn fast).
+            self._subtractor = self._subtractor_for_new_scene()
+            self._subtractor.apply(small)
+            binary = np.zeros_like(binary)
         result: Image = binary
         return result
 
