@@ -1,11 +1,11 @@
 """Does the counter count the same scene the same way at another resolution, frame rate, seen in a mirror,
-played backwards or in another light?
+played backwards, in another light or by a swaying camera?
 
-    python bench/invariance.py [--scales 0.5,1,2] [--rates 10,25,30] [--part resolution|rate|symmetry|light|all]
+    python bench/invariance.py [--scales 0.5,1,2] [--rates 10,25,30] [--part NAME|all]
 
 A camera on site may give 384x288 or 1920x1080, at 7 or 30 frames a second; nothing of the counter should
-be tuned to one of them, nor to the directions people happen to walk in, nor to one light. Four checks on selection material
-only (the hold-out sets are not reachable here):
+be tuned to one of them, nor to the directions people happen to walk in, nor to one light or a still camera.
+Five checks on selection material only (the hold-out sets are not reachable here):
 
 - **resolution**: the PETS full view scaled to each ``--scales`` factor (people 25-60 px tall at 0.5, up to
   250 px at 2), the selection seeds' random lines scaled with it, the truth transformed exactly; ``onnx``
@@ -19,13 +19,14 @@ only (the hold-out sets are not reachable here):
   (``onnx`` only: the model's boxes do not depend on the order of frames, the motion detector's background
   does). In the clip most people walk along a few paths in a few directions; a rule fitted to those
   directions, or to how people enter rather than leave, scores differently on the flipped or reversed
-  street, which is new material for the counter with the truth transformed exactly.
-
+  street, which is new material for the counter with the truth transformed exactly;
 - **light**: the PETS full view (selection seeds' lines) lit otherwise: a cloud darkening the street for 20
   s, the sun coming out at once, only the pavement sunlit (the lower 60% of the view 1.5x brighter), dusk (a
   slow ramp to 45%), and three more kept apart from the decision they measure (an exposure step, a sunlit
   facade over 70% of the view, exposure hunting); both detectors run afresh on the lit frames, the truth is
-  the same boxes. The clip was filmed in one light; a camera outside is not.
+  the same boxes. The clip was filmed in one light; a camera outside is not;
+- **sway**: the same, with the frame moved by a few pixels at every frame (a camera on a pole in the wind:
+  a slow sway of 2 and 4 pixels, a jitter of 2); the lines stay where they were drawn, on the street.
 
 Prints one line per condition; the figures are in docs/counting.md.
 """
@@ -39,12 +40,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import itertools  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
@@ -169,30 +173,59 @@ LIGHTS: dict[str, Callable[[int], tuple[float, tuple[float, float, float, float]
 }
 
 
-class _LitSource(sc.SceneSource):
-    def __init__(
-        self, scene: sc.Scene, light: Callable[[int], tuple[float, tuple[float, float, float, float]]]
-    ) -> None:
-        super().__init__(scene)
-        self.light = light
-        self.index = 0
+FrameChange = Callable[[cv2.typing.MatLike, int], cv2.typing.MatLike]
 
-    def _retrieve(self) -> cv2.typing.MatLike | None:
-        image = super()._retrieve()
-        if image is None:
-            return None
-        gain, (x0, y0, x1, y1) = self.light(self.index)
-        self.index += 1
+
+def _lit(light: Callable[[int], tuple[float, tuple[float, float, float, float]]]) -> FrameChange:
+    def change(image: cv2.typing.MatLike, index: int) -> cv2.typing.MatLike:
+        gain, (x0, y0, x1, y1) = light(index)
         h, w = image.shape[:2]
         lit = image.copy()
         part = (slice(round(y0 * h), round(y1 * h)), slice(round(x0 * w), round(x1 * w)))
         lit[part] = cv2.convertScaleAbs(image[part], alpha=gain, beta=0)
         return lit
 
+    return change
 
-def light() -> None:
-    """Both detectors on the full view (selection seeds' lines) under each of ``LIGHTS``, detected afresh on
-    the lit frames (colour signatures too); the truth is the same boxes."""
+
+# A camera on a pole sways in the wind: the frame moved by (dx, dy) pixels of the clip at each frame.
+SWAYS: dict[str, Callable[[int], tuple[float, float]]] = {
+    "still": lambda f: (0.0, 0.0),
+    "sway 2 px": lambda f: (2.0 * math.sin(2 * math.pi * f / 14), 1.0 * math.sin(2 * math.pi * f / 23)),
+    "sway 4 px": lambda f: (4.0 * math.sin(2 * math.pi * f / 14), 2.0 * math.sin(2 * math.pi * f / 23)),
+    "jitter 2 px": lambda f: (random.Random(2 * f).uniform(-2, 2), random.Random(2 * f + 1).uniform(-2, 2)),
+}
+
+
+def _swayed(sway: Callable[[int], tuple[float, float]]) -> FrameChange:
+    def change(image: cv2.typing.MatLike, index: int) -> cv2.typing.MatLike:
+        dx, dy = sway(index)
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        moved: cv2.typing.MatLike = cv2.warpAffine(
+            image, shift, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REPLICATE
+        )
+        return moved
+
+    return change
+
+
+class _ChangedSource(sc.SceneSource):
+    def __init__(self, scene: sc.Scene, change: FrameChange) -> None:
+        super().__init__(scene)
+        self.change = change
+        self.index = 0
+
+    def _retrieve(self) -> cv2.typing.MatLike | None:
+        image = super()._retrieve()
+        if image is None:
+            return None
+        self.index += 1
+        return self.change(image, self.index - 1)
+
+
+def afresh(part: str, changes: dict[str, FrameChange]) -> None:
+    """Both detectors on the full view (selection seeds' lines) with its frames changed by each of ``changes``,
+    detected afresh on the changed frames (colour signatures too); the truth is the same boxes."""
     from edge_agent.counting import appearance
     from edge_agent.counting.detectors.motion import MotionDetector
     from edge_agent.counting.detectors.onnx import OnnxDetector
@@ -203,8 +236,8 @@ def light() -> None:
         sc.line_set(f"full-r{seed}", scene, sc.random_lines(scene.boxes(tracks), scene.size, seed, 8), tracks)
         for seed in sc.SELECTION_SEEDS
     ]
-    for (name, lit), kind in itertools.product(LIGHTS.items(), ("onnx", "motion")):
-        source = _LitSource(scene, lit)
+    for (name, change), kind in itertools.product(changes.items(), ("onnx", "motion")):
+        source = _ChangedSource(scene, change)
         found: dict[int, list[Detection]] = {}
         signed: dict[int, list[object]] = {}
         model = OnnxDetector(sc.MODEL, score_threshold=sr.CACHE_SCORE) if kind == "onnx" else MotionDetector()
@@ -222,7 +255,7 @@ def light() -> None:
             events = sr.run_pipeline(detector, ls.lines, scene.size, frames, sr.VIDEO_FPS, {}, None, kind, phase)
             tally.add(ev.score_events(events, ls.truth, ls.lines))
         print(
-            f"light {name:16} {kind:6} F1 {tally.f1:.3f}  count error {tally.count_error:.1%}  truth {tally.truth}",
+            f"{part} {name:16} {kind:6} F1 {tally.f1:.3f}  count error {tally.count_error:.1%}  truth {tally.truth}",
             flush=True,
         )
 
@@ -231,7 +264,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="0.5,1,2", help="resolution factors of the full view")
     parser.add_argument("--rates", default="10,25,30", help="frame rates of the ground-plane scenes")
-    parser.add_argument("--part", choices=["resolution", "rate", "symmetry", "light", "all"], default="all")
+    parser.add_argument("--part", choices=["resolution", "rate", "symmetry", "light", "sway", "all"], default="all")
     args = parser.parse_args()
     try:
         scales = [float(v) for v in args.scales.split(",")]
@@ -241,7 +274,13 @@ def main() -> int:
     if not all(0.25 <= s <= 4 for s in scales) or not all(1 <= r <= 60 for r in rates):
         parser.error("scales must be within 0.25-4 and rates within 1-60 frames/s")
     video = sc.VIDEO.exists() and sc.MODEL.exists()
-    for part, run in (("resolution", lambda: resolution(scales)), ("symmetry", symmetry), ("light", light)):
+    parts: dict[str, Callable[[], None]] = {
+        "resolution": lambda: resolution(scales),
+        "symmetry": symmetry,
+        "light": lambda: afresh("light", {name: _lit(light) for name, light in LIGHTS.items()}),
+        "sway": lambda: afresh("sway", {name: _swayed(sway) for name, sway in SWAYS.items()}),
+    }
+    for part, run in parts.items():
         if args.part in (part, "all"):
             if video:
                 run()
