@@ -1,11 +1,11 @@
 """Does the counter count the same scene the same way at another resolution, frame rate, seen in a mirror,
-played backwards, in another light or by a swaying camera?
+played backwards, in another light, by a swaying camera or at night?
 
     python bench/invariance.py [--scales 0.5,1,2] [--rates 10,25,30] [--part NAME|all]
 
 A camera on site may give 384x288 or 1920x1080, at 7 or 30 frames a second; nothing of the counter should
-be tuned to one of them, nor to the directions people happen to walk in, nor to one light or a still camera.
-Five checks on selection material only (the hold-out sets are not reachable here):
+be tuned to one of them, nor to the directions people happen to walk in, nor to one light, a still camera or colour.
+Six checks on selection material only (the hold-out sets are not reachable here):
 
 - **resolution**: the PETS full view scaled to each ``--scales`` factor (people 25-60 px tall at 0.5, up to
   250 px at 2), the selection seeds' random lines scaled with it, the truth transformed exactly; ``onnx``
@@ -26,7 +26,10 @@ Five checks on selection material only (the hold-out sets are not reachable here
   facade over 70% of the view, exposure hunting); both detectors run afresh on the lit frames, the truth is
   the same boxes. The clip was filmed in one light; a camera outside is not;
 - **sway**: the same, with the frame moved by a few pixels at every frame (a camera on a pole in the wind:
-  a slow sway of 2 and 4 pixels, a jitter of 2); the lines stay where they were drawn, on the street.
+  a slow sway of 2 and 4 pixels, a jitter of 2); the lines stay where they were drawn, on the street;
+- **night**: the same in grey (a camera at night on infrared, or a monochrome one), and two views kept apart
+  from the decision they measure: grey at half the light with a dark scene's sensor noise, and the zoomed
+  views in grey.
 
 Prints one line per condition; the figures are in docs/counting.md.
 """
@@ -223,48 +226,72 @@ class _ChangedSource(sc.SceneSource):
         return self.change(image, self.index - 1)
 
 
-def afresh(part: str, changes: dict[str, FrameChange]) -> None:
-    """Both detectors on the full view (selection seeds' lines) with its frames changed by each of ``changes``,
-    detected afresh on the changed frames (colour signatures too); the truth is the same boxes."""
+def afresh(part: str, changes: dict[str, FrameChange], zoomed: bool = False) -> None:
+    """Both detectors on the full view (or with ``zoomed`` the zoomed views; the selection seeds' lines) with
+    the frames changed by each of ``changes``, detected afresh on the changed frames (colour signatures too);
+    the truth is the same boxes."""
     from edge_agent.counting import appearance
     from edge_agent.counting.detectors.motion import MotionDetector
     from edge_agent.counting.detectors.onnx import OnnxDetector
 
     tracks = ev.load_mot(sc.GT)
-    scene = sc.Scene("full")
-    sets = [
-        sc.line_set(f"full-r{seed}", scene, sc.random_lines(scene.boxes(tracks), scene.size, seed, 8), tracks)
-        for seed in sc.SELECTION_SEEDS
-    ]
+    views = [(seed, z) for seed in sc.SELECTION_SEEDS for z in sc.zoom_crops(seed, 3)] if zoomed else []
+    views = views or [(seed, sc.Scene("full")) for seed in sc.SELECTION_SEEDS]
     for (name, change), kind in itertools.product(changes.items(), ("onnx", "motion")):
-        source = _ChangedSource(scene, change)
-        found: dict[int, list[Detection]] = {}
-        signed: dict[int, list[object]] = {}
-        model = OnnxDetector(sc.MODEL, score_threshold=sr.CACHE_SCORE) if kind == "onnx" else MotionDetector()
-        while (frame := source.read()) is not None:
-            found[frame.index] = model.detect(frame.image)
-            signed[frame.index] = [appearance.describe(frame.image, d) for d in found[frame.index]]
-        source.close()
         tally = sc.Tally()
-        for ls, phase in itertools.product(sets, range(4 if kind == "onnx" else 1)):
-            detector = sr.CachedDetector(found, WEAK_SHARE * 0.4, signed if kind == "onnx" else None)
-            if kind == "motion":
-                detector.name, detector.classifies = "motion", False
-                detector.noise_allowance = MotionDetector.noise_allowance
-            frames = scene.stop - scene.start
-            events = sr.run_pipeline(detector, ls.lines, scene.size, frames, sr.VIDEO_FPS, {}, None, kind, phase)
-            tally.add(ev.score_events(events, ls.truth, ls.lines))
+        for seed, scene in views:
+            ls = sc.line_set(f"r{seed}", scene, sc.random_lines(scene.boxes(tracks), scene.size, seed, 8), tracks)
+            source = _ChangedSource(scene, change)
+            found: dict[int, list[Detection]] = {}
+            signed: dict[int, list[object]] = {}
+            model = OnnxDetector(sc.MODEL, score_threshold=sr.CACHE_SCORE) if kind == "onnx" else MotionDetector()
+            while (frame := source.read()) is not None:
+                found[frame.index] = model.detect(frame.image)
+                signed[frame.index] = [appearance.describe(frame.image, d) for d in found[frame.index]]
+            source.close()
+            for phase in range(4 if kind == "onnx" else 1):
+                detector = sr.CachedDetector(found, WEAK_SHARE * 0.4, signed if kind == "onnx" else None)
+                if kind == "motion":
+                    detector.name, detector.classifies = "motion", False
+                    detector.noise_allowance = MotionDetector.noise_allowance
+                frames = scene.stop - scene.start
+                events = sr.run_pipeline(detector, ls.lines, scene.size, frames, sr.VIDEO_FPS, {}, None, kind, phase)
+                tally.add(ev.score_events(events, ls.truth, ls.lines))
         print(
             f"{part} {name:16} {kind:6} F1 {tally.f1:.3f}  count error {tally.count_error:.1%}  truth {tally.truth}",
             flush=True,
         )
 
 
+def _grey(image: cv2.typing.MatLike, index: int) -> cv2.typing.MatLike:
+    """A camera at night on infrared, or a monochrome one: the same frame in grey (three equal channels)."""
+    grey: cv2.typing.MatLike = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    return grey
+
+
+def _dark_noisy_grey(image: cv2.typing.MatLike, index: int) -> cv2.typing.MatLike:
+    """Grey at half the light, with the sensor noise of a dark scene (sd 6 grey levels, seeded per frame)."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    noise = np.random.default_rng(index).normal(0.0, 6.0, grey.shape).astype(np.float32)
+    dark = np.clip(0.5 * grey + noise, 0, 255).astype(np.uint8)
+    result: cv2.typing.MatLike = cv2.cvtColor(dark, cv2.COLOR_GRAY2BGR)
+    return result
+
+
+def night() -> None:
+    """Grey frames (selection: the full view in grey); kept apart, read once after the decision: the full view
+    dark and noisy, and the zoomed views in grey."""
+    afresh("night", {"grey": _grey, "dark noisy grey": _dark_noisy_grey})
+    afresh("night zoomed", {"grey": _grey}, zoomed=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="0.5,1,2", help="resolution factors of the full view")
     parser.add_argument("--rates", default="10,25,30", help="frame rates of the ground-plane scenes")
-    parser.add_argument("--part", choices=["resolution", "rate", "symmetry", "light", "sway", "all"], default="all")
+    parser.add_argument(
+        "--part", choices=["resolution", "rate", "symmetry", "light", "sway", "night", "all"], default="all"
+    )
     args = parser.parse_args()
     try:
         scales = [float(v) for v in args.scales.split(",")]
@@ -279,6 +306,7 @@ def main() -> int:
         "symmetry": symmetry,
         "light": lambda: afresh("light", {name: _lit(light) for name, light in LIGHTS.items()}),
         "sway": lambda: afresh("sway", {name: _swayed(sway) for name, sway in SWAYS.items()}),
+        "night": night,
     }
     for part, run in parts.items():
         if args.part in (part, "all"):

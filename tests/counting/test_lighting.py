@@ -79,3 +79,25 @@ def test_a_brighter_view_is_a_new_background_at_once() -> None:
     brighter = cv2.convertScaleAbs(street, alpha=1.6, beta=0)
     after = [cv2.countNonZero(model.foreground(brighter)) for _ in range(3)]
     assert after == [0, 0, 0]
+
+
+@dataclass
+class _Night(SyntheticScene):
+    """The street in grey: a camera at night on infrared, or a monochrome camera."""
+
+    def render(self, frame: int) -> Image:
+        grey = cv2.cvtColor(super().render(frame), cv2.COLOR_BGR2GRAY)
+        return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
+@pytest.mark.parametrize("clothes", [(70, 75, 80), (100, 100, 100)], ids=["dark", "mid-grey"])
+def test_people_on_a_grey_camera_are_not_taken_for_shadows(clothes: tuple[int, int, int]) -> None:
+    """In grey every darker pixel has the colour of a shadow; people a little darker than the street must
+    still be seen (the street is 90-170 grey levels)."""
+    plain = scene(
+        Walker([(100, 40), (100, 220)], speed=3, height=50, colour=clothes),
+        Walker([(220, 220), (220, 40)], speed=3, height=50, start=20, colour=clothes),
+    )
+    night = _Night(plain.width, plain.height, plain.walkers)
+    expected = Counter({("mid", "in", "pedestrian"): 1, ("mid", "out", "pedestrian"): 1})
+    assert tally(run_motion(night, [MID])) == expected
