@@ -54,13 +54,18 @@ def test_people_crossing_after_the_light_changes_are_counted(gain: float, top: f
     assert tally(run_motion(_street(gain, top), [MID])) == expected
 
 
-def test_people_walking_about_do_not_restart_the_background() -> None:
-    """A restart forgets the street; people covering a good part of the view must not cause one."""
+def _settled(seed: int, low: int, high: int) -> tuple[BackgroundModel, Image]:
+    """A background model that has watched an empty textured street (grey levels low-high) for 4 s."""
     model = BackgroundModel(work_width=160)
-    rng = np.random.default_rng(3)
-    street = rng.integers(90, 170, size=(240, 320, 3)).astype(np.uint8)
+    street = np.random.default_rng(seed).integers(low, high, size=(240, 320, 3)).astype(np.uint8)
     for _ in range(40):
         model.foreground(street)
+    return model, street
+
+
+def test_people_walking_about_do_not_restart_the_background() -> None:
+    """A restart forgets the street; people covering a good part of the view must not cause one."""
+    model, street = _settled(3, 90, 170)
     learnt = model.background()
     crowd = street.copy()
     crowd[60:220, 20:150] = (30, 30, 60)  # close to the camera: 27% of the view
@@ -71,11 +76,7 @@ def test_people_walking_about_do_not_restart_the_background() -> None:
 
 
 def test_a_brighter_view_is_a_new_background_at_once() -> None:
-    model = BackgroundModel(work_width=160)
-    rng = np.random.default_rng(4)
-    street = rng.integers(60, 120, size=(240, 320, 3)).astype(np.uint8)
-    for _ in range(40):
-        model.foreground(street)
+    model, street = _settled(4, 60, 120)
     brighter = cv2.convertScaleAbs(street, alpha=1.6, beta=0)
     after = [cv2.countNonZero(model.foreground(brighter)) for _ in range(3)]
     assert after == [0, 0, 0]
