@@ -15,6 +15,10 @@ import numpy as np
 from edge_agent.counting.detectors import Image
 from edge_agent.counting.tracking import Detection
 
+COLOUR_SHADOW = 0.5
+"""MOG2's own shadow threshold: in colour, a pixel darkened to half of the background with its colour kept is
+a shadow."""
+
 
 class BackgroundModel:
     """A Gaussian-mixture background on a downscaled colour image; ``foreground`` gives the moving pixels.
@@ -36,7 +40,7 @@ class BackgroundModel:
         self.var_threshold = var_threshold
         # More of the view than this changing at once is the light, not people (see ``foreground``).
         self.global_change = global_change
-        # The shadow test of a grey view (a camera at night, on infrared, or a monochrome one): see ``_mode``.
+        # The shadow test of a grey view (a camera at night, on infrared, or a monochrome one): see ``_follow_grey``.
         self.grey_shadow = grey_shadow
         self._grey = False
         self._subtractor = self._subtractor_for_new_scene()
@@ -50,14 +54,14 @@ class BackgroundModel:
         # Someone standing still fades into the background once their mixture component outweighs
         # 1 - ratio; 0.7 keeps them for about a third of the history instead of a tenth.
         subtractor.setBackgroundRatio(0.7)
-        subtractor.setShadowThreshold(self.grey_shadow if self._grey else 0.5)
+        subtractor.setShadowThreshold(self.grey_shadow if self._grey else COLOUR_SHADOW)
         return subtractor
 
-    def _mode(self, small: Image) -> None:
+    def _follow_grey(self, small: Image) -> None:
         """Follow the camera between colour and grey (night, infrared). MOG2 takes a pixel for shadow when
-        it is darker than the background (down to ``shadow threshold`` of it) with the same colour; in grey
+        it is darker than the background (down to the shadow threshold of it) with the same colour; in grey
         every darker pixel has the same colour, so a person in dark clothes would pass as their own shadow.
-        There only a faint darkening (to 0.8) is a shadow."""
+        There only a faint darkening (to ``grey_shadow`` of the background) is a shadow."""
         if small.ndim != 3:
             return
         b, g, r = cv2.split(small)
@@ -65,7 +69,7 @@ class BackgroundModel:
         grey = cv2.norm(b, g, cv2.NORM_L1) < 2 * size and cv2.norm(g, r, cv2.NORM_L1) < 2 * size
         if grey != self._grey:
             self._grey = grey
-            self._subtractor.setShadowThreshold(self.grey_shadow if grey else 0.5)
+            self._subtractor.setShadowThreshold(self.grey_shadow if grey else COLOUR_SHADOW)
 
     def small(self, image: Image) -> Image:
         h, w = image.shape[:2]
@@ -79,7 +83,7 @@ class BackgroundModel:
     def foreground(self, image: Image) -> Image:
         """Binary mask (255 = moving) at work size; shadows, which MOG2 marks 127, count as background."""
         small = self.small(image)
-        self._mode(small)
+        self._follow_grey(small)
         mask = self._subtractor.apply(small)
         _, binary = cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY)
         if cv2.countNonZero(binary) > self.global_change * binary.size:
