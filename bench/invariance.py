@@ -235,26 +235,29 @@ def afresh(part: str, changes: dict[str, FrameChange], zoomed: bool = False) -> 
     from edge_agent.counting.detectors.onnx import OnnxDetector
 
     tracks = ev.load_mot(sc.GT)
-    views = [(seed, z) for seed in sc.SELECTION_SEEDS for z in sc.zoom_crops(seed, 3)] if zoomed else []
-    views = views or [(seed, sc.Scene("full")) for seed in sc.SELECTION_SEEDS]
+    if zoomed:
+        views = [(seed, z) for seed in sc.SELECTION_SEEDS for z in sc.zoom_crops(seed, 3)]
+    else:
+        views = [(seed, sc.Scene("full")) for seed in sc.SELECTION_SEEDS]
+    line_sets = [
+        (scene, sc.line_set(f"r{seed}", scene, sc.random_lines(scene.boxes(tracks), scene.size, seed, 8), tracks))
+        for seed, scene in views
+    ]
     for (name, change), kind in itertools.product(changes.items(), ("onnx", "motion")):
         tally = sc.Tally()
-        for seed, scene in views:
-            ls = sc.line_set(f"r{seed}", scene, sc.random_lines(scene.boxes(tracks), scene.size, seed, 8), tracks)
+        for scene, ls in line_sets:
             source = _ChangedSource(scene, change)
             found: dict[int, list[Detection]] = {}
-            signed: dict[int, list[object]] = {}
+            signed: dict[int, list[object]] | None = {} if kind == "onnx" else None
             model = OnnxDetector(sc.MODEL, score_threshold=sr.CACHE_SCORE) if kind == "onnx" else MotionDetector()
             while (frame := source.read()) is not None:
                 found[frame.index] = model.detect(frame.image)
-                signed[frame.index] = [appearance.describe(frame.image, d) for d in found[frame.index]]
+                if signed is not None:
+                    signed[frame.index] = [appearance.describe(frame.image, d) for d in found[frame.index]]
             source.close()
+            detector = sr.replay(found, kind, signed)
+            frames = scene.stop - scene.start
             for phase in range(4 if kind == "onnx" else 1):
-                detector = sr.CachedDetector(found, WEAK_SHARE * 0.4, signed if kind == "onnx" else None)
-                if kind == "motion":
-                    detector.name, detector.classifies = "motion", False
-                    detector.noise_allowance = MotionDetector.noise_allowance
-                frames = scene.stop - scene.start
                 events = sr.run_pipeline(detector, ls.lines, scene.size, frames, sr.VIDEO_FPS, {}, None, kind, phase)
                 tally.add(ev.score_events(events, ls.truth, ls.lines))
         print(

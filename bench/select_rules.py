@@ -83,6 +83,20 @@ class CachedDetector:
         return [d for d in self.boxes.get(self.frame, []) if d.score >= self.threshold]
 
 
+def replay(
+    boxes: dict[int, list[Detection]],
+    kind: str = "onnx",
+    signed: dict[int, list[Any]] | None = None,
+    threshold: float = WEAK_SHARE * 0.4,
+) -> CachedDetector:
+    """A replay of ``kind``'s boxes that the pipeline takes for that detector (the motion detector's boxes
+    carry no class and their own foot noise)."""
+    detector = CachedDetector(boxes, threshold, signed)
+    if kind == "motion":
+        detector.name, detector.classifies, detector.noise_allowance = "motion", False, MotionDetector.noise_allowance
+    return detector
+
+
 def signatures(scene: sc.Scene, boxes: dict[int, list[Detection]]) -> dict[int, list[Any]]:
     """Colour signatures (appearance.describe) of ``boxes`` (scene frames, as from ``detections``), from the
     scene's frames, cached next to the boxes: only the 36 numbers per box, never pixels."""
@@ -156,9 +170,7 @@ def count(
     threshold = float(overrides.get("low_score", WEAK_SHARE * 0.4))
     use = overrides.get("appearance", PipelineSettings.appearance)
     signed = signatures(scene, boxes) if use and kind == "onnx" else None
-    detector = CachedDetector(boxes, threshold, signed)
-    if kind == "motion":
-        detector.name, detector.classifies, detector.noise_allowance = "motion", False, MotionDetector.noise_allowance
+    detector = replay(boxes, kind, signed, threshold)
     fps = float(overrides.get("video_fps", VIDEO_FPS))
     return run_pipeline(detector, lines, scene.size, scene.stop - scene.start, fps, overrides, every, kind, phase)
 

@@ -54,8 +54,12 @@ class BackgroundModel:
         # Someone standing still fades into the background once their mixture component outweighs
         # 1 - ratio; 0.7 keeps them for about a third of the history instead of a tenth.
         subtractor.setBackgroundRatio(0.7)
-        subtractor.setShadowThreshold(self.grey_shadow if self._grey else COLOUR_SHADOW)
+        subtractor.setShadowThreshold(self._shadow_threshold)
         return subtractor
+
+    @property
+    def _shadow_threshold(self) -> float:
+        return self.grey_shadow if self._grey else COLOUR_SHADOW
 
     def _follow_grey(self, small: Image) -> None:
         """Follow the camera between colour and grey (night, infrared). MOG2 takes a pixel for shadow when
@@ -69,7 +73,7 @@ class BackgroundModel:
         grey = cv2.norm(b, g, cv2.NORM_L1) < 2 * size and cv2.norm(g, r, cv2.NORM_L1) < 2 * size
         if grey != self._grey:
             self._grey = grey
-            self._subtractor.setShadowThreshold(self.grey_shadow if grey else COLOUR_SHADOW)
+            self._subtractor.setShadowThreshold(self._shadow_threshold)
 
     def small(self, image: Image) -> Image:
         h, w = image.shape[:2]
