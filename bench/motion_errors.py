@@ -54,7 +54,9 @@ SPENT = frozenset(
         *range(1101, 1107),
         *range(1201, 1207),
         *range(1301, 1307),
+        *range(1501, 1507),
         *range(1401, 1407),  # streets with riders (bench/counting.py)
+        *range(1511, 1517),
     )
 )
 TRAILS: dict[int, dict[int, tuple[float, float, float]]] = {}  # track id -> frame -> foot x, foot y, height
