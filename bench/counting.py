@@ -3,7 +3,7 @@ for the sets rules were selected on and for hold-out sets never used for a decis
 against plain decoding of the same video (measured in the same run); peak memory of ``edge-agent count``
 (median of a few runs: it moves between runs on a shared machine).
 
-    python bench/counting.py [--detector motion|onnx|all] [--repeat N] [--memory-runs N] [--no-memory] [--quick]
+    python bench/counting.py [--detector motion|onnx|all] [--repeat N] [--memory-runs N] [--no-memory] [--quick] [--selection-only]
 
 Material (see bench/scenes.py and tests/counting/ground.py):
 - the issue's seven lines and three older sets of named lines on the full view: all *selection* sets now
@@ -255,15 +255,22 @@ def evaluate(detector: str, backend: str, args: argparse.Namespace, decode_cpu: 
         if detector == "onnx":
             selection |= ground_sets(GROUND_SELECTION)
             selection |= ground_sets(CYCLIST_SELECTION, CYCLISTS, CYCLIST_FPS)
-    print("  hold-out sets (never used for a decision)")
-    holdout = video_sets(detector, backend, sc.HOLDOUT_SEEDS, tracks)
-    if detector == "onnx":
-        holdout |= ground_sets(GROUND_HOLDOUT)
-        holdout |= ground_sets(CYCLIST_HOLDOUT, CYCLISTS, CYCLIST_FPS)
+    holdout: dict[str, Tally] = {}
+    if not args.selection_only:
+        print("  hold-out sets (never used for a decision)")
+        holdout = video_sets(detector, backend, sc.HOLDOUT_SEEDS, tracks)
+        if detector == "onnx":
+            holdout |= ground_sets(GROUND_HOLDOUT)
+            holdout |= ground_sets(CYCLIST_HOLDOUT, CYCLISTS, CYCLIST_FPS)
     for title, groups in (("selection", selection), ("hold-out", holdout)):
+        if not groups:
+            continue
         print(f"  -- {title}")
         for group, tally in groups.items():
             total(group, tally)
+    if args.selection_only:
+        print(f"  (hold-out sets not run; speed {fps:.0f} frames per CPU second)")
+        return {"selection": {g: tally.summary() for g, tally in selection.items()}, "fps": round(fps, 1)}
     video_holdout = Tally.merged([t for g, t in holdout.items() if not g.startswith("ground")])
     close = Tally.merged([t for g, t in holdout.items() if g in CLOSE_RANGE])
     t = TARGETS[detector]
@@ -308,6 +315,12 @@ def main() -> int:
     parser.add_argument("--memory-runs", type=int, default=3, help="peak-memory runs (median, min, max kept)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess")
     parser.add_argument("--quick", action="store_true", help="named selection lines and the hold-out sets only")
+    parser.add_argument(
+        "--selection-only",
+        action="store_true",
+        help="the real pipeline on the selection sets only, the hold-out sets untouched (to check a change "
+        "that passed bench/select_rules.py before a hold-out set is read)",
+    )
     args = parser.parse_args()
     if not VIDEO.exists() or not GT.exists():
         print(f"SKIP: evaluation data absent ({VIDEO.parent} not found beside the repository)")
