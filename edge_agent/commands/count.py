@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from edge_agent.counting.cli_args import add_counting_arguments
 from edge_agent.counting.detectors.onnx import ModelError
 from edge_agent.counting.factory import build_detector, settings_for
+from edge_agent.counting.lines import CountLine
 from edge_agent.counting.offline import CountResult, count_source
 from edge_agent.counting.pipeline import CountingPipeline
 from edge_agent.counting.sources import ImageFolderSource, SourceError, VideoFileSource
@@ -40,6 +42,12 @@ def run_count(args: argparse.Namespace) -> CountResult:
         )
     except (ModelError, SourceError, ValueError) as exc:
         raise CliError(str(exc)) from None
+    if source.frame_size is not None:
+        try:
+            check_lines_fit(args.lines, source.frame_size, args.video)
+        except CliError:
+            source.close()
+            raise
     fps = args.fps or source.fps
     if args.fps is None and not source.fps_known:
         # Not an error (many exported clips carry no rate), but every time rule depends on it: say so.
@@ -59,6 +67,19 @@ def run_count(args: argparse.Namespace) -> CountResult:
     if result.frames == 0:
         raise CliError(f"{args.video}: no frames could be decoded")
     return result
+
+
+def check_lines_fit(lines: list[CountLine], size: tuple[int, int], video: Path) -> None:
+    """Line points are pixels of the video: one outside its frame is almost always a line drawn for another
+    camera or resolution, which would count silently wrong (or nothing)."""
+    width, height = size
+    for line in lines:
+        for x, y in ((line.x1, line.y1), (line.x2, line.y2)):
+            if not (0 <= x <= width and 0 <= y <= height):
+                raise CliError(
+                    f"--line {line.name}: point ({x:g}, {y:g}) lies outside the {width}x{height} frame of {video}"
+                    " (line points are pixels of this video)"
+                )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -143,6 +143,7 @@ class ImageFolderSource:
         self.fps_known = stated is not None
         self.fps = stated if stated is not None else DEFAULT_FPS
         self.frame_size: tuple[int, int] | None = None
+        self._load(self._files[0])  # its size is the folder's (line points are checked against it)
         self._index = -1
 
     def read(self) -> Frame | None:

@@ -75,6 +75,9 @@ def test_evaluate_with_a_manual_tally(video: Path, tmp_path: Path, capsys: pytes
         (["count", "VIDEO", "--line", "m=1,2,3,4", "--detector", "onnx"], "needs --model", 1),
         (["count", "VIDEO", "--line", "m=1,2,3,4", "--detector", "onnx", "--model", "nope.onnx"], "does not exist", 1),
         (["count", "missing.avi", "--line", "m=1,2,3,4"], "video file missing.avi does not exist", 1),
+        # Drawn for a 640x480 camera, used on this 320x240 clip.
+        (["count", "VIDEO", "--line", "m=20,240,620,240"], "point (620, 240) lies outside the 320x240 frame", 1),
+        (["count", "VIDEO", "--line", "m=-5,2,3,4"], "point (-5, 2) lies outside", 1),
         (["count", "NOTVIDEO", "--line", "m=1,2,3,4"], "cannot open video", 1),
         (["evaluate", "VIDEO", "--line", "m=1,2,3,4", "--gt", "nope.txt"], "does not exist", 1),
         (["evaluate", "VIDEO", "--line", "m=1,2,3,4", "--gt", "BADTALLY"], "expected line,direction,count", 1),

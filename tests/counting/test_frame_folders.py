@@ -93,6 +93,7 @@ def test_fps_sets_the_clock_of_every_time_rule(sequence: Path, tmp_path: Path) -
         ("empty", [], "holds no images", 1),
         ("corrupt", [], "cannot read image", 1),
         ("mixed", [], "the folder's first image 320x240", 1),
+        ("sequence", ["--line", "low=10,300,310,300"], "point (10, 300) lies outside the 320x240 frame", 1),
     ],
 )
 def test_bad_folders_and_rates_get_one_clear_line(
