@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from edge_agent.config import load_agent_config
@@ -16,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    load_agent_config(args.file)
+    config = load_agent_config(args.file)
+    for warning in config.counting.lines_outside_frame() if config.counting else []:
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
     print("OK")
     return 0

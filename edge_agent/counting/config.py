@@ -84,3 +84,31 @@ class CountingConfig(StrictModel):
         if self.detector == "onnx" and self.model is None:
             raise PydanticCustomError("model", "the onnx detector needs `model` (path of the .onnx file)")
         return self
+
+    def lines_outside_frame(self) -> list[str]:
+        """Lines with a point outside the frame the source gives, where the config sets that size: nearly always
+        a line drawn for another camera or resolution, which counts silently wrong. A warning (check-config, the
+        doctor), not a refusal: an agent updated in the field must not stop its lockers over a counting line."""
+        size = self._known_frame_size()
+        if size is None:
+            return []
+        found = []
+        for line in self.lines:
+            for x, y in (line.points[:2], line.points[2:]):
+                if not (0 <= x <= size[0] and 0 <= y <= size[1]):
+                    found.append(
+                        f"counting: line {line.name}: point ({x:g}, {y:g}) lies outside the {size[0]}x{size[1]}"
+                        " frame this source gives (`width` x `height`)"
+                    )
+                    break
+        return found
+
+    def _known_frame_size(self) -> tuple[int, int] | None:
+        """The frame size where the config sets it: a camera delivers what is asked, the synthetic street at
+        most 640x480 (sources.demo_scene); a file or stream has its own, known only when opened."""
+        source = self.source
+        if source == "synthetic":
+            return (min(self.width, 640), min(self.height, 480))
+        if source == "picamera" or source.isdigit() or source.startswith("/dev/video"):
+            return (self.width, self.height)
+        return None

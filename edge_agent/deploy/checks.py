@@ -101,14 +101,17 @@ def check_config(path: Path) -> tuple[CheckResult, AgentConfig | None]:
             {"problems": exc.problems},
         ), None
     where = f"device {config.device.id} at site {config.device.site}"
-    if notices:
-        return CheckResult(
-            "config",
-            Status.WARN,
-            f"valid after upgrading an older layout ({where}): " + "; ".join(notices),
-            "rewrite the file in the current layout (docs/deploy.md, 'Config versions')",
-            {"notices": notices},
-        ), config
+    outside = config.counting.lines_outside_frame() if config.counting else []
+    if notices or outside:
+        said, fixes = [], []
+        if notices:
+            said.append(f"valid after upgrading an older layout ({where}): " + "; ".join(notices))
+            fixes.append("rewrite the file in the current layout (docs/deploy.md, 'Config versions')")
+        if outside:
+            said.append(("" if notices else f"valid ({where}), but ") + "; ".join(outside))
+            fixes.append("redraw the line on the setup page (edge-agent setup) or give points within the frame")
+        details = {"notices": notices, "lines_outside_frame": outside}
+        return CheckResult("config", Status.WARN, "; ".join(said), "; ".join(fixes), details), config
     return CheckResult("config", Status.OK, f"valid ({where})"), config
 
 

@@ -97,3 +97,45 @@ def test_check_config_reports_the_line_without_traceback(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"{path}: counting.lines[1].points: expected 4 numbers" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "size", "point"),
+    [
+        ("picamera", {"width": 640, "height": 480}, [700, 300]),
+        ("/dev/video0", {"width": 1280, "height": 720}, [640, 900]),
+        ("2", {}, [100, 481]),
+        ("synthetic", {"width": 1280, "height": 720}, [900, 100]),  # the synthetic street is at most 640x480
+    ],
+)
+def test_a_line_outside_the_cameras_frame_is_named(source: str, size: dict[str, int], point: list[int]) -> None:
+    """A line drawn for another camera or resolution would count silently wrong: a warning names it (not a
+    refusal: an updated agent must keep its lockers running over a counting line)."""
+    lines = [{"name": "ok", "points": [0, 10, 100, 10]}, {"name": "far", "points": [10, 10, *point]}]
+    cfg = agent({"source": source, **size, "lines": lines}).counting
+    assert cfg is not None
+    [warning] = cfg.lines_outside_frame()
+    assert f"line far: point ({point[0]}, {point[1]}) lies outside" in warning
+    fitting = [{"name": "far", "points": [0, 0, min(point[0], 640), min(point[1], 480)]}]
+    fits = agent({"source": source, **size, "lines": fitting}).counting
+    assert fits is not None and fits.lines_outside_frame() == []
+
+
+def test_a_file_or_stream_has_its_own_frame_size() -> None:
+    """Known only when opened (edge-agent count checks it there): the config cannot judge it."""
+    for source in ("street.mp4", "rtsp://camera.local/stream"):
+        cfg = agent({"source": source, "lines": [{"name": "wide", "points": [0, 500, 1900, 500]}]}).counting
+        assert cfg is not None and cfg.lines_outside_frame() == []
+
+
+def test_check_config_warns_of_a_line_outside_the_frame(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        '[device]\nid = "lamp-1"\nsite = "street"\n[mqtt]\npassword_file = "pw"\n'
+        '[counting]\nsource = "picamera"\n[[counting.lines]]\nname = "door"\npoints = [0, 288, 768, 288]\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_agent.cli", "check-config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "OK"
+    assert "warning: counting: line door: point (768, 288) lies outside the 640x480 frame" in result.stderr

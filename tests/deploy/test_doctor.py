@@ -245,6 +245,16 @@ def test_invalid_config_skips_what_depends_on_it(tmp_path: Path) -> None:
     assert results["clock"].status is Status.OK  # still worth knowing
 
 
+def test_a_counting_line_outside_the_cameras_frame_is_a_warning(tmp_path: Path) -> None:
+    """Drawn for another resolution: the agent still runs (its lockers must), the doctor names the line."""
+    counting = '[counting]\nsource = "synthetic"\nlines = [{ name = "kerb", points = [0, 120, 800, 120] }]\n'
+    path = write_agent_config(tmp_path, host="127.0.0.1", port=1883, extra=counting)
+    result = by_name(run_checks(path, good_env(clock=FakeClock(True))))["config"]
+    assert result.status is Status.WARN
+    assert "line kerb: point (800, 120) lies outside the 640x480 frame" in result.summary
+    assert "setup page" in result.fix
+
+
 def test_gpio_without_lockers_is_a_warning_and_with_lockers_a_failure(tmp_path: Path) -> None:
     config = load_agent_config(write_agent_config(tmp_path, host="127.0.0.1", port=1883))
     no_pins = good_env(pins=FakePins(None))

@@ -77,7 +77,7 @@ fps = 14
 
 [[counting.lines]]
 name = "v-left"
-points = [256, 0, 256, 576]
+points = [256, 0, 256, 480]  # inside both the PETS clip (768x576) and the synthetic street (640x480)
 
 [privacy]
 policy = "threshold"

@@ -134,7 +134,7 @@ def test_keyboard_and_touch_in_dutch(agent: tuple[Service, str, Path], page: Any
     saved = load_agent_config(ServiceLifecycle(installed).store.active_path())
     assert saved.counting is not None
     assert [(ln.name, ln.points) for ln in saved.counting.lines[:2]] == [
-        ("v-left", [256.0, 0.0, 256.0, 576.0]),
+        ("v-left", [256.0, 0.0, 256.0, 480.0]),
         ("stoep", [540.0, 400.0, 100.0, 400.0]),
     ]
     assert saved.counting.lines[2].name == "line-1"
