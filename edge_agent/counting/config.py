@@ -90,15 +90,17 @@ class CountingConfig(StrictModel):
         a line drawn for another camera or resolution, which counts silently wrong. A warning (check-config, the
         doctor), not a refusal: an agent updated in the field must not stop its lockers over a counting line."""
         size = self._known_frame_size()
-        if size is None:
-            return []
+        return self.lines_outside(size, "this source gives (`width` x `height`)") if size else []
+
+    def lines_outside(self, size: tuple[int, int], whose: str) -> list[str]:
+        """One message per line with a point outside a ``size`` (width, height) frame."""
         found = []
         for line in self.lines:
             for x, y in (line.points[:2], line.points[2:]):
                 if not (0 <= x <= size[0] and 0 <= y <= size[1]):
                     found.append(
                         f"counting: line {line.name}: point ({x:g}, {y:g}) lies outside the {size[0]}x{size[1]}"
-                        " frame this source gives (`width` x `height`)"
+                        f" frame {whose}"
                     )
                     break
         return found

@@ -154,6 +154,7 @@ class CounterRunner:
         interval = 1.0 / self.config.fps
         last = time.monotonic()
         frames = 0
+        checked = False
         while not self._stopping.is_set():
             frame = source.read()
             now = time.monotonic()
@@ -167,6 +168,10 @@ class CounterRunner:
             frames += 1
             image = frame.image if pipeline.wants_image(frame.index) else None
             self._deliver(pipeline.process(frame.index, image))
+            if not checked and source.frame_size is not None:
+                checked = True  # once per opening: a file or stream's size is known only now
+                for warning in self.config.lines_outside(source.frame_size, "the source delivers; it counts wrong"):
+                    log.warning("%s", warning)
             elapsed = now - last
             last = now
             with self._lock:

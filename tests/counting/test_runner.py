@@ -194,6 +194,30 @@ def test_runner_plays_a_video_file_paced_and_looped(tmp_path: Path) -> None:
     assert set(got) == {("mid", "in", "pedestrian")}
 
 
+def test_a_line_outside_the_videos_frame_is_logged_once_per_opening(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file's size is known only when opened: a line drawn for another resolution is named in the log
+    (the config could not tell), and the counter runs on (it may be the lockers' agent)."""
+    clip = write_video(tmp_path / "street.avi", scene(Walker([(160, 60), (160, 230)], speed=4, height=80)))
+    lines = [{"name": "mid", "points": [10, 140, 310, 140]}, {"name": "wide", "points": [0, 100, 640, 100]}]
+    config = CountingConfig(source=str(clip), fps=30, lines=lines)
+    got: list[str] = []
+    runner = CounterRunner(config, lambda *crossing: got.append(crossing[0]))
+    with caplog.at_level("WARNING", logger="edge_agent.counting.runner"):
+        runner.start()
+        try:
+            assert wait_for(lambda: got.count("mid") >= 2, timeout=20)  # it counts on; the file looped once
+        finally:
+            runner.stop()
+    warnings = [r.getMessage() for r in caplog.records if "lies outside" in r.getMessage()]
+    assert warnings[0] == (
+        "counting: line wide: point (640, 100) lies outside the 320x240 frame the source delivers; it counts wrong"
+    )
+    assert 2 <= len(warnings) <= runner.stats().frames_processed // 50 + 2  # once per opening, not per frame
+    assert "mid" in got
+
+
 class HangingCamera:
     """Delivers frames until ``hang`` is set, then blocks inside grab (an RTSP or libcamera stall)."""
 
