@@ -42,21 +42,17 @@ def run_count(args: argparse.Namespace) -> CountResult:
         )
     except (ModelError, SourceError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    if source.frame_size is not None:
-        try:
-            check_lines_fit(args.lines, source.frame_size, args.video)
-        except CliError:
-            source.close()
-            raise
-    fps = args.fps or source.fps
-    if args.fps is None and not source.fps_known:
-        # Not an error (many exported clips carry no rate), but every time rule depends on it: say so.
-        print(
-            f"edge-agent {args.command}: note: {args.video} states no frame rate; assuming {fps:g} frames/s"
-            " (give --fps)",
-            file=sys.stderr,
-        )
     try:
+        if source.frame_size is not None:
+            check_lines_fit(args.lines, source.frame_size, args.video)
+        fps = args.fps or source.fps
+        if args.fps is None and not source.fps_known:
+            # Not an error (many exported clips carry no rate), but every time rule depends on it: say so.
+            print(
+                f"edge-agent {args.command}: note: {args.video} states no frame rate; assuming {fps:g} frames/s"
+                " (give --fps)",
+                file=sys.stderr,
+            )
         pipeline = CountingPipeline(args.lines, detector, fps, settings_for(args.detector, args.detect_every))
         try:
             result = count_source(source, pipeline)
@@ -74,12 +70,11 @@ def check_lines_fit(lines: list[CountLine], size: tuple[int, int], video: Path) 
     camera or resolution, which would count silently wrong (or nothing)."""
     width, height = size
     for line in lines:
-        for x, y in ((line.x1, line.y1), (line.x2, line.y2)):
-            if not (0 <= x <= width and 0 <= y <= height):
-                raise CliError(
-                    f"--line {line.name}: point ({x:g}, {y:g}) lies outside the {width}x{height} frame of {video}"
-                    " (line points are pixels of this video)"
-                )
+        if (point := line.point_outside(width, height)) is not None:
+            raise CliError(
+                f"--line {line.name}: point ({point[0]:g}, {point[1]:g}) lies outside the {width}x{height} frame"
+                f" of {video} (line points are pixels of this video)"
+            )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from edge_agent.counting.lines import CountLine
+from edge_agent.counting.source_kinds import configured_frame_size
 from hub_protocol.validation import Identifier, StrictModel
 
 
@@ -89,28 +90,15 @@ class CountingConfig(StrictModel):
         """Lines with a point outside the frame the source gives, where the config sets that size: nearly always
         a line drawn for another camera or resolution, which counts silently wrong. A warning (check-config, the
         doctor), not a refusal: an agent updated in the field must not stop its lockers over a counting line."""
-        size = self._known_frame_size()
+        size = configured_frame_size(self.source, self.width, self.height)
         return self.lines_outside(size, "this source gives (`width` x `height`)") if size else []
 
     def lines_outside(self, size: tuple[int, int], whose: str) -> list[str]:
         """One message per line with a point outside a ``size`` (width, height) frame."""
-        found = []
-        for line in self.lines:
-            for x, y in (line.points[:2], line.points[2:]):
-                if not (0 <= x <= size[0] and 0 <= y <= size[1]):
-                    found.append(
-                        f"counting: line {line.name}: point ({x:g}, {y:g}) lies outside the {size[0]}x{size[1]}"
-                        f" frame {whose}"
-                    )
-                    break
-        return found
-
-    def _known_frame_size(self) -> tuple[int, int] | None:
-        """The frame size where the config sets it: a camera delivers what is asked, the synthetic street at
-        most 640x480 (sources.demo_scene); a file or stream has its own, known only when opened."""
-        source = self.source
-        if source == "synthetic":
-            return (min(self.width, 640), min(self.height, 480))
-        if source == "picamera" or source.isdigit() or source.startswith("/dev/video"):
-            return (self.width, self.height)
-        return None
+        width, height = size
+        outside = [(line.name, line.to_line().point_outside(width, height)) for line in self.lines]
+        return [
+            f"counting: line {name}: point ({p[0]:g}, {p[1]:g}) lies outside the {width}x{height} frame {whose}"
+            for name, p in outside
+            if p is not None
+        ]

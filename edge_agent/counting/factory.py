@@ -10,6 +10,7 @@ from edge_agent.counting.detectors import Detector
 from edge_agent.counting.detectors.motion import MotionDetector
 from edge_agent.counting.lines import CountLine
 from edge_agent.counting.pipeline import CountingPipeline, PipelineSettings
+from edge_agent.counting.source_kinds import is_device, synthetic_size
 from edge_agent.counting.sources import (
     FrameSource,
     SourceError,
@@ -78,23 +79,15 @@ def build_pipeline(config: CountingConfig, fps: float) -> CountingPipeline:
     return CountingPipeline(lines, detector, fps, settings)
 
 
-def is_file_source(source: str) -> bool:
-    return source not in ("picamera", "synthetic") and "://" not in source and not _is_device(source)
-
-
-def _is_device(source: str) -> bool:
-    return source.isdigit() or source.startswith("/dev/video")
-
-
 def open_source(config: CountingConfig) -> FrameSource:
     """Live sources pace themselves; a file is read as fast as asked (the runner paces it)."""
     source = config.source
     if source == "picamera":
         return picamera_source(config.width, config.height, config.fps)
     if source == "synthetic":
-        scene = demo_scene(min(config.width, 640), min(config.height, 480), config.fps)
+        scene = demo_scene(*synthetic_size(config.width, config.height), config.fps)
         return SyntheticSource(scene, fps=config.fps, realtime=True, loop=True)
-    if _is_device(source):
+    if is_device(source):
         return capture_source(int(source) if source.isdigit() else source, config.fps, config.width, config.height)
     if "://" in source:
         return capture_source(source, config.fps)

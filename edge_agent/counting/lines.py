@@ -44,6 +44,13 @@ class CountLine:
     def points(self) -> tuple[float, float, float, float]:
         return (self.x1, self.y1, self.x2, self.y2)
 
+    def point_outside(self, width: float, height: float) -> tuple[float, float] | None:
+        """The first end point outside a ``width`` x ``height`` frame (edges included), or None."""
+        for x, y in ((self.x1, self.y1), (self.x2, self.y2)):
+            if not (0 <= x <= width and 0 <= y <= height):
+                return (x, y)
+        return None
+
     @cached_property  # read for every observation of every object: computed once per line
     def length(self) -> float:
         return math.hypot(self.x2 - self.x1, self.y2 - self.y1)

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from edge_agent.counting.config import CountingConfig
 from edge_agent.counting.detectors import Image
-from edge_agent.counting.factory import build_pipeline, is_file_source, open_source
+from edge_agent.counting.factory import build_pipeline, open_source
 from edge_agent.counting.lines import Direction
 from edge_agent.counting.pipeline import CountingPipeline, Crossing, ObjectClass
+from edge_agent.counting.source_kinds import is_file_source
 from edge_agent.counting.sources import CameraState, FrameSource, SourceError, VideoFileSource
 from edge_agent.progress import Heartbeat
 from hub_protocol.backoff import Backoff

@@ -143,14 +143,21 @@ class ImageFolderSource:
         self.fps_known = stated is not None
         self.fps = stated if stated is not None else DEFAULT_FPS
         self.frame_size: tuple[int, int] | None = None
-        self._load(self._files[0])  # its size is the folder's (line points are checked against it)
+        # Decoded at once: its size is the folder's (line points are checked against it); kept for frame 0.
+        self._first: Image | None = self._load(self._files[0])
         self._index = -1
 
     def read(self) -> Frame | None:
         if self._index + 1 >= len(self._files):
             return None
         self._index += 1
-        return Frame(self._index, time.monotonic(), _retrieve=partial(self._load, self._files[self._index]))
+        return Frame(self._index, time.monotonic(), _retrieve=partial(self._image, self._files[self._index]))
+
+    def _image(self, path: Path) -> Image:
+        if self._first is not None and path == self._files[0]:
+            first, self._first = self._first, None
+            return first
+        return self._load(path)
 
     def _load(self, path: Path) -> Image:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -175,6 +182,7 @@ class ImageFolderSource:
 
     def close(self) -> None:
         self._files = []
+        self._first = None
 
 
 def _natural_key(path: Path) -> tuple[Any, ...]:
