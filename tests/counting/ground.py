@@ -179,6 +179,28 @@ class GroundScene:
         crossings += [replace(c, object_class="cyclist") for c in ev.truth_crossings(riders, lines, margin)]
         return sorted(crossings, key=lambda c: (c.frame, c.line))
 
+    def shown_crossings(self, lines: list[CountLine], window: int = 10, looks: int = 3) -> tuple[int, int]:
+        """(true crossings whose walker a detected box shows, all true crossings): shown means a box overlapping
+        the walker's visible box by half (IoU) in at least ``looks`` frames within ``window`` frames of the
+        crossing. A crossing nobody's box shows cannot be counted by any tracker."""
+        width, height = self.camera.size
+        in_view: dict[int, dict[int, tuple[float, float, float, float]]] = {}
+        exact: dict[int, list[ev.GtBox]] = {}  # unclipped: the truth's feet may be below the frame
+        for frame in range(self.frames):
+            for k, (x1, y1, x2, y2), _ in self.true_boxes(frame):
+                in_view.setdefault(k, {})[frame] = (max(x1, 0.0), max(y1, 0.0), min(x2, width), min(y2, height))
+                exact.setdefault(k, []).append(ev.GtBox(frame, x1, y1, x2, y2))
+        shown = total = 0
+        for k, boxes in in_view.items():
+            for crossing in ev.truth_crossings({k: exact[k]}, lines):
+                total += 1
+                frames = [f for f in range(crossing.frame - window, crossing.frame + window + 1) if f in boxes]
+                hits = sum(
+                    any(_iou(boxes[f], (d.x1, d.y1, d.x2, d.y2)) >= 0.5 for d in self.detections(f)) for f in frames
+                )
+                shown += hits >= looks
+        return shown, total
+
 
 @dataclass
 class ReplayDetector:
@@ -260,6 +282,13 @@ def random_ground_lines(scene: GroundScene, seed: int, n: int) -> list[CountLine
         if line is not None:
             lines.append(line)
     return lines
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
 
 
 def _ground_depths(camera: Camera) -> tuple[float, float]:

@@ -119,3 +119,12 @@ def test_cyclists_at_the_devices_ten_frames_per_second_count_as_cyclists(camera:
         truth = tally_with_class(scene.truth([line]))
         assert truth == want, "the scene's own truth disagrees with the test's expectation"
         assert tally_with_class(run(scene, [line])) == want, seed
+
+
+def test_the_benchmark_calls_a_crossing_shown_only_where_a_box_shows_the_walker() -> None:
+    # bench/invariance.py --part density reports this share beside F1: what no box shows, no tracker counts.
+    seen = GroundScene(EYE, [Walker([(-4, 6), (4, 6)], 0.0)], frames=200)
+    hidden = GroundScene(EYE, [Walker([(-4, 6), (4, 6)], 0.0, seen=(5.0, 99))], frames=200)  # behind a van
+    line = line_on_ground(seen, (0, 4), (0, 8))
+    assert seen.shown_crossings([line]) == (1, 1)
+    assert hidden.shown_crossings([line]) == (0, 1)
