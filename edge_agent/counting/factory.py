@@ -61,6 +61,10 @@ def settings_for(
         cyclist_speed=cyclist_speed,
         max_coast_seconds=max_coast_seconds,
         persist_seconds=persist_seconds,
+        # A model's looks: three at the cadence the rules were chosen with (every 4th frame at 10 frames/s),
+        # as many looks' worth at any other rate. The motion detector was chosen on every frame and is
+        # left as it was (its blobs were never measured at another rate).
+        confirm_seconds=1.2 if detector != "motion" else 0.0,
     )
 
 

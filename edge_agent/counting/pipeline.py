@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -34,6 +35,15 @@ class PipelineSettings:
     # Detections before a track may count: a third keeps one-off false boxes and short second tracks on one
     # person from counting (chosen on the selection sets with the detector's cadence drawn four ways).
     min_hits: int = 3
+    # ... and at least as many as the detector's cadence gives in this time (0: off). With the detector on every
+    # 4th frame at 10 frames/s that is ``min_hits`` itself; a 25-30 frames/s camera gives the same cadence 2.5-3
+    # times as many looks a second, and a real detector repeats its errors from look to look (a box spanning two
+    # people in a group, a far walker seen on and off), so three looks are less evidence there. Counted in
+    # looks, not track age: a box that keeps reappearing between people lives long but is rarely matched.
+    # A crossing made after ``min_hits`` waits for the rest (someone stepping out of a doorway just before a
+    # line); it goes with a track that ends before. Not for a track the detector calls a cyclist: a rider
+    # crosses a view in a second or two, and no merged box of a group is called one.
+    confirm_seconds: float = 0.0
     side_after: int = 1  # detections of a track before its position counts for the crossing rule
     max_coast_seconds: float = 1.5  # how long a track survives unseen (occlusion)
     cyclist_speed: float = 2.0  # box heights per second above which an unclassified object is a cyclist
@@ -106,6 +116,9 @@ class CountingPipeline:
         self._last_index: int | None = None
         self.detector_runs = 0
         self._pending: list[tuple[Track, int, str, Direction]] = []
+        looks_per_second = self.fps / max(settings.detect_every, 1)
+        self._count_hits = max(settings.min_hits, math.ceil(settings.confirm_seconds * looks_per_second - 1e-9))
+        self._unconfirmed: list[tuple[Track, int, str, Direction]] = []  # crossings waiting for their track
 
     def _region(self, width: int, height: int) -> tuple[int, int, int, int] | None:
         if self._frame_size != (width, height):
@@ -178,13 +191,29 @@ class CountingPipeline:
                 self._first_detect is not None and index - self._first_detect >= self.fps * self.settings.warmup_seconds
             )
             for line, direction, frame in self.counter.observe(track.id, x, y, height, index, arrived):
-                if track.hits >= self.settings.min_hits:
+                if self._counts(track):
                     self._pending.append((track, frame, line, direction))
+                elif track.hits >= self.settings.min_hits:
+                    self._unconfirmed.append((track, frame, line, direction))
+        if self._unconfirmed:
+            self._confirm(removed)
         for track in removed:
             for line, direction, frame in self.counter.forget(track.id):
-                if track.hits >= self.settings.min_hits:
+                if self._counts(track):
                     self._pending.append((track, frame, line, direction))
         return self._release(final=False)
+
+    def _counts(self, track: Track) -> bool:
+        """Whether the track has been seen enough to count (see ``PipelineSettings.confirm_seconds``)."""
+        return track.hits >= (self.settings.min_hits if track.called_cyclist else self._count_hits)
+
+    def _confirm(self, removed: list[Track]) -> None:
+        """Crossings of tracks that now have their looks go on; those of tracks that ended without go."""
+        waiting: list[tuple[Track, int, str, Direction]] = []
+        for item in self._unconfirmed:
+            (self._pending if self._counts(item[0]) else waiting).append(item)
+        gone = {id(t) for t in removed}
+        self._unconfirmed = [item for item in waiting if id(item[0]) not in gone]
 
     def flush(self) -> list[Crossing]:
         """Crossings still waiting for their class or for their new side to last (end of a video)."""
@@ -192,7 +221,7 @@ class CountingPipeline:
         ends = [(t, False) for t in self.tracker.tracks] + [(t, True) for t in self.tracker.lost]
         for track, left in ends:
             for line, direction, frame in self.counter.forget(track.id, left):
-                if track.hits >= self.settings.min_hits:
+                if self._counts(track):
                     self._pending.append((track, frame, line, direction))
         return self._release(final=True)
 

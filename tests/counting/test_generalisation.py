@@ -128,3 +128,17 @@ def test_the_benchmark_calls_a_crossing_shown_only_where_a_box_shows_the_walker(
     line = line_on_ground(seen, (0, 4), (0, 8))
     assert seen.shown_crossings([line]) == (1, 1)
     assert hidden.shown_crossings([line]) == (0, 1)
+
+
+@pytest.mark.parametrize("fps", [10.0, 30.0])
+def test_a_track_needs_the_same_seconds_of_looks_before_it_counts_at_any_frame_rate(fps: float) -> None:
+    # At the default cadence a 30 frames/s camera gives three times the looks a second of a 10 frames/s one; a
+    # detector's passing mistake (a box spanning two people, a far walker seen on and off) lasting 0.6 s would
+    # pass three looks there. Seen for 0.6 s as they cross: counted at neither rate; seen throughout: at both.
+    path = [(-4.0, 6.0), (4.0, 6.0)]  # across the line at x = 0 about 3.1 s in
+    brief = GroundScene(EYE, [Walker(path, 0.0, seen=(2.8, 3.4))], fps=fps, frames=round(6 * fps), miss=0.0)
+    whole = GroundScene(EYE, [Walker(path, 0.0)], fps=fps, frames=round(6 * fps), miss=0.0)
+    line = line_on_ground(whole, (0, 4), (0, 8))
+    assert tally(whole.truth([line])) == tally(brief.truth([line])) == Counter({("L", "in"): 1})
+    assert tally(run(whole, [line])) == Counter({("L", "in"): 1})
+    assert tally(run(brief, [line])) == Counter()
