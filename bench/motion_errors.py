@@ -57,6 +57,8 @@ SPENT = frozenset(
         *range(1501, 1507),
         *range(1401, 1407),  # streets with riders (bench/counting.py)
         *range(1511, 1517),
+        *range(2101, 2107),  # the looks-a-second round
+        *range(2111, 2117),
     )
 )
 TRAILS: dict[int, dict[int, tuple[float, float, float]]] = {}  # track id -> frame -> foot x, foot y, height
