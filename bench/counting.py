@@ -248,7 +248,8 @@ def evaluate(detector: str, backend: str, args: argparse.Namespace, decode_cpu: 
     s_issue, fps, fps_wall = speed(detector, backend, args.repeat)
     print(f"\n== {detector}" + (f" ({backend} runtime)" if detector == "onnx" else ""))
     if CAMERA_FPS is not None:
-        print(f"  accuracy as a {CAMERA_FPS:g} frames/s camera sees the material ({CAMERA_FPS / 4:g} looks a second)")
+        looks = CAMERA_FPS / DEFAULT_DETECT_EVERY[detector]
+        print(f"  accuracy as a {CAMERA_FPS:g} frames/s camera sees the material ({looks:g} looks a second)")
     print(
         f"  speed: {fps:.0f} frames per CPU second on one core = {fps / decode_cpu:.3f} x plain decoding "
         f"({fps_wall:.0f} frames/s wall clock = {fps_wall / decode:.3f} x decoding)"

@@ -159,12 +159,12 @@ DENSITIES = (0.4, 0.8, 1.6, 3.2)  # people (or pairs) arriving a second; 0.8 is 
 
 
 def density() -> None:
-    for density in DENSITIES:
+    for arrivals in DENSITIES:
         cells = []
         for cam_name, camera in ground.CAMERAS.items():
             tally, seen, total = sc.Tally(), 0, 0
             for seed in sr.GROUND_SEEDS:
-                scene = ground.random_scene(camera, seed, density=density)
+                scene = ground.random_scene(camera, seed, density=arrivals)
                 lines = ground.random_ground_lines(scene, seed, 8)
                 truth = scene.truth(lines)
                 for phase in range(4):
@@ -172,7 +172,7 @@ def density() -> None:
                 s, t = scene.shown_crossings(lines)
                 seen, total = seen + s, total + t
             cells.append(f"{cam_name} F1 {tally.f1:.3f} / {tally.count_error:.1%} (seen {seen / max(total, 1):.0%})")
-        print(f"density {density:3.1f}/s  " + "  ".join(cells), flush=True)
+        print(f"density {arrivals:3.1f}/s  " + "  ".join(cells), flush=True)
 
 
 def _flipped(line: CountLine, width: int) -> CountLine:
