@@ -161,7 +161,7 @@ def count(
     ``emulate``: as the ``--camera-fps`` camera would see the material (the speed is measured without)."""
     fps, settings = source.fps, settings_for(detector)
     if emulate and CAMERA_FPS is not None:
-        # Every frame of the clip is a look of the emulated camera's cadence, 4 / CAMERA_FPS seconds apart.
+        # Every frame of the clip is one look of the emulated camera's default cadence.
         fps, settings = CAMERA_FPS / DEFAULT_DETECT_EVERY[detector], settings_for(detector, detect_every=1)
     pipeline = CountingPipeline(lines, build_detector(detector, MODEL, backend=backend), fps, settings)
     start_cpu = time.process_time()
@@ -233,6 +233,11 @@ def ground_sets(seeds: tuple[int, ...], cyclists: float = 0.0, fps: float = 25.0
     return groups
 
 
+def onnx_ground_sets(seeds: tuple[int, ...], cyclist_seeds: tuple[int, ...]) -> dict[str, Tally]:
+    """The ground-plane streets and those with riders, at their own rates or the ``--camera-fps`` camera's."""
+    return ground_sets(seeds, fps=CAMERA_FPS or 25.0) | ground_sets(cyclist_seeds, CYCLISTS, CAMERA_FPS or CYCLIST_FPS)
+
+
 def peak_memory_mib(detector: str, backend: str, runs: int) -> list[sc.Peak]:
     args = [str(VIDEO), "--detector", detector, "--model", str(MODEL), "--json"]
     if detector == "onnx":
@@ -273,15 +278,13 @@ def evaluate(detector: str, backend: str, args: argparse.Namespace, decode_cpu: 
     if not args.quick:
         selection |= video_sets(detector, backend, sc.SELECTION_SEEDS, tracks)
         if detector == "onnx":
-            selection |= ground_sets(GROUND_SELECTION, fps=CAMERA_FPS or 25.0)
-            selection |= ground_sets(CYCLIST_SELECTION, CYCLISTS, CAMERA_FPS or CYCLIST_FPS)
+            selection |= onnx_ground_sets(GROUND_SELECTION, CYCLIST_SELECTION)
     holdout: dict[str, Tally] = {}
     if not args.selection_only:
         print("  hold-out sets (never used for a decision)")
         holdout = video_sets(detector, backend, sc.HOLDOUT_SEEDS, tracks)
         if detector == "onnx":
-            holdout |= ground_sets(GROUND_HOLDOUT, fps=CAMERA_FPS or 25.0)
-            holdout |= ground_sets(CYCLIST_HOLDOUT, CYCLISTS, CAMERA_FPS or CYCLIST_FPS)
+            holdout |= onnx_ground_sets(GROUND_HOLDOUT, CYCLIST_HOLDOUT)
     for title, groups in (("selection", selection), ("hold-out", holdout)):
         if not groups:
             continue

@@ -190,14 +190,16 @@ class GroundScene:
             for k, (x1, y1, x2, y2), _ in self.true_boxes(frame):
                 in_view.setdefault(k, {})[frame] = (max(x1, 0.0), max(y1, 0.0), min(x2, width), min(y2, height))
                 exact.setdefault(k, []).append(ev.GtBox(frame, x1, y1, x2, y2))
+        detected: dict[int, list[Detection]] = {}  # generated once per frame: crossings' windows overlap
         shown = total = 0
         for k, boxes in in_view.items():
             for crossing in ev.truth_crossings({k: exact[k]}, lines):
                 total += 1
                 frames = [f for f in range(crossing.frame - window, crossing.frame + window + 1) if f in boxes]
-                hits = sum(
-                    any(_iou(boxes[f], (d.x1, d.y1, d.x2, d.y2)) >= 0.5 for d in self.detections(f)) for f in frames
-                )
+                for f in frames:
+                    if f not in detected:
+                        detected[f] = self.detections(f)
+                hits = sum(any(_iou(boxes[f], (d.x1, d.y1, d.x2, d.y2)) >= 0.5 for d in detected[f]) for f in frames)
                 shown += hits >= looks
         return shown, total
 
