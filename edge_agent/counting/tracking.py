@@ -221,6 +221,10 @@ class TrackerSettings:
     high_score: float = 0.4  # detections at least this sure start tracks; weaker ones only keep tracks alive
     frame_edges: bool = True  # a box edge at the frame's edge is cut by it: feet and height are estimated
     border: float = 2.0  # pixels: ... that close to the edge
+    # A box the frame cuts at the bottom has lost at least the shoes (this share of the person's height): the
+    # feet are below the frame, never on its last row, so a line drawn down to the frame's edge is not crossed
+    # by someone whose feet were never in view. 0: the height alone says where the feet are.
+    cut_feet: float = 0.03
     mahalanobis: bool = True  # gate and cost by the track's own uncertainty (Kalman innovation)
     gate_sigmas: float = 4.0  # ... up to this many standard deviations
     speed_sd: float = 0.1  # prior spread of a new track's speed, box heights per frame
@@ -488,9 +492,9 @@ class Tracker:
         """Where the feet are, also when the frame cuts them off: a box is cut, a person is not."""
         left, top, right, bottom = self._cut(det)
         fx, fy = det.foot
-        if bottom and not top:
+        if bottom:
             height = max(track.expected_height(), det.height) if track is not None else self._height(det)
-            fy = det.y1 + height
+            fy = max(fy if top else det.y1 + height, det.y2 + self.settings.cut_feet * height)
         if left != right:
             # Someone half out of the frame at the side: the box's centre is the centre of the visible part,
             # which crawls in from the edge as they enter; the body's centre is half its width in from the

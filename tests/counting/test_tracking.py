@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 
 from edge_agent.counting.appearance import HUE_BINS, SAT_BINS, VALUE_BINS
+from edge_agent.counting.factory import settings_for
+from edge_agent.counting.lines import CountLine
+from edge_agent.counting.pipeline import CountingPipeline
 from edge_agent.counting.tracking import Detection, Tracker, TrackerSettings, assign
 
 
@@ -174,6 +178,52 @@ def test_a_person_entering_at_the_side_keeps_the_feet_under_the_body(side: str) 
             (track,) = tracker.tracks
             x, _ = track.foot
             assert abs(x - centre) < 0.05 * h, (frame, x, centre)
+
+
+@dataclass
+class _Boxes:
+    """A ``Detector`` replaying one box per frame (``boxes[frame]``; None: nothing seen)."""
+
+    boxes: list[Detection | None]
+    frame: int = 0
+    name: str = "onnx"
+    classifies: bool = True
+    noise_allowance: float = 0.0
+
+    def detect(self, image: object, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
+        box = self.boxes[self.frame]
+        return [] if box is None else [box]
+
+
+def test_feet_cut_off_by_the_frame_stay_below_it() -> None:
+    # Close to an eye-level camera someone 430 px tall walks across the view with their feet 80 px below the
+    # frame; side on, the box is 0.3 of their height wide, so its width says less than the visible part. A line
+    # drawn on the pavement down to the frame's edge was never crossed by their feet.
+    width, height, h = 640, 480, 430.0
+    rng = np.random.default_rng(7)
+    boxes: list[Detection | None] = []
+    for frame in range(60):
+        cx = 40.0 + 10 * frame
+        j = rng.normal(0.0, 4.0, 3)
+        x1, x2 = max(cx - 0.15 * h + j[0], 0.0), min(cx + 0.15 * h + j[1], width - 1.0)
+        bottom = height - 1.0 - rng.uniform(0.0, 2.0)  # a detector's box ends on or just above the last row
+        boxes.append(Detection(x1, 560 - h + j[2], x2, bottom, 0.8, False))
+    tracker = Tracker()
+    for frame, box in enumerate(boxes):
+        tracker.predict()
+        tracker.update([box] if box is not None else [], (width, height))
+        if frame >= 2:
+            (track,) = tracker.tracks
+            assert track.foot[1] > height, (frame, track.foot)
+    line = CountLine("L", 320, 300, 320, height - 1)
+    detector = _Boxes(boxes)
+    pipeline = CountingPipeline([line], detector, 10.0, replace(settings_for("onnx"), roi=False, motion_gate=False))
+    blank = np.zeros((height, width, 3), dtype=np.uint8)
+    events = []
+    for frame in range(len(boxes)):
+        detector.frame = frame
+        events += pipeline.process(frame, blank)
+    assert events + pipeline.flush() == []
 
 
 def colour(hue: int) -> np.ndarray:
