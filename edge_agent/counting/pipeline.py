@@ -100,6 +100,7 @@ class CountingPipeline:
                 hidden_feet=settings.model_boxes,
                 frame_edges=settings.model_boxes,
                 appearance=settings.appearance and settings.model_boxes,
+                spanning_boxes=settings.model_boxes,
             )
         )
         # The motion detector is its own gate; a model detector gets a cheap background model as gate.

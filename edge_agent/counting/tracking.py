@@ -130,6 +130,41 @@ def _inside(inner: Detection, outer: Detection, share: float = 0.8) -> bool:
     return iw > 0 and ih > 0 and iw * ih >= share * max(inner.width * inner.height, 1e-9)
 
 
+def _shared_area(a: Detection, b: Detection) -> float:
+    return max(min(a.x2, b.x2) - max(a.x1, b.x1), 0.0) * max(min(a.y2, b.y2) - max(a.y1, b.y1), 0.0)
+
+
+def _spans(box: Detection, a: Detection, b: Detection) -> bool:
+    """``box`` lies between the surer boxes ``a`` and ``b`` and is covered by them: one box on two people."""
+    if box.score >= min(a.score, b.score):
+        return False
+    if not min(a.x1 + a.x2, b.x1 + b.x2) <= box.x1 + box.x2 <= max(a.x1 + a.x2, b.x1 + b.x2):
+        return False
+    tol = 0.1 * box.height
+    for edge in ("y1", "y2"):
+        ea, eb, e = getattr(a, edge), getattr(b, edge), getattr(box, edge)
+        if not min(ea, eb) - tol <= e <= max(ea, eb) + tol:
+            return False  # not at their depth: someone else behind or in front of them
+    area = max(box.width * box.height, 1e-9)
+    with_a, with_b = _shared_area(box, a) / area, _shared_area(box, b) / area
+    both = Detection(max(a.x1, b.x1), max(a.y1, b.y1), min(a.x2, b.x2), min(a.y2, b.y2))
+    with_both = _shared_area(box, both) / area if both.width > 0 and both.height > 0 else 0.0
+    return with_a >= 0.3 and with_b >= 0.3 and with_a + with_b - with_both >= 0.8
+
+
+def _spanning(detections: Sequence[Detection]) -> set[int]:
+    """Boxes lying across two surer ones at their depth. A detector puts such a box over two people walking
+    close together that it also found one by one (its NMS keeps all three, the overlaps being small); made a
+    track, it is a third person walking with the pair. A third person mostly hidden between the two gives the
+    same box, so such a box may continue a track (someone already followed) but never starts one."""
+    out = set()
+    for j, box in enumerate(detections):
+        near = [d for k, d in enumerate(detections) if k != j and d.score > box.score and _shared_area(box, d) > 0]
+        if any(_spans(box, a, b) for n, a in enumerate(near) for b in near[n + 1 :]):
+            out.add(j)
+    return out
+
+
 @dataclass(eq=False)  # identity, not field equality: tracks hold arrays and are compared as objects
 class Track:
     id: int
@@ -244,6 +279,8 @@ class TrackerSettings:
     # front is taller and their feet lower; pulled to them, the hidden person's track drifts (a little
     # further each round) across lines on the pavement that they never crossed.
     group_same_depth: float = 0.15
+    # A box lying across two surer ones (see _spanning) only continues a track, as a weak one does. Model boxes.
+    spanning_boxes: bool = True
 
 
 @dataclass
@@ -302,11 +339,12 @@ class Tracker:
         # Two rounds (as ByteTrack): sure detections first, then the weak ones, which only ever continue a
         # track. A person half hidden by someone in front gets a low score: that keeps their track alive
         # through the overlap, while a weak false detection on its own never becomes a track.
-        strong = [j for j, det in enumerate(detections) if det.score >= st.high_score]
+        spanning = _spanning(detections) if st.spanning_boxes else set()
+        strong = [j for j, det in enumerate(detections) if det.score >= st.high_score and j not in spanning]
         weak = [
             j
             for j, det in enumerate(detections)
-            if det.score < st.high_score and not any(_inside(det, detections[k]) for k in strong)
+            if (det.score < st.high_score or j in spanning) and not any(_inside(det, detections[k]) for k in strong)
         ]
         pairs = self._match(list(range(len(self.tracks))), strong, detections)
         left_over = sorted(set(range(len(self.tracks))) - {i for i, _ in pairs})
