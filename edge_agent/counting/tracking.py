@@ -179,6 +179,7 @@ class Track:
     class_votes: int = 0
     matched: bool = True  # matched a detection in the latest detection round
     grouped: bool = False  # following a box shared with others (see Tracker._follow_groups)
+    own_seen: int = 0  # age at which a detection of its own last matched (following a shared box is not one)
     measured: tuple[float, float] = (0.0, 0.0)  # foot of the latest matched detection
     measured_height: float = 0.0  # the person's height in that detection (where the frame cuts it: estimated)
     recent: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=12))
@@ -557,6 +558,12 @@ class Tracker:
             # ``previous``: ids of tracks that had a box last round, i.e. lost it in this one.
             if not (track.grouped or track.misses <= self.settings.group_join_frames or id(track) in previous):
                 continue
+            if track.age - track.own_seen > self.settings.max_coast_frames:
+                # Following is coasting with a hint: a track with no box of its own for longer than a coasting
+                # one may go is lost too (it can be revived where it vanished), or a box it once shared with a
+                # neighbour carries it on as a twin of that neighbour, across every line they pass.
+                track.grouped = False
+                continue
             tx, ty = track.foot
             best: Detection | None = None
             for det, owner in taken:
@@ -698,6 +705,8 @@ class Tracker:
         track.misses = 0
         track.matched = True
         track.grouped = weak
+        if not weak:
+            track.own_seen = track.age
         track.remember()
         self._vote(track, det)
 

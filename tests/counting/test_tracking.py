@@ -132,7 +132,8 @@ def test_a_person_hidden_behind_someone_nearer_keeps_their_own_feet() -> None:
     follows the nearer one's, whose bottom is a little lower (nearer feet) and which is a third taller. The
     hidden person's feet stay where they walk; pulled to the nearer one's feet, their track would drift
     across a line on the pavement between the two (side by side, at the same depth, the pull stays)."""
-    tracker = Tracker(TrackerSettings(max_coast_frames=8))
+    # Hidden for 15 frames: within the time a track may go without a box of its own (following included).
+    tracker = Tracker(TrackerSettings(max_coast_frames=16))
     feet: list[float] = []
     for frame in range(40):
         tracker.predict()
@@ -267,6 +268,21 @@ def test_someone_followed_into_the_middle_of_a_pair_still_counts() -> None:
         )
     line = CountLine("L", 320, 150, 320, 450)
     assert _crossings(frames, line, 25.0) == [("L", "out")] * 3
+
+
+def test_a_track_left_in_a_neighbours_box_does_not_follow_it_across_the_street() -> None:
+    # A and B walk side by side, their boxes overlapping; at frame 60 B steps into a doorway and is gone. B's
+    # track follows A's box for a while (they might have merged into one box), but not for longer than a track
+    # may go unseen: A alone crosses the line 65 frames (2.6 s) later, and only A is counted.
+    frames = []
+    for frame in range(150):
+        x = 60.0 + 4.0 * frame
+        boxes = [Detection(x - 25, 200, x + 25, 300, 0.8, False)]  # broad: a bag, a coat
+        if frame < 60:
+            boxes.append(Detection(x + 7, 201, x + 57, 301, 0.75, False))
+        frames.append(boxes)
+    line = CountLine("L", 560, 150, 560, 450)
+    assert _crossings(frames, line, 25.0) == [("L", "out")]
 
 
 def test_three_walking_abreast_count_three() -> None:
