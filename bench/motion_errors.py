@@ -59,6 +59,8 @@ SPENT = frozenset(
         *range(1511, 1517),
         *range(2101, 2107),  # the looks-a-second round
         *range(2111, 2117),
+        *range(2201, 2207),  # the round of boxes across two
+        *range(2211, 2217),
     )
 )
 TRAILS: dict[int, dict[int, tuple[float, float, float]]] = {}  # track id -> frame -> foot x, foot y, height
