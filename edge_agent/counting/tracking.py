@@ -123,15 +123,18 @@ def _overlap(a: Detection, b: Detection) -> bool:
     return min(x2, b.x2) > max(x1, b.x1) and min(y2, b.y2) > max(y1, b.y1)
 
 
+def _shared_area(a: Detection, b: Detection, c: Detection | None = None) -> float:
+    """The area the boxes have in common (0 when they do not all overlap). Per box pair and detection round:
+    plain comparisons, no generators."""
+    x1, y1, x2, y2 = max(a.x1, b.x1), max(a.y1, b.y1), min(a.x2, b.x2), min(a.y2, b.y2)
+    if c is not None:
+        x1, y1, x2, y2 = max(x1, c.x1), max(y1, c.y1), min(x2, c.x2), min(y2, c.y2)
+    return (x2 - x1) * (y2 - y1) if x2 > x1 and y2 > y1 else 0.0
+
+
 def _inside(inner: Detection, outer: Detection, share: float = 0.8) -> bool:
     """Most of ``inner`` lies within ``outer``: a weak second box on the same person, not someone else."""
-    iw = min(inner.x2, outer.x2) - max(inner.x1, outer.x1)
-    ih = min(inner.y2, outer.y2) - max(inner.y1, outer.y1)
-    return iw > 0 and ih > 0 and iw * ih >= share * max(inner.width * inner.height, 1e-9)
-
-
-def _shared_area(a: Detection, b: Detection) -> float:
-    return max(min(a.x2, b.x2) - max(a.x1, b.x1), 0.0) * max(min(a.y2, b.y2) - max(a.y1, b.y1), 0.0)
+    return _shared_area(inner, outer) >= share * max(inner.width * inner.height, 1e-9)
 
 
 def _spans(box: Detection, a: Detection, b: Detection) -> bool:
@@ -141,15 +144,12 @@ def _spans(box: Detection, a: Detection, b: Detection) -> bool:
     if not min(a.x1 + a.x2, b.x1 + b.x2) <= box.x1 + box.x2 <= max(a.x1 + a.x2, b.x1 + b.x2):
         return False
     tol = 0.1 * box.height
-    for edge in ("y1", "y2"):
-        ea, eb, e = getattr(a, edge), getattr(b, edge), getattr(box, edge)
+    for ea, eb, e in ((a.y1, b.y1, box.y1), (a.y2, b.y2, box.y2)):
         if not min(ea, eb) - tol <= e <= max(ea, eb) + tol:
             return False  # not at their depth: someone else behind or in front of them
     area = max(box.width * box.height, 1e-9)
     with_a, with_b = _shared_area(box, a) / area, _shared_area(box, b) / area
-    both = Detection(max(a.x1, b.x1), max(a.y1, b.y1), min(a.x2, b.x2), min(a.y2, b.y2))
-    with_both = _shared_area(box, both) / area if both.width > 0 and both.height > 0 else 0.0
-    return with_a >= 0.3 and with_b >= 0.3 and with_a + with_b - with_both >= 0.8
+    return with_a >= 0.3 and with_b >= 0.3 and with_a + with_b - _shared_area(box, a, b) / area >= 0.8
 
 
 def _spanning(detections: Sequence[Detection]) -> set[int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -206,16 +207,16 @@ class GroundScene:
 
 @dataclass
 class ReplayDetector:
-    """A ``Detector`` that returns a generated scene's boxes for the frame it is told (``frame``)."""
+    """A ``Detector`` that returns the boxes ``boxes(frame)`` for the frame it is told (``frame``)."""
 
-    scene: GroundScene
+    boxes: Callable[[int], list[Detection]]
     frame: int = 0
     name: str = "onnx"
     classifies: bool = True
     noise_allowance: float = OnnxDetector.noise_allowance
 
     def detect(self, image: object, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
-        return self.scene.detections(self.frame)
+        return self.boxes(self.frame)
 
 
 CAMERAS = {
@@ -308,17 +309,30 @@ def _half_width(camera: Camera, y: float) -> float:
 def run(
     scene: GroundScene, lines: list[CountLine], settings: PipelineSettings | None = None, phase: int = 0
 ) -> list[Crossing]:
-    """The counting pipeline (tracker and crossing rule as the ``onnx`` detector gets them) over the boxes.
+    """The counting pipeline (tracker and crossing rule as the ``onnx`` detector gets them) over the scene's boxes.
 
     ``phase``: frames before it are not looked at, so the detector's every-k-th frames are another draw."""
-    detector = ReplayDetector(scene)
+    return replay(scene.detections, scene.frames, scene.camera.size, scene.fps, lines, settings, phase)
+
+
+def replay(
+    boxes: Callable[[int], list[Detection]],
+    frames: int,
+    size: tuple[int, int],
+    fps: float,
+    lines: list[CountLine],
+    settings: PipelineSettings | None = None,
+    phase: int = 0,
+) -> list[Crossing]:
+    """The counting pipeline over ``boxes(frame)`` for frames 0..``frames``-1 of a blank ``size`` view."""
+    detector = ReplayDetector(boxes)
     # Generated people carry no pixels: on the blank frames every box would get the same (black) colour
     # signature, which reads as "everyone dressed alike". The colour cue is measured on video only.
     default = replace(settings_for("onnx"), roi=False, motion_gate=False, appearance=False)
-    pipeline = CountingPipeline(lines, detector, scene.fps, settings or default)
-    blank = np.zeros((scene.camera.size[1], scene.camera.size[0], 3), dtype=np.uint8)
+    pipeline = CountingPipeline(lines, detector, fps, settings or default)
+    blank = np.zeros((size[1], size[0], 3), dtype=np.uint8)
     events: list[Crossing] = []
-    for index in range(scene.frames):
+    for index in range(frames):
         detector.frame = index
         wanted = index >= phase and pipeline.wants_image(index)
         events += pipeline.process(index, blank if wanted else None)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from edge_agent.counting.appearance import HUE_BINS, SAT_BINS, VALUE_BINS
-from edge_agent.counting.factory import settings_for
 from edge_agent.counting.lines import CountLine
-from edge_agent.counting.pipeline import CountingPipeline
 from edge_agent.counting.tracking import Detection, Tracker, TrackerSettings, assign
+from tests.counting.ground import replay
 
 
 def brute_force(cost: np.ndarray, limit: float) -> float:
@@ -181,31 +179,9 @@ def test_a_person_entering_at_the_side_keeps_the_feet_under_the_body(side: str) 
             assert abs(x - centre) < 0.05 * h, (frame, x, centre)
 
 
-class _Frames:
-    """A ``Detector`` replaying a list of boxes per frame."""
-
-    name = "onnx"
-    classifies = True
-    noise_allowance = 0.0
-
-    def __init__(self, frames: list[list[Detection]]) -> None:
-        self.frames = frames
-        self.frame = 0
-
-    def detect(self, image: object, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
-        return self.frames[self.frame]
-
-
 def _crossings(frames: list[list[Detection]], line: CountLine, fps: float) -> list[tuple[str, str]]:
     """(line, direction) of what the ``onnx`` pipeline counts over the boxes, in a 640x480 frame."""
-    detector = _Frames(frames)
-    pipeline = CountingPipeline([line], detector, fps, replace(settings_for("onnx"), roi=False, motion_gate=False))
-    blank = np.zeros((480, 640, 3), dtype=np.uint8)
-    events = []
-    for frame in range(len(frames)):
-        detector.frame = frame
-        events += pipeline.process(frame, blank)
-    return [(e.line, e.direction) for e in events + pipeline.flush()]
+    return [(e.line, e.direction) for e in replay(frames.__getitem__, len(frames), (640, 480), fps, [line])]
 
 
 def test_feet_cut_off_by_the_frame_stay_below_it() -> None:
