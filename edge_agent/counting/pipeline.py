@@ -11,7 +11,7 @@ import numpy as np
 
 from edge_agent.counting.appearance import with_appearance
 from edge_agent.counting.detectors import Detector, Image
-from edge_agent.counting.detectors.motion import BackgroundModel
+from edge_agent.counting.detectors.motion import BackgroundModel, MotionDetector
 from edge_agent.counting.lines import CountLine, CrossingCounter, Direction
 from edge_agent.counting.tracking import Detection, Track, Tracker, TrackerSettings
 
@@ -103,6 +103,9 @@ class CountingPipeline:
                 spanning_boxes=settings.model_boxes,
             )
         )
+        if isinstance(detector, MotionDetector):
+            # Its background model remembers in frames; the detector runs on every ``detect_every``-th one.
+            detector.pace(self.fps / max(settings.detect_every, 1))
         # The motion detector is its own gate; a model detector gets a cheap background model as gate.
         self._gate = BackgroundModel(work_width=96) if settings.motion_gate and detector.classifies else None
         self._roi: tuple[int, int, int, int] | None = None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from edge_agent.counting.detectors.motion import MotionDetector
+from edge_agent.counting.detectors.motion import MEMORY_SECONDS, MotionDetector
 from edge_agent.counting.evaluate import GtBox, truth_crossings
 from edge_agent.counting.factory import settings_for
 from edge_agent.counting.lines import CountLine
@@ -40,6 +41,24 @@ def test_loitering_on_the_line_counts_once_or_not_at_all() -> None:
     assert tally(run_motion(scene(pause_then_cross), [MID])) == Counter({("mid", "in", "pedestrian"): 1})
     pause_then_back = Walker([(160, 40), (160, 125), (160, 40)], speed=3, height=50, pauses={1: 40})
     assert tally(run_motion(scene(pause_then_back), [MID])) == Counter()
+
+
+@pytest.mark.parametrize(("stop_y", "wait"), [(70, 16), (140, 20)])
+def test_a_long_wait_before_or_past_the_line_counts_once_at_30_frames_a_second(stop_y: float, wait: int) -> None:
+    """Someone stands 16-20 s (before the line, or just past it) and walks on. The background model forgets in
+    seconds, not frames: at 30 frames/s it used to take them in three times as fast as at the 10 frames/s it
+    was chosen at, and the ghost left behind when they walked on was counted a second time."""
+    fps = 30
+    waiting = Walker([(160, 30), (160, stop_y), (160, 225)], speed=1, height=50, pauses={1: wait * fps})
+    assert tally(run_motion(scene(waiting, lead_in=60), [MID], fps=fps)) == Counter({("mid", "in", "pedestrian"): 1})
+
+
+def test_the_background_model_remembers_the_same_time_at_any_frame_rate() -> None:
+    """A motion detector's memory follows how often it is shown a frame: the camera's rate over the cadence."""
+    for fps, every in ((10, 1), (30, 1), (30, 3)):
+        detector = MotionDetector(work_width=160)
+        CountingPipeline([MID], detector, fps, replace(settings_for("motion"), detect_every=every))
+        assert detector.model.history == round(MEMORY_SECONDS * fps / every)
 
 
 def test_walking_along_the_line_counts_nothing() -> None:
