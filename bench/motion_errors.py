@@ -44,25 +44,6 @@ from edge_agent.counting.pipeline import Crossing  # noqa: E402
 from edge_agent.counting.tracking import Detection  # noqa: E402
 
 Boxes = dict[int, list[Detection]]
-# Seeds of hold-out rounds already looked at: selection material now, if a run says so. Never later ones.
-SPENT = frozenset(
-    (
-        *range(101, 107),
-        *range(201, 207),
-        *range(301, 307),
-        *range(401, 407),
-        *range(1101, 1107),
-        *range(1201, 1207),
-        *range(1301, 1307),
-        *range(1501, 1507),
-        *range(1401, 1407),  # streets with riders (bench/counting.py)
-        *range(1511, 1517),
-        *range(2101, 2107),  # the looks-a-second round
-        *range(2111, 2117),
-        *range(2201, 2207),  # the round of boxes across two
-        *range(2211, 2217),
-    )
-)
 TRAILS: dict[int, dict[int, tuple[float, float, float]]] = {}  # track id -> frame -> foot x, foot y, height
 
 
@@ -183,7 +164,7 @@ def main() -> int:
         type=int,
         nargs="*",
         default=[],
-        help="also score these spent hold-out seeds (101-106, 201-206, 301-306, 401-406, 1101-1106) as selection material",
+        help="also score these spent hold-out seeds (bench/scenes.py SPENT_SEEDS) as selection material",
     )
     args = parser.parse_args()
     if not sc.VIDEO.exists():
@@ -192,8 +173,8 @@ def main() -> int:
     kwargs = {k: sr.parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     overrides = {k: sr.parse_value(v) for k, v in (item.split("=", 1) for item in args.track)}
     tracks = ev.load_mot(sc.GT)
-    if any(seed not in SPENT for seed in args.spent):
-        parser.error("--spent takes only spent seeds (101-106, 201-206, 301-306, 401-406, 1101-1106)")
+    if any(seed not in sc.SPENT_SEEDS for seed in args.spent):
+        parser.error("--spent takes only spent seeds (bench/scenes.py SPENT_SEEDS)")
     # Spent seeds score as their own groups (sp-full, sp-clip, ...), next to the selection groups.
     spent = [(f"sp-{group}", ls) for group, ls in sc.scene_sets(tuple(args.spent), tracks)]
     sets = sr.selection_sets(tracks) + spent
