@@ -203,7 +203,10 @@ class Track:
             self.height = expected + (0.3 if self.height_measured else 1.0) * (height - expected)
             self.height_measured = True
         else:
-            self.height = expected
+            # ``height`` is what the box shows of someone cut by the frame or by someone in front: a lower bound.
+            # The rate alone, carried on for as long as only such boxes come, shrank a person walking away and
+            # then along the frame's top edge to half the size of their legs' box, and the track lost them.
+            self.height = max(expected, height)
         self.height_seen = self.age
 
     def remember(self) -> None:
@@ -689,7 +692,8 @@ class Tracker:
                 fy = det.y1 + expected
                 height_known = False
         track.measured = (fx, fy)
-        track.measured_height = det.height if height_known else expected
+        shown = det.height  # what the box shows of the person (at least)
+        track.measured_height = det.height if height_known else max(expected, shown)
         s = track.state
         p = track.cov
         # H = [I, 0]: the innovation covariance is the top-left block plus R.
@@ -700,7 +704,7 @@ class Tracker:
         track.cov = p - gain @ p[:2, :]
         if not (cut[0] or cut[2]):
             track.width += 0.3 * (det.width - track.width)
-        track.observe_height(det.height if height_known else max(expected, det.height), height_known)
+        track.observe_height(det.height if height_known else shown, height_known)
         track.hits += 1
         track.misses = 0
         track.matched = True
