@@ -64,10 +64,12 @@ SPENT_SEEDS = frozenset(
         *range(2111, 2117),
         *range(2201, 2207),  # the round of boxes across two
         *range(2211, 2217),
+        *range(2301, 2307),  # the round of cut boxes' heights
+        *range(2311, 2317),
     )
 )
-# Set after the round of boxes across two (2026-12-07); with bench/counting.py's 2301-2306 and 2311-2316.
-HOLDOUT_SEEDS = (2301, 2302, 2303, 2304)
+# Set after the round of cut boxes' heights (2026-12-07); with bench/counting.py's 2401-2406 and 2411-2416.
+HOLDOUT_SEEDS = (2401, 2402, 2403, 2404)
 assert not SPENT_SEEDS & {*HOLDOUT_SEEDS, *(s + 500 for s in HOLDOUT_SEEDS)}
 
 
