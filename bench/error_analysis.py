@@ -278,19 +278,14 @@ def main() -> int:
     parser.add_argument("--group", action="append", default=[], help="only these groups")
     parser.add_argument("--list", action="store_true", help="print every error")
     parser.add_argument("--cached-only", action="store_true", help="skip scenes whose detections are not cached")
-    parser.add_argument(
-        "--spent", type=int, nargs="*", default=[], help="also these spent hold-out seeds (groups sp-*)"
-    )
+    sc.add_spent_option(parser)
     args = parser.parse_args()
-    if any(seed not in sc.SPENT_SEEDS for seed in args.spent):
-        parser.error("--spent takes only spent seeds (bench/scenes.py SPENT_SEEDS), never the current hold-out")
     if not sc.VIDEO.exists() or not sc.MODEL.exists():
         print("SKIP: ../shared evaluation data or model absent")
         return 0
     overrides = {k: sr.parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     tracks = ev.load_mot(sc.GT)
-    sets = sr.selection_sets(tracks)
-    sets += [(f"sp-{group}", ls) for group, ls in sc.scene_sets(tuple(args.spent), tracks)]
+    sets = sr.selection_sets(tracks) + sc.spent_sets(args.spent, tracks)
     causes: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     signed: Counter[str] = Counter()
     listing: list[str] = []

@@ -159,13 +159,7 @@ def main() -> int:
     parser.add_argument("--track", action="append", default=[], help="pipeline/tracker KEY=VALUE override")
     parser.add_argument("--list", action="store_true", help="every missed and extra crossing")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument(
-        "--spent",
-        type=int,
-        nargs="*",
-        default=[],
-        help="also score these spent hold-out seeds (bench/scenes.py SPENT_SEEDS) as selection material",
-    )
+    sc.add_spent_option(parser)
     args = parser.parse_args()
     if not sc.VIDEO.exists():
         print("SKIP: ../shared evaluation data absent")
@@ -173,11 +167,7 @@ def main() -> int:
     kwargs = {k: sr.parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     overrides = {k: sr.parse_value(v) for k, v in (item.split("=", 1) for item in args.track)}
     tracks = ev.load_mot(sc.GT)
-    if any(seed not in sc.SPENT_SEEDS for seed in args.spent):
-        parser.error("--spent takes only spent seeds (bench/scenes.py SPENT_SEEDS)")
-    # Spent seeds score as their own groups (sp-full, sp-clip, ...), next to the selection groups.
-    spent = [(f"sp-{group}", ls) for group, ls in sc.scene_sets(tuple(args.spent), tracks)]
-    sets = sr.selection_sets(tracks) + spent
+    sets = sr.selection_sets(tracks) + sc.spent_sets(args.spent, tracks)
     scenes = list(dict.fromkeys(ls.scene for _, ls in sets))
     with ProcessPoolExecutor(args.jobs) as pool:
         found = dict(zip(scenes, pool.map(detect_scene, scenes, [kwargs] * len(scenes)), strict=True))

@@ -18,6 +18,7 @@ quarter box height, through the segment) from the transformed boxes, whether or 
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import random
@@ -320,6 +321,33 @@ def line_set(
     name: str, scene: Scene, lines: list[CountLine], tracks: dict[int, list[ev.GtBox]], margin: float = TRUTH_MARGIN
 ) -> LineSet:
     return LineSet(name, scene, lines, ev.truth_crossings(scene.boxes(tracks), lines, margin))
+
+
+def _spent_seed(text: str) -> int:
+    seed = int(text)
+    if seed not in SPENT_SEEDS:
+        raise argparse.ArgumentTypeError(
+            f"{seed} is not a spent seed (bench/scenes.py SPENT_SEEDS); never the hold-out"
+        )
+    return seed
+
+
+def add_spent_option(parser: argparse.ArgumentParser) -> None:
+    """``--spent SEED ...``: hold-out seeds of earlier rounds, scored as selection material of their own."""
+    parser.add_argument(
+        "--spent",
+        type=_spent_seed,
+        nargs="*",
+        default=[],
+        help="also score these spent hold-out seeds (bench/scenes.py SPENT_SEEDS) as selection material, groups sp-*",
+    )
+
+
+def spent_sets(
+    seeds: list[int], tracks: dict[int, list[ev.GtBox]], margin: float = TRUTH_MARGIN
+) -> list[tuple[str, LineSet]]:
+    """The spent seeds' line sets, as groups of their own (sp-full, sp-clip, ...) next to the selection's."""
+    return [(f"sp-{group}", ls) for group, ls in scene_sets(tuple(seeds), tracks, margin)]
 
 
 def scene_sets(

@@ -269,25 +269,18 @@ def main() -> int:
     parser.add_argument(
         "--truth-margin", type=float, default=sc.TRUTH_MARGIN, help="hysteresis of the truth, box heights"
     )
-    parser.add_argument(
-        "--spent",
-        type=int,
-        nargs="*",
-        default=[],
-        help="also score these spent hold-out seeds of the clip's views as selection material, groups sp-* "
-        "(bench/scenes.py SPENT_SEEDS)",
-    )
+    sc.add_spent_option(parser)
     args = parser.parse_args()
-    if any(seed not in sc.SPENT_SEEDS for seed in args.spent):
-        parser.error("--spent takes only spent seeds (bench/scenes.py SPENT_SEEDS), never the current hold-out")
     if not sc.VIDEO.exists() or not sc.MODEL.exists():
         print("SKIP: ../shared evaluation data or model absent")
         return 0
     overrides = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     tracks = ev.load_mot(sc.GT)
-    sets = [] if args.ground_only else selection_sets(tracks, args.truth_margin)
-    if not args.ground_only:
-        sets += [(f"sp-{group}", ls) for group, ls in sc.scene_sets(tuple(args.spent), tracks, args.truth_margin)]
+    sets = (
+        []
+        if args.ground_only
+        else selection_sets(tracks, args.truth_margin) + sc.spent_sets(args.spent, tracks, args.truth_margin)
+    )
     matched: dict[str, sc.Tally] = defaultdict(sc.Tally)
     # The motion detector looks at every frame: there is one draw only.
     phases = range(args.phases if args.detector == "onnx" else 1)

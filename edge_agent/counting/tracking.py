@@ -692,8 +692,6 @@ class Tracker:
                 fy = det.y1 + expected
                 height_known = False
         track.measured = (fx, fy)
-        shown = det.height  # what the box shows of the person (at least)
-        track.measured_height = det.height if height_known else max(expected, shown)
         s = track.state
         p = track.cov
         # H = [I, 0]: the innovation covariance is the top-left block plus R.
@@ -704,7 +702,9 @@ class Tracker:
         track.cov = p - gain @ p[:2, :]
         if not (cut[0] or cut[2]):
             track.width += 0.3 * (det.width - track.width)
-        track.observe_height(det.height if height_known else shown, height_known)
+        track.observe_height(det.height, height_known)
+        # Where the box does not show the whole person: the expected height, never below the box (observe_height).
+        track.measured_height = det.height if height_known else track.height
         track.hits += 1
         track.misses = 0
         track.matched = True
