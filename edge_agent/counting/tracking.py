@@ -703,8 +703,10 @@ class Tracker:
         if not (cut[0] or cut[2]):
             track.width += 0.3 * (det.width - track.width)
         track.observe_height(det.height, height_known)
-        # Where the box does not show the whole person: the expected height, never below the box (observe_height).
-        track.measured_height = det.height if height_known else track.height
+        # Where the box does not show the whole person: the expected height, never below the box (observe_height)
+        # nor below what its width says (as at birth, ``_height``). The band is sized by the person, not by the
+        # part in view: someone walking in under the frame's top edge was given half their height's band.
+        track.measured_height = det.height if height_known else max(track.height, self._height(det))
         track.hits += 1
         track.misses = 0
         track.matched = True

@@ -203,6 +203,29 @@ def test_a_person_cut_by_the_top_edge_keeps_their_track_and_height() -> None:
         assert track.height >= 0.95 * box.height, (frame, track.height, box.height)
 
 
+def test_a_person_walking_in_under_the_top_edge_is_banded_by_their_height() -> None:
+    # Close to the camera someone walks in under the frame's top edge, towards it: their head stays above the
+    # frame, so every box shows only part of them (45% of their height at first, 70% at the end). The band around a
+    # line is a share of the person's height; sized by the visible part, it was half as wide as the person's
+    # and feet swaying at its edge counted as crossings. Side on, a box is about 0.42 of a person's height
+    # wide: width says more than the cut height does, as it already did at the track's birth.
+    rng = np.random.default_rng(11)
+    tracker = Tracker()
+    head_above = 110.0
+    for frame in range(48):
+        tracker.predict()
+        if frame % 4:
+            continue
+        feet = 90.0 + 8.0 * frame  # the visible part grows as they come closer
+        h = feet + head_above + 2.0 * frame  # ... and so do they
+        j = rng.normal(0.0, 1.5, 3)
+        box = Detection(300 - 0.21 * h + j[0], 0.0, 300 + 0.21 * h + j[1], feet + j[2], 0.7, False)
+        tracker.update([box], (640, 480))
+        (track,) = tracker.tracks
+        assert track.id == 1, frame
+        assert 0.85 * h <= track.measured_height <= 1.15 * h, (frame, track.measured_height, h)
+
+
 def _crossings(frames: list[list[Detection]], line: CountLine, fps: float) -> list[tuple[str, str]]:
     """(line, direction) of what the ``onnx`` pipeline counts over the boxes, in a 640x480 frame."""
     return [(e.line, e.direction) for e in replay(frames.__getitem__, len(frames), (640, 480), fps, [line])]
