@@ -12,15 +12,15 @@ Material (see bench/scenes.py and tests/counting/ground.py):
 - scene variety made from the clip, with ground truth transformed exactly: lines at random across walking
   paths of the full view (``full``), short stretches starting mid-walk (``clip``), windows scaled up 2-3x to
   640x480 so people are 150-300 px tall, enter at the borders and overlap (``zoom``), and short stretches of
-  those (``zclip``): seeds 1-3 are the selection sets, seeds 2551-2554 the hold-out (set after the round of
-  cut boxes' bands; the spent ones are listed in bench/scenes.py ``SPENT_SEEDS``);
+  those (``zclip``): seeds 1-3 are the selection sets, four seeds from bench/scenes.py ``HOLDOUT_BASE`` the hold-out
+  (the spent ones are listed in bench/scenes.py ``SPENT_SEEDS``);
 - ground-plane scenes (``onnx`` only, boxes generated as a person detector returns them, so these measure
   the tracker and the crossing rule): eye level, first floor, lamp post and high, selection seeds 1-6,
-  hold-out seeds 2551-2556 (spent ones in bench/scenes.py ``SPENT_SEEDS``), each
+  hold-out six seeds from ``HOLDOUT_BASE`` (spent ones in bench/scenes.py ``SPENT_SEEDS``), each
   counted at the four phases of the detector's cadence (every 4th frame starting at frame 0, 1, 2 or 3), pooled;
 - the same cameras with a third of the people riding bicycles (3.5-7 m/s; ``ground-cyc-*``, and the riders'
   crossings counted as cyclists, ``ground-riders-as-cyclists``) at the device's default 10 frames/s:
-  selection seeds 1-6, hold-out seeds 2561-2566 (spent ones in bench/scenes.py ``SPENT_SEEDS``).
+  selection seeds 1-6, hold-out six seeds from ``HOLDOUT_BASE`` + 10 (spent ones in ``SPENT_SEEDS``).
 ``--camera-fps F`` (``onnx``) counts the same material as a camera at F frames/s with the default cadence
 (every 4th frame) would see it: F/4 looks a second. The clip was filmed at 7 frames/s, so its every frame is
 looked at and the counter is told the clip runs at F/4 frames/s (for F = 28-30 within 7% of its real pace);
@@ -106,11 +106,11 @@ FRESH_2 = {
     "late-h-420": (40, 420, 730, 420),
 }
 NAMED = {"issue": ISSUE_LINES, "held-out-2025": HELD_OUT, "fresh": FRESH, "fresh-2": FRESH_2}
-GROUND_SELECTION, GROUND_HOLDOUT = tuple(range(1, 7)), tuple(range(2551, 2557))
+GROUND_SELECTION, GROUND_HOLDOUT = tuple(range(1, 7)), sc.GROUND_HOLDOUT_SEEDS
 # Streets with riders (a third of the people), at the device's default 10 frames/s where a cyclist moves more
 # than their height between two detector runs. Hold-out seeds set before the cyclist round read them (spent).
 CYCLISTS, CYCLIST_FPS = 0.3, 10.0
-CYCLIST_SELECTION, CYCLIST_HOLDOUT = GROUND_SELECTION, tuple(range(2561, 2567))
+CYCLIST_SELECTION, CYCLIST_HOLDOUT = GROUND_SELECTION, sc.RIDER_HOLDOUT_SEEDS
 GROUND_PHASES = 4  # the onnx detector's default cadence: every 4th frame, four possible draws
 TARGETS = {
     "onnx": {"f1": 0.93, "count_error": 0.05, "close_f1": 0.80, "fps": 100, "ratio": 0.05},

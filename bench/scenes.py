@@ -72,9 +72,17 @@ SPENT_SEEDS = frozenset(
         *range(2501, 2505),  # set for the next round, then opened by mistake (a `motion` run; no decision made)
     )
 )
-# Set after the round of cut boxes' bands (2026-12-07); with bench/counting.py's 2551-2556 and 2561-2566.
-HOLDOUT_SEEDS = (2551, 2552, 2553, 2554)
-assert not SPENT_SEEDS & {*HOLDOUT_SEEDS, *(s + 500 for s in HOLDOUT_SEEDS)}
+# The next round's hold-out, set after the round of cut boxes' bands (2026-12-07): one base moves per round. The
+# crops' seeds, bench/counting.py's ground-plane seeds and its riders' seeds (base + 10 ...) derive from it.
+HOLDOUT_BASE = 2551
+HOLDOUT_SEEDS = tuple(range(HOLDOUT_BASE, HOLDOUT_BASE + 4))
+GROUND_HOLDOUT_SEEDS = tuple(range(HOLDOUT_BASE, HOLDOUT_BASE + 6))
+RIDER_HOLDOUT_SEEDS = tuple(range(HOLDOUT_BASE + 10, HOLDOUT_BASE + 16))
+assert not SPENT_SEEDS & {
+    *GROUND_HOLDOUT_SEEDS,
+    *RIDER_HOLDOUT_SEEDS,
+    *(s + 500 for s in HOLDOUT_SEEDS),
+}
 
 
 @dataclass(frozen=True)
