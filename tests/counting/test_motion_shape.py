@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import statistics
+from collections import deque
+
 import pytest
 
-from edge_agent.counting.detectors.motion import PersonShape
+from edge_agent.counting.detectors.motion import PersonShape, RecentMedian
 
 
 def test_learns_perspective_height_and_the_foot_row_of_a_head() -> None:
@@ -44,3 +48,17 @@ def test_heights_that_seem_to_shrink_towards_the_camera_give_a_flat_fit_through_
     expected = shape.height_at(80)
     assert expected is not None and 46 <= expected <= 56
     assert shape.height_at(110) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("keep", [1, 2, 5, 160])
+def test_the_recent_median_is_the_median_of_the_last_values_kept(keep: int) -> None:
+    rng = random.Random(keep)
+    recent = RecentMedian(keep)
+    window: deque[float] = deque(maxlen=keep)
+    for _ in range(2_000):
+        # Repeated values too: one leaving must take out one copy, not all of them.
+        value = rng.choice([rng.random(), round(rng.random(), 1)])
+        recent.append(value)
+        window.append(value)
+        assert len(recent) == len(window)
+        assert recent.median() == statistics.median(window)

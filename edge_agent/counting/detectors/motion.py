@@ -6,6 +6,7 @@ the learned background, which calibration shows instead of a live frame (people 
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from itertools import combinations
 
@@ -128,6 +129,31 @@ class BackgroundModel:
         return result
 
 
+class RecentMedian:
+    """The median of the last ``keep`` values, kept sorted as they come and go: read for every blob, it would
+    otherwise be a sort of up to ``keep`` values each time (the largest cost of a blob's analysis)."""
+
+    def __init__(self, keep: int) -> None:
+        self._recent: deque[float] = deque()
+        self._sorted: list[float] = []
+        self.keep = keep
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def append(self, value: float) -> None:
+        if len(self._recent) == self.keep:
+            del self._sorted[bisect.bisect_left(self._sorted, self._recent.popleft())]
+        self._recent.append(value)
+        bisect.insort(self._sorted, value)
+
+    def median(self) -> float:
+        n = len(self._sorted)
+        if n % 2:
+            return self._sorted[n // 2]
+        return (self._sorted[n // 2 - 1] + self._sorted[n // 2]) / 2
+
+
 class PersonShape:
     """How tall a person is, by the image row of their feet (perspective), and how wide for their height.
 
@@ -139,8 +165,8 @@ class PersonShape:
     def __init__(self, rows: int, bands: int = 8, keep: int = 40, min_samples: int = 30) -> None:
         self.rows = rows
         self._bands: list[deque[float]] = [deque(maxlen=keep) for _ in range(bands)]
-        self._aspects: deque[float] = deque(maxlen=4 * keep)
-        self._shoulders: deque[float] = deque(maxlen=4 * keep)
+        self._aspects = RecentMedian(4 * keep)
+        self._shoulders = RecentMedian(4 * keep)
         self.min_samples = min_samples
         self._fit: tuple[float, float] | None = None
         self._since_fit = 0
@@ -199,12 +225,12 @@ class PersonShape:
 
     @property
     def aspect(self) -> float:
-        return float(np.median(self._aspects)) if self._aspects else 0.4
+        return self._aspects.median() if self._aspects else 0.4
 
     @property
     def shoulders(self) -> float:
         """Width of one person's upper part for their height."""
-        return float(np.median(self._shoulders)) if self._shoulders else self.aspect
+        return self._shoulders.median() if self._shoulders else self.aspect
 
 
 class MotionDetector:
