@@ -135,12 +135,18 @@ class IngestCore:
         this process's own observation and survives a reload."""
         conn = self.conn
         previous = getattr(self, "boots", {})
-        with conn.pipeline():  # the five reads in one round trip (PostgreSQL), read below
-            watermarks = store.boot_watermarks(conn, only)
-            above = store.events_above_watermarks(conn, only)
-            dropped = store.dropped_ranges(conn, only)
-            gaps = store.open_gaps(conn, only)
-            device_rows = store.devices(conn, only)
+        # One snapshot: another instance committing between two of the reads gave events above a watermark
+        # this load had not seen (a KeyError below, an instance that failed to start or to check).
+        with conn.snapshot():
+            with conn.pipeline():  # the five reads in one round trip (PostgreSQL)
+                cursors = (
+                    store.boot_watermarks(conn, only),
+                    store.events_above_watermarks(conn, only),
+                    store.dropped_ranges(conn, only),
+                    store.open_gaps(conn, only),
+                    store.devices(conn, only),
+                )
+            watermarks, above, dropped, gaps, device_rows = (c.fetchall() for c in cursors)
         boots: dict[tuple[str, str], BootState] = {(d, b): BootState(upto=u, max_seq=m) for d, b, u, m in watermarks}
         for device, boot, seq in above:
             boots[(device, boot)].add(seq)
@@ -471,9 +477,15 @@ class IngestCore:
             if not self._checks.held():
                 return BatchResult()
             try:
+                # Every device's state from one snapshot, then the silent candidates' again under their locks
+                # (a device heard meanwhile is not silent). Read under the locks alone, the other devices'
+                # tables could be read at different moments (see ``_load``).
+                self._load()
                 with transaction(self.conn):
-                    store.lock_devices(self.conn, self._silent_candidates())
-                    self._load()
+                    candidates = self._silent_candidates()
+                    if candidates:
+                        store.lock_devices(self.conn, candidates)
+                        self._load(candidates)
                     return self._tick()
             except Exception:
                 self._load()

@@ -111,6 +111,13 @@ class Connection(ABC):
         yield
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that see one state of the database. Outside a transaction each statement sees what was
+        committed when it started; several instances writing meanwhile (a shared PostgreSQL store), two reads
+        of related tables may disagree. Inside a transaction: that transaction's own rules."""
+        yield
+
+    @contextmanager
     def savepoint(self, name: str = "attempt") -> Iterator[None]:
         """A statement that may fail without spoiling the surrounding transaction (PostgreSQL aborts a whole
         transaction on any error unless it is inside a savepoint)."""
@@ -387,6 +394,18 @@ class PostgresConnection(Connection):
         self._check_thread()
         with _pg_errors(), self.raw.pipeline():
             yield
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        if self.in_transaction:
+            yield
+            return
+        self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield
+        finally:
+            if self.in_transaction:
+                self.rollback()  # read only: nothing to keep
 
     @property
     def in_transaction(self) -> bool:

@@ -201,3 +201,36 @@ def test_sharing_the_ingest_is_refused_where_instances_could_not_share(
         data["provisioning"] = provisioning
     with pytest.raises(ValidationError, match=reason):
         HubConfig.model_validate(data)
+
+
+def test_a_full_reload_reads_one_state_while_another_instance_stores_new_boots(url: str) -> None:
+    """An instance starting (or checking) reads every device's watermarks and the events above them; another
+    instance storing a new boot between those two reads must not leave events above a watermark it never saw."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def store_new_boots() -> None:
+        try:
+            core = _instances(url, Clock(), 1)[0]
+            boot = 0
+            while not stop.is_set():
+                boot += 1
+                core.process([_event("dev-a", f"b{boot}", 1), _event("dev-a", f"b{boot}", 3)])
+            core.close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    writer = threading.Thread(target=store_new_boots)
+    writer.start()
+    try:
+        deadline = time.monotonic() + 6.0
+        loads = 0
+        while time.monotonic() < deadline:
+            core = _instances(url, Clock(), 1)[0]  # the constructor reads every device's state
+            loads += 1
+            core.close()
+    finally:
+        stop.set()
+        writer.join()
+    assert not errors
+    assert loads > 5
