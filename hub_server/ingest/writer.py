@@ -481,8 +481,8 @@ class IngestCore:
                 # (a device heard meanwhile is not silent). Read under the locks alone, the other devices'
                 # tables could be read at different moments (see ``_load``).
                 self._load()
+                candidates = self._silent_candidates()
                 with transaction(self.conn):
-                    candidates = self._silent_candidates()
                     if candidates:
                         store.lock_devices(self.conn, candidates)
                         self._load(candidates)
@@ -493,10 +493,10 @@ class IngestCore:
         return self._tick()
 
     def _silent_candidates(self) -> list[str]:
-        # The devices' rows only, read before the locks; the full reload under them decides (a device heard
-        # meanwhile is not silent).
+        # From the snapshot just loaded, before the locks; the candidates' reload under them decides (a device
+        # heard meanwhile is not silent).
         cut = self._clock() - self.settings.offline_after_s
-        return [row[0] for row in store.devices(self.conn) if row[4] and row[3] < cut]
+        return [device for device, d in self.devices.items() if d.online and d.last_seen < cut]
 
     def _tick(self) -> BatchResult:
         now = self._clock()
